@@ -1,0 +1,1 @@
+"""pingapp: log in, then call a protected API, with Reflex."""

@@ -1,0 +1,1 @@
+"""Sign-in, session and sign-out."""

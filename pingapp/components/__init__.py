@@ -1,0 +1,1 @@
+"""Navbar, layout and small shared widgets."""

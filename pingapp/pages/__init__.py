@@ -1,0 +1,1 @@
+"""The app's pages; importing this package registers them."""

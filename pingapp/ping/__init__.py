@@ -1,0 +1,1 @@
+"""The ping page: call the API and show its answer."""

@@ -1,0 +1,30 @@
+"""The app: pages, theme, the mounted API and the lifespan tasks."""
+
+from __future__ import annotations
+
+import reflex as rx
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from pingapp import routes
+from pingapp.api import create_api
+from pingapp.http import http_client_lifespan
+from pingapp.pages.callback import callback
+from pingapp.pages.home import home
+from pingapp.pages.profile import profile
+from pingapp.ping.page import ping
+from pingapp.settings import get_settings
+
+# Fail at start, with a message per bad variable, rather than at first use.
+get_settings()
+
+# Reflex mounts its own routes (/_event, /ping, ...) under this app, after ours.
+backend = Starlette(routes=[Mount("/api", app=create_api())])
+
+app = rx.App(api_transformer=backend)
+app.register_lifespan_task(http_client_lifespan)
+
+app.add_page(home, route=routes.HOME, title="pingapp")
+app.add_page(ping, route=routes.PING, title="Ping · pingapp")
+app.add_page(profile, route=routes.PROFILE, title="Profile · pingapp")
+app.add_page(callback, route=routes.CALLBACK, title="Signing in · pingapp")

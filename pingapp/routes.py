@@ -1,0 +1,6 @@
+"""The app's page routes, in one place."""
+
+HOME = "/"
+PING = "/ping"
+PROFILE = "/profile"
+CALLBACK = "/callback"

@@ -1,0 +1,245 @@
+"""Configuration from the environment or a `.env` file, validated once at start.
+
+The variable names are the public interface listed in DESIGN.md. Every value is
+checked here, so a mistake is reported once, at start, with a message that says
+what to change, instead of surfacing later as a confusing login or API error.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: The API identifier asked for at login and required by the API when
+#: AUTH_AUDIENCE is not set. With the embedded provider it just works; with
+#: Auth0 it must match the identifier of an API created in the dashboard.
+DEFAULT_AUDIENCE = "urn:pingapp:api"
+DEFAULT_SCOPE = "openid profile email offline_access read:messages"
+DEFAULT_CLIENT_ID = "pingapp"
+
+#: Signature algorithms an access token may use. Symmetric (HS*) algorithms
+#: would let anyone holding the client secret mint tokens; `none` means no
+#: signature at all (RFC 8725 section 3.1-3.2).
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+        "ES256",
+        "ES384",
+        "ES512",
+        "EdDSA",
+    }
+)
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$")
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    """Read `a, b,c` (the form an environment variable takes) as a list."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def http_url(value: str, name: str) -> str:
+    """Check that `value` is an absolute http(s) URL; return it unchanged."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        msg = f"{name} must be an absolute http:// or https:// URL, got {value!r}"
+        raise ValueError(msg)
+    return value
+
+
+def origin_of(url: str) -> str:
+    """The origin (scheme://host[:port]) of an absolute URL, in lower case."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
+
+
+class Settings(BaseSettings):
+    """Every setting pingapp reads; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    auth_issuer: str | None = None
+    auth0_domain: str | None = None
+    auth_client_id: str = DEFAULT_CLIENT_ID
+    auth_client_secret: SecretStr | None = None
+    #: None (AUTH_AUDIENCE set to an empty string) asks for no audience: the
+    #: provider then issues a token the API cannot verify, and the app warns.
+    auth_audience: str | None = DEFAULT_AUDIENCE
+    auth_scope: str = DEFAULT_SCOPE
+    #: How the audience is sent at login: Auth0's `audience`, RFC 8707's
+    #: `resource`, or both.
+    auth_audience_param: Literal["audience", "resource", "both"] = "audience"
+    auth_algorithms: CommaList = Field(default_factory=lambda: ["RS256"])
+    #: Clock skew tolerated on exp / nbf / iat, in seconds.
+    auth_leeway: int = Field(default=30, ge=0, le=60)
+
+    api_url: str | None = None
+    api_allowed_origins: CommaList = Field(default_factory=list)
+    #: Browser origins allowed to call the API directly (CORS).
+    cors_origins: CommaList = Field(default_factory=list)
+    #: Seconds an outbound HTTP call (API, provider) may take in all.
+    http_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    _split = field_validator(
+        "auth_algorithms", "api_allowed_origins", "cors_origins", mode="before"
+    )(_split_commas)
+
+    @field_validator(
+        "auth_issuer",
+        "auth0_domain",
+        "auth_audience",
+        "api_url",
+        "auth_client_secret",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("auth_issuer")
+    @classmethod
+    def _check_issuer(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        http_url(value, "AUTH_ISSUER")
+        if urlsplit(value).query or urlsplit(value).fragment:
+            msg = f"AUTH_ISSUER must not have a query or fragment, got {value!r}"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("auth0_domain")
+    @classmethod
+    def _check_auth0_domain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # People paste the domain with its scheme or a trailing slash; accept both.
+        domain = re.sub(r"^https?://", "", value.strip()).rstrip("/")
+        if not _HOSTNAME.match(domain):
+            msg = (
+                "AUTH0_DOMAIN must be a host name such as 'your-tenant.us.auth0.com' "
+                f"(the 'Domain' field of your Auth0 application), got {value!r}"
+            )
+            raise ValueError(msg)
+        return domain
+
+    @field_validator("api_url")
+    @classmethod
+    def _check_api_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value, "API_URL").rstrip("/")
+
+    @field_validator("api_allowed_origins", "cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            http_url(entry, "each origin")
+            if "@" in urlsplit(entry).netloc:
+                msg = f"an origin must not contain user information, got {entry!r}"
+                raise ValueError(msg)
+        return [entry.rstrip("/") for entry in value]
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _check_algorithms(cls, value: list[str]) -> list[str]:
+        if not value:
+            msg = "AUTH_ALGORITHMS must name at least one algorithm, e.g. RS256"
+            raise ValueError(msg)
+        for name in value:
+            if name not in ASYMMETRIC_ALGORITHMS:
+                msg = (
+                    f"AUTH_ALGORITHMS: {name!r} is not allowed; use asymmetric "
+                    f"algorithms only: {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+                )
+                raise ValueError(msg)
+        return value
+
+    @field_validator("auth_scope")
+    @classmethod
+    def _check_scope(cls, value: str) -> str:
+        scopes = value.split()
+        if "openid" not in scopes:
+            msg = f"AUTH_SCOPE must include 'openid' to sign in, got {value!r}"
+            raise ValueError(msg)
+        return " ".join(scopes)
+
+    @field_validator("auth_client_id")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            msg = "must not be empty"
+            raise ValueError(msg)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _one_issuer(self) -> Settings:
+        if self.auth_issuer and self.auth0_domain:
+            msg = (
+                "set either AUTH_ISSUER or AUTH0_DOMAIN, not both "
+                "(AUTH0_DOMAIN is a shortcut for AUTH_ISSUER=https://<domain>/)"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def issuer(self) -> str | None:
+        """The external issuer, or None when the embedded provider is used."""
+        if self.auth0_domain:
+            return f"https://{self.auth0_domain}/"
+        return self.auth_issuer
+
+    @property
+    def uses_embedded_provider(self) -> bool:
+        return self.issuer is None
+
+    def api_base_url(self, backend_url: str) -> str:
+        """Where the pings go: API_URL, or this backend's `/api`."""
+        return self.api_url or f"{backend_url.rstrip('/')}/api"
+
+    def allowed_origins(self, backend_url: str) -> list[str]:
+        """Origins the token may be sent to: API_ALLOWED_ORIGINS or API_URL's."""
+        return self.api_allowed_origins or [origin_of(self.api_base_url(backend_url))]
+
+
+class ConfigurationError(SystemExit):
+    """Raised at start when the configuration is invalid; its text says why."""
+
+
+def explain(error: ValidationError) -> str:
+    """Turn pydantic's report into one line per bad variable."""
+    lines = ["pingapp: the configuration is invalid (environment or .env):"]
+    for item in error.errors():
+        name = "_".join(str(part) for part in item["loc"]).upper() or "configuration"
+        reason = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"  - {name}: {reason}")
+    return "\n".join(lines)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read and validated on first use."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigurationError(explain(error)) from None
+
+
+def backend_url() -> str:
+    """This backend's base URL, as Reflex knows it (follows the port it runs on)."""
+    from reflex.config import get_config
+
+    return get_config().api_url.rstrip("/")
