@@ -206,6 +206,10 @@ class Settings(BaseSettings):
     def uses_embedded_provider(self) -> bool:
         return self.issuer is None
 
+    def effective_issuer(self, backend_url: str) -> str:
+        """The issuer in force: the external one, or the embedded provider's."""
+        return self.issuer or f"{backend_url.rstrip('/')}/idp"
+
     def api_base_url(self, backend_url: str) -> str:
         """Where the pings go: API_URL, or this backend's `/api`."""
         return self.api_url or f"{backend_url.rstrip('/')}/api"
