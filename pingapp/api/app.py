@@ -6,8 +6,30 @@ relative to that prefix and its OpenAPI page is `/api/docs`.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
+
+from pingapp.api.errors import install_error_handlers
+from pingapp.api.verify import (
+    AccessToken,
+    Claims,
+    TokenVerifier,
+    require_scopes,
+    verifier_lifespan,
+    verifier_of,
+)
+from pingapp.settings import get_settings, origin_of
+
+#: The scope the tutorial's scoped endpoint needs.
+READ_MESSAGES = "read:messages"
 
 
 class Message(BaseModel):
@@ -27,14 +49,143 @@ async def public() -> Message:
     )
 
 
-def create_api() -> FastAPI:
-    """Build the API app; Reflex mounts it at `/api`."""
+@router.get("/private", response_model=Message)
+async def private(token: Claims) -> Message:
+    """Any valid access token for this API."""
+    del token  # checked by the dependency; the route needs no claim
+    return Message(
+        message="Hello from a private endpoint! You need to be authenticated to see this."
+    )
+
+
+@router.get("/private-scoped", response_model=Message)
+async def private_scoped(
+    token: Annotated[AccessToken, require_scopes(READ_MESSAGES)],
+) -> Message:
+    """A valid access token holding the scope `read:messages`."""
+    del token
+    return Message(
+        message=(
+            "Hello from a private endpoint! You need to be authenticated "
+            "and have a scope of read:messages to see this."
+        )
+    )
+
+
+def _own_origins() -> list[str]:
+    """The app's own frontend and backend origins, as Reflex knows them."""
+    from reflex.config import get_config
+
+    config = get_config()
+    urls = [config.deploy_url, config.api_url]
+    return sorted({origin_of(url) for url in urls if url})
+
+
+def _docs_router(api: FastAPI) -> APIRouter:
+    """`/openapi.json` and `/docs`, whose "Authorize" signs in with code + PKCE."""
+    docs = APIRouter(include_in_schema=False)
+
+    @docs.get("/openapi.json")
+    async def openapi(request: Request) -> JSONResponse:
+        schema: dict[str, Any] = dict(api.openapi())
+        root = request.scope.get("root_path", "")
+        if root:
+            schema["servers"] = [{"url": root}]
+        # The flow's URLs come from the provider's discovery document.
+        with contextlib.suppress(
+            httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError
+        ):
+            metadata = await verifier_of(request).discover()
+            flow = {
+                "authorizationUrl": metadata["authorization_endpoint"],
+                "tokenUrl": metadata["token_endpoint"],
+                "scopes": {
+                    "openid": "Sign in",
+                    READ_MESSAGES: "Read messages (needed by /private-scoped)",
+                },
+            }
+            schema["components"] = {
+                **schema.get("components", {}),
+                "securitySchemes": {
+                    "OAuth2": {
+                        "type": "oauth2",
+                        "description": "Authorization code with PKCE; no client secret.",
+                        "flows": {"authorizationCode": flow},
+                    }
+                },
+            }
+        return JSONResponse(schema)
+
+    @docs.get("/docs")
+    async def swagger(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        settings = get_settings()
+        extra: dict[str, str] = {}
+        if settings.auth_audience:
+            if settings.auth_audience_param in {"audience", "both"}:
+                extra["audience"] = settings.auth_audience
+            if settings.auth_audience_param in {"resource", "both"}:
+                extra["resource"] = settings.auth_audience
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json",
+            title=f"{api.title} - docs",
+            oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
+            # A public client: PKCE instead of a secret, which a browser cannot keep.
+            init_oauth={
+                "clientId": settings.auth_client_id,
+                "usePkceWithAuthorizationCodeGrant": True,
+                "scopes": f"openid {READ_MESSAGES}",
+                "additionalQueryStringParams": extra,
+            },
+        )
+
+    @docs.get("/docs/oauth2-redirect")
+    async def swagger_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    return docs
+
+
+def create_api(
+    verifier: TokenVerifier | None = None, *, cors_origins: list[str] | None = None
+) -> FastAPI:
+    """Build the API app; Reflex mounts it at `/api`.
+
+    `verifier` defaults to one built from the settings on first use (the
+    caller owns a verifier it passes in). `cors_origins` defaults to
+    CORS_ORIGINS, or the app's own origins.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Runs when the API is served on its own; under Reflex's mount, pingapp
+        # registers `verifier_lifespan` as a lifespan task instead.
+        async with verifier_lifespan():
+            yield
+
     api = FastAPI(
         title="pingapp API",
         summary="The protected API of the pingapp tutorial.",
         version="1.0.0",
-        docs_url="/docs",
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
+    api.state.token_verifier = verifier
+    install_error_handlers(api)
     api.include_router(router)
+    api.include_router(_docs_router(api))
+    origins = cors_origins if cors_origins is not None else get_settings().cors_origins
+    if cors_origins is None and not origins:
+        origins = _own_origins()
+    api.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET"],
+        allow_headers=["Authorization"],
+        # Bearer tokens, not cookies: no credentials mode.
+        allow_credentials=False,
+        max_age=600,
+    )
     return api

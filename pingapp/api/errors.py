@@ -1,0 +1,110 @@
+"""Errors of the protected API, shaped as RFC 6750 section 3 says.
+
+Every refusal is a `BearerError`: the status code, the `WWW-Authenticate`
+challenge and a JSON body `{"error", "error_description", "message"}`. It is an
+`HTTPException`, so a route in another FastAPI app that uses the dependencies
+still answers with the right status and challenge; `install_error_handlers`
+adds the RFC 6750 body.
+
+No text here ever contains the token: descriptions are fixed strings chosen by
+the verifier, never an exception message from a parser.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+#: Error codes of RFC 6750 section 3.1.
+INVALID_REQUEST = "invalid_request"
+INVALID_TOKEN = "invalid_token"  # noqa: S105 - an error code
+INSUFFICIENT_SCOPE = "insufficient_scope"
+
+
+def _quoted(value: str) -> str:
+    """An RFC 7235 quoted-string: our texts are ASCII; escape `\\` and `"`."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class BearerError(HTTPException):
+    """A refused request: 400, 401 or 403 with its `WWW-Authenticate` challenge."""
+
+    def __init__(
+        self,
+        status_code: int,
+        error: str | None,
+        description: str,
+        *,
+        scope: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.error = error
+        self.description = description
+        self.scope = scope
+        self.message = message or description
+        params = []
+        if error is not None:
+            params.append(f"error={_quoted(error)}")
+            params.append(f"error_description={_quoted(description)}")
+        if scope is not None:
+            params.append(f"scope={_quoted(scope)}")
+        challenge = "Bearer " + ", ".join(params) if params else "Bearer"
+        super().__init__(
+            status_code=status_code,
+            detail=self.message,
+            headers={"WWW-Authenticate": challenge},
+        )
+
+    def body(self) -> dict[str, str]:
+        # With no credentials RFC 6750 wants no error code in the challenge;
+        # the body still names what happened, in the same shape as the others.
+        return {
+            "error": self.error or "missing_token",
+            "error_description": self.description,
+            "message": self.message,
+        }
+
+
+def missing_token() -> BearerError:
+    """No credentials at all: 401 and a bare `Bearer` challenge."""
+    return BearerError(
+        401,
+        None,
+        "No access token: send it as 'Authorization: Bearer <token>'.",
+        message="You need to sign in to see this.",
+    )
+
+
+def invalid_request(description: str) -> BearerError:
+    """Malformed credentials (two tokens, another scheme, a query token): 400."""
+    return BearerError(400, INVALID_REQUEST, description)
+
+
+def invalid_token(description: str) -> BearerError:
+    """A token was sent and refused: 401 `invalid_token`."""
+    return BearerError(
+        401, INVALID_TOKEN, description, message="Your access token is not valid: sign in again."
+    )
+
+
+def insufficient_scope(scopes: list[str]) -> BearerError:
+    """A valid token without the scopes the route needs: 403 naming them."""
+    needed = " ".join(scopes)
+    return BearerError(
+        403,
+        INSUFFICIENT_SCOPE,
+        f"The access token lacks the scope {needed}.",
+        scope=needed,
+        message=f"You need the permission {needed} to see this.",
+    )
+
+
+async def _bearer_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    del request  # the answer depends on the error only
+    assert isinstance(exc, BearerError)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+def install_error_handlers(api: FastAPI) -> None:
+    """Answer every `BearerError` raised by a dependency with the RFC 6750 body."""
+    api.add_exception_handler(BearerError, _bearer_error_handler)

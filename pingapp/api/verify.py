@@ -1,0 +1,533 @@
+"""Access-token verification for the protected API, as FastAPI dependencies.
+
+Use it in any route::
+
+    from pingapp.api.verify import AccessToken, Claims, require_scopes
+
+    @router.get("/me")
+    async def me(token: Claims) -> dict: ...              # any valid access token
+
+    @router.get("/messages")
+    async def messages(
+        token: Annotated[AccessToken, require_scopes("read:messages")],
+    ) -> dict: ...                                          # plus a scope
+
+What is checked (SECURITY.md, items 1-10): the `Authorization: Bearer` header
+only; the algorithm against the allowlist; the key only from the issuer's
+`jwks_uri` found by discovery (the header's `kid` is a lookup key, `jku`/`x5u`/
+`jwk`/`x5c` are never read); the signature (PyJWT's algorithm objects); `iss`
+exactly; `aud` (string or list) containing the API identifier; `exp` required,
+`nbf`/`iat` honoured with the configured leeway; ID tokens refused; then the
+scopes from `scope`, `scp` and Auth0's `permissions`.
+
+Why the token is parsed here and not by `jwt.decode`: PyJWT's decode costs about
+80 us a call on this machine, of which 50 us is its character-by-character
+base64 check, and the kid lookup would parse the token a second time. One strict
+regular expression does the same check; then PyJWT's algorithm object verifies
+the signature with the key PyJWT built from the JWKS. Verified tokens are cached
+by their exact string until their `exp` (bounded; failures are never cached).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import functools
+import json
+import logging
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, Request, Security
+from fastapi.openapi.models import OAuth2 as OAuth2Model
+from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
+from fastapi.security import SecurityScopes
+from fastapi.security.base import SecurityBase
+from jwt import PyJWK
+from jwt.exceptions import PyJWKError
+
+from pingapp.api import errors
+
+log = logging.getLogger(__name__)
+
+#: Tokens longer than this are refused before any parsing (a generous bound:
+#: Auth0 tokens with many permissions stay well under 8 KiB).
+MAX_TOKEN_LENGTH = 16 * 1024
+
+#: RFC 6750 section 2.1 `b64token`, the only token syntax a Bearer header allows.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: A compact JWS: three base64url segments without padding.
+_COMPACT_JWS = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)")
+
+#: `typ` values an access token may carry (RFC 9068 section 2.1), lower case
+#: and without `application/`. Anything else (`id_token+jwt`, `logout+jwt`...)
+#: is another kind of token.
+_AT_TYP = "at+jwt"
+_GENERIC_TYP = "jwt"
+
+#: Which key types can verify which algorithm, for JWKs that carry no `alg`.
+_ALGORITHMS_BY_KEY = {
+    "RSA": {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"},
+    "EC": {"ES256", "ES384", "ES512"},
+    "OKP": {"EdDSA"},
+}
+_EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+_MIN_RSA_BITS = 2048
+
+
+class TokenRefused(Exception):
+    """Why a token was refused; the text is fixed and never contains the token."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """A verified access token: its claims (read-only) and its scopes."""
+
+    claims: Mapping[str, Any]
+    scopes: frozenset[str]
+    expires_at: float
+
+    @property
+    def subject(self) -> str | None:
+        sub = self.claims.get("sub")
+        return sub if isinstance(sub, str) else None
+
+
+def _b64decode(segment: str) -> bytes:
+    """Decode one base64url segment that the regex already checked, canonically."""
+    if len(segment) % 4 == 1:
+        raise TokenRefused("malformed token")
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise TokenRefused("malformed token") from None
+    # One token, one spelling: refuse encodings with stray bits in the last
+    # character, so a token cannot be altered without breaking its signature.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode("ascii"):
+        raise TokenRefused("malformed token")
+    return raw
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise TokenRefused("malformed token") from None
+    if not isinstance(value, dict):
+        raise TokenRefused("malformed token")
+    return value
+
+
+def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        if required or name in claims:
+            raise TokenRefused(f"the token has no valid '{name}' claim")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TokenRefused(f"the token has no valid '{name}' claim")
+    return float(value)
+
+
+def _words(value: object) -> Iterable[str]:
+    """Scopes from a space-separated string or a list of strings."""
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return ()
+
+
+def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
+    """Scopes from `scope` (RFC 9068, Auth0), `scp` (Okta, Entra), `permissions` (Auth0)."""
+    found: set[str] = set()
+    for name in ("scope", "scp", "permissions"):
+        found.update(_words(claims.get(name)))
+    return frozenset(found)
+
+
+def _typ_of(header: Mapping[str, Any]) -> str | None:
+    typ = header.get("typ")
+    if typ is None:
+        return None
+    if not isinstance(typ, str):
+        raise TokenRefused("the token's 'typ' is not valid")
+    typ = typ.lower()
+    return typ.removeprefix("application/")
+
+
+class TokenVerifier:
+    """Verifies access tokens of one issuer for one audience.
+
+    Keys come only from the issuer's discovery document and its `jwks_uri`,
+    fetched with httpx on the event loop. An unknown `kid` starts at most one
+    refetch at a time; after it, no refetch for `jwks_cooldown` seconds (or
+    `failure_retry` seconds after a failed fetch). A request never waits more
+    than `fetch_timeout` seconds for keys.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: Iterable[str] = ("RS256",),
+        leeway: float = 30,
+        client_id: str | None = None,
+        require_at_jwt: bool = False,
+        jwks_cooldown: float = 30.0,
+        failure_retry: float = 5.0,
+        fetch_timeout: float = 5.0,
+        cache_size: int = 4096,
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= leeway <= 60:
+            msg = "leeway must be between 0 and 60 seconds"
+            raise ValueError(msg)
+        if jwks_cooldown < 30:
+            msg = "jwks_cooldown must be at least 30 seconds"
+            raise ValueError(msg)
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = frozenset(algorithms)
+        for name in self.algorithms:
+            if name.lower() == "none" or name.upper().startswith("HS"):
+                msg = f"{name} is not allowed for access tokens"
+                raise ValueError(msg)
+        self.leeway = float(leeway)
+        self.client_id = client_id
+        self.require_at_jwt = require_at_jwt
+        self.jwks_cooldown = jwks_cooldown
+        self.failure_retry = failure_retry
+        self.fetch_timeout = fetch_timeout
+        self.cache_size = cache_size
+        self._clock = clock
+        self._monotonic = monotonic
+        self._client = client
+        self._owns_client = client is None
+
+        self.metadata: dict[str, Any] | None = None
+        #: (kid, alg) -> key. A kid may serve several algorithms when its JWK has no alg.
+        self._keys: dict[tuple[str | None, str], PyJWK] = {}
+        self._fingerprints: dict[tuple[str | None, str], str] = {}
+        self._kids: frozenset[str | None] = frozenset()
+        self._refresh_task: asyncio.Task[None] | None = None
+        self._next_refresh = 0.0
+        self._cache: OrderedDict[str, AccessToken] = OrderedDict()
+        #: How many JWKS documents were fetched (tests and metrics read it).
+        self.jwks_fetches = 0
+
+    # -- outbound: discovery and JWKS ------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.fetch_timeout),
+                follow_redirects=False,
+                headers={"User-Agent": "pingapp-api"},
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this verifier opened (not one it was given)."""
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _get_json(self, url: str) -> Any:
+        response = await self._http().get(url, timeout=self.fetch_timeout)
+        response.raise_for_status()
+        return response.json()
+
+    async def discover(self) -> dict[str, Any]:
+        """The issuer's metadata, fetched once; its `issuer` must match exactly."""
+        if self.metadata is None:
+            url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+            metadata = await self._get_json(url)
+            if not isinstance(metadata, dict) or metadata.get("issuer") != self.issuer:
+                got = metadata.get("issuer") if isinstance(metadata, dict) else None
+                msg = f"discovery at {url} names the issuer {got!r}, expected {self.issuer!r}"
+                raise ValueError(msg)
+            if not isinstance(metadata.get("jwks_uri"), str):
+                msg = f"discovery at {url} has no jwks_uri"
+                raise ValueError(msg)
+            self.metadata = metadata
+        return self.metadata
+
+    def _load_keys(self, document: object) -> dict[tuple[str | None, str], tuple[PyJWK, str]]:
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            msg = "the JWKS document has no 'keys' list"
+            raise ValueError(msg)
+        keys: dict[tuple[str | None, str], tuple[PyJWK, str]] = {}
+        for jwk in document["keys"]:
+            if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig" or "d" in jwk:
+                continue  # encryption keys and (wrongly published) private keys
+            kid = jwk.get("kid")
+            if kid is not None and not isinstance(kid, str):
+                continue
+            kty, declared = jwk.get("kty"), jwk.get("alg")
+            if not isinstance(kty, str) or not isinstance(declared, str | None):
+                continue
+            if declared is not None:
+                candidates = {declared} & self.algorithms
+            else:
+                candidates = _ALGORITHMS_BY_KEY.get(kty, set()) & self.algorithms
+                if kty == "EC":
+                    candidates = {a for a in candidates if _EC_CURVES[a] == jwk.get("crv")}
+            for alg in candidates:
+                try:
+                    key = PyJWK(jwk, algorithm=alg)
+                except (PyJWKError, ValueError, TypeError, KeyError):
+                    log.warning("JWKS: skipped an unusable key (kid %r)", kid)
+                    continue
+                size = getattr(key.key, "key_size", None)
+                if kty == "RSA" and (size is None or size < _MIN_RSA_BITS):
+                    log.warning("JWKS: skipped an RSA key shorter than 2048 bits (kid %r)", kid)
+                    continue
+                keys[(kid, alg)] = (key, json.dumps(jwk, sort_keys=True))
+        return keys
+
+    async def _refresh(self) -> None:
+        ok = False
+        try:
+            metadata = await self.discover()
+            self.jwks_fetches += 1
+            keys = self._load_keys(await self._get_json(metadata["jwks_uri"]))
+            if not keys:
+                msg = "the JWKS has no usable signing key"
+                raise ValueError(msg)
+            # A withdrawn or replaced key: the tokens it signed are no longer trusted.
+            withdrawn = any(
+                ident not in keys or keys[ident][1] != fingerprint
+                for ident, fingerprint in self._fingerprints.items()
+            )
+            self._keys = {ident: key for ident, (key, _) in keys.items()}
+            self._fingerprints = {ident: fingerprint for ident, (_, fingerprint) in keys.items()}
+            self._kids = frozenset(kid for kid, _ in keys)
+            if withdrawn:
+                self._cache.clear()
+            ok = True
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError) as error:
+            # Keep the keys we have; say why (no token ever reaches this code).
+            log.warning(
+                "JWKS refresh for %s failed: %s: %s", self.issuer, type(error).__name__, error
+            )
+        except Exception:
+            # A bug must not turn into a 500 for every request waiting on the keys.
+            log.exception("JWKS refresh for %s failed unexpectedly", self.issuer)
+        finally:
+            delay = self.jwks_cooldown if ok else self.failure_retry
+            self._next_refresh = self._monotonic() + delay
+            self._refresh_task = None
+
+    async def _await_refresh(self) -> None:
+        """Start a refetch unless one runs or the cooldown holds; wait a bounded time."""
+        task = self._refresh_task
+        if task is None:
+            if self._monotonic() < self._next_refresh:
+                return
+            task = self._refresh_task = asyncio.create_task(self._refresh())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), self.fetch_timeout)
+
+    async def _key(self, kid: str | None, alg: str) -> PyJWK:
+        key = self._keys.get((kid, alg))
+        if key is None and kid not in self._kids:
+            await self._await_refresh()
+            key = self._keys.get((kid, alg))
+        if key is None:
+            raise TokenRefused("the token is not signed by a key of the issuer")
+        return key
+
+    # -- the check --------------------------------------------------------
+
+    async def verify(self, token: str) -> AccessToken:
+        """The verified token, or `TokenRefused` saying why (never the token)."""
+        now = self._clock()
+        cached = self._cache.get(token)
+        if cached is not None:
+            if cached.expires_at > now:
+                return cached
+            del self._cache[token]
+
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenRefused("the token is too long")
+        match = _COMPACT_JWS.fullmatch(token)
+        if match is None:
+            raise TokenRefused("malformed token")
+        header_b64, payload_b64, signature_b64 = match.groups()
+        header = _json_object(_b64decode(header_b64))
+
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise TokenRefused("the token's algorithm is not allowed")
+        if "crit" in header or "b64" in header:
+            raise TokenRefused("the token uses an unsupported header extension")
+        typ = _typ_of(header)
+        if typ != _AT_TYP and (self.require_at_jwt or typ not in (None, _GENERIC_TYP)):
+            raise TokenRefused("the token is not an access token")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise TokenRefused("malformed token")
+
+        key = await self._key(kid, alg)
+        signature = _b64decode(signature_b64)
+        signing_input = token[: match.end(2)].encode("ascii")
+        try:
+            valid = key.Algorithm.verify(signing_input, key.key, signature)
+        except (ValueError, TypeError):
+            valid = False
+        if not valid:
+            raise TokenRefused("the token's signature is not valid")
+
+        claims = _json_object(_b64decode(payload_b64))
+        expires_at = self._check_claims(claims, now)
+        verified = AccessToken(
+            claims=MappingProxyType(claims), scopes=scopes_of(claims), expires_at=expires_at
+        )
+        if expires_at > now and self.cache_size > 0:
+            self._cache[token] = verified
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return verified
+
+    def _check_claims(self, claims: Mapping[str, Any], now: float) -> float:
+        """Check iss, aud, exp, nbf, iat; return exp."""
+        if claims.get("iss") != self.issuer:
+            raise TokenRefused("the token comes from another issuer")
+        aud = claims.get("aud")
+        audiences = [aud] if isinstance(aud, str) else aud
+        if not isinstance(audiences, list) or self.audience not in audiences:
+            raise TokenRefused("the token is not meant for this API")
+        if self.client_id is not None and self.client_id in audiences:
+            raise TokenRefused("the token is not an access token")
+        exp = _number(claims, "exp", required=True)
+        assert exp is not None
+        if exp <= now - self.leeway:
+            raise TokenRefused("the token has expired")
+        nbf = _number(claims, "nbf", required=False)
+        if nbf is not None and nbf > now + self.leeway:
+            raise TokenRefused("the token is not valid yet")
+        iat = _number(claims, "iat", required=False)
+        if iat is not None and iat > now + self.leeway:
+            raise TokenRefused("the token was issued in the future")
+        return exp
+
+
+# -- FastAPI wiring -----------------------------------------------------------
+
+
+def _token_from(request: Request) -> str:
+    """The token of the `Authorization: Bearer` header (RFC 6750 section 2.1 only)."""
+    if "access_token" in request.query_params:
+        raise errors.invalid_request(
+            "Send the access token in the Authorization header, not in the URL."
+        )
+    values = request.headers.getlist("authorization")
+    if not values:
+        raise errors.missing_token()
+    if len(values) > 1:
+        raise errors.invalid_request("Send one Authorization header.")
+    scheme, _, credentials = values[0].strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise errors.invalid_request("Use the Bearer authorization scheme.")
+    credentials = credentials.strip(" ")
+    if not credentials:
+        raise errors.invalid_request("The Authorization header has no token.")
+    if _B64TOKEN.fullmatch(credentials) is None:
+        raise errors.invalid_request("The Authorization header must hold exactly one token.")
+    return credentials
+
+
+@functools.cache
+def default_verifier() -> TokenVerifier:
+    """The process's verifier, built from the settings on first use."""
+    from pingapp.settings import backend_url, get_settings
+
+    settings = get_settings()
+    if settings.auth_audience is None:
+        msg = "AUTH_AUDIENCE is empty: the API cannot check which API a token is for"
+        raise RuntimeError(msg)
+    return TokenVerifier(
+        issuer=settings.effective_issuer(backend_url()),
+        audience=settings.auth_audience,
+        algorithms=settings.auth_algorithms,
+        leeway=settings.auth_leeway,
+        client_id=settings.auth_client_id,
+        # The embedded provider issues RFC 9068 tokens (typ at+jwt); others may not.
+        require_at_jwt=settings.uses_embedded_provider,
+        fetch_timeout=min(settings.http_timeout, 5.0),
+    )
+
+
+def verifier_of(request: Request) -> TokenVerifier:
+    """The verifier of the app serving `request` (`app.state.token_verifier`), or the default."""
+    verifier = getattr(request.app.state, "token_verifier", None)
+    return verifier if verifier is not None else default_verifier()
+
+
+class BearerToken(SecurityBase):
+    """The security dependency: verifies the token, then the route's scopes.
+
+    It is a `SecurityBase`, so the OpenAPI page shows the OAuth2 scheme and
+    its "Authorize" button; the flow's URLs are filled in from discovery when
+    the schema is served (see `pingapp.api.app`).
+    """
+
+    def __init__(self) -> None:
+        self.model = OAuth2Model(
+            flows=OAuthFlows(
+                authorizationCode=OAuthFlowAuthorizationCode(
+                    authorizationUrl="/authorize",
+                    tokenUrl="/token",
+                    scopes={"read:messages": "Read messages"},
+                )
+            ),
+            description="Sign in with the configured OpenID Provider (authorization code + PKCE).",
+        )
+        self.scheme_name = "OAuth2"
+        self.auto_error = True
+
+    async def __call__(self, request: Request, security_scopes: SecurityScopes) -> AccessToken:
+        token = _token_from(request)
+        try:
+            verified = await verifier_of(request).verify(token)
+        except TokenRefused as refusal:
+            log.info("access token refused: %s", refusal)
+            raise errors.invalid_token(str(refusal).capitalize() + ".") from None
+        missing = [scope for scope in security_scopes.scopes if scope not in verified.scopes]
+        if missing:
+            raise errors.insufficient_scope(missing)
+        return verified
+
+
+bearer = BearerToken()
+
+#: Any valid access token for this API.
+Claims = Annotated[AccessToken, Depends(bearer)]
+
+
+def require_scopes(*scopes: str) -> Any:
+    """A dependency: a valid access token holding every one of `scopes` (else 403)."""
+    return Security(bearer, scopes=list(scopes))
+
+
+@contextlib.asynccontextmanager
+async def verifier_lifespan() -> AsyncIterator[None]:
+    """Lifespan task: close the default verifier's HTTP client at stop."""
+    try:
+        yield
+    finally:
+        if default_verifier.cache_info().currsize:
+            await default_verifier().aclose()
