@@ -1,0 +1,610 @@
+"""authlib's authorization server, wired to this provider's storage and keys.
+
+authlib does the OAuth work (request validation, PKCE, grants, ID tokens, RFC 9068
+access tokens, revocation, RP-initiated logout); this module supplies what its
+classes leave abstract and a thin adapter from Starlette requests. The HTTP routes
+and pages are in `app.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    OAuth2Error,
+    ResourceProtector,
+    scope_to_list,
+)
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc6749.requests import OAuth2Payload
+from authlib.oauth2.rfc6750 import InvalidTokenError
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator, JWTBearerTokenValidator
+from authlib.oidc.core import OpenIDCode, UserInfo, UserInfoEndpoint
+from authlib.oidc.core.grants.code import OpenIDToken
+from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
+from joserfc.jwk import KeySet
+from starlette.responses import JSONResponse, Response
+
+from pingapp.devidp.config import IdpSettings
+from pingapp.devidp.keys import ALGORITHM, SigningKeys
+from pingapp.devidp.models import AuthorizationCode, Client, IssuedToken, Subject
+from pingapp.devidp.storage import Record, Store
+
+log = logging.getLogger("pingapp.devidp")
+
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+STANDARD_SCOPES = ("openid", "profile", "email", "offline_access")
+
+
+def digest(secret: str) -> str:
+    """Store keys are hashes, so a dump of the store holds no usable code or token."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Starlette -> authlib adapter
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpIn:
+    """What a handler needs from a Starlette request, read before leaving the loop."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    query: list[tuple[str, str]] = field(default_factory=list)
+    form: list[tuple[str, str]] = field(default_factory=list)
+    cookies: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def params(self) -> list[tuple[str, str]]:
+        """OAuth parameters: the body for POST, the query string otherwise."""
+        return self.form if self.method == "POST" else self.query
+
+
+class _Payload(OAuth2Payload):
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        datalist: defaultdict[str, list[str]] = defaultdict(list)
+        for name, value in pairs:
+            datalist[name].append(value)
+        self._datalist = datalist
+        self._data = {name: values[0] for name, values in datalist.items()}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return self._datalist
+
+
+class StarletteOAuth2Request(OAuth2Request):
+    def __init__(self, http: HttpIn) -> None:
+        super().__init__(http.method, http.url, headers=http.headers)
+        self.payload = _Payload(http.params)
+        self._args = dict(http.query)
+        self._form = dict(http.form)
+
+    @property
+    def args(self) -> dict[str, str]:  # pyright: ignore[reportIncompatibleMethodOverride]
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+def payload_of(request: OAuth2Request) -> OAuth2Payload:
+    if request.payload is None:
+        raise InvalidRequestError()
+    return request.payload
+
+
+def client_of(request: OAuth2Request) -> Client:
+    if not isinstance(request.client, Client):
+        raise InvalidClientError()
+    return request.client
+
+
+def subject_of(request: OAuth2Request) -> Subject:
+    if not isinstance(request.user, Subject):
+        raise InvalidGrantError()
+    return request.user
+
+
+class InvalidTargetError(OAuth2Error):
+    """RFC 8707 section 2: the requested resource (audience) is not known here."""
+
+    error = "invalid_target"
+
+
+# --------------------------------------------------------------------------
+# authlib's abstract pieces
+# --------------------------------------------------------------------------
+
+
+class Server(AuthorizationServer):
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(scopes_supported=provider.scopes)
+        self.provider = provider
+
+    def query_client(self, client_id: str) -> Client | None:  # pyright: ignore[reportIncompatibleMethodOverride]
+        return self.provider.clients.get(client_id)
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        self.provider.save_tokens(token, request)
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        if isinstance(request, OAuth2Request):
+            return request
+        return StarletteOAuth2Request(request)
+
+    def create_json_request(self, request: Any) -> Any:
+        raise NotImplementedError  # no JSON endpoints (no dynamic registration)
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> Response:
+        header_map = dict(headers or [])
+        if isinstance(body, dict):
+            header_map.pop("Content-Type", None)
+            return JSONResponse(body, status_code=status, headers=header_map)
+        return Response(body or b"", status_code=status, headers=header_map)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class S256Challenge(CodeChallenge):
+    """PKCE is required of every client, and only with S256 (RFC 9700 section 2.1.1)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 (authlib's attribute)
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send 'code_challenge' (S256).")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("Only 'code_challenge_method=S256' is supported.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        if not grant.request.form.get("code_verifier"):
+            raise InvalidRequestError("Missing 'code_verifier'.")
+        super().validate_code_verifier(grant, result)
+
+
+class CodeGrant(AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    @property
+    def provider(self) -> Provider:
+        return self.server.provider
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        self.provider.save_code(code, request)
+
+    def query_authorization_code(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, code: str, client: Client
+    ) -> AuthorizationCode | None:
+        return self.provider.take_code(code, client)
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        return None  # `take_code` already removed it, atomically
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> Subject | None:
+        subject = authorization_code.subject
+        return subject if subject.username in self.provider.users else None
+
+
+class RefreshGrant(RefreshTokenGrant):
+    """Refresh with rotation: each use returns a new refresh token, the old one dies,
+    and presenting a dead one again revokes the whole grant (RFC 9700 section 4.14.2)."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    @property
+    def provider(self) -> Provider:
+        return self.server.provider
+
+    def authenticate_refresh_token(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, refresh_token: str
+    ) -> IssuedToken | None:
+        return self.provider.find_refresh_token(refresh_token)
+
+    def authenticate_user(self, refresh_token: IssuedToken) -> Subject | None:
+        subject = self.provider.subject_of(refresh_token.record)
+        return subject if subject.username in self.provider.users else None
+
+    def create_token_response(self) -> Any:
+        # Claim the token atomically before issuing: of two concurrent uses, one
+        # loses here and is treated as a reuse.
+        token = self.request.refresh_token
+        if not isinstance(token, IssuedToken) or not self.provider.claim_refresh_token(token):
+            raise InvalidGrantError("The refresh token was already used.")
+        return super().create_token_response()
+
+    def revoke_old_credential(self, refresh_token: Any) -> None:
+        return None  # claimed (deleted) above
+
+
+class AccessTokens(JWTBearerTokenGenerator):
+    """RFC 9068 access tokens: `typ: at+jwt`, RS256, the API as audience."""
+
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(
+            issuer=provider.issuer,
+            alg=ALGORITHM,
+            refresh_token_generator=lambda **_: secrets.token_urlsafe(48),
+            expires_generator=lambda client, grant_type: provider.settings.access_token_ttl,
+        )
+        self.provider = provider
+
+    def get_jwks(self) -> KeySet:
+        return self.provider.keys.signing_set()
+
+    def get_audiences(self, client: Any, user: Subject, scope: str) -> str | list[str]:
+        # As Auth0 does: the API, plus this provider's userinfo when `openid` was granted.
+        userinfo = self.provider.url("/userinfo")
+        if user.audience is None:
+            return userinfo
+        if "openid" in scope_to_list(scope):
+            return [user.audience, userinfo]
+        return user.audience
+
+    def get_auth_time(self, user: Subject) -> int:
+        return user.auth_time
+
+    def generate(
+        self,
+        grant_type: str,
+        client: Any,
+        user: Any = None,
+        scope: Any = None,
+        expires_in: Any = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        # A refresh token only with `offline_access` (as Auth0 and OIDC section 11).
+        offline = "offline_access" in scope_to_list(scope or "")
+        return super().generate(
+            grant_type, client, user, scope, expires_in, include_refresh_token and offline
+        )
+
+
+class _IdTokenSigning:
+    """What both ID-token extensions need: keys, issuer, claims of the user."""
+
+    provider: Provider
+
+    def resolve_client_private_key(self, client: Any) -> KeySet:
+        return self.provider.keys.signing_set()
+
+    def get_client_algorithm(self, client: Any) -> str:
+        return ALGORITHM
+
+    def get_encode_header(self, client: Any) -> dict[str, str]:
+        return {"alg": ALGORITHM, "typ": "JWT"}
+
+    def get_client_claims(self, client: Client) -> dict[str, Any]:
+        now = int(time.time())
+        return {
+            "iss": self.provider.issuer,
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "iat": now,
+            "exp": now + self.provider.settings.id_token_ttl,
+        }
+
+    def get_compatible_claims(self, request: OAuth2Request) -> dict[str, Any]:
+        claims = self.get_client_claims(client_of(request))
+        claims["auth_time"] = subject_of(request).auth_time
+        return claims
+
+    def generate_user_info(self, user: Subject, scope: str) -> UserInfo:
+        return self.provider.user_info(user.username, scope)
+
+
+class IdTokenOnCode(_IdTokenSigning, OpenIDCode):
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(require_nonce=False)
+        self.provider = provider
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        return self.provider.nonce_used(payload_of(request).client_id, nonce)
+
+
+class IdTokenOnRefresh(_IdTokenSigning, OpenIDToken):
+    """A fresh ID token with each refresh (OIDC Core section 12.2), without nonce."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+
+class Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = CLIENT_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> IssuedToken | None:
+        return self.server.provider.find_token(token_string)
+
+    def revoke_token(self, token: IssuedToken, request: OAuth2Request) -> None:
+        self.server.provider.revoke(token)
+
+
+class EndSession(EndSessionEndpoint):
+    def get_server_jwks(self) -> KeySet:
+        return cast(Any, self.server).provider.keys.public_set()
+
+    def get_algorithms(self) -> list[str]:
+        return [ALGORITHM]
+
+    def end_session(self, end_session_request: EndSessionRequest) -> None:
+        return None  # the HTTP layer owns the session cookie and clears it
+
+
+class AccessTokenValidator(JWTBearerTokenValidator):
+    """RFC 9068 section 4 checks for the userinfo endpoint, plus revocation."""
+
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(issuer=provider.issuer, resource_server=provider.url("/userinfo"))
+        self.provider = provider
+
+    def get_jwks(self) -> KeySet:
+        return self.provider.keys.public_set()
+
+    def authenticate_token(self, token_string: str) -> Any:
+        claims = super().authenticate_token(token_string)
+        if not self.provider.access_token_active(token_string):
+            raise InvalidTokenError(realm=self.realm)
+        return claims
+
+
+class UserInfoAdapter(UserInfoEndpoint):
+    """authlib's endpoint reads the token through Flask's request; ours is explicit."""
+
+    def __call__(self, request: OAuth2Request) -> tuple[int, Any, list[tuple[str, str]]]:
+        assert self.resource_protector is not None
+        claims = self.resource_protector.validate_request(["openid"], request)
+        info = self.generate_user_info(claims["sub"], claims.get("scope", ""))
+        return 200, dict(info), [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+    def generate_user_info(self, user: Any, scope: str) -> UserInfo:
+        provider: Provider = cast(Any, self.server).provider
+        if user not in provider.users:
+            raise InvalidTokenError()
+        return provider.user_info(user, scope)
+
+
+# --------------------------------------------------------------------------
+# The provider: records in the store, and the server that uses them
+# --------------------------------------------------------------------------
+
+
+class Provider:
+    """The embedded OpenID Provider's state and authlib server."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        settings: IdpSettings,
+        clients: list[Client],
+        audiences: list[str],
+        scopes: list[str],
+        store: Store,
+        keys: SigningKeys,
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.settings = settings
+        self.clients = {client.client_id: client for client in clients}
+        self.audiences = list(dict.fromkeys(audiences))
+        self.scopes = list(dict.fromkeys([*STANDARD_SCOPES, *scopes]))
+        self.store = store
+        self.keys = keys
+        self.users = settings.demo_users()
+        self.server = self._build_server()
+
+    def url(self, path: str) -> str:
+        return f"{self.issuer}{path}"
+
+    def _build_server(self) -> Server:
+        server = Server(self)
+        server.register_token_generator("default", AccessTokens(self))
+        server.register_grant(CodeGrant, [S256Challenge(required=True), IdTokenOnCode(self)])
+        server.register_grant(RefreshGrant, [IdTokenOnRefresh(self)])
+        server.register_endpoint(Revocation)
+        server.register_endpoint(EndSession)
+        protector = ResourceProtector()
+        protector.register_token_validator(AccessTokenValidator(self))
+        server.register_endpoint(UserInfoAdapter(server, resource_protector=protector))
+        return server
+
+    # -- users ---------------------------------------------------------------
+
+    def check_password(self, username: str, password: str) -> bool:
+        expected = self.users.get(username, "")
+        # Compare even for an unknown user, so timing does not tell which names exist.
+        same = secrets.compare_digest(expected.encode(), password.encode())
+        return same and username in self.users
+
+    def user_info(self, username: str, scope: str) -> UserInfo:
+        info = UserInfo(
+            sub=username,
+            name=username.capitalize(),
+            nickname=username,
+            preferred_username=username,
+            picture=self.url(f"/avatar/{username}.svg"),
+            email=f"{username}@example.com",
+            email_verified=True,
+        )
+        return info.filter(scope)
+
+    # -- authorization codes (SECURITY.md item 27) -----------------------------
+
+    def save_code(self, code: str, request: OAuth2Request) -> None:
+        subject = subject_of(request)
+        client = client_of(request)
+        data = payload_of(request).data
+        now = int(time.time())
+        record = {
+            "client_id": client.client_id,
+            "redirect_uri": payload_of(request).redirect_uri,
+            # The scope the user consented to, which may be less than asked for.
+            "scope": getattr(request, "granted_scope", None) or request.scope,
+            "nonce": data.get("nonce"),
+            "code_challenge": data["code_challenge"],
+            "code_challenge_method": data["code_challenge_method"],
+            "expires_at": now + self.settings.code_ttl,
+            "subject": subject.__dict__,
+        }
+        self.store.put(f"code:{digest(code)}", record, self.settings.code_ttl)
+        if nonce := data.get("nonce"):
+            key = f"nonce:{client.client_id}:{digest(nonce)}"
+            self.store.put(key, {}, self.settings.id_token_ttl)
+
+    def take_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        """The code's record, removed: a code works once, for its client, within its TTL."""
+        key = digest(code)
+        record = self.store.take(f"code:{key}")
+        if record is None:
+            used = self.store.get(f"used_code:{key}")
+            if used is not None:
+                log.warning("authorization code used twice: revoking its grant")
+                self.revoke_grant(used["gid"])
+            return None
+        subject = Subject(**record.pop("subject"))
+        self.store.put(f"used_code:{key}", {"gid": subject.gid}, self.settings.refresh_token_ttl)
+        if record["client_id"] != client.client_id or record["expires_at"] < time.time():
+            return None
+        return AuthorizationCode(subject=subject, **record)
+
+    def nonce_used(self, client_id: str, nonce: str) -> bool:
+        return self.store.get(f"nonce:{client_id}:{digest(nonce)}") is not None
+
+    # -- grants and tokens -----------------------------------------------------
+
+    def revoke_grant(self, gid: str) -> None:
+        self.store.put(f"revoked:{gid}", {}, self.settings.refresh_token_ttl)
+
+    def grant_revoked(self, gid: str) -> bool:
+        return self.store.get(f"revoked:{gid}") is not None
+
+    @staticmethod
+    def subject_of(record: Record) -> Subject:
+        return Subject(**record["subject"])
+
+    def save_tokens(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        subject = subject_of(request)
+        previous = request.refresh_token
+        now = int(time.time())
+        if not isinstance(previous, IssuedToken):  # a new grant, from a code
+            expires = now + self.settings.refresh_token_ttl
+            subject = Subject(**{**subject.__dict__, "grant_expires": expires})
+        base = {"gid": subject.gid, "client_id": client_of(request).client_id}
+        self.store.put(f"at:{digest(token['access_token'])}", base, self.settings.access_token_ttl)
+        if refresh := token.get("refresh_token"):
+            # A rotated refresh token keeps the scope of the grant, not of this request.
+            scope = previous.scope if isinstance(previous, IssuedToken) else token["scope"]
+            record = {**base, "scope": scope, "subject": subject.__dict__}
+            ttl = subject.grant_expires - now
+            if ttl > 0:
+                self.store.put(f"rt:{digest(refresh)}", record, ttl)
+
+    def find_refresh_token(self, refresh_token: str) -> IssuedToken | None:
+        key = digest(refresh_token)
+        record = self.store.get(f"rt:{key}")
+        if record is None:
+            used = self.store.get(f"used_rt:{key}")
+            if used is not None:
+                log.warning("refresh token reused: revoking its grant")
+                self.revoke_grant(used["gid"])
+            return None
+        if self.grant_revoked(record["gid"]):
+            return None
+        return IssuedToken(
+            key, "refresh_token", record["client_id"], record["gid"], record["scope"], record
+        )
+
+    def claim_refresh_token(self, token: IssuedToken) -> bool:
+        if self.store.take(f"rt:{token.key}") is None:
+            self.revoke_grant(token.gid)
+            return False
+        self.store.put(f"used_rt:{token.key}", {"gid": token.gid}, self.settings.refresh_token_ttl)
+        return True
+
+    def access_token_active(self, access_token: str) -> bool:
+        record = self.store.get(f"at:{digest(access_token)}")
+        return record is not None and not self.grant_revoked(record["gid"])
+
+    def find_token(self, token_string: str) -> IssuedToken | None:
+        key = digest(token_string)
+        for kind, prefix in (("refresh_token", "rt"), ("access_token", "at")):
+            record = self.store.get(f"{prefix}:{key}")
+            if record is not None:
+                return IssuedToken(key, kind, record["client_id"], record["gid"], record=record)
+        return None
+
+    def revoke(self, token: IssuedToken) -> None:
+        """RFC 7009: revoking a refresh token ends its grant; an access token, itself."""
+        if token.kind == "refresh_token":
+            self.store.delete(f"rt:{token.key}")
+            self.revoke_grant(token.gid)
+        else:
+            self.store.delete(f"at:{token.key}")
+
+    # -- discovery ---------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        auth_methods = CLIENT_AUTH_METHODS
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.url("/authorize"),
+            "token_endpoint": self.url("/token"),
+            "userinfo_endpoint": self.url("/userinfo"),
+            "jwks_uri": self.url("/.well-known/jwks.json"),
+            "end_session_endpoint": self.url("/logout"),
+            "revocation_endpoint": self.url("/revoke"),
+            "scopes_supported": self.scopes,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [ALGORITHM],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint_auth_methods_supported": auth_methods,
+            "prompt_values_supported": ["none", "login", "consent"],
+            "claims_supported": [
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "azp",
+                "name",
+                "nickname",
+                "preferred_username",
+                "picture",
+                "email",
+                "email_verified",
+            ],
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+        }
