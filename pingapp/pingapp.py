@@ -8,6 +8,7 @@ from starlette.routing import Mount
 
 from pingapp import routes
 from pingapp.api import create_api
+from pingapp.devidp import embedded_provider_mounts
 from pingapp.http import http_client_lifespan
 from pingapp.pages.callback import callback
 from pingapp.pages.home import home
@@ -19,7 +20,7 @@ from pingapp.settings import get_settings
 get_settings()
 
 # Reflex mounts its own routes (/_event, /ping, ...) under this app, after ours.
-backend = Starlette(routes=[Mount("/api", app=create_api())])
+backend = Starlette(routes=[Mount("/api", app=create_api()), *embedded_provider_mounts()])
 
 app = rx.App(api_transformer=backend)
 app.register_lifespan_task(http_client_lifespan)

@@ -8,6 +8,17 @@ Endpoints (relative to the issuer `{backend}/idp`): `/.well-known/openid-configu
 `/revoke`, `/logout`.
 """
 
+from starlette.routing import Mount
+
 from pingapp.devidp.app import create_idp
 
-__all__ = ["create_idp"]
+__all__ = ["create_idp", "embedded_provider_mounts"]
+
+
+def embedded_provider_mounts() -> list[Mount]:
+    """`[Mount("/idp", ...)]` when no external issuer is configured, else `[]`."""
+    from pingapp.settings import get_settings
+
+    if not get_settings().uses_embedded_provider:
+        return []
+    return [Mount("/idp", app=create_idp())]
