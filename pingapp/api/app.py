@@ -184,6 +184,8 @@ def create_api(
         allow_origins=origins,
         allow_methods=["GET"],
         allow_headers=["Authorization"],
+        # So the frontend can read why a call was refused (RFC 6750 challenge).
+        expose_headers=["WWW-Authenticate"],
         # Bearer tokens, not cookies: no credentials mode.
         allow_credentials=False,
         max_age=600,

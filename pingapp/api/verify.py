@@ -53,7 +53,7 @@ from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 from pingapp.api import errors
 
@@ -138,20 +138,24 @@ def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | 
     return float(value)
 
 
-def _words(value: object) -> Iterable[str]:
-    """Scopes from a space-separated string or a list of strings."""
-    if isinstance(value, str):
-        return value.split()
+def _strings(value: object) -> list[str]:
+    """The strings of a JSON list; anything else gives nothing."""
     if isinstance(value, list):
         return [item for item in value if isinstance(item, str)]
-    return ()
+    return []
 
 
 def scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
-    """Scopes from `scope` (RFC 9068, Auth0), `scp` (Okta, Entra), `permissions` (Auth0)."""
+    """Scopes from `scope` (a string: RFC 9068, Auth0), `scp` (a string or a list:
+    Entra, Okta) and `permissions` (a list: Auth0 RBAC). Other shapes give nothing."""
     found: set[str] = set()
-    for name in ("scope", "scp", "permissions"):
-        found.update(_words(claims.get(name)))
+    scope, scp = claims.get("scope"), claims.get("scp")
+    if isinstance(scope, str):
+        found.update(scope.split())
+    if isinstance(scp, str):
+        found.update(scp.split())
+    found.update(_strings(scp))
+    found.update(_strings(claims.get("permissions")))
     return frozenset(found)
 
 
@@ -288,7 +292,7 @@ class TokenVerifier:
             for alg in candidates:
                 try:
                     key = PyJWK(jwk, algorithm=alg)
-                except (PyJWKError, ValueError, TypeError, KeyError):
+                except (PyJWTError, ValueError, TypeError, KeyError):
                     log.warning("JWKS: skipped an unusable key (kid %r)", kid)
                     continue
                 size = getattr(key.key, "key_size", None)

@@ -1,0 +1,124 @@
+"""The OpenAPI page signs in with code + PKCE (SECURITY.md item 12), and CORS."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from pingapp.api.verify import TokenVerifier
+from pingapp.settings import get_settings
+from tests.api.conftest import FRONTEND, Issuer, Minter, bearer, make_api
+
+
+@pytest.fixture
+async def mounted(verifier: TokenVerifier) -> AsyncIterator[httpx.AsyncClient]:
+    """The API under `/api`, mounted the way pingapp mounts it in Reflex."""
+    app = Starlette(routes=[Mount("/api", app=make_api(verifier))])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        yield client
+
+
+def init_oauth(page: str) -> dict:
+    match = re.search(r"ui\.initOAuth\((\{.*?\})\)", page, re.DOTALL)
+    assert match, "the docs page configures no OAuth sign-in"
+    return json.loads(match.group(1))
+
+
+async def test_authorize_uses_the_code_flow_with_pkce_and_no_secret(
+    mounted: httpx.AsyncClient,
+) -> None:
+    page = await mounted.get("/api/docs")
+    assert page.status_code == 200
+    assert "/api/openapi.json" in page.text
+    assert "/api/docs/oauth2-redirect" in page.text
+    options = init_oauth(page.text)
+    assert options["usePkceWithAuthorizationCodeGrant"] is True
+    assert options["clientId"] == get_settings().auth_client_id
+    assert "clientSecret" not in options
+    assert "secret" not in page.text.lower()
+    assert "read:messages" in options["scopes"].split()
+    redirect = await mounted.get("/api/docs/oauth2-redirect")
+    assert redirect.status_code == 200
+
+
+async def test_the_schema_names_the_providers_endpoints_and_the_scopes(
+    mounted: httpx.AsyncClient, issuer: Issuer
+) -> None:
+    schema = (await mounted.get("/api/openapi.json")).json()
+    assert schema["servers"] == [{"url": "/api"}]
+    scheme = schema["components"]["securitySchemes"]["OAuth2"]
+    assert scheme["type"] == "oauth2"
+    # Only the authorization code flow: no implicit, password or client credentials.
+    assert set(scheme["flows"]) == {"authorizationCode"}
+    flow = scheme["flows"]["authorizationCode"]
+    assert flow["authorizationUrl"] == f"{issuer.url}/authorize"
+    assert flow["tokenUrl"] == f"{issuer.url}/token"
+    assert "read:messages" in flow["scopes"]
+    paths = schema["paths"]
+    assert paths["/private"]["get"]["security"] == [{"OAuth2": []}]
+    assert paths["/private-scoped"]["get"]["security"] == [{"OAuth2": ["read:messages"]}]
+    assert "security" not in paths["/public"]["get"]
+
+
+async def test_the_schema_is_served_even_when_the_provider_is_down(
+    mounted: httpx.AsyncClient, server: object
+) -> None:
+    server.stop()  # type: ignore[attr-defined]
+    response = await mounted.get("/api/openapi.json")
+    assert response.status_code == 200
+    assert "/private" in response.json()["paths"]
+
+
+async def test_the_mounted_api_checks_tokens_too(mounted: httpx.AsyncClient, mint: Minter) -> None:
+    assert (await mounted.get("/api/private", headers=bearer(mint.token()))).status_code == 200
+    assert (await mounted.get("/api/private")).status_code == 401
+
+
+# -- CORS -----------------------------------------------------------------------------------
+
+
+async def test_a_preflight_from_the_frontend_may_send_authorization(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.options(
+        "/private-scoped",
+        headers={
+            "Origin": FRONTEND,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == FRONTEND
+    allowed = response.headers["access-control-allow-headers"].lower()
+    assert "authorization" in allowed
+
+
+async def test_another_origin_gets_no_cors_grant(client: httpx.AsyncClient) -> None:
+    preflight = await client.options(
+        "/private",
+        headers={
+            "Origin": "http://evil.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
+    simple = await client.get("/public", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in simple.headers
+
+
+async def test_errors_are_readable_by_the_frontend(client: httpx.AsyncClient) -> None:
+    response = await client.get("/private", headers={"Origin": FRONTEND})
+    assert response.status_code == 401
+    assert response.headers["access-control-allow-origin"] == FRONTEND
+    assert "www-authenticate" in response.headers["access-control-expose-headers"].lower()
+    assert "www-authenticate" in response.headers["access-control-expose-headers"].lower()

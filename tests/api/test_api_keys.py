@@ -1,0 +1,239 @@
+"""Fetching and caching keys and tokens (SECURITY.md item 3, and the token cache)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from pingapp.api.verify import TokenRefused, TokenVerifier
+from tests.api.conftest import (
+    AUDIENCE,
+    FakeClock,
+    Issuer,
+    Key,
+    Minter,
+    Server,
+    bearer,
+    make_api,
+    make_verifier,
+)
+
+
+def client_for(verifier: TokenVerifier) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=make_api(verifier))
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
+
+
+async def test_a_flood_of_unknown_kids_costs_at_most_one_jwks_fetch(
+    client: httpx.AsyncClient, mint: Minter, issuer: Issuer, clock: FakeClock, keys: list[Key]
+) -> None:
+    good = mint.token()
+    assert (await client.get("/private", headers=bearer(good))).status_code == 200
+    assert issuer.jwks_fetches == 1
+    clock.advance(31)  # the cooldown after that first fetch is over
+
+    # The attacker's tokens: signed, but with 1,000 random kids, sent concurrently.
+    flood = [mint.token(key=keys[2], headers={"kid": uuid.uuid4().hex}) for _ in range(1000)]
+    responses = await asyncio.gather(*(client.get("/private", headers=bearer(t)) for t in flood))
+    assert {response.status_code for response in responses} == {401}
+    assert issuer.jwks_fetches == 2  # one refetch for the whole flood
+    # Known keys stayed: the real token still works, without any fetch.
+    assert (await client.get("/private", headers=bearer(mint.token()))).status_code == 200
+    assert issuer.jwks_fetches == 2
+
+
+async def test_no_refetch_during_the_cooldown(
+    verifier: TokenVerifier, mint: Minter, issuer: Issuer, clock: FakeClock, keys: list[Key]
+) -> None:
+    assert verifier.jwks_cooldown >= 30
+    await verifier.verify(mint.token())
+    for _ in range(50):
+        with pytest.raises(TokenRefused):
+            await verifier.verify(mint.token(key=keys[1]))
+    assert issuer.jwks_fetches == 1
+    clock.advance(29)
+    with pytest.raises(TokenRefused):
+        await verifier.verify(mint.token(key=keys[1]))
+    assert issuer.jwks_fetches == 1
+
+
+def test_the_cooldown_cannot_be_shorter_than_30_seconds(issuer: Issuer) -> None:
+    with pytest.raises(ValueError, match="30"):
+        TokenVerifier(issuer=issuer.url, audience=AUDIENCE, jwks_cooldown=5)
+
+
+async def test_a_rotated_key_is_picked_up_and_a_withdrawn_key_is_dropped(
+    verifier: TokenVerifier, mint: Minter, issuer: Issuer, clock: FakeClock, keys: list[Key]
+) -> None:
+    old = mint.token()
+    await verifier.verify(old)  # cached now
+    issuer.publish(keys[1])  # rotation: key-1 withdrawn, key-2 in
+    clock.advance(31)
+    new = mint.token(key=keys[1])
+    assert (await verifier.verify(new)).subject == "auth0|user-1"
+    assert issuer.jwks_fetches == 2
+    # The old key is gone from the JWKS: its token is refused, cached or not.
+    with pytest.raises(TokenRefused, match="not signed by a key"):
+        await verifier.verify(old)
+    with pytest.raises(TokenRefused):
+        await verifier.verify(mint.token())
+
+
+async def test_both_keys_work_while_the_jwks_publishes_both(
+    verifier: TokenVerifier, mint: Minter, issuer: Issuer, keys: list[Key]
+) -> None:
+    issuer.publish(keys[0], keys[1])
+    await verifier.verify(mint.token())
+    await verifier.verify(mint.token(key=keys[1]))
+    assert issuer.jwks_fetches == 1
+
+
+async def test_when_the_jwks_server_is_down_cached_keys_keep_working(
+    server: Server, verifier: TokenVerifier, mint: Minter, clock: FakeClock, keys: list[Key]
+) -> None:
+    await verifier.verify(mint.token())
+    server.stop()
+    clock.advance(60)
+    # A new token (not in the token cache) with the known key: fine.
+    assert (await verifier.verify(mint.token(jti="after-the-outage"))).scopes
+    # An unknown key: one failed fetch, a quick 401 and the keys we had are kept.
+    started = time.perf_counter()
+    with pytest.raises(TokenRefused):
+        await verifier.verify(mint.token(key=keys[1]))
+    assert time.perf_counter() - started < 1.0
+    assert (await verifier.verify(mint.token(jti="still-fine"))).scopes
+
+
+async def test_a_slow_jwks_server_fails_fast_with_401_not_a_hang(
+    issuer: Issuer, clock: FakeClock, mint: Minter, keys: list[Key]
+) -> None:
+    verifier = make_verifier(issuer, clock, fetch_timeout=0.3)
+    async with client_for(verifier) as client:
+        assert (await client.get("/private", headers=bearer(mint.token()))).status_code == 200
+        issuer.delay = 3.0
+        clock.advance(31)
+        started = time.perf_counter()
+        unknown = mint.token(key=keys[1])
+        responses = await asyncio.gather(
+            *(client.get("/private", headers=bearer(unknown)) for _ in range(20))
+        )
+        assert {response.status_code for response in responses} == {401}
+        assert time.perf_counter() - started < 1.5
+        # Meanwhile the known key still serves requests at once.
+        started = time.perf_counter()
+        fresh = mint.token(jti="fresh")
+        assert (await client.get("/private", headers=bearer(fresh))).status_code == 200
+        assert time.perf_counter() - started < 0.3
+    issuer.delay = 0
+    await verifier.aclose()
+
+
+async def test_with_no_reachable_issuer_requests_get_401_quickly(
+    clock: FakeClock, mint: Minter
+) -> None:
+    nowhere = Issuer(url="http://127.0.0.1:9")  # the discard port: nothing listens
+    verifier = make_verifier(nowhere, clock)
+    async with client_for(verifier) as client:
+        started = time.perf_counter()
+        response = await client.get("/private", headers=bearer(mint.token(iss=nowhere.url)))
+        assert response.status_code == 401
+        assert time.perf_counter() - started < 1.5
+    await verifier.aclose()
+
+
+async def test_a_broken_jwks_document_keeps_the_old_keys(
+    verifier: TokenVerifier, mint: Minter, issuer: Issuer, clock: FakeClock, keys: list[Key]
+) -> None:
+    await verifier.verify(mint.token())
+    for broken in ({"keys": "nope"}, {"keys": []}, {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}):
+        issuer.jwks = broken
+        clock.advance(31)
+        with pytest.raises(TokenRefused):
+            await verifier.verify(mint.token(key=keys[1]))
+        assert (await verifier.verify(mint.token(jti=uuid.uuid4().hex))).scopes
+    issuer.status = 500
+    issuer.publish(keys[0])
+    clock.advance(31)
+    with pytest.raises(TokenRefused):
+        await verifier.verify(mint.token(key=keys[1]))
+    assert (await verifier.verify(mint.token(jti=uuid.uuid4().hex))).scopes
+
+
+async def test_unusable_jwks_entries_are_skipped(
+    verifier: TokenVerifier, mint: Minter, issuer: Issuer, keys: list[Key]
+) -> None:
+    small = Key("small", rsa.generate_private_key(public_exponent=65537, key_size=1024))  # noqa: S505 - must be refused
+    issuer.jwks = {
+        "keys": [
+            keys[1].jwk(use="enc"),  # an encryption key
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},  # a shared secret
+            small.jwk(),  # too short
+            {"kty": "RSA", "kid": "junk", "n": "AQAB", "e": 5},
+            "not a key",
+            keys[0].jwk(),
+        ]
+    }
+    await verifier.verify(mint.token())
+    with pytest.raises(TokenRefused):
+        await verifier.verify(mint.token(key=keys[1]))
+    with pytest.raises(TokenRefused):
+        await verifier.verify(mint.token(key=small))
+
+
+# -- the verified-token cache ---------------------------------------------------------
+
+
+async def test_the_cache_never_serves_a_token_past_its_exp(
+    verifier: TokenVerifier, mint: Minter, clock: FakeClock
+) -> None:
+    token = mint.token(exp=int(clock.time()) + 5)
+    await verifier.verify(token)
+    fetches = verifier.jwks_fetches
+    await verifier.verify(token)  # a hit
+    clock.advance(5 + verifier.leeway + 1)
+    with pytest.raises(TokenRefused, match="expired"):
+        await verifier.verify(token)
+    assert verifier.jwks_fetches == fetches
+
+
+async def test_the_cache_entry_ends_at_exp_even_within_the_leeway(
+    verifier: TokenVerifier, mint: Minter, clock: FakeClock
+) -> None:
+    token = mint.token(exp=int(clock.time()) + 5)
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) is first  # served from the cache
+    clock.advance(6)
+    again = await verifier.verify(token)  # accepted within the leeway...
+    assert again is not first  # ...but verified in full again, not served from the cache
+    clock.advance(verifier.leeway)
+    with pytest.raises(TokenRefused):
+        await verifier.verify(token)
+
+
+async def test_the_cache_is_bounded(issuer: Issuer, clock: FakeClock, mint: Minter) -> None:
+    verifier = make_verifier(issuer, clock, cache_size=10)
+    tokens = [mint.token() for _ in range(50)]
+    for token in tokens:
+        await verifier.verify(token)
+    assert len(verifier._cache) == 10
+    assert set(verifier._cache) == set(tokens[-10:])
+    await verifier.aclose()
+
+
+async def test_failures_are_never_cached(
+    verifier: TokenVerifier, mint: Minter, issuer: Issuer, clock: FakeClock
+) -> None:
+    good = mint.token()
+    await verifier.verify(good)
+    wrong_aud = mint.token(aud="https://other.example/api")
+    header, payload, signature = good.split(".")
+    tampered = f"{header}.{payload}.{signature[:-4]}AAAA"
+    for bad in (wrong_aud, tampered, wrong_aud, tampered):
+        with pytest.raises(TokenRefused):
+            await verifier.verify(bad)
+    assert set(verifier._cache) == {good}
