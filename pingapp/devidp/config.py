@@ -35,7 +35,12 @@ class IdpSettings(BaseSettings):
     """What the embedded provider can be told; every value has a working default."""
 
     model_config = SettingsConfigDict(
-        env_prefix="IDP_", env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+        env_prefix="IDP_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
     )
 
     #: Demo users as `name:password` pairs, shown on the sign-in page.

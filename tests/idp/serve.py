@@ -1,0 +1,61 @@
+"""The provider under test, as granian serves it: `granian --factory tests.idp.serve:build`.
+
+Two providers in one app: `/idp` as the app would mount it, and `/fast/idp` with
+the shortest lifetimes, for the expiry tests. Configuration comes from the
+environment the fixture sets (port, key folder, optional Redis).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from pingapp.devidp import create_idp
+from pingapp.devidp.config import IdpSettings
+from pingapp.devidp.models import Client
+from pingapp.devidp.storage import store_for
+
+APP_REDIRECT = "http://127.0.0.1:3000/callback"
+APP_LOGOUT = "http://127.0.0.1:3000/"
+OTHER_REDIRECT = "http://127.0.0.1:3999/callback"
+AUDIENCE = "urn:pingapp:api"
+OTHER_AUDIENCE = "urn:other:api"
+SECRET = "test-secret-for-the-confidential-client"
+
+CLIENTS = [
+    Client("pingapp", (APP_REDIRECT, "http://localhost:3000/callback"), (APP_LOGOUT,)),
+    Client("other", (OTHER_REDIRECT,), ()),
+    Client("confidential", (APP_REDIRECT,), (APP_LOGOUT,), secret=SECRET),
+]
+
+
+def build() -> Starlette:
+    base = f"http://127.0.0.1:{os.environ['IDP_TEST_PORT']}"
+    key_dir = Path(os.environ["IDP_TEST_KEY_DIR"])
+    redis_url = os.environ.get("IDP_TEST_REDIS_URL") or None
+    # carol and dave are each used by one test only, so they start with no consent.
+    users = ["alice:alice", "bob:bob", "carol:carol", "dave:dave"]
+    normal = IdpSettings(users=users, key_dir=key_dir, redis_url=redis_url, access_token_ttl=300)
+    fast = IdpSettings(
+        users=users, key_dir=key_dir, redis_url=redis_url, code_ttl=1, access_token_ttl=10
+    )
+    common = {"clients": CLIENTS, "audiences": [AUDIENCE, OTHER_AUDIENCE]}
+    return Starlette(
+        routes=[
+            Mount(
+                "/idp",
+                app=create_idp(
+                    issuer=f"{base}/idp", settings=normal, store=store_for(redis_url), **common
+                ),
+            ),
+            Mount(
+                "/fast/idp",
+                app=create_idp(
+                    issuer=f"{base}/fast/idp", settings=fast, store=store_for(redis_url), **common
+                ),
+            ),
+        ]
+    )
