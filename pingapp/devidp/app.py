@@ -39,6 +39,7 @@ from pingapp.devidp.server import (
     StarletteOAuth2Request,
     client_of,
     digest,
+    is_bad_input,
     payload_of,
 )
 from pingapp.devidp.storage import Record, Store, store_for
@@ -125,6 +126,13 @@ class Interaction:
             )
             if "none" in prompts and needs_consent:
                 raise ConsentRequiredError()
+        except ValueError as error:
+            if not is_bad_input(error):
+                raise
+            return pages.error_page(
+                "Sign-in request refused: invalid_request",
+                "The request contains characters that are not allowed.",
+            )
         except OAuth2Error as error:
             if grant is not None and error.redirect_uri is None:
                 error.redirect_uri = grant.redirect_uri
@@ -366,10 +374,19 @@ async def read_request(request: Request, provider: Provider) -> HttpIn:
 
 
 def _endpoint(provider: Provider, handler: Callable[[HttpIn], Response]) -> Callable[..., Any]:
+    def guarded(http: HttpIn) -> Response:
+        try:
+            return handler(http)
+        except ValueError as error:
+            if not is_bad_input(error):
+                raise
+            body = {"error": "invalid_request", "error_description": "Characters not allowed."}
+            return JSONResponse(body, status_code=400, headers={"Cache-Control": "no-store"})
+
     async def endpoint(request: Request) -> Response:
         http = await read_request(request, provider)
         # authlib and the store are synchronous (Redis calls block): off the loop.
-        return await run_in_threadpool(handler, http)
+        return await run_in_threadpool(guarded, http)
 
     return endpoint
 

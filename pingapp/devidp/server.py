@@ -128,6 +128,12 @@ def subject_of(request: OAuth2Request) -> Subject:
     return request.user
 
 
+def is_bad_input(error: ValueError) -> bool:
+    """authlib raises ValueError, not an OAuth error, when an error description would
+    quote a character RFC 6749 forbids there (e.g. a `"` in a redirect URI)."""
+    return "forbidden characters" in str(error)
+
+
 class InvalidTargetError(OAuth2Error):
     """RFC 8707 section 2: the requested resource (audience) is not known here."""
 

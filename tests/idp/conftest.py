@@ -91,8 +91,14 @@ def describe(base: str, path: str = "/idp") -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def idp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base, process = serve(tmp_path_factory.mktemp("idp-keys"))
+def idp_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The running provider's key folder (a fresh one: the key is made at start)."""
+    return tmp_path_factory.mktemp("idp") / "keys"
+
+
+@pytest.fixture(scope="session")
+def idp_server(idp_key_dir: Path) -> Iterator[str]:
+    base, process = serve(idp_key_dir)
     yield base
     stop(process)
 
