@@ -213,3 +213,12 @@ def test_session_cookie_is_httponly_lax_and_scoped_to_the_provider(idp: dict[str
     assert "HttpOnly" in cookie
     assert "SameSite=lax" in cookie or "SameSite=Lax" in cookie
     assert "Path=/idp" in cookie
+
+
+def test_max_age_exceeded_asks_for_the_password_again(idp: dict[str, Any]) -> None:
+    first = login(idp)
+    time.sleep(1.1)
+    page, *_ = start(idp, first.browser, rp(), max_age="0")
+    assert "signin" in parse_page(page.text).ids
+    fresh, *_ = start(idp, first.browser, rp(), max_age="3600")
+    assert "code" in callback_params(fresh)
