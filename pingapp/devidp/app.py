@@ -171,7 +171,8 @@ class Interaction:
         if len(values) > 1:
             raise InvalidTargetError("Ask for one audience (API identifier) at a time.")
         if values[0] not in self.provider.audiences:
-            raise InvalidTargetError(f"Unknown audience {values[0]!r}.")
+            # (no echo of the value: error descriptions allow few characters)
+            raise InvalidTargetError("Unknown audience (API identifier).")
         return values[0]
 
     @staticmethod
