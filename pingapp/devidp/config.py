@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pingapp.settings import ConfigurationError, explain, http_url
+from pingapp.settings import ConfigurationError, http_url
 
 #: The repository's root; the generated key goes to `<root>/.idp/` (git-ignored).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -123,4 +123,9 @@ def get_idp_settings() -> IdpSettings:
     try:
         return IdpSettings()
     except ValidationError as error:
-        raise ConfigurationError(explain(error).replace("pingapp:", "pingapp (IDP_*):")) from None
+        lines = ["pingapp: the development provider's configuration is invalid (IDP_*):"]
+        for item in error.errors():
+            name = "_".join(str(part) for part in item["loc"]).upper()
+            name = name if name.startswith(("IDP_", "REFLEX_")) else f"IDP_{name}"
+            lines.append(f"  - {name}: {str(item['msg']).removeprefix('Value error, ')}")
+        raise ConfigurationError("\n".join(lines)) from None

@@ -39,7 +39,11 @@ def _with_kid(key: RSAKey) -> RSAKey:
 
 
 def key_from_pem(pem: str | bytes) -> RSAKey:
-    key = RSAKey.import_key(pem)
+    try:
+        key = RSAKey.import_key(pem)
+    except ValueError:
+        msg = "IDP_SIGNING_KEY (or the key file) is not an RSA private key in PEM form"
+        raise KeyFileError(msg) from None
     if not key.is_private:
         msg = "IDP_SIGNING_KEY must be an RSA *private* key in PEM form"
         raise KeyFileError(msg)

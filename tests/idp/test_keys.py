@@ -84,6 +84,12 @@ def test_key_from_configuration_writes_no_file(
     assert not (tmp_path / "unused").exists()
 
 
+def test_a_garbage_key_in_configuration_is_refused_without_echoing_it() -> None:
+    with pytest.raises(KeyFileError, match="not an RSA private key") as caught:
+        load_signing_keys(Path("/nonexistent"), "secret-looking-garbage")
+    assert "secret-looking-garbage" not in str(caught.value)
+
+
 def test_a_public_key_in_configuration_is_refused() -> None:
     public = new_key().as_pem(private=False).decode()
     with pytest.raises(KeyFileError, match="private"):
@@ -123,3 +129,21 @@ def test_rotation_keeps_the_old_key_published_until_its_tokens_expire(tmp_path: 
     # once every token it signed has expired, the old key leaves the JWKS
     later = load_signing_keys(tmp_path, keep_retired_for=0)
     assert [k["kid"] for k in later.jwks()["keys"]] == [rotated.kid]
+
+
+def test_rotate_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from pingapp.devidp.keys import main
+
+    monkeypatch.setenv("IDP_KEY_DIR", str(tmp_path))
+    assert main(["keys", "show"]) == 0
+    before = [k["kid"] for k in json.loads(capsys.readouterr().out)["keys"]]
+    assert main(["keys", "rotate"]) == 0
+    after = [k["kid"] for k in json.loads(capsys.readouterr().out)["keys"]]
+    assert len(before) == 1
+    assert after[1:] == before
+    assert after[0] not in before
+    assert main(["keys"]) == 2

@@ -40,3 +40,40 @@ def test_on_by_default_at_idp(fresh_settings: None, tmp_path: Path) -> None:
     client = provider.clients["pingapp"]
     assert "http://localhost:3000/callback" in client.redirect_uris
     assert "http://localhost:3000/" in client.post_logout_redirect_uris
+
+
+def test_registered_uris_follow_the_ports_and_extra_configuration(
+    fresh_settings: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pingapp.devidp.app import default_client
+
+    monkeypatch.setenv("FRONTEND_PORT", "4173")
+    monkeypatch.setenv("BACKEND_PORT", "8123")
+    monkeypatch.setenv("IDP_REDIRECT_URIS", "https://app.example/callback")
+    monkeypatch.setenv("IDP_POST_LOGOUT_REDIRECT_URIS", "https://app.example/")
+    client = default_client("pingapp", None)
+    for origin in ("http://localhost:4173", "http://127.0.0.1:8123", "http://localhost:3000"):
+        assert f"{origin}/callback" in client.redirect_uris
+        assert f"{origin}/" in client.post_logout_redirect_uris
+    assert "https://app.example/callback" in client.redirect_uris
+    assert "https://app.example/" in client.post_logout_redirect_uris
+    assert client.secret is None  # a public client: PKCE, no secret
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("IDP_USERS", "alice"),
+        ("IDP_CODE_TTL", "600"),
+        ("IDP_REDIRECT_URIS", "not-a-url"),
+    ],
+)
+def test_bad_provider_settings_stop_the_start_with_the_variable_named(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    from pingapp.devidp.config import get_idp_settings
+    from pingapp.settings import ConfigurationError
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=name):
+        get_idp_settings()
