@@ -31,7 +31,6 @@ by their exact string until their `exp` (bounded; failures are never cached).
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import contextlib
 import functools
@@ -50,7 +49,6 @@ import httpx
 from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
-from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
@@ -102,19 +100,30 @@ class AccessToken:
         return sub if isinstance(sub, str) else None
 
 
+_BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_SEXTET = {character: value for value, character in enumerate(_BASE64URL)}
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_PADDING = (b"", b"", b"==", b"=")
+
+
 def _b64decode(segment: str) -> bytes:
-    """Decode one base64url segment that the regex already checked, canonically."""
-    if len(segment) % 4 == 1:
+    """Decode one base64url segment that `_COMPACT_JWS` already checked.
+
+    Only the canonical spelling is accepted: the unused low bits of the last
+    character must be zero, so a segment cannot be altered without changing
+    the bytes it stands for (the check PyJWT 2.14 added, here in O(1)).
+    """
+    remainder = len(segment) % 4
+    if remainder == 1:
+        raise TokenRefused("malformed token")
+    if remainder and _SEXTET[segment[-1]] & (0x0F if remainder == 2 else 0x03):
         raise TokenRefused("malformed token")
     try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
+        return binascii.a2b_base64(
+            segment.encode("ascii").translate(_TO_STANDARD) + _PADDING[remainder]
+        )
+    except binascii.Error:
         raise TokenRefused("malformed token") from None
-    # One token, one spelling: refuse encodings with stray bits in the last
-    # character, so a token cannot be altered without breaking its signature.
-    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode("ascii"):
-        raise TokenRefused("malformed token")
-    return raw
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -226,6 +235,8 @@ class TokenVerifier:
         self._keys: dict[tuple[str | None, str], PyJWK] = {}
         self._fingerprints: dict[tuple[str | None, str], str] = {}
         self._kids: frozenset[str | None] = frozenset()
+        #: For tokens without a kid: the one key of each algorithm, if there is just one.
+        self._sole_key: dict[str, PyJWK] = {}
         self._refresh_task: asyncio.Task[None] | None = None
         self._next_refresh = 0.0
         self._cache: OrderedDict[str, AccessToken] = OrderedDict()
@@ -319,6 +330,10 @@ class TokenVerifier:
             self._keys = {ident: key for ident, (key, _) in keys.items()}
             self._fingerprints = {ident: fingerprint for ident, (_, fingerprint) in keys.items()}
             self._kids = frozenset(kid for kid, _ in keys)
+            by_alg: dict[str, list[PyJWK]] = {}
+            for (_, alg), (key, _) in keys.items():
+                by_alg.setdefault(alg, []).append(key)
+            self._sole_key = {alg: found[0] for alg, found in by_alg.items() if len(found) == 1}
             if withdrawn:
                 self._cache.clear()
             ok = True
@@ -347,11 +362,22 @@ class TokenVerifier:
 
     async def _key(self, kid: str | None, alg: str) -> PyJWK:
         key = self._keys.get((kid, alg))
+        if key is None and kid is None:
+            # No kid: fine while the issuer has a single key for this algorithm.
+            if not self._kids:
+                await self._await_refresh()
+            return self._sole(alg)
         if key is None and kid not in self._kids:
             await self._await_refresh()
             key = self._keys.get((kid, alg))
         if key is None:
             raise TokenRefused("the token is not signed by a key of the issuer")
+        return key
+
+    def _sole(self, alg: str) -> PyJWK:
+        key = self._keys.get((None, alg)) or self._sole_key.get(alg)
+        if key is None:
+            raise TokenRefused("the token names no key and the issuer has several")
         return key
 
     # -- the check --------------------------------------------------------
@@ -434,16 +460,19 @@ class TokenVerifier:
 
 def _token_from(request: Request) -> str:
     """The token of the `Authorization: Bearer` header (RFC 6750 section 2.1 only)."""
-    if "access_token" in request.query_params:
+    scope = request.scope
+    # Read the raw ASGI scope: this runs on every request, and building
+    # Starlette's header and query objects costs more than the check itself.
+    if scope.get("query_string") and "access_token" in request.query_params:
         raise errors.invalid_request(
             "Send the access token in the Authorization header, not in the URL."
         )
-    values = request.headers.getlist("authorization")
+    values = [value for name, value in scope["headers"] if name == b"authorization"]
     if not values:
         raise errors.missing_token()
     if len(values) > 1:
         raise errors.invalid_request("Send one Authorization header.")
-    scheme, _, credentials = values[0].strip().partition(" ")
+    scheme, _, credentials = values[0].decode("latin-1").strip().partition(" ")
     if scheme.lower() != "bearer":
         raise errors.invalid_request("Use the Bearer authorization scheme.")
     credentials = credentials.strip(" ")
@@ -482,14 +511,17 @@ def verifier_of(request: Request) -> TokenVerifier:
 
 
 class BearerToken(SecurityBase):
-    """The security dependency: verifies the token, then the route's scopes.
+    """The security dependency: verifies the token, then this instance's scopes.
 
     It is a `SecurityBase`, so the OpenAPI page shows the OAuth2 scheme and
     its "Authorize" button; the flow's URLs are filled in from discovery when
-    the schema is served (see `pingapp.api.app`).
+    the schema is served (see `pingapp.api.app`). The scopes are fixed per
+    instance rather than read from FastAPI's `SecurityScopes`, which would cost
+    an extra object on every request.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, scopes: Iterable[str] = ()) -> None:
+        self.scopes = tuple(scopes)
         self.model = OAuth2Model(
             flows=OAuthFlows(
                 authorizationCode=OAuthFlowAuthorizationCode(
@@ -503,16 +535,17 @@ class BearerToken(SecurityBase):
         self.scheme_name = "OAuth2"
         self.auto_error = True
 
-    async def __call__(self, request: Request, security_scopes: SecurityScopes) -> AccessToken:
+    async def __call__(self, request: Request) -> AccessToken:
         token = _token_from(request)
         try:
             verified = await verifier_of(request).verify(token)
         except TokenRefused as refusal:
             log.info("access token refused: %s", refusal)
             raise errors.invalid_token(str(refusal).capitalize() + ".") from None
-        missing = [scope for scope in security_scopes.scopes if scope not in verified.scopes]
-        if missing:
-            raise errors.insufficient_scope(missing)
+        if self.scopes:
+            missing = [scope for scope in self.scopes if scope not in verified.scopes]
+            if missing:
+                raise errors.insufficient_scope(missing)
         return verified
 
 
@@ -522,9 +555,18 @@ bearer = BearerToken()
 Claims = Annotated[AccessToken, Depends(bearer)]
 
 
+@functools.cache
+def _bearer_with(scopes: tuple[str, ...]) -> BearerToken:
+    return BearerToken(scopes)
+
+
 def require_scopes(*scopes: str) -> Any:
-    """A dependency: a valid access token holding every one of `scopes` (else 403)."""
-    return Security(bearer, scopes=list(scopes))
+    """A dependency: a valid access token holding every one of `scopes` (else 403).
+
+    Use it as `token: Annotated[AccessToken, require_scopes("read:messages")]`
+    or in `dependencies=[require_scopes(...)]`; the OpenAPI page lists the scopes.
+    """
+    return Security(_bearer_with(tuple(scopes)), scopes=list(scopes))
 
 
 @contextlib.asynccontextmanager

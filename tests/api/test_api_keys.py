@@ -237,3 +237,17 @@ async def test_failures_are_never_cached(
         with pytest.raises(TokenRefused):
             await verifier.verify(bad)
     assert set(verifier._cache) == {good}
+
+
+async def test_a_token_without_kid_uses_the_issuers_only_key(
+    verifier: TokenVerifier, mint: Minter, issuer: Issuer, clock: FakeClock, keys: list[Key]
+) -> None:
+    await verifier.verify(mint.token(headers={"kid": None}))
+    with pytest.raises(TokenRefused):
+        await verifier.verify(mint.token(key=keys[1], headers={"kid": None}))
+    # With two keys published, a token without kid is ambiguous: refused.
+    issuer.publish(keys[0], keys[1])
+    clock.advance(31)
+    await verifier.verify(mint.token(key=keys[1]))  # picks up the new key
+    with pytest.raises(TokenRefused, match="several"):
+        await verifier.verify(mint.token(headers={"kid": None}, jti="another"))

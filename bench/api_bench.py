@@ -1,0 +1,414 @@
+"""Benchmark: /api/public against /api/private, served as deployed.
+
+    .venv/bin/python bench/api_bench.py            # about two minutes
+
+What it does, all on 127.0.0.1:
+
+1. makes an RSA key and serves a discovery document and a JWKS for it from a
+   small local issuer (so no provider is needed and nothing leaves the machine);
+2. starts the backend the way it is deployed: `reflex run --env prod
+   --backend-only` (granian, one worker), with AUTH_ISSUER pointing at that
+   local issuer;
+3. mints valid access tokens, and loads `/api/public` and `/api/private` with
+   wrk (Debian's `wrk`) at the same concurrency, for two cases:
+   - one token reused on every request (a user's token serving many calls);
+   - a different token on each request: more distinct tokens than the
+     verified-token cache holds, sent in a cycle, so every request misses the
+     cache and is verified in full (the worst case);
+4. prints requests/s, p50 and p99 for each run and the ratio private/public.
+
+Options: --duration, --connections, --threads, --tokens, --server granian
+(the API app alone under granian, for comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+ROOT = Path(__file__).resolve().parent.parent
+AUDIENCE = "urn:pingapp:bench"
+KID = "bench-key"
+#: The verifier's default cache size (pingapp.api.verify.TokenVerifier).
+CACHE_SIZE = 4096
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- the local issuer -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def local_issuer(public_jwk: dict[str, Any]) -> Iterator[str]:
+    """Serve discovery and the JWKS on 127.0.0.1; yield the issuer URL."""
+    state: dict[str, Any] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = state["url"]
+            documents = {
+                "/.well-known/openid-configuration": {
+                    "issuer": url,
+                    "jwks_uri": f"{url}/jwks.json",
+                    "authorization_endpoint": f"{url}/authorize",
+                    "token_endpoint": f"{url}/token",
+                },
+                "/jwks.json": {"keys": [public_jwk]},
+            }
+            if self.path not in documents:
+                self.send_error(404)
+                return
+            data = json.dumps(documents[self.path]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            del format, args
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state["url"] = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.1,), daemon=True)
+    thread.start()
+    try:
+        yield state["url"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+
+def _mint(pem: bytes, issuer: str, count: int) -> list[str]:
+    key = serialization.load_pem_private_key(pem, password=None)
+    now = int(time.time())
+    tokens = []
+    for _ in range(count):
+        claims = {
+            "iss": issuer,
+            "sub": "bench|user",
+            "aud": AUDIENCE,
+            "iat": now,
+            "exp": now + 3600,
+            "scope": "openid read:messages",
+            "jti": uuid.uuid4().hex,
+        }
+        headers = {"kid": KID, "typ": "at+jwt"}
+        tokens.append(jwt.encode(claims, key, algorithm="RS256", headers=headers))  # type: ignore[arg-type]
+    return tokens
+
+
+def mint_tokens(pem: bytes, issuer: str, count: int) -> list[str]:
+    """`count` distinct valid tokens, signed on every core."""
+    workers = os.cpu_count() or 1
+    share = -(-count // workers)
+    with ProcessPoolExecutor(workers) as pool:
+        parts = pool.map(_mint, [pem] * workers, [issuer] * workers, [share] * workers)
+        return [token for part in parts for token in part][:count]
+
+
+# -- the backend ---------------------------------------------------------------------------
+
+
+def backend_command(server: str, port: int) -> list[str]:
+    bin_dir = Path(sys.executable).parent
+    if server == "reflex":
+        return [
+            str(bin_dir / "reflex"),
+            "run",
+            "--env",
+            "prod",
+            "--backend-only",
+            "--backend-port",
+            str(port),
+            "--loglevel",
+            "warning",
+        ]
+    return [
+        str(bin_dir / "granian"),
+        "--interface",
+        "asgi",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "pingapp.api:create_api",
+    ]
+
+
+@contextlib.contextmanager
+def backend(server: str, issuer: str, port: int, log: Path) -> Iterator[str]:
+    env = {
+        **os.environ,
+        "AUTH_ISSUER": issuer,
+        "AUTH_AUDIENCE": AUDIENCE,
+        "BACKEND_PORT": str(port),
+        "BACKEND_HOST": "127.0.0.1",
+        "GRANIAN_WORKERS": "1",
+        "REFLEX_USE_SYSTEM_BUN": "1",
+        "REFLEX_TELEMETRY_ENABLED": "false",
+        "REFLEX_CHECK_LATEST_VERSION": "false",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    prefix = "" if server == "reflex" else "/api"
+    base = f"http://127.0.0.1:{port}{prefix}"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            backend_command(server, port),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_until_up(f"{base}/api/public" if server == "reflex" else f"{base}/public", process)
+            yield f"{base}/api" if server == "reflex" else base
+        finally:
+            # Our own child's process group: reflex starts granian under it.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            msg = f"the backend exited with {process.returncode}; see its log"
+            raise SystemExit(msg)
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(url, timeout=2) as response,  # noqa: S310 - 127.0.0.1
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.3)
+    msg = f"the backend did not answer {url} within {timeout:.0f} s"
+    raise SystemExit(msg)
+
+
+def get(url: str, token: str | None = None) -> int:
+    request = urllib.request.Request(url)  # noqa: S310 - 127.0.0.1 only
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+# -- wrk ------------------------------------------------------------------------------------
+
+REUSED_SCRIPT = """
+wrk.headers["Authorization"] = "Bearer {token}"
+"""
+
+#: Each request takes the next token of the file, in a cycle; the warm-up run
+#: starts half-way through, so the measured run does not reuse its tokens first.
+ROTATING_SCRIPT = """
+local tokens = {{}}
+for line in io.lines("{path}") do tokens[#tokens + 1] = line end
+local i = 0
+local threads = 0
+setup = function(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+init = function(args)
+  -- args: start offset, number of wrk threads; each thread takes its own slice
+  local share = math.floor(#tokens / (tonumber(args[2] or "1") or 1))
+  i = (tonumber(args[1] or "0") or 0) + (id or 0) * share
+end
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", nil, {{["Authorization"] = "Bearer " .. tokens[i]}})
+end
+"""
+
+
+@dataclass
+class Result:
+    label: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    statuses_ok: bool
+    requests: int
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(
+    label: str,
+    url: str,
+    args: argparse.Namespace,
+    script: Path | None = None,
+    script_args: tuple[str, ...] = (),
+) -> Result:
+    command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s"]
+    command += ["--latency", "--timeout", "5s"]
+    if script is not None:
+        command += ["-s", str(script)]
+    command += [url, "--", *script_args]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    return Result(label, rps, p50, p99, "Non-2xx" not in output, requests)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Benchmark /api/public against /api/private.")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--tokens", type=int, default=60_000, help="distinct tokens for the worst case"
+    )
+    parser.add_argument("--server", choices=["reflex", "granian"], default="reflex")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install -y wrk")
+    if args.tokens <= CACHE_SIZE:
+        raise SystemExit(f"--tokens must exceed the cache size ({CACHE_SIZE})")
+
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_jwk = {
+        **json.loads(RSAAlgorithm.to_jwk(private_key.public_key())),
+        "kid": KID,
+        "use": "sig",
+        "alg": "RS256",
+    }
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    work = Path(tempfile.mkdtemp(prefix="pingapp-bench-"))
+    try:
+        with local_issuer(public_jwk) as issuer:
+            started = time.perf_counter()
+            tokens = mint_tokens(pem, issuer, args.tokens + 1)
+            print(f"minted {len(tokens)} tokens in {time.perf_counter() - started:.1f} s")
+            one, many = tokens[0], tokens[1:]
+            tokens_file = work / "tokens.txt"
+            tokens_file.write_text("\n".join(many) + "\n")
+            one_lua = work / "one.lua"
+            one_lua.write_text(REUSED_SCRIPT.format(token=one))
+            many_lua = work / "many.lua"
+            many_lua.write_text(ROTATING_SCRIPT.format(path=tokens_file))
+
+            port = free_port()
+            log = work / "backend.log"
+            mode = (
+                "reflex run --env prod --backend-only (granian, 1 worker)"
+                if args.server == "reflex"
+                else "granian, 1 worker, the API app alone"
+            )
+            print(f"backend: {mode} on 127.0.0.1:{port}")
+            with backend(args.server, issuer, port, log) as api:
+                assert get(f"{api}/private", one) == 200, "a valid token was refused"
+                assert get(f"{api}/private", many[0] + "x") == 401
+                assert get(f"{api}/private") == 401
+                results = bench(api, args, one_lua, many_lua)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(results, args)
+
+
+def bench(api: str, args: argparse.Namespace, one_lua: Path, many_lua: Path) -> list[Result]:
+    plan = [
+        ("public", f"{api}/public", None),
+        ("private, one token", f"{api}/private", one_lua),
+        ("public", f"{api}/public", None),
+        ("private, new token each request", f"{api}/private", many_lua),
+    ]
+    results = []
+    for label, url, script in plan:
+        if args.warmup:
+            warm = argparse.Namespace(**{**vars(args), "duration": args.warmup})
+            run_wrk(label, url, warm, script, (str(args.tokens // 2), str(args.threads)))
+        result = run_wrk(label, url, args, script, ("0", str(args.threads)))
+        print(
+            f"  {label:<34} {result.rps:>9.0f} req/s   p50 {result.p50_ms:6.2f} ms"
+            f"   p99 {result.p99_ms:6.2f} ms{'' if result.statuses_ok else '   NON-2xx!'}"
+        )
+        results.append(result)
+    return results
+
+
+def report(results: list[Result], args: argparse.Namespace) -> None:
+    public_a, one, public_b, many = results
+    print()
+    print(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s "
+        f"(after {args.warmup} s warm-up), one backend worker"
+    )
+    print(f"{'case':<34} {'public/s':>9} {'private/s':>10} {'ratio':>6}")
+    for label, public, private in (
+        ("one token reused", public_a, one),
+        ("a different token every request", public_b, many),
+    ):
+        print(
+            f"{label:<34} {public.rps:>9.0f} {private.rps:>10.0f} {private.rps / public.rps:>6.2f}"
+        )
+    distinct = min(many.requests, args.tokens)
+    print(
+        f"worst case: {many.requests} requests carried {distinct} distinct tokens"
+        + ("" if many.requests <= args.tokens else f" (in a cycle, > cache size {CACHE_SIZE})")
+        + ": every one verified in full"
+    )
+    if not all(result.statuses_ok for result in results):
+        raise SystemExit("some requests did not answer 2xx: the figures are not valid")
+
+
+if __name__ == "__main__":
+    main()
