@@ -12,11 +12,11 @@ from starlette.responses import HTMLResponse
 _CSS = """
 :root { color-scheme: light dark; --bg: #f6f7fb; --fg: #1d2330; --card: #fff;
   --muted: #5b6476; --line: #d9deea; --accent: #4f46e5; --warn-bg: #fff4d6;
-  --warn-fg: #6b4e00; --err: #b42318; }
+  --warn-fg: #6b4e00; --err: #b42318; --on-accent: #fff; }
 @media (prefers-color-scheme: dark) {
   :root { --bg: #12141a; --fg: #e7e9ef; --card: #1b1e27; --muted: #a0a7b8;
     --line: #2e3342; --accent: #8b85ff; --warn-bg: #3a2f0b; --warn-fg: #f5d77a;
-    --err: #ff8a80; } }
+    --err: #ff8a80; --on-accent: #12141a; } }
 * { box-sizing: border-box; }
 body { margin: 0; min-height: 100vh; display: grid; place-items: center;
   background: var(--bg); color: var(--fg);
@@ -34,7 +34,8 @@ input[type=text], input[type=password] { width: 100%; padding: .55rem .7rem;
   font-weight: 400; }
 button { font: inherit; padding: .55rem 1.1rem; border-radius: 8px; cursor: pointer;
   border: 1px solid var(--line); background: transparent; color: inherit; }
-button.primary { background: var(--accent); border-color: var(--accent); color: #fff; }
+button.primary { background: var(--accent); border-color: var(--accent);
+  color: var(--on-accent); }
 .actions { display: flex; gap: .6rem; margin-top: 1.25rem; }
 .error { color: var(--err); font-weight: 600; }
 .muted { color: var(--muted); font-size: .9rem; }
