@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.event import EventType
 
 from pingapp.components.layout import page
 from pingapp.ping.state import PingState
 
 
-def ping_button(label: str, which: str, handler: rx.EventHandler, **props) -> rx.Component:
+def ping_button(label: str, which: str, handler: EventType[()], **props) -> rx.Component:
     """A ping button that shows a spinner while its call runs."""
     return rx.button(
         rx.spinner(loading=PingState.running == which),

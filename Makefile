@@ -1,0 +1,105 @@
+# pingapp: every target installs what it needs first, and can be run again.
+#
+#   make run     install, then start the app in dev mode (frontend :3000, backend :8000)
+#   make test    install the test tools too, then lint, type-check and run every test
+#   make install only the installs that `make run` does
+#   make prod    the app in prod mode on one port (FRONTEND_PORT)
+#
+# Ports: FRONTEND_PORT=3001 BACKEND_PORT=8001 make run. App settings come from the
+# environment or a .env file (see README.md).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+
+FRONTEND_PORT ?= 3000
+BACKEND_PORT ?= 8000
+export FRONTEND_PORT BACKEND_PORT
+
+# Reflex builds the frontend with bun. Its own installer downloads a script from
+# outside the package registries, so bun comes from the npm registry instead.
+BUN_VERSION := 1.4.4
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),aarch64)
+  BUN_PACKAGE := @oven/bun-linux-aarch64
+else ifeq ($(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo yes),yes)
+  BUN_PACKAGE := @oven/bun-linux-x64
+else
+  BUN_PACKAGE := @oven/bun-linux-x64-baseline
+endif
+BUN_DIR := $(abspath $(TOOLS)/node_modules/$(BUN_PACKAGE)/bin)
+BUN := $(BUN_DIR)/bun
+
+export PATH := $(BUN_DIR):$(abspath $(BIN)):$(PATH)
+export REFLEX_USE_SYSTEM_BUN := 1
+export REFLEX_TELEMETRY_ENABLED := false
+export REFLEX_CHECK_LATEST_VERSION := false
+export PYTHONDONTWRITEBYTECODE := 1
+# Setting the registry explicitly spares Reflex a latency probe of it.
+export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null)
+
+# Stamps record that an install step finished; they are redone when their inputs change.
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: help install install-dev run prod lint test test-fast test-e2e clean
+
+help:
+	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
+
+install: $(RUNTIME_STAMP) $(BUN)
+
+install-dev: install $(DEV_STAMP) $(CHROMIUM)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements-dev.txt requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(BUN):
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund $(BUN_PACKAGE)@$(BUN_VERSION)
+	$(BUN) --version
+
+# Debian's Chromium drives the browser tests (Playwright's own download cannot work here).
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+run: install
+	$(BIN)/reflex run --frontend-port $(FRONTEND_PORT) --backend-port $(BACKEND_PORT)
+
+# Prod serves the built frontend, the events and the API on FRONTEND_PORT alone.
+prod: install
+	$(BIN)/reflex run --env prod --frontend-port $(FRONTEND_PORT) --backend-port $(FRONTEND_PORT)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pyright
+
+# Unit, API and provider tests run in one pytest process; the browser tests in
+# another, since Playwright's event loop breaks asyncio tests collected after it.
+test-fast: install-dev
+	$(BIN)/python -m pytest tests --ignore=tests/e2e
+
+test-e2e: install-dev
+	$(BIN)/python -m pytest tests/e2e
+
+test: lint test-fast test-e2e
+
+clean:
+	rm -rf .web .states $(TOOLS) $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,33 @@
+"""/api/public and the OpenAPI page, through the same mount Reflex serves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from pingapp.pingapp import backend
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=backend)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        yield client
+
+
+async def test_public_answers_everyone(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/public")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert set(response.json()) == {"message"}
+    assert "public endpoint" in response.json()["message"]
+
+
+async def test_docs_page_loads_its_schema_from_under_api(client: httpx.AsyncClient) -> None:
+    page = await client.get("/api/docs")
+    assert page.status_code == 200
+    assert "/api/openapi.json" in page.text
+    schema = (await client.get("/api/openapi.json")).json()
+    assert "/public" in schema["paths"]

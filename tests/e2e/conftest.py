@@ -1,0 +1,124 @@
+"""Start pingapp the way a user does (`make run`, `make prod`) and drive Chromium.
+
+Each app start is module-scoped: the dev and prod runs share `.web/`, so they
+run one after the other, never together.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# What works on this machine (TOOLCHAIN.md): no sandbox as root, and nothing
+# that reaches for the closed network.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START_TIMEOUT = 420  # seconds: a cold prod build on 2 cores takes a while
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class RunningApp:
+    """An app started by make; `url` is where the browser goes."""
+
+    url: str
+    backend: str
+    process: subprocess.Popen
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def wait_until_up(app: RunningApp) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if app.process.poll() is not None:
+            pytest.fail(f"the app exited with {app.process.returncode}:\n{app.log.read_text()}")
+        try:
+            page = httpx.get(app.url + "/ping", timeout=5, follow_redirects=True)
+            health = httpx.get(app.backend + "/_reflex/ping", timeout=5)
+            if page.status_code == 200 and "<html" in page.text and health.text == '"pong"':
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(1)
+    app.stop()
+    pytest.fail(f"the app did not come up in {START_TIMEOUT} s:\n{app.log.read_text()[-4000:]}")
+
+
+def start_app(target: str, tmp_dir: Path, env: dict[str, str] | None = None) -> RunningApp:
+    """`make <target>` on free ports, with the app's settings from `env`."""
+    frontend = free_port()
+    backend = frontend if target == "prod" else free_port()
+    log = tmp_dir / f"make-{target}.log"
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", target],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "FRONTEND_PORT": str(frontend),
+            "BACKEND_PORT": str(backend),
+            **(env or {}),
+        },
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # so the whole tree (reflex, bun, vite) can be stopped
+    )
+    app = RunningApp(
+        url=f"http://localhost:{frontend}",
+        backend=f"http://127.0.0.1:{backend}",
+        process=process,
+        log=log,
+    )
+    wait_until_up(app)
+    return app
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()

@@ -1,0 +1,40 @@
+"""The public ping, end to end: a click in Chromium, the API's answer on screen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import RunningApp, start_app
+
+PUBLIC_MESSAGE = "Hello from a public endpoint!"
+
+
+@pytest.fixture(scope="module", params=["run", "prod"])
+def app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningApp]:
+    running = start_app(request.param, tmp_path_factory.mktemp(request.param))
+    yield running
+    running.stop()
+
+
+def test_public_ping_shows_the_api_message(app: RunningApp, page: Page) -> None:
+    page.goto(app.url + "/ping")
+    expect(page.locator("#ping-message")).to_have_text("")
+    page.click("#ping-public")
+    expect(page.locator("#ping-message")).to_contain_text(PUBLIC_MESSAGE)
+    expect(page.locator("#ping-timing")).to_contain_text("HTTP 200")
+
+
+def test_navbar_reaches_every_page(app: RunningApp, page: Page) -> None:
+    page.goto(app.url + "/")
+    expect(page.locator("#home-status")).to_contain_text("You are not logged in!")
+    expect(page.locator("#qsLoginBtn")).to_be_visible()
+    page.click("#nav-ping")
+    expect(page).to_have_url(app.url + "/ping")
+    expect(page.locator("#ping-public")).to_be_visible()
+    page.click("#nav-profile")
+    expect(page.locator("#profile-signed-out")).to_be_visible()

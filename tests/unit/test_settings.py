@@ -1,0 +1,161 @@
+"""Settings: defaults, parsing and a clear message for each bad value."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from pingapp.settings import DEFAULT_AUDIENCE, Settings, explain, origin_of
+
+#: Every variable Settings reads, so none leaks in from the shell running the tests.
+NAMES = [name.upper() for name in Settings.model_fields]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """No stray variable or .env file from the developer's shell leaks in."""
+    for name in NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def errors_for(**env: str) -> str:
+    with pytest.raises(ValidationError) as caught:
+        Settings(**env)  # pyright: ignore[reportArgumentType]
+    return explain(caught.value)
+
+
+def test_defaults_use_the_embedded_provider() -> None:
+    settings = Settings()
+    assert settings.uses_embedded_provider
+    assert settings.issuer is None
+    assert settings.effective_issuer("http://localhost:8000") == "http://localhost:8000/idp"
+    assert settings.auth_audience == DEFAULT_AUDIENCE
+    assert "read:messages" in settings.auth_scope.split()
+    assert settings.auth_algorithms == ["RS256"]
+    assert settings.auth_client_secret is None
+
+
+def test_api_url_defaults_to_this_backend() -> None:
+    settings = Settings()
+    assert settings.api_base_url("http://localhost:8000/") == "http://localhost:8000/api"
+    assert settings.allowed_origins("http://localhost:8000") == ["http://localhost:8000"]
+
+
+def test_api_url_and_allowlist_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_URL", "https://api.example.test:8443/v1/")
+    monkeypatch.setenv("API_ALLOWED_ORIGINS", "https://api.example.test:8443, http://127.0.0.1:9")
+    settings = Settings()
+    assert settings.api_base_url("http://localhost:8000") == "https://api.example.test:8443/v1"
+    assert settings.allowed_origins("http://localhost:8000") == [
+        "https://api.example.test:8443",
+        "http://127.0.0.1:9",
+    ]
+
+
+def test_dotenv_file_is_read(tmp_path) -> None:
+    (tmp_path / ".env").write_text("AUTH_AUDIENCE=https://my-api.example.test\n")
+    assert Settings().auth_audience == "https://my-api.example.test"
+
+
+def test_environment_beats_dotenv(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("AUTH_CLIENT_ID=from-file\n")
+    monkeypatch.setenv("AUTH_CLIENT_ID", "from-env")
+    assert Settings().auth_client_id == "from-env"
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["tenant.us.auth0.com", "https://tenant.us.auth0.com/", "http://tenant.us.auth0.com"],
+)
+def test_auth0_domain_is_a_shortcut_for_the_issuer(given: str) -> None:
+    settings = Settings(auth0_domain=given)
+    assert settings.issuer == "https://tenant.us.auth0.com/"
+    assert not settings.uses_embedded_provider
+
+
+def test_issuer_is_kept_exactly_as_given() -> None:
+    # No trailing slash added or removed: `iss` must match exactly.
+    assert Settings(auth_issuer="https://idp.example.test/realms/x").issuer == (
+        "https://idp.example.test/realms/x"
+    )
+
+
+def test_empty_audience_means_none() -> None:
+    assert Settings(auth_audience="").auth_audience is None
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "words"),
+    [
+        ({"auth_issuer": "idp.example.test"}, "AUTH_ISSUER", "absolute http"),
+        ({"auth_issuer": "https://idp.example.test/?x=1"}, "AUTH_ISSUER", "query"),
+        ({"auth0_domain": "not a domain"}, "AUTH0_DOMAIN", "host name"),
+        ({"api_url": "localhost:8000/api"}, "API_URL", "absolute http"),
+        ({"api_allowed_origins": "ftp://x.test"}, "API_ALLOWED_ORIGINS", "absolute http"),
+        ({"api_allowed_origins": "https://u@x.test"}, "API_ALLOWED_ORIGINS", "user information"),
+        ({"auth_algorithms": "HS256"}, "AUTH_ALGORITHMS", "not allowed"),
+        ({"auth_algorithms": "none"}, "AUTH_ALGORITHMS", "not allowed"),
+        ({"auth_scope": "profile read:messages"}, "AUTH_SCOPE", "openid"),
+        ({"auth_leeway": "600"}, "AUTH_LEEWAY", "less than or equal to 60"),
+        ({"http_timeout": "0"}, "HTTP_TIMEOUT", "greater than 0"),
+        ({"auth_audience_param": "aud"}, "AUTH_AUDIENCE_PARAM", "audience"),
+        ({"auth_client_id": " "}, "AUTH_CLIENT_ID", "empty"),
+    ],
+)
+def test_each_bad_value_is_named_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], variable: str, words: str
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key.upper(), value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    report = explain(caught.value)
+    line = next(line for line in report.splitlines() if variable in line)
+    assert words in line
+
+
+def test_issuer_and_auth0_domain_together_are_refused() -> None:
+    report = errors_for(auth_issuer="https://a.example.test/", auth0_domain="b.example.test")
+    assert "either AUTH_ISSUER or AUTH0_DOMAIN" in report
+
+
+def test_client_secret_is_not_shown_in_reprs() -> None:
+    settings = Settings(auth_client_secret="s3cret-value")  # pyright: ignore[reportArgumentType]
+    assert "s3cret-value" not in repr(settings)
+    assert settings.auth_client_secret is not None
+    assert settings.auth_client_secret.get_secret_value() == "s3cret-value"
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://API.example.test:8443/v1?x", "https://api.example.test:8443"),
+        ("http://user:pw@127.0.0.1:9/api", "http://127.0.0.1:9"),
+    ],
+)
+def test_origin_of(url: str, origin: str) -> None:
+    assert origin_of(url) == origin
+
+
+def test_the_app_refuses_to_start_with_a_clear_message(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "AUTH_LEEWAY": "600", "API_URL": "nowhere"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import pingapp.pingapp"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "AUTH_LEEWAY" in done.stderr
+    assert "API_URL" in done.stderr
+    assert "Traceback" not in done.stderr
