@@ -242,7 +242,15 @@ def test_no_form_causes_a_server_error(idp: dict[str, Any], path: str, form: dic
 
 
 @FUZZ
-@given(header=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60))
+@given(
+    header=st.one_of(
+        st.sampled_from(["Bearer", "Bearer  x", "bearer x y", "Basic Og==", "Basic !!", "Bearer"]),
+        # (httpx itself refuses a value with outer spaces, so none are sent)
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=60).map(
+            str.strip
+        ),
+    )
+)
 def test_no_authorization_header_causes_a_server_error(idp: dict[str, Any], header: str) -> None:
     response = httpx.get(idp["metadata"]["userinfo_endpoint"], headers={"Authorization": header})
     assert response.status_code < 500
