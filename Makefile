@@ -47,6 +47,7 @@ export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null)
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CHROMIUM := /usr/bin/chromium
+REDIS := /usr/bin/redis-server
 
 .PHONY: help install install-dev run prod lint test test-fast test-e2e clean
 
@@ -55,7 +56,7 @@ help:
 
 install: $(RUNTIME_STAMP) $(BUN)
 
-install-dev: install $(DEV_STAMP) $(CHROMIUM)
+install-dev: install $(DEV_STAMP) $(CHROMIUM) $(REDIS)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,10 +75,11 @@ $(BUN):
 	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund $(BUN_PACKAGE)@$(BUN_VERSION)
 	$(BUN) --version
 
-# Debian's Chromium drives the browser tests (Playwright's own download cannot work here).
-$(CHROMIUM):
+# Debian's Chromium drives the browser tests (Playwright's own download cannot work
+# here); the tests start their own Redis servers from Debian's package.
+$(CHROMIUM) $(REDIS):
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server
 
 run: install
 	$(BIN)/reflex run --frontend-port $(FRONTEND_PORT) --backend-port $(BACKEND_PORT)
