@@ -316,9 +316,13 @@ class TokenVerifier:
     async def _refresh(self) -> None:
         ok = False
         try:
-            metadata = await self.discover()
-            self.jwks_fetches += 1
-            keys = self._load_keys(await self._get_json(metadata["jwks_uri"]))
+            # One deadline for the whole refresh: httpx's timeouts are per read,
+            # and a server sending a byte now and then would never trip them.
+            async with asyncio.timeout(self.fetch_timeout):
+                metadata = await self.discover()
+                self.jwks_fetches += 1
+                document = await self._get_json(metadata["jwks_uri"])
+            keys = self._load_keys(document)
             if not keys:
                 msg = "the JWKS has no usable signing key"
                 raise ValueError(msg)
@@ -337,7 +341,14 @@ class TokenVerifier:
             if withdrawn:
                 self._cache.clear()
             ok = True
-        except (httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError) as error:
+        except (
+            httpx.HTTPError,
+            httpx.InvalidURL,
+            TimeoutError,
+            ValueError,
+            KeyError,
+            TypeError,
+        ) as error:
             # Keep the keys we have; say why (no token ever reaches this code).
             log.warning(
                 "JWKS refresh for %s failed: %s: %s", self.issuer, type(error).__name__, error

@@ -62,6 +62,8 @@ class Issuer:
 
     jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
     delay: float = 0.0
+    #: Seconds between bytes of the JWKS body: a server that never quite stalls.
+    trickle: float = 0.0
     status: int = 200
     hits: dict[str, int] = field(default_factory=dict)
     url: str = ""
@@ -106,6 +108,12 @@ def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
+            if issuer.trickle and self.path == "/jwks.json":
+                for index in range(len(data)):
+                    self.wfile.write(data[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(issuer.trickle)
+                return
             self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:

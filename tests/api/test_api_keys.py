@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from pingapp.api.verify import TokenRefused, TokenVerifier
 from tests.api.conftest import (
@@ -251,3 +253,36 @@ async def test_a_token_without_kid_uses_the_issuers_only_key(
     await verifier.verify(mint.token(key=keys[1]))  # picks up the new key
     with pytest.raises(TokenRefused, match="several"):
         await verifier.verify(mint.token(headers={"kid": None}, jti="another"))
+
+
+async def test_a_jwks_server_that_trickles_bytes_cannot_hold_requests(
+    issuer: Issuer, clock: FakeClock, mint: Minter, keys: list[Key]
+) -> None:
+    # One byte every 50 ms never trips a per-read timeout; the whole body takes
+    # about a minute. Requests must still get their answer within the budget.
+    verifier = make_verifier(issuer, clock, fetch_timeout=0.5)
+    async with client_for(verifier) as client:
+        assert (await client.get("/private", headers=bearer(mint.token()))).status_code == 200
+        issuer.trickle = 0.05
+        clock.advance(31)
+        started = time.perf_counter()
+        unknown = bearer(mint.token(key=keys[1]))
+        assert (await client.get("/private", headers=unknown)).status_code == 401
+        assert time.perf_counter() - started < 1.5
+        # The refresh gave up too, so the next request is not held either.
+        started = time.perf_counter()
+        assert (await client.get("/private", headers=unknown)).status_code == 401
+        assert time.perf_counter() - started < 0.2
+    issuer.trickle = 0
+    await verifier.aclose()
+
+
+async def test_a_private_key_in_the_jwks_is_not_used(
+    verifier: TokenVerifier, mint: Minter, issuer: Issuer, keys: list[Key]
+) -> None:
+    # A provider that publishes its private key by mistake: refuse to trust it
+    # (and never crash on it).
+    private = json.loads(RSAAlgorithm.to_jwk(keys[0].private))
+    issuer.jwks = {"keys": [{**private, "kid": "key-1", "use": "sig"}]}
+    with pytest.raises(TokenRefused):
+        await verifier.verify(mint.token())

@@ -338,3 +338,11 @@ async def test_a_respelled_signature_is_refused(client: httpx.AsyncClient, mint:
     assert (await client.get("/private", headers=bearer(token))).status_code == 200
     await assert_refused(client, f"{header}.{payload}.{respelled}")
     await assert_refused(client, f"{header}.{payload}.{signature}=")
+
+
+async def test_critical_header_extensions_are_refused(
+    client: httpx.AsyncClient, mint: Minter
+) -> None:
+    # RFC 7515 section 4.1.11: a `crit` the verifier does not understand means refuse.
+    for extra in ({"crit": ["exp"], "exp": 1}, {"crit": ["b64"], "b64": False}, {"b64": True}):
+        await assert_refused(client, mint.token(headers=extra))
