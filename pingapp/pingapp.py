@@ -8,6 +8,8 @@ from starlette.routing import Mount
 
 from pingapp import routes
 from pingapp.api import create_api
+from pingapp.auth.routes import create_auth_routes
+from pingapp.auth.state import AuthState
 from pingapp.devidp import embedded_provider_mounts
 from pingapp.http import http_client_lifespan
 from pingapp.pages.callback import callback
@@ -20,12 +22,30 @@ from pingapp.settings import get_settings
 get_settings()
 
 # Reflex mounts its own routes (/_event, /ping, ...) under this app, after ours.
-backend = Starlette(routes=[Mount("/api", app=create_api()), *embedded_provider_mounts()])
+backend = Starlette(
+    routes=[
+        Mount("/api", app=create_api()),
+        Mount("/auth", app=create_auth_routes()),
+        *embedded_provider_mounts(),
+    ]
+)
 
 app = rx.App(api_transformer=backend)
 app.register_lifespan_task(http_client_lifespan)
 
-app.add_page(home, route=routes.HOME, title="pingapp")
-app.add_page(ping, route=routes.PING, title="Ping · pingapp")
-app.add_page(profile, route=routes.PROFILE, title="Profile · pingapp")
-app.add_page(callback, route=routes.CALLBACK, title="Signing in · pingapp")
+app.add_page(home, route=routes.HOME, title="pingapp", on_load=AuthState.restore)
+app.add_page(ping, route=routes.PING, title="Ping · pingapp", on_load=AuthState.restore)
+app.add_page(
+    profile,
+    route=routes.PROFILE,
+    title="Profile · pingapp",
+    on_load=[AuthState.restore, AuthState.require_sign_in],
+)
+app.add_page(
+    callback,
+    route=routes.CALLBACK,
+    title="Signing in · pingapp",
+    on_load=AuthState.handle_callback,
+    # The code and state are in this page's URL: never send it as a Referer.
+    meta=[{"name": "referrer", "content": "no-referrer"}],
+)

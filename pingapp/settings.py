@@ -247,3 +247,11 @@ def backend_url() -> str:
     from reflex.config import get_config
 
     return get_config().api_url.rstrip("/")
+
+
+def frontend_url() -> str:
+    """Where the browser loads the app (the provider sends it back here)."""
+    from reflex.config import get_config
+
+    config = get_config()
+    return (config.deploy_url or config.api_url).rstrip("/")

@@ -1,25 +1,349 @@
-"""AuthState: who is signed in. Sign-in itself arrives with the OIDC client."""
+"""AuthState: sign-in, the callback, the session as the page sees it, sign-out.
+
+Everything secret stays on the server: the pending login (state, nonce, PKCE
+verifier) in a backend-only var of this tab's state, the tokens in the server
+session (`pingapp.auth.session`). The page gets the user's name, email, picture,
+claims, granted scopes and expiry time — never a token.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
+import time
+from typing import Any
+
 import reflex as rx
+
+from pingapp.auth import oidc
+from pingapp.auth.session import (
+    ServerSession,
+    issue_ticket,
+    modify_session,
+    new_session_id,
+    read_session,
+    session_id_from_cookie_header,
+)
+from pingapp.http import shared_client
+from pingapp.routes import CALLBACK, HOME
+from pingapp.settings import backend_url, frontend_url, get_settings
+
+logger = logging.getLogger(__name__)
+
+#: A login not finished within this many seconds must start again.
+LOGIN_TIMEOUT = 600
+#: Refresh the access token when it has less than this many seconds left.
+REFRESH_MARGIN = 30
+
+
+def navigate(url: str) -> rx.event.EventSpec:
+    """A full page load of `url`, replacing the current history entry.
+
+    `rx.redirect` navigates inside the single-page app when the host is the same,
+    which never reaches the backend's routes (/idp, /auth) in one-port set-ups.
+    """
+    return rx.call_script(f"window.location.replace({json.dumps(url)})")
 
 
 class AuthState(rx.State):
-    """The session as the page may see it: never a token."""
+    """Who is signed in in this tab, as the page may show it."""
 
     signed_in: bool = False
-    name: str = ""
+    user_name: str = ""
+    user_email: str = ""
+    user_picture: str = ""
+    scopes: list[str] = []  # noqa: RUF012 - Reflex copies defaults per instance
+    #: Epoch seconds at which the access token expires.
+    expires_at: int = 0
+    #: The ID token's claims and the provider's profile, as indented JSON.
+    claims_json: str = ""
+    error_title: str = ""
+    error_detail: str = ""
+    #: A login or logout is on its way (the buttons show a spinner).
+    busy: bool = False
+
+    _session_id: str = ""
+    _pending: oidc.PendingLogin | None = None
+
+    # --- what the page shows ----------------------------------------------------
+
+    def _show(self, session: ServerSession | None) -> None:
+        if session is None or not session.active:
+            self.signed_in = False
+            self.user_name = self.user_email = self.user_picture = self.claims_json = ""
+            self.scopes = []
+            self.expires_at = 0
+            return
+        profile = {**session.claims, **session.profile}
+        self.signed_in = True
+        self.user_name = str(profile.get("name") or profile.get("nickname") or profile["sub"])
+        self.user_email = str(profile.get("email", ""))
+        self.user_picture = str(profile.get("picture", ""))
+        self.scopes = session.scope.split()
+        self.expires_at = int(session.expires_at)
+        self.claims_json = json.dumps(profile, indent=2, sort_keys=True, default=str)
+
+    def _fail(self, error: oidc.LoginError) -> None:
+        self.busy = False
+        self.error_title = error.title
+        self.error_detail = error.detail
+        logger.info("sign-in failed: %s (%s)", error.title, error.code or "no code")
+
+    @rx.var
+    def audience_missing(self) -> bool:
+        """True when no audience is asked for: the API cannot verify the token."""
+        return get_settings().auth_audience is None
+
+    # --- events ------------------------------------------------------------------
 
     @rx.event
-    def login(self):
-        """Start a sign-in. Not wired yet: say so instead of pretending."""
-        return rx.toast.info(
-            "Sign-in is not configured yet in this build of pingapp.",
-            id="login-not-configured",
+    async def restore(self):
+        """On every page load: pick up the session this browser's cookie names."""
+        self.busy = False  # a page load ends any navigation a login or logout began
+        self._session_id = session_id_from_cookie_header(self.router.headers.cookie)
+        session = await read_session(self._session_id)
+        if session and 0 < session.expires_at < time.time() and not session.refresh_token:
+            async with modify_session(self._session_id) as stored:
+                stored.end()
+            self.error_title = "Your session has expired"
+            self.error_detail = "Log in again to continue."
+            session = None
+        if session is not None:
+            client_token = self.router.session.client_token
+            if client_token not in session.tabs:
+                async with modify_session(self._session_id) as stored:
+                    stored.tabs = [*stored.tabs[-19:], client_token]
+        self._show(session)
+
+    @rx.event
+    async def login(self, return_to: str = ""):
+        """Send the browser to the provider, remembering where to come back to."""
+        self.busy = True
+        self.error_title = self.error_detail = ""
+        yield
+        settings = get_settings()
+        try:
+            metadata = await oidc.discover(
+                shared_client(), settings.effective_issuer(backend_url())
+            )
+        except oidc.LoginError as error:
+            self._fail(error)
+            return
+        pending = oidc.new_pending_login(
+            redirect_uri=frontend_url() + CALLBACK,
+            return_to=return_to or self.router.url.path or HOME,
         )
+        self._pending = pending
+        yield navigate(oidc.authorization_url(metadata, settings, pending))
 
     @rx.event
-    def logout(self):
-        self.signed_in = False
-        self.name = ""
+    async def require_sign_in(self):
+        """Page guard: a signed-out visitor goes to the provider and comes back here."""
+        if not self.signed_in and not self.busy:
+            return AuthState.login(self.router.url.path)
+        return None
+
+    @rx.event
+    async def handle_callback(self):
+        """The provider sent the browser back: finish the login, or explain why not."""
+        params = dict(self.router.url.query_parameters)
+        # One use: whatever happens next, this pending login is spent.
+        pending, self._pending = self._pending, None
+        self.busy = True
+        self.error_title = self.error_detail = ""
+        # The code and state leave the address bar (and so the history) at once.
+        yield rx.call_script(f"window.history.replaceState(null, '', {json.dumps(CALLBACK)})")
+        try:
+            await self._finish_login(pending, params)
+        except oidc.LoginError as error:
+            self._fail(error)
+            return
+        except Exception:
+            logger.exception("unexpected failure while finishing a sign-in")
+            self._fail(
+                oidc.LoginError(
+                    "Sign-in failed",
+                    "Something unexpected went wrong while finishing the sign-in. "
+                    "Press Log In to try again.",
+                )
+            )
+            return
+        ticket = await issue_ticket(self._session_id, pending.return_to if pending else HOME)
+        yield navigate(f"{backend_url()}/auth/session?ticket={ticket}")
+
+    async def _finish_login(
+        self, pending: oidc.PendingLogin | None, params: dict[str, Any]
+    ) -> None:
+        if params.get("error"):
+            raise oidc.describe_provider_error(
+                str(params["error"]), str(params.get("error_description", ""))
+            )
+        if pending is None or not oidc.state_matches(pending.state, str(params.get("state", ""))):
+            raise oidc.LoginError(
+                "This sign-in cannot be finished here",
+                "The answer from the provider does not belong to a login started in this "
+                "tab, or was already used. Press Log In to start again.",
+                code="bad_state",
+            )
+        if time.time() - pending.started_at > LOGIN_TIMEOUT:
+            raise oidc.LoginError(
+                "The sign-in took too long", "Press Log In to start again.", code="expired"
+            )
+        code = params.get("code")
+        if not isinstance(code, str) or not code:
+            raise oidc.LoginError(
+                "The provider sent no code", "Press Log In to try again.", code="no_code"
+            )
+        settings = get_settings()
+        client = shared_client()
+        metadata = await oidc.discover(client, settings.effective_issuer(backend_url()))
+        if "iss" in params and params["iss"] != metadata["issuer"]:  # RFC 9207
+            raise oidc.LoginError(
+                "The answer came from another provider",
+                "The sign-in response names a different issuer. Press Log In to try again.",
+                code="issuer_mismatch",
+            )
+        tokens = await oidc.exchange_code(client, metadata, settings, pending, code)
+        id_token = tokens.get("id_token")
+        if not isinstance(id_token, str):
+            raise oidc.LoginError(
+                "The provider sent no ID token",
+                "AUTH_SCOPE must include 'openid'. Check the provider's application settings.",
+                code="no_id_token",
+            )
+        claims = await oidc.validate_id_token(
+            client, metadata, settings, id_token, nonce=pending.nonce
+        )
+        profile = await oidc.fetch_userinfo(client, metadata, tokens["access_token"])
+        if profile.get("sub") not in (None, claims["sub"]):
+            profile = {}  # OIDC Core 5.3.2: a userinfo for someone else is ignored
+        await self._end_session(revoke_at_provider=False)
+        self._session_id = new_session_id()
+        async with modify_session(self._session_id) as session:
+            session.access_token = tokens["access_token"]
+            session.refresh_token = str(tokens.get("refresh_token", ""))
+            session.id_token = id_token
+            session.expires_at = time.time() + float(tokens.get("expires_in", 0) or 0)
+            session.scope = str(tokens.get("scope") or settings.auth_scope)
+            session.claims = claims
+            session.profile = profile
+            session.tabs = [self.router.session.client_token]
+            self._show(session)
+
+    async def _end_session(self, *, revoke_at_provider: bool) -> ServerSession | None:
+        """End this tab's session on the server; return what it held."""
+        if not self._session_id:
+            return None
+        async with modify_session(self._session_id) as session:
+            ended = dataclasses.replace(session) if session.active else None
+            session.end()
+        if ended and revoke_at_provider and ended.refresh_token:
+            settings = get_settings()
+            try:
+                metadata = await oidc.discover(
+                    shared_client(), settings.effective_issuer(backend_url())
+                )
+                await oidc.revoke(shared_client(), metadata, settings, ended.refresh_token)
+            except oidc.LoginError as error:
+                logger.info("could not revoke the refresh token: %s", error.title)
+        return ended
+
+    @rx.event
+    async def logout(self):
+        """End the session everywhere, then at the provider."""
+        self.busy = True
+        yield
+        ended = await self._end_session(revoke_at_provider=True)
+        self._session_id = ""
+        self._show(None)
+        self.busy = False
+        if ended:
+            await _sign_out_tabs(ended.tabs, except_token=self.router.session.client_token)
+        settings = get_settings()
+        try:
+            metadata = await oidc.discover(
+                shared_client(), settings.effective_issuer(backend_url())
+            )
+        except oidc.LoginError:
+            yield rx.redirect(HOME)  # signed out here; the provider is unreachable
+            return
+        url = oidc.logout_url(
+            metadata,
+            settings,
+            id_token=ended.id_token if ended else None,
+            return_to=frontend_url() + "/",
+        )
+        yield navigate(url) if url else rx.redirect(HOME)
+
+    @rx.event
+    def dismiss_error(self):
+        self.error_title = self.error_detail = ""
+
+    # --- for other states (PingState) ---------------------------------------------
+
+    async def access_token(self) -> str | None:
+        """A valid access token for this tab's session, refreshed if about to expire.
+
+        Returns None (and shows the signed-out page) when there is no session or it
+        cannot be renewed.
+        """
+        if not self._session_id:
+            return None
+        async with modify_session(self._session_id) as session:
+            if not session.active:
+                self._show(None)
+                return None
+            if session.expires_at and session.expires_at - REFRESH_MARGIN > time.time():
+                return session.access_token
+            if not session.refresh_token:
+                if session.expires_at and session.expires_at < time.time():
+                    session.end()
+                    self._show(None)
+                    self.error_title = "Your session has expired"
+                    self.error_detail = "Log in again to continue."
+                    return None
+                return session.access_token
+            # The session's lock is held: one refresh at a time, on every worker.
+            settings = get_settings()
+            client = shared_client()
+            try:
+                metadata = await oidc.discover(client, settings.effective_issuer(backend_url()))
+                tokens = await oidc.refresh_tokens(
+                    client, metadata, settings, session.refresh_token
+                )
+            except oidc.GrantRejected:
+                session.end()
+                self._show(None)
+                self.error_title = "Your session has ended"
+                self.error_detail = "The provider no longer accepts it. Log in again."
+                return None
+            except oidc.LoginError:
+                # Provider down or slow: keep the session, use the token while it lasts.
+                return session.access_token if session.expires_at > time.time() else None
+            session.access_token = tokens["access_token"]
+            session.refresh_token = str(tokens.get("refresh_token") or session.refresh_token)
+            session.expires_at = time.time() + float(tokens.get("expires_in", 0) or 0)
+            session.scope = str(tokens.get("scope") or session.scope)
+            if isinstance(tokens.get("id_token"), str):
+                session.id_token = tokens["id_token"]
+            self._show(session)
+            return session.access_token
+
+
+async def _sign_out_tabs(tabs: list[str], except_token: str) -> None:
+    """Show the signed-out page in the session's other open tabs, now."""
+    from reflex.utils.prerequisites import get_app
+
+    app = get_app().app
+    for client_token in tabs:
+        if client_token == except_token:
+            continue
+        try:
+            token = rx.BaseStateToken(ident=client_token, cls=AuthState)
+            async with app.modify_state(token) as root:
+                other = await root.get_state(AuthState)
+                other._session_id = ""
+                other._show(None)
+        except Exception:  # a closed tab must not stop the logout
+            logger.debug("could not update a closed tab", exc_info=True)

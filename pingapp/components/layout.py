@@ -32,8 +32,26 @@ def navbar() -> rx.Component:
             rx.spacer(),
             rx.cond(
                 AuthState.signed_in,
-                rx.button("Log Out", id="qsLogoutBtn", on_click=AuthState.logout, variant="soft"),
-                rx.button("Log In", id="qsLoginBtn", on_click=AuthState.login),
+                rx.hstack(
+                    rx.avatar(
+                        src=AuthState.user_picture,
+                        fallback=AuthState.user_name[:1],
+                        size="2",
+                        radius="full",
+                    ),
+                    rx.text(AuthState.user_name, id="nav-user", display=["none", "block"]),
+                    rx.button(
+                        "Log Out",
+                        id="qsLogoutBtn",
+                        on_click=AuthState.logout,
+                        loading=AuthState.busy,
+                        variant="soft",
+                    ),
+                    align="center",
+                ),
+                rx.button(
+                    "Log In", id="qsLoginBtn", on_click=AuthState.login(""), loading=AuthState.busy
+                ),
             ),
             rx.color_mode.button(variant="ghost", id="color-mode"),
             align="center",
@@ -57,12 +75,60 @@ def navbar() -> rx.Component:
     )
 
 
+def sign_in_error() -> rx.Component:
+    """What went wrong with signing in, and the way forward."""
+    return rx.cond(
+        AuthState.error_title != "",
+        rx.callout.root(
+            rx.callout.icon(rx.icon("triangle-alert")),
+            rx.vstack(
+                rx.text(AuthState.error_title, weight="bold", id="auth-error-title"),
+                rx.text(AuthState.error_detail, id="auth-error-detail"),
+                rx.hstack(
+                    rx.button("Log In", size="1", on_click=AuthState.login("")),
+                    rx.button(
+                        "Dismiss", size="1", variant="soft", on_click=AuthState.dismiss_error
+                    ),
+                ),
+                spacing="2",
+            ),
+            color_scheme="red",
+            role="alert",
+            id="auth-error",
+            width="100%",
+        ),
+    )
+
+
+def audience_warning() -> rx.Component:
+    """No AUTH_AUDIENCE: say why the private pings will fail, and what to do."""
+    return rx.cond(
+        AuthState.audience_missing,
+        rx.callout(
+            "No API audience is configured (AUTH_AUDIENCE is empty): the provider will "
+            "issue an opaque access token that the API cannot verify, so the private "
+            "pings will fail. Set AUTH_AUDIENCE to your API's identifier.",
+            icon="triangle-alert",
+            color_scheme="amber",
+            id="audience-warning",
+            width="100%",
+        ),
+    )
+
+
 def page(*children: rx.Component) -> rx.Component:
     """A page of the app: the navbar and a readable column of content."""
     return rx.box(
         navbar(),
         rx.container(
-            rx.vstack(*children, spacing="5", padding_y="2em", width="100%"),
+            rx.vstack(
+                sign_in_error(),
+                audience_warning(),
+                *children,
+                spacing="5",
+                padding_y="2em",
+                width="100%",
+            ),
             size="3",
         ),
         min_height="100vh",

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import reflex as rx
 
+from pingapp import routes
+from pingapp.auth.state import AuthState
 from pingapp.components.layout import page
 
 
 def callback() -> rx.Component:
+    # While the sign-in finishes, a spinner; if it fails, the error callout that
+    # every page shows explains why, with a Log In button.
     return page(
-        rx.center(
-            rx.vstack(
-                rx.spinner(size="3"),
-                rx.text("Signing you in…", color_scheme="gray"),
-                align="center",
+        rx.cond(
+            AuthState.error_title == "",
+            rx.center(
+                rx.vstack(
+                    rx.spinner(size="3"),
+                    rx.text("Signing you in…", color_scheme="gray"),
+                    align="center",
+                    id="callback-pending",
+                ),
+                width="100%",
+                padding_y="4em",
             ),
-            width="100%",
-            padding_y="4em",
+            rx.link("Back to the home page", href=routes.HOME),
         ),
     )

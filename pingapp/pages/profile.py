@@ -1,4 +1,4 @@
-"""Profile: who is signed in (filled in by the sign-in work)."""
+"""Profile: who is signed in (sign-in required)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,65 @@ from pingapp.auth.state import AuthState
 from pingapp.components.layout import page
 
 
+def profile_card() -> rx.Component:
+    return rx.card(
+        rx.hstack(
+            rx.avatar(
+                src=AuthState.user_picture,
+                fallback=AuthState.user_name[:1],
+                size="6",
+                radius="full",
+                id="profile-picture",
+            ),
+            rx.vstack(
+                rx.heading(AuthState.user_name, id="profile-name", size="6"),
+                rx.text(AuthState.user_email, id="profile-email", color_scheme="gray"),
+                rx.hstack(
+                    rx.foreach(AuthState.scopes, lambda scope: rx.badge(scope, variant="surface")),
+                    wrap="wrap",
+                    id="profile-scopes",
+                ),
+                spacing="2",
+            ),
+            spacing="4",
+            align="center",
+        ),
+        width="100%",
+    )
+
+
 def profile() -> rx.Component:
     return page(
         rx.heading("Profile", size="7"),
         rx.cond(
             AuthState.signed_in,
-            rx.text(AuthState.name, id="profile-name", size="5"),
-            rx.callout(
-                "You are not logged in. Log in to see your profile.",
-                icon="info",
-                id="profile-signed-out",
+            rx.vstack(
+                profile_card(),
+                rx.text("Everything the provider says about you", weight="bold"),
+                rx.el.pre(
+                    AuthState.claims_json,
+                    id="profile-claims",
+                    style={
+                        "white-space": "pre-wrap",
+                        "word-break": "break-all",
+                        "font-size": "0.85em",
+                        "padding": "1em",
+                        "border-radius": "8px",
+                        "background": rx.color("gray", 3),
+                        "width": "100%",
+                    },
+                ),
+                width="100%",
+                spacing="4",
+            ),
+            rx.cond(
+                AuthState.busy,
+                rx.hstack(rx.spinner(), rx.text("Taking you to sign in…", color_scheme="gray")),
+                rx.callout(
+                    "You are not logged in. Log in to see your profile.",
+                    icon="info",
+                    id="profile-signed-out",
+                ),
             ),
         ),
     )

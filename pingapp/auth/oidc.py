@@ -1,0 +1,493 @@
+"""The OpenID Connect client: discovery, the authorization request, the code
+exchange, ID token checks, refresh, revocation and the logout URL.
+
+No Reflex here: plain functions over the shared httpx client, so each step can
+be tested on its own. authlib builds the request parameters (PKCE, the grant
+URI); PyJWT checks signatures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+import jwt
+from authlib.common.security import generate_token
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from pingapp.settings import Settings
+
+#: How long discovery and JWKS documents are reused before being fetched again.
+METADATA_TTL = 600.0
+
+
+class LoginError(Exception):
+    """A sign-in step failed; `title` and `detail` are shown to the user."""
+
+    def __init__(self, title: str, detail: str, *, code: str = "") -> None:
+        super().__init__(f"{title}: {detail}")
+        self.title = title
+        self.detail = detail
+        self.code = code
+
+
+class ProviderUnavailable(LoginError):
+    """The provider could not be reached or answered garbage."""
+
+
+class GrantRejected(LoginError):
+    """The provider refused a code or refresh token (`invalid_grant`)."""
+
+
+# --- discovery and keys ---------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Cached:
+    value: Any
+    fetched_at: float
+
+
+_metadata: dict[str, _Cached] = {}
+_jwks: dict[str, _Cached] = {}
+_jwks_locks: dict[str, asyncio.Lock] = {}
+
+
+async def _get_json(client: httpx.AsyncClient, url: str, what: str) -> Any:
+    try:
+        response = await client.get(url, headers={"Accept": "application/json"})
+    except httpx.TimeoutException:
+        raise ProviderUnavailable(
+            "The sign-in provider is too slow",
+            f"Its {what} at {url} did not answer in time. Try again in a moment.",
+        ) from None
+    except httpx.TransportError:
+        raise ProviderUnavailable(
+            "The sign-in provider cannot be reached",
+            f"Its {what} at {url} did not answer. Check that the provider is up "
+            "and that AUTH_ISSUER (or AUTH0_DOMAIN) is right, then try again.",
+        ) from None
+    if response.status_code != 200:
+        raise ProviderUnavailable(
+            "The sign-in provider answered with an error",
+            f"Its {what} at {url} answered {response.status_code}. "
+            "Check AUTH_ISSUER (or AUTH0_DOMAIN).",
+        )
+    try:
+        return response.json()
+    except ValueError:
+        raise ProviderUnavailable(
+            "The sign-in provider answered something unexpected",
+            f"Its {what} at {url} is not JSON. Check AUTH_ISSUER (or AUTH0_DOMAIN).",
+        ) from None
+
+
+async def discover(client: httpx.AsyncClient, issuer: str) -> dict[str, Any]:
+    """The provider's metadata, cached; its `issuer` must equal ours exactly."""
+    cached = _metadata.get(issuer)
+    if cached and time.monotonic() - cached.fetched_at < METADATA_TTL:
+        return cached.value
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    document = await _get_json(client, url, "discovery document")
+    if not isinstance(document, dict) or "authorization_endpoint" not in document:
+        raise ProviderUnavailable(
+            "The sign-in provider's discovery document is incomplete",
+            f"{url} has no authorization_endpoint. Check AUTH_ISSUER.",
+        )
+    if document.get("issuer") != issuer:
+        raise LoginError(
+            "The issuer does not match",
+            f"The provider calls itself {document.get('issuer')!r} but the app is "
+            f"configured with {issuer!r}. Set AUTH_ISSUER to exactly the provider's "
+            "issuer (a trailing slash counts).",
+            code="issuer_mismatch",
+        )
+    _metadata[issuer] = _Cached(document, time.monotonic())
+    return document
+
+
+async def signing_key(
+    client: httpx.AsyncClient, metadata: Mapping[str, Any], kid: str | None, alg: str
+) -> jwt.PyJWK:
+    """The provider's key `kid`; an unknown kid refetches the JWKS once."""
+    url = metadata.get("jwks_uri")
+    if not isinstance(url, str):
+        raise ProviderUnavailable(
+            "The sign-in provider has no keys", "Its metadata has no jwks_uri."
+        )
+    for attempt in range(2):
+        cached = _jwks.get(url)
+        fresh = cached and time.monotonic() - cached.fetched_at < METADATA_TTL
+        if cached is None or not fresh or attempt == 1:
+            lock = _jwks_locks.setdefault(url, asyncio.Lock())
+            async with lock:
+                again = _jwks.get(url)
+                if again is cached:  # nobody refetched while we waited
+                    document = await _get_json(client, url, "key set")
+                    _jwks[url] = _Cached(jwt.PyJWKSet.from_dict(document), time.monotonic())
+        key_set: jwt.PyJWKSet = _jwks[url].value
+        matches = [
+            key
+            for key in key_set.keys
+            if (kid is None or key.key_id == kid) and key.public_key_use in (None, "sig")
+        ]
+        if len(matches) == 1 or (matches and kid is not None):
+            return matches[0]
+    raise LoginError(
+        "The sign-in could not be verified",
+        "The ID token is signed with a key the provider does not publish.",
+        code="unknown_key",
+    )
+
+
+def clear_caches() -> None:
+    """Forget discovery and keys (tests; a provider that changed)."""
+    _metadata.clear()
+    _jwks.clear()
+
+
+# --- the authorization request --------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingLogin:
+    """What the callback needs to finish a login; kept server-side only."""
+
+    state: str
+    nonce: str
+    code_verifier: str
+    redirect_uri: str
+    return_to: str
+    started_at: float
+
+
+def new_pending_login(redirect_uri: str, return_to: str) -> PendingLogin:
+    return PendingLogin(
+        state=generate_token(43),
+        nonce=generate_token(43),
+        # RFC 7636: 43-128 characters from the unreserved set; 64 from a CSPRNG.
+        code_verifier=generate_token(64),
+        redirect_uri=redirect_uri,
+        return_to=safe_return_path(return_to),
+        started_at=time.time(),
+    )
+
+
+def authorization_url(
+    metadata: Mapping[str, Any],
+    settings: Settings,
+    pending: PendingLogin,
+    *,
+    prompt: str | None = None,
+) -> str:
+    """The provider's authorization endpoint with PKCE, state, nonce and audience."""
+    extra: dict[str, str] = {
+        "nonce": pending.nonce,
+        "code_challenge": create_s256_code_challenge(pending.code_verifier),
+        "code_challenge_method": "S256",
+    }
+    if settings.auth_audience:
+        if settings.auth_audience_param in {"audience", "both"}:
+            extra["audience"] = settings.auth_audience
+        if settings.auth_audience_param in {"resource", "both"}:
+            extra["resource"] = settings.auth_audience
+    if prompt:
+        extra["prompt"] = prompt
+    return prepare_grant_uri(
+        metadata["authorization_endpoint"],
+        client_id=settings.auth_client_id,
+        response_type="code",
+        redirect_uri=pending.redirect_uri,
+        scope=settings.auth_scope,
+        state=pending.state,
+        **extra,
+    )
+
+
+def state_matches(expected: str, received: str) -> bool:
+    """Compare `state` in constant time."""
+    return bool(expected) and hmac.compare_digest(expected.encode(), received.encode())
+
+
+def safe_return_path(value: str | None) -> str:
+    """A local path starting with exactly one `/`, or `/` (no open redirects)."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/"
+    if any(char in value for char in "\\\r\n\t") or any(ord(c) < 0x20 for c in value):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+# --- the token endpoint ------------------------------------------------------------------
+
+
+def _client_authentication(
+    settings: Settings, form: dict[str, str]
+) -> tuple[httpx.Auth | httpx._client.UseClientDefault, dict[str, str]]:
+    """HTTP Basic with the secret for a confidential client; else `client_id` in the form."""
+    if settings.auth_client_secret is not None:
+        secret = settings.auth_client_secret.get_secret_value()
+        return httpx.BasicAuth(settings.auth_client_id, secret), form
+    return httpx.USE_CLIENT_DEFAULT, {**form, "client_id": settings.auth_client_id}
+
+
+async def _token_request(
+    client: httpx.AsyncClient,
+    metadata: Mapping[str, Any],
+    settings: Settings,
+    form: dict[str, str],
+) -> dict[str, Any]:
+    url = metadata.get("token_endpoint")
+    if not isinstance(url, str):
+        raise ProviderUnavailable(
+            "The sign-in provider has no token endpoint", "Check AUTH_ISSUER."
+        )
+    auth, form = _client_authentication(settings, form)
+    try:
+        response = await client.post(
+            url, data=form, auth=auth, headers={"Accept": "application/json"}
+        )
+    except httpx.TimeoutException:
+        raise ProviderUnavailable(
+            "The sign-in provider is too slow",
+            "Its token endpoint did not answer in time. Try again in a moment.",
+        ) from None
+    except httpx.TransportError:
+        raise ProviderUnavailable(
+            "The sign-in provider cannot be reached",
+            "Its token endpoint did not answer. Check that the provider is up, then try again.",
+        ) from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ProviderUnavailable(
+            "The sign-in provider answered something unexpected",
+            f"Its token endpoint answered {response.status_code} without JSON.",
+        )
+    if response.status_code != 200 or "error" in body:
+        code = str(body.get("error", "server_error"))
+        description = str(body.get("error_description", "")) or "no description given"
+        if code == "invalid_grant":
+            raise GrantRejected(
+                "The sign-in has expired or was already used",
+                f"The provider said: {description}. Sign in again.",
+                code=code,
+            )
+        raise LoginError(
+            "The sign-in provider refused the request",
+            f"{code}: {description}. Check AUTH_CLIENT_ID (and AUTH_CLIENT_SECRET, if the "
+            "provider's application is confidential).",
+            code=code,
+        )
+    if not isinstance(body.get("access_token"), str):
+        raise ProviderUnavailable(
+            "The sign-in provider answered something unexpected",
+            "Its token response has no access_token.",
+        )
+    return body
+
+
+async def exchange_code(
+    client: httpx.AsyncClient,
+    metadata: Mapping[str, Any],
+    settings: Settings,
+    pending: PendingLogin,
+    code: str,
+) -> dict[str, Any]:
+    """Trade the authorization code (and PKCE verifier) for tokens."""
+    return await _token_request(
+        client,
+        metadata,
+        settings,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": pending.redirect_uri,
+            "code_verifier": pending.code_verifier,
+        },
+    )
+
+
+async def refresh_tokens(
+    client: httpx.AsyncClient, metadata: Mapping[str, Any], settings: Settings, refresh_token: str
+) -> dict[str, Any]:
+    """Use a refresh token; the answer may carry a rotated one."""
+    return await _token_request(
+        client,
+        metadata,
+        settings,
+        {"grant_type": "refresh_token", "refresh_token": refresh_token},
+    )
+
+
+async def revoke(
+    client: httpx.AsyncClient, metadata: Mapping[str, Any], settings: Settings, token: str
+) -> bool:
+    """Revoke a refresh token (RFC 7009) where the provider supports it."""
+    url = metadata.get("revocation_endpoint")
+    if not isinstance(url, str):
+        return False
+    auth, form = _client_authentication(
+        settings, {"token": token, "token_type_hint": "refresh_token"}
+    )
+    try:
+        response = await client.post(url, data=form, auth=auth)
+    except httpx.TransportError:
+        return False
+    return response.status_code == 200
+
+
+# --- the ID token -------------------------------------------------------------------------
+
+
+async def validate_id_token(
+    client: httpx.AsyncClient,
+    metadata: Mapping[str, Any],
+    settings: Settings,
+    id_token: str,
+    *,
+    nonce: str | None,
+) -> dict[str, Any]:
+    """Check an ID token in full (OIDC Core 3.1.3.7) and return its claims."""
+    try:
+        header = jwt.get_unverified_header(id_token)
+    except jwt.PyJWTError:
+        raise LoginError(
+            "The sign-in could not be verified", "The ID token is malformed.", code="bad_id_token"
+        ) from None
+    alg = header.get("alg")
+    if alg not in settings.auth_algorithms:
+        raise LoginError(
+            "The sign-in could not be verified",
+            f"The ID token is signed with {alg!r}, which AUTH_ALGORITHMS does not allow.",
+            code="bad_id_token",
+        )
+    key = await signing_key(client, metadata, header.get("kid"), alg)
+    try:
+        claims = jwt.decode(
+            id_token,
+            key=key,
+            algorithms=[alg],
+            audience=settings.auth_client_id,
+            issuer=metadata["issuer"],
+            leeway=settings.auth_leeway,
+            options={"require": ["iss", "sub", "aud", "exp", "iat"]},
+        )
+    except jwt.PyJWTError as error:
+        raise LoginError(
+            "The sign-in could not be verified",
+            f"The ID token was refused: {error}. Sign in again; if it keeps happening, "
+            "check AUTH_ISSUER and AUTH_CLIENT_ID.",
+            code="bad_id_token",
+        ) from None
+    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    if len(audiences) > 1 and claims.get("azp") != settings.auth_client_id:
+        raise LoginError(
+            "The sign-in could not be verified",
+            "The ID token names several audiences but not this app as its authorized party.",
+            code="bad_id_token",
+        )
+    if nonce is not None and not (
+        isinstance(claims.get("nonce"), str) and hmac.compare_digest(claims["nonce"], nonce)
+    ):
+        raise LoginError(
+            "The sign-in could not be verified",
+            "The ID token does not carry this login's nonce (a replayed or foreign token). "
+            "Sign in again.",
+            code="bad_nonce",
+        )
+    return claims
+
+
+# --- logout --------------------------------------------------------------------------------
+
+
+def logout_url(
+    metadata: Mapping[str, Any],
+    settings: Settings,
+    *,
+    id_token: str | None,
+    return_to: str,
+) -> str | None:
+    """Where to send the browser to end the provider's session, if anywhere."""
+    end_session = metadata.get("end_session_endpoint")
+    if isinstance(end_session, str):
+        params = {"post_logout_redirect_uri": return_to, "client_id": settings.auth_client_id}
+        if id_token:
+            params["id_token_hint"] = id_token
+        return f"{end_session}?{urlencode(params)}"
+    if settings.auth0_domain:
+        # Auth0 tenants without RP-initiated logout enabled in discovery.
+        query = urlencode({"client_id": settings.auth_client_id, "returnTo": return_to})
+        return f"https://{settings.auth0_domain}/v2/logout?{query}"
+    return None
+
+
+# --- provider errors on the callback ------------------------------------------------------
+
+_PROVIDER_ERRORS = {
+    "access_denied": (
+        "Sign-in was cancelled",
+        "You declined, or the provider refused, access for this app. Sign in again to retry.",
+    ),
+    "login_required": (
+        "Please sign in",
+        "The provider needs you to sign in again. Press Log In to continue.",
+    ),
+    "consent_required": (
+        "Your consent is needed",
+        "The provider needs you to approve this app's access. Press Log In to continue.",
+    ),
+    "interaction_required": (
+        "Please sign in",
+        "The provider needs you to interact with it. Press Log In to continue.",
+    ),
+    "invalid_scope": (
+        "The requested permissions are not available",
+        "The provider refused the scope in AUTH_SCOPE. Check the API's permissions "
+        "at the provider.",
+    ),
+    "invalid_target": (
+        "The API is unknown to the provider",
+        "The provider does not know AUTH_AUDIENCE. Create the API at the provider, or set "
+        "AUTH_AUDIENCE to its identifier.",
+    ),
+}
+
+
+def describe_provider_error(code: str, description: str) -> LoginError:
+    """A provider's `error` on the callback, in words with a way forward."""
+    title, detail = _PROVIDER_ERRORS.get(
+        code,
+        ("The sign-in provider reported an error", "Press Log In to try again."),
+    )
+    if description:
+        detail = f"{detail} (The provider said: {description[:200]})"
+    return LoginError(title, detail, code=code)
+
+
+async def fetch_userinfo(
+    client: httpx.AsyncClient, metadata: Mapping[str, Any], access_token: str
+) -> dict[str, Any]:
+    """The provider's profile of the user (the tutorial's Profile page), or {}."""
+    url = metadata.get("userinfo_endpoint")
+    if not isinstance(url, str):
+        return {}
+    try:
+        response = await client.get(url, headers={"Authorization": f"Bearer {access_token}"})
+        body = response.json() if response.status_code == 200 else None
+    except (httpx.TransportError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
