@@ -440,7 +440,7 @@ def logout_url(
 _PROVIDER_ERRORS = {
     "access_denied": (
         "Sign-in was cancelled",
-        "You declined, or the provider refused, access for this app. Sign in again to retry.",
+        "You declined, or the provider refused, access for this app. Press Log In to try again.",
     ),
     "login_required": (
         "Please sign in",

@@ -77,7 +77,9 @@ class AuthState(rx.State):
             return
         profile = {**session.claims, **session.profile}
         self.signed_in = True
-        self.user_name = str(profile.get("name") or profile.get("nickname") or profile["sub"])
+        self.user_name = str(
+            profile.get("name") or profile.get("nickname") or profile.get("sub", "")
+        )
         self.user_email = str(profile.get("email", ""))
         self.user_picture = str(profile.get("picture", ""))
         self.scopes = session.scope.split()
