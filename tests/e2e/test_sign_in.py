@@ -1,0 +1,190 @@
+"""Sign-in, session and sign-out in real Chromium, through the embedded provider.
+
+The app runs as `make run` starts it, with its state files in a folder of the
+test's own, so the test can read the tokens the server holds and prove that
+none of them ever reaches the browser.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from pingapp.auth.session import COOKIE_NAME, ServerSession
+from tests.e2e.conftest import RunningApp, start_app
+
+
+@pytest.fixture(scope="module")
+def states_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("states")
+
+
+@pytest.fixture(scope="module")
+def app(states_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    running = start_app(
+        "run",
+        tmp_path_factory.mktemp("signin"),
+        # carol never consents before the test that declines.
+        env={
+            "REFLEX_STATES_WORKDIR": str(states_dir),
+            "IDP_USERS": "alice:alice,bob:bob,carol:carol",
+        },
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    context = browser.new_context()
+    context.set_default_timeout(20_000)
+    yield context
+    context.close()
+
+
+def sign_in_at_provider(page: Page, user: str = "alice", allow: bool = True) -> None:
+    """Fill the embedded provider's forms as a person would."""
+    page.wait_for_selector("#username")
+    page.fill("#username", user)
+    page.fill("#password", user)
+    page.click("#signin")
+    page.wait_for_load_state()
+    if page.locator("#consent-allow").count():
+        page.click("#consent-allow" if allow else "#consent-deny")
+
+
+def stored_sessions(states_dir: Path) -> list[ServerSession]:
+    found = []
+    for path in states_dir.glob("*.pkl"):
+        data = path.read_bytes()
+        if b"ServerSession" not in data:
+            continue  # a page state, which needs the running app to load
+        item = pickle.loads(data)  # noqa: S301 - the app's own state files
+        if isinstance(item, ServerSession) and item.active:
+            found.append(item)
+    return found
+
+
+def wait_for_sessions(states_dir: Path, count: int) -> list[ServerSession]:
+    """The active sessions on disk, once there are `count` (writes are debounced)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if len(sessions := stored_sessions(states_dir)) == count:
+            return sessions
+        time.sleep(0.2)
+    pytest.fail(f"expected {count} active server-side sessions on disk")
+
+
+def test_sign_in_profile_reload_new_tab_and_sign_out_everywhere(
+    app: RunningApp, context: BrowserContext, states_dir: Path
+) -> None:
+    frames: list[str] = []
+    context.on(
+        "page",
+        lambda p: p.on(
+            "websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f)))
+        ),
+    )
+    page = context.new_page()
+    page.goto(app.url + "/")
+    expect(page.locator("#home-status")).to_contain_text("You are not logged in!")
+
+    started = time.perf_counter()
+    page.click("#qsLoginBtn")
+    sign_in_at_provider(page)
+    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    round_trip = time.perf_counter() - started
+    print(f"\nlogin round trip (click to signed in, forms filled by the test): {round_trip:.2f} s")
+    expect(page).to_have_url(app.url + "/")
+    expect(page.locator("#home-status")).to_contain_text("You are logged in!")
+    # SECURITY 22: code and state are not left in the address bar or history.
+    assert "code=" not in page.url
+
+    page.click("#nav-profile")
+    expect(page.locator("#profile-name")).to_have_text("Alice")
+    expect(page.locator("#profile-email")).to_have_text("alice@example.com")
+    expect(page.locator("#profile-claims")).to_contain_text('"sub"')
+
+    # SECURITY 19: no token anywhere the browser can see.
+    [stored] = wait_for_sessions(states_dir, 1)
+    secrets = [stored.access_token, stored.refresh_token, stored.id_token]
+    assert all(secrets)
+    cookies = context.cookies()
+    session_cookie = next(c for c in cookies if c["name"] == COOKIE_NAME)
+    assert session_cookie["httpOnly"]
+    assert session_cookie["sameSite"] == "Lax"
+    visible = "\n".join(
+        [
+            page.content(),
+            page.evaluate("JSON.stringify(Object.entries(localStorage))"),
+            page.evaluate("JSON.stringify(Object.entries(sessionStorage))"),
+            page.evaluate("document.cookie"),
+            repr(cookies),
+            *frames,
+        ]
+    )
+    assert frames, "no websocket frame was captured"
+    for secret in secrets:
+        assert secret not in visible
+    assert not re.search(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+", visible), "a JWT reached the browser"
+
+    # A reload and a second tab of the same browser are still signed in.
+    page.reload()
+    expect(page.locator("#profile-name")).to_have_text("Alice")
+    second = context.new_page()
+    second.goto(app.url + "/profile")
+    expect(second.locator("#profile-name")).to_have_text("Alice")
+
+    # Logout in one tab signs out every tab.
+    page.click("#qsLogoutBtn")
+    expect(page.locator("#qsLoginBtn")).to_be_visible()
+    expect(second.locator("#qsLoginBtn")).to_be_visible()
+    second.goto(app.url + "/")
+    expect(second.locator("#home-status")).to_contain_text("You are not logged in!")
+    wait_for_sessions(states_dir, 0)
+
+    # SECURITY 20: a copied old session id no longer works.
+    thief = context.browser.new_context() if context.browser else None
+    assert thief is not None
+    thief.add_cookies([{**session_cookie, "sameSite": "Lax"}])
+    stolen = thief.new_page()
+    stolen.goto(app.url + "/profile")
+    expect(stolen).to_have_url(re.compile(r"/idp/"))  # sent to sign in, not let in
+    thief.close()
+
+
+def test_signed_out_profile_visit_signs_in_and_returns_to_profile(
+    app: RunningApp, context: BrowserContext
+) -> None:
+    page = context.new_page()
+    page.goto(app.url + "/profile")
+    sign_in_at_provider(page, "bob")
+    expect(page).to_have_url(app.url + "/profile")
+    expect(page.locator("#profile-name")).to_have_text("Bob")
+
+
+def test_declined_consent_is_explained(app: RunningApp, context: BrowserContext) -> None:
+    page = context.new_page()
+    page.goto(app.url + "/")
+    page.click("#qsLoginBtn")
+    sign_in_at_provider(page, "carol", allow=False)
+    expect(page.locator("#auth-error-title")).to_have_text("Sign-in was cancelled")
+    expect(page.locator("#qsLoginBtn")).to_be_visible()
+    assert "error=" not in page.url
+
+
+def test_a_forged_callback_is_refused_without_a_token_request(
+    app: RunningApp, context: BrowserContext
+) -> None:
+    page = context.new_page()
+    page.goto(app.url + "/callback?code=forged&state=forged")
+    expect(page.locator("#auth-error-title")).to_have_text("This sign-in cannot be finished here")
+    expect(page).to_have_url(app.url + "/callback")
+    referrer = page.locator('meta[name="referrer"]')
+    expect(referrer).to_have_attribute("content", "no-referrer")
