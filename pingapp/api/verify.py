@@ -185,7 +185,8 @@ class TokenVerifier:
     fetched with httpx on the event loop. An unknown `kid` starts at most one
     refetch at a time; after it, no refetch for `jwks_cooldown` seconds (or
     `failure_retry` seconds after a failed fetch). A request never waits more
-    than `fetch_timeout` seconds for keys.
+    than `fetch_timeout` seconds for keys. Keys older than `jwks_max_age` are
+    refetched in the background, so a key the issuer withdrew stops working.
     """
 
     def __init__(
@@ -198,6 +199,7 @@ class TokenVerifier:
         client_id: str | None = None,
         require_at_jwt: bool = False,
         jwks_cooldown: float = 30.0,
+        jwks_max_age: float = 600.0,
         failure_retry: float = 5.0,
         fetch_timeout: float = 5.0,
         cache_size: int = 4096,
@@ -222,6 +224,7 @@ class TokenVerifier:
         self.client_id = client_id
         self.require_at_jwt = require_at_jwt
         self.jwks_cooldown = jwks_cooldown
+        self.jwks_max_age = jwks_max_age
         self.failure_retry = failure_retry
         self.fetch_timeout = fetch_timeout
         self.cache_size = cache_size
@@ -239,6 +242,8 @@ class TokenVerifier:
         self._sole_key: dict[str, PyJWK] = {}
         self._refresh_task: asyncio.Task[None] | None = None
         self._next_refresh = 0.0
+        #: When the keys we hold are old enough to be fetched again in the background.
+        self._stale_at = 0.0
         self._cache: OrderedDict[str, AccessToken] = OrderedDict()
         #: How many JWKS documents were fetched (tests and metrics read it).
         self.jwks_fetches = 0
@@ -359,6 +364,8 @@ class TokenVerifier:
         finally:
             delay = self.jwks_cooldown if ok else self.failure_retry
             self._next_refresh = self._monotonic() + delay
+            if ok:
+                self._stale_at = self._monotonic() + self.jwks_max_age
             self._refresh_task = None
 
     async def _await_refresh(self) -> None:
@@ -371,7 +378,17 @@ class TokenVerifier:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(task), self.fetch_timeout)
 
+    def _refresh_if_stale(self) -> None:
+        """Refetch old keys in the background, so a withdrawn key stops working
+        even if no token ever names an unknown kid; requests do not wait."""
+        if self._refresh_task is None and self._monotonic() >= max(
+            self._stale_at, self._next_refresh
+        ):
+            self._refresh_task = asyncio.create_task(self._refresh())
+
     async def _key(self, kid: str | None, alg: str) -> PyJWK:
+        if self._kids:
+            self._refresh_if_stale()
         key = self._keys.get((kid, alg))
         if key is None and kid is None:
             # No kid: fine while the issuer has a single key for this algorithm.
@@ -551,7 +568,7 @@ class BearerToken(SecurityBase):
         try:
             verified = await verifier_of(request).verify(token)
         except TokenRefused as refusal:
-            log.info("access token refused: %s", refusal)
+            log.debug("access token refused: %s", refusal)
             raise errors.invalid_token(str(refusal).capitalize() + ".") from None
         if self.scopes:
             missing = [scope for scope in self.scopes if scope not in verified.scopes]

@@ -286,3 +286,25 @@ async def test_a_private_key_in_the_jwks_is_not_used(
     issuer.jwks = {"keys": [{**private, "kid": "key-1", "use": "sig"}]}
     with pytest.raises(TokenRefused):
         await verifier.verify(mint.token())
+
+
+async def test_old_keys_are_refetched_in_the_background(
+    verifier: TokenVerifier, mint: Minter, issuer: Issuer, clock: FakeClock, keys: list[Key]
+) -> None:
+    # No token ever names an unknown kid, yet a key the issuer withdrew must stop
+    # working once the keys are older than jwks_max_age.
+    await verifier.verify(mint.token())
+    issuer.publish(keys[1])  # key-1 withdrawn
+    clock.advance(verifier.jwks_max_age - 1)
+    await verifier.verify(mint.token())  # still young: no fetch
+    assert issuer.jwks_fetches == 1
+    clock.advance(2)
+    await verifier.verify(mint.token())  # served at once with the keys we hold...
+    for _ in range(100):  # ...while the refetch runs in the background
+        if issuer.jwks_fetches == 2 and verifier._refresh_task is None:
+            break
+        await asyncio.sleep(0.01)
+    assert issuer.jwks_fetches == 2
+    with pytest.raises(TokenRefused):
+        await verifier.verify(mint.token())
+    await verifier.verify(mint.token(key=keys[1]))
