@@ -3,12 +3,19 @@
 One `httpx.AsyncClient` per backend process, opened and closed by a Reflex
 lifespan task, so every outbound call (the API, the provider) reuses the same
 connection pool instead of paying for a new TCP/TLS connection per call.
+
+The user's access token is never stored on that client: each call passes a
+`BearerAuth` built for it, which attaches the token only to URLs on the
+`Allowlist` (exact scheme, host and port, optionally a path prefix) and follows
+redirects itself, re-checking the allowlist on every hop (SECURITY.md item 21).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterable
+from dataclasses import dataclass
 
 import httpx
 
@@ -58,3 +65,192 @@ async def http_client_lifespan() -> AsyncIterator[None]:
     """Reflex lifespan task: open the shared client at start, close it at stop."""
     async with use_client(make_client()):
         yield
+
+
+# --- The token-attaching auth: where a bearer token may go -------------------
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Encoded `.`, `/` or `\` (or a raw `\`) in a path: a server may decode them into
+#: `../` and leave the allowed prefix, so such paths never match a prefix.
+_PATH_TRICKS = re.compile(r"%2e|%2f|%5c|\\", re.IGNORECASE)
+
+
+def _port(url: httpx.URL) -> int:
+    """The port a URL really uses (httpx reports default ports as None)."""
+    return url.port or _DEFAULT_PORTS[url.scheme]
+
+
+def _raw_path(url: httpx.URL) -> str:
+    """The path as sent on the wire: still percent-encoded, without the query."""
+    return url.raw_path.partition(b"?")[0].decode("ascii", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedTarget:
+    """One allowlist entry: an exact origin, optionally narrowed to a path prefix.
+
+    Hosts are compared as httpx sends them: lower case, IDNA-encoded. So a
+    look-alike Unicode host, a percent-encoded host, a longer host ending in an
+    allowed one, or a URL with `allowed@` user information never matches.
+    """
+
+    scheme: str
+    host: bytes
+    port: int
+    #: "" for the whole origin, else e.g. "/v1" (allows /v1 and /v1/..., not /v10).
+    path: str
+
+    @classmethod
+    def parse(cls, entry: str) -> AllowedTarget:
+        try:
+            url = httpx.URL(entry)
+        except httpx.InvalidURL as error:
+            msg = f"an allowed origin must be a valid URL, got {entry!r}: {error}"
+            raise ValueError(msg) from None
+        if url.scheme not in _DEFAULT_PORTS or not url.raw_host:
+            msg = f"an allowed origin must be an absolute http(s) URL, got {entry!r}"
+            raise ValueError(msg)
+        if url.userinfo or url.query or url.fragment:
+            msg = f"an allowed origin must not have user information, query or fragment: {entry!r}"
+            raise ValueError(msg)
+        path = _raw_path(url).rstrip("/")
+        if _PATH_TRICKS.search(path):
+            msg = f"an allowed path prefix must not contain encoded '.', '/' or '\\': {entry!r}"
+            raise ValueError(msg)
+        return cls(url.scheme, url.raw_host, _port(url), path)
+
+    def matches(self, url: httpx.URL) -> bool:
+        if url.scheme != self.scheme:
+            return False
+        if (url.raw_host, _port(url)) != (self.host, self.port):
+            return False
+        if not self.path:
+            return True
+        path = _raw_path(url)
+        if _PATH_TRICKS.search(path):
+            return False
+        return path == self.path or path.startswith(self.path + "/")
+
+
+class Allowlist:
+    """The URLs a bearer token may be sent to (API_ALLOWED_ORIGINS, parsed once).
+
+    `Allowlist(get_settings().allowed_origins(backend_url()))`; an empty list
+    allows nothing. A bad entry raises ValueError when the list is built.
+    """
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self.targets = tuple(AllowedTarget.parse(entry) for entry in entries)
+
+    def allows(self, url: httpx.URL | str) -> bool:
+        url = httpx.URL(url)
+        return url.scheme in _DEFAULT_PORTS and any(t.matches(url) for t in self.targets)
+
+
+#: One `name=value` or `name="quoted value"` parameter of a WWW-Authenticate
+#: challenge; quoted strings are consumed whole, so text inside them never counts.
+_AUTH_PARAM = re.compile(r"""([\w!#$%&'*+.^`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)""")
+
+
+def _says_invalid_token(response: httpx.Response) -> bool:
+    """Whether this is a 401 with `error="invalid_token"` (RFC 6750 section 3.1)."""
+    if response.status_code != httpx.codes.UNAUTHORIZED:
+        return False
+    return any(
+        name.lower() == "error" and value.strip('"') == "invalid_token"
+        for challenge in response.headers.get_list("WWW-Authenticate")
+        for name, value in _AUTH_PARAM.findall(challenge)
+    )
+
+
+TokenSource = Callable[[], Awaitable[str | None]]
+
+
+class BearerAuth(httpx.Auth):
+    """Attach `Authorization: Bearer <token>` to allow-listed URLs only.
+
+    Build one per call, never store it on the shared client:
+
+        auth = BearerAuth(session.access_token, allowlist, refresh=session.refresh)
+        response = await shared_client().get(url, auth=auth)
+
+    - The token comes from `get_token()` once per call (not cached between calls);
+      None means "no token": the request goes out without one.
+    - Redirects are followed here, hop by hop, up to `max_redirects` (then
+      `httpx.TooManyRedirects`). Every hop is checked against the allowlist, and
+      a hop that is not allowed is sent with no `Authorization` at all. Method and
+      body follow httpx's redirect rules: 303 (and 301/302 after POST) become a GET
+      without body; 307/308 resend the same method and body.
+    - A 401 with `error="invalid_token"` to a request that carried the token calls
+      `refresh()` once and resends that request once with the new token; any
+      further 401 is returned as is. `refresh()` returning None ends the call.
+
+    Needs a client with `follow_redirects=False` (the shared one): if the client
+    follows redirects itself, the hops bypass this check and the call fails with
+    RuntimeError. The client's own `max_redirects` also caps the hops and retries.
+    """
+
+    # Read the body up front so that a 307/308 hop or the retry can resend it.
+    requires_request_body = True
+
+    def __init__(
+        self,
+        get_token: TokenSource,
+        allowlist: Allowlist | Iterable[str],
+        *,
+        refresh: TokenSource | None = None,
+        max_redirects: int = 5,
+    ) -> None:
+        self.get_token = get_token
+        self.allowlist = allowlist if isinstance(allowlist, Allowlist) else Allowlist(allowlist)
+        self.refresh = refresh
+        self.max_redirects = max_redirects
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        msg = "BearerAuth reads the token asynchronously: use it with httpx.AsyncClient"
+        raise RuntimeError(msg)
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        await request.aread()
+        token: str | None = None
+        token_read = retried = False
+        redirects = received = 0
+        while True:
+            # Whatever Authorization the request has (from the caller or an
+            # earlier hop) is dropped; only an allowed URL gets one back.
+            request.headers.pop("Authorization", None)
+            sends_token = False
+            if self.allowlist.allows(request.url):
+                if not token_read:
+                    token, token_read = await self.get_token(), True
+                if token:
+                    request.headers["Authorization"] = f"Bearer {token}"
+                    sends_token = True
+
+            response = yield request
+
+            if len(response.history) != received:
+                msg = (
+                    "the client followed redirects itself, past BearerAuth's allowlist "
+                    "check; call it with follow_redirects=False"
+                )
+                raise RuntimeError(msg)
+            received += 1
+
+            if sends_token and not retried and self.refresh and _says_invalid_token(response):
+                retried = True
+                token = await self.refresh()
+                if token:
+                    continue  # the same request once more, with the new token
+                return
+
+            next_request = response.next_request
+            if next_request is None:
+                return
+            if redirects >= self.max_redirects:
+                msg = f"more than {self.max_redirects} redirects"
+                raise httpx.TooManyRedirects(msg, request=next_request)
+            redirects += 1
+            request = next_request
