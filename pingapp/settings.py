@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     auth_algorithms: CommaList = Field(default_factory=lambda: ["RS256"])
     #: Clock skew tolerated on exp / nbf / iat, in seconds.
     auth_leeway: int = Field(default=30, ge=0, le=60)
+    #: Refuse access tokens whose header `typ` is not `at+jwt` (RFC 9068). Unset:
+    #: required with the embedded provider, which sets it; Auth0 sends `JWT`.
+    auth_require_at_jwt: bool | None = None
 
     api_url: str | None = None
     api_allowed_origins: CommaList = Field(default_factory=list)

@@ -526,8 +526,12 @@ def default_verifier() -> TokenVerifier:
         algorithms=settings.auth_algorithms,
         leeway=settings.auth_leeway,
         client_id=settings.auth_client_id,
-        # The embedded provider issues RFC 9068 tokens (typ at+jwt); others may not.
-        require_at_jwt=settings.uses_embedded_provider,
+        # The embedded provider issues RFC 9068 tokens (typ at+jwt); Auth0 does not.
+        require_at_jwt=(
+            settings.uses_embedded_provider
+            if settings.auth_require_at_jwt is None
+            else settings.auth_require_at_jwt
+        ),
         fetch_timeout=min(settings.http_timeout, 5.0),
     )
 

@@ -1,0 +1,67 @@
+"""The default verifier follows the settings (issuer, audience, algorithms, typ)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from pingapp.api.verify import TokenVerifier, default_verifier
+from pingapp.settings import Settings, get_settings
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> Iterator[object]:
+    """Set variables, then build the default verifier afresh from them."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setattr("pingapp.settings.backend_url", lambda: "http://127.0.0.1:8123")
+    # No stray .env: read from an empty folder.
+    monkeypatch.setitem(Settings.model_config, "env_file", None)
+
+    def build(**env: str) -> TokenVerifier:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        default_verifier.cache_clear()
+        return default_verifier()
+
+    yield build
+    get_settings.cache_clear()
+    default_verifier.cache_clear()
+
+
+def test_embedded_provider_by_default(configure) -> None:
+    verifier = configure()
+    assert verifier.issuer == "http://127.0.0.1:8123/idp"
+    assert verifier.audience == get_settings().auth_audience
+    assert verifier.algorithms == frozenset({"RS256"})
+    assert verifier.require_at_jwt is True  # the embedded provider sets typ at+jwt
+    assert verifier.client_id == get_settings().auth_client_id
+    assert verifier.jwks_cooldown >= 30
+
+
+def test_auth0_domain(configure) -> None:
+    verifier = configure(AUTH0_DOMAIN="tenant.eu.auth0.com", AUTH_AUDIENCE="https://api.example")
+    assert verifier.issuer == "https://tenant.eu.auth0.com/"
+    assert verifier.audience == "https://api.example"
+    assert verifier.require_at_jwt is False  # Auth0's access tokens say typ JWT
+
+
+def test_any_issuer_with_its_options(configure) -> None:
+    verifier = configure(
+        AUTH_ISSUER="https://id.example/realms/x",
+        AUTH_AUDIENCE="api://pingapp",
+        AUTH_ALGORITHMS="RS256, PS256",
+        AUTH_LEEWAY="5",
+        AUTH_REQUIRE_AT_JWT="true",
+    )
+    assert verifier.issuer == "https://id.example/realms/x"
+    assert verifier.algorithms == frozenset({"RS256", "PS256"})
+    assert verifier.leeway == 5
+    assert verifier.require_at_jwt is True
+
+
+def test_no_audience_is_an_error(configure) -> None:
+    with pytest.raises(RuntimeError, match="AUTH_AUDIENCE"):
+        configure(AUTH_AUDIENCE="")
