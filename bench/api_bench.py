@@ -59,7 +59,7 @@ from jwt.algorithms import RSAAlgorithm
 ROOT = Path(__file__).resolve().parent.parent
 AUDIENCE = "urn:pingapp:bench"
 KID = "bench-key"
-#: The verifier's default cache size (pingapp.api.verify.TokenVerifier).
+#: The verified-token cache's size (AUTH_TOKEN_CACHE_SIZE's default).
 CACHE_SIZE = 4096
 
 
@@ -179,9 +179,10 @@ def backend_command(server: str, port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def backend(server: str, issuer: str, port: int, log: Path) -> Iterator[str]:
+def backend(server: str, issuer: str, port: int, log: Path, cache_size: int) -> Iterator[str]:
     env = {
         **os.environ,
+        "AUTH_TOKEN_CACHE_SIZE": str(cache_size),
         "AUTH_ISSUER": issuer,
         "AUTH_AUDIENCE": AUDIENCE,
         "BACKEND_PORT": str(port),
@@ -320,11 +321,14 @@ def main() -> None:
         "--tokens", type=int, default=60_000, help="distinct tokens for the worst case"
     )
     parser.add_argument("--server", choices=["reflex", "granian"], default="reflex")
+    parser.add_argument(
+        "--cache-size", type=int, default=CACHE_SIZE, help="AUTH_TOKEN_CACHE_SIZE (0: no cache)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
-    if args.tokens <= CACHE_SIZE:
-        raise SystemExit(f"--tokens must exceed the cache size ({CACHE_SIZE})")
+    if args.tokens <= args.cache_size:
+        raise SystemExit(f"--tokens must exceed the cache size ({args.cache_size})")
 
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public_jwk = {
@@ -360,7 +364,7 @@ def main() -> None:
                 else "granian, 1 worker, the API app alone"
             )
             print(f"backend: {mode} on 127.0.0.1:{port}")
-            with backend(args.server, issuer, port, log) as api:
+            with backend(args.server, issuer, port, log, args.cache_size) as api:
                 assert get(f"{api}/private", one) == 200, "a valid token was refused"
                 assert get(f"{api}/private", many[0] + "x") == 401
                 assert get(f"{api}/private") == 401
@@ -447,7 +451,7 @@ def report(cases: list[Case], args: argparse.Namespace, load: tuple[float, float
     requests = sum(r.requests for r in rotating)
     print(
         f"worst case: {requests} measured requests, each with the next of {args.tokens} "
-        f"distinct tokens in turn (more than the cache's {CACHE_SIZE}): no cache hit"
+        f"distinct tokens in turn (more than the cache's {args.cache_size}): no cache hit"
     )
     print(f"load average before/after: {load[0]:.2f} / {load[1]:.2f} (2 cores: >0.5 = noisy)")
     results = [r for case in cases for r in (*case.public, *case.private)]

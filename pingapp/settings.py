@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     #: Refuse access tokens whose header `typ` is not `at+jwt` (RFC 9068). Unset:
     #: required with the embedded provider, which sets it; Auth0 sends `JWT`.
     auth_require_at_jwt: bool | None = None
+    #: How many verified access tokens the API keeps (each until its exp); 0: none.
+    auth_token_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
 
     api_url: str | None = None
     api_allowed_origins: CommaList = Field(default_factory=list)

@@ -533,6 +533,7 @@ def default_verifier() -> TokenVerifier:
             else settings.auth_require_at_jwt
         ),
         fetch_timeout=min(settings.http_timeout, 5.0),
+        cache_size=settings.auth_token_cache_size,
     )
 
 

@@ -39,6 +39,7 @@ def test_embedded_provider_by_default(configure) -> None:
     assert verifier.require_at_jwt is True  # the embedded provider sets typ at+jwt
     assert verifier.client_id == get_settings().auth_client_id
     assert verifier.jwks_cooldown >= 30
+    assert verifier.cache_size == 4096
 
 
 def test_auth0_domain(configure) -> None:
@@ -55,11 +56,13 @@ def test_any_issuer_with_its_options(configure) -> None:
         AUTH_ALGORITHMS="RS256, PS256",
         AUTH_LEEWAY="5",
         AUTH_REQUIRE_AT_JWT="true",
+        AUTH_TOKEN_CACHE_SIZE="0",
     )
     assert verifier.issuer == "https://id.example/realms/x"
     assert verifier.algorithms == frozenset({"RS256", "PS256"})
     assert verifier.leeway == 5
     assert verifier.require_at_jwt is True
+    assert verifier.cache_size == 0
 
 
 def test_no_audience_is_an_error(configure) -> None:
