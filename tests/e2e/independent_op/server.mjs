@@ -1,0 +1,59 @@
+// An OpenID Provider nobody on the team wrote (panva's oidc-provider), for the
+// browser test that signs in against it: tests/e2e/test_independent_provider.py.
+//
+//   FRONTEND=http://localhost:3000 node server.mjs 4000
+//
+// Listens on 127.0.0.1:<port> (argv[2], else PORT) with the issuer
+// http://localhost:<port>. One public client, "pingapp", for the app at FRONTEND.
+// Its built-in development login form accepts any login and password; the login
+// becomes the subject, and the profile and email scopes give a name and email.
+import Provider from 'oidc-provider';
+
+const port = Number(process.argv[2] ?? process.env.PORT);
+const frontend = process.env.FRONTEND;
+if (!Number.isInteger(port) || port <= 0 || !frontend) {
+  console.error('usage: FRONTEND=http://localhost:3000 node server.mjs <port>');
+  process.exit(2);
+}
+
+const provider = new Provider(`http://localhost:${port}`, {
+  clients: [
+    {
+      client_id: 'pingapp',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: [`${frontend}/callback`],
+      post_logout_redirect_uris: [`${frontend}/`],
+    },
+  ],
+  pkce: { required: () => true }, // S256 is the only method this version accepts
+  // The app's default AUTH_SCOPE, so the test runs with the defaults.
+  scopes: ['openid', 'offline_access', 'profile', 'email', 'read:messages'],
+  claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
+  features: {
+    devInteractions: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+    revocation: { enabled: true },
+  },
+  cookies: { keys: ['pingapp-independent-op-test-only'] },
+  async findAccount(_ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return {
+          sub: id,
+          name: `${id[0].toUpperCase()}${id.slice(1)} Independent`,
+          email: `${id}@independent.example`,
+        };
+      },
+    };
+  },
+});
+
+const server = provider.listen(port, '127.0.0.1', () => {
+  console.log(`oidc-provider listening: http://localhost:${port}`);
+});
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => server.close(() => process.exit(0)));
+}
