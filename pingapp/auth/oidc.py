@@ -9,8 +9,10 @@ URI); PyJWT checks signatures.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import hmac
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -491,3 +493,21 @@ async def fetch_userinfo(
     except (httpx.TransportError, ValueError):
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def peek(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A JWT's header and claims for display only (no checks: the API verifies);
+    None for an opaque token."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header, claims = (
+            json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+            for part in parts[:2]
+        )
+    except ValueError:
+        return None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return None
+    return header, claims

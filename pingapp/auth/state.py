@@ -58,6 +58,12 @@ class AuthState(rx.State):
     expires_at: int = 0
     #: The ID token's claims and the provider's profile, as indented JSON.
     claims_json: str = ""
+    #: The access token as the token inspector shows it: decoded, never raw.
+    token_header: str = ""
+    token_claims: str = ""
+    token_audience: list[str] = []  # noqa: RUF012
+    #: False when the provider issued an opaque (non-JWT) access token.
+    token_is_jwt: bool = True
     error_title: str = ""
     error_detail: str = ""
     #: A login or logout is on its way (the buttons show a spinner).
@@ -72,9 +78,18 @@ class AuthState(rx.State):
         if session is None or not session.active:
             self.signed_in = False
             self.user_name = self.user_email = self.user_picture = self.claims_json = ""
-            self.scopes = []
+            self.token_header = self.token_claims = ""
+            self.scopes = self.token_audience = []
+            self.token_is_jwt = True
             self.expires_at = 0
             return
+        decoded = oidc.peek(session.access_token)
+        self.token_is_jwt = decoded is not None
+        header, claims = decoded or ({}, {})
+        self.token_header = json.dumps(header, indent=2, sort_keys=True)
+        self.token_claims = json.dumps(claims, indent=2, sort_keys=True)
+        audience = claims.get("aud", [])
+        self.token_audience = [audience] if isinstance(audience, str) else list(audience)
         profile = {**session.claims, **session.profile}
         self.signed_in = True
         self.user_name = str(
@@ -284,29 +299,37 @@ class AuthState(rx.State):
 
     # --- for other states (PingState) ---------------------------------------------
 
-    async def access_token(self) -> str | None:
-        """A valid access token for this tab's session, refreshed if about to expire.
+    async def access_token(self, *, rejected: str | None = None) -> str | None:
+        """A valid access token for this tab's session, refreshed when about to expire
+        or when the API just `rejected` it.
 
         Returns None (and shows the signed-out page) when there is no session or it
         cannot be renewed.
         """
-        if not self._session_id:
+        # The fast path reads without the session's lock.
+        session = await read_session(self._session_id)
+        if session is None:
+            self._show(None)
             return None
+        if rejected is None and not _expiring(session):
+            return session.access_token
         async with modify_session(self._session_id) as session:
+            # The lock is held: one refresh at a time per session, on every worker.
+            # Whoever waited for it finds the fresh token and uses it.
             if not session.active:
                 self._show(None)
                 return None
-            if session.expires_at and session.expires_at - REFRESH_MARGIN > time.time():
+            stale = session.access_token == rejected or (rejected is None and _expiring(session))
+            if not stale:
                 return session.access_token
             if not session.refresh_token:
-                if session.expires_at and session.expires_at < time.time():
+                if rejected is None and 0 < session.expires_at < time.time():
                     session.end()
                     self._show(None)
                     self.error_title = "Your session has expired"
                     self.error_detail = "Log in again to continue."
                     return None
-                return session.access_token
-            # The session's lock is held: one refresh at a time, on every worker.
+                return None if rejected else session.access_token
             settings = get_settings()
             client = shared_client()
             try:
@@ -322,7 +345,8 @@ class AuthState(rx.State):
                 return None
             except oidc.LoginError:
                 # Provider down or slow: keep the session, use the token while it lasts.
-                return session.access_token if session.expires_at > time.time() else None
+                usable = rejected is None and session.expires_at > time.time()
+                return session.access_token if usable else None
             session.access_token = tokens["access_token"]
             session.refresh_token = str(tokens.get("refresh_token") or session.refresh_token)
             session.expires_at = time.time() + float(tokens.get("expires_in", 0) or 0)
@@ -331,6 +355,10 @@ class AuthState(rx.State):
                 session.id_token = tokens["id_token"]
             self._show(session)
             return session.access_token
+
+
+def _expiring(session: ServerSession) -> bool:
+    return bool(session.expires_at) and session.expires_at - REFRESH_MARGIN <= time.time()
 
 
 async def _sign_out_tabs(tabs: list[str], except_token: str) -> None:

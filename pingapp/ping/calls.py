@@ -63,6 +63,12 @@ async def call_api(
             message=f"The API at {url} did not answer in time. Try again in a moment.",
             elapsed_ms=elapsed(),
         )
+    except httpx.TooManyRedirects:
+        return PingResult(
+            ok=False,
+            message=f"The API at {url} redirected too many times. Check API_URL.",
+            elapsed_ms=elapsed(),
+        )
     except httpx.TransportError:
         return PingResult(
             ok=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 from reflex.event import EventType
 
+from pingapp.auth.state import AuthState
 from pingapp.components.layout import page
 from pingapp.ping.state import PingState
 
@@ -63,8 +64,97 @@ def ping() -> rx.Component:
         ),
         rx.hstack(
             ping_button("Call Public", "public", PingState.ping_public),
+            rx.cond(
+                AuthState.signed_in,
+                rx.fragment(
+                    ping_button("Call Private", "private", PingState.ping_private),
+                    ping_button(
+                        "Call Private Scoped", "scoped", PingState.ping_scoped, variant="outline"
+                    ),
+                ),
+                rx.text("Log in to call the private endpoints.", color_scheme="gray"),
+            ),
             wrap="wrap",
             spacing="3",
+            align="center",
         ),
         answer(),
+        rx.cond(AuthState.signed_in, token_inspector()),
+    )
+
+
+def json_block(text: str | rx.Var[str], element_id: str) -> rx.Component:
+    return rx.el.pre(
+        text,
+        id=element_id,
+        style={
+            "white-space": "pre-wrap",
+            "word-break": "break-all",
+            "font-size": "0.8em",
+            "padding": "0.75em",
+            "border-radius": "8px",
+            "background": rx.color("gray", 3),
+            "width": "100%",
+            "margin": "0",
+        },
+    )
+
+
+def token_inspector() -> rx.Component:
+    """The access token as the API will see it: decoded, never the raw string."""
+    return rx.card(
+        rx.vstack(
+            rx.heading("Your access token", size="4"),
+            rx.text(
+                "It stays on the server; this is what it says.",
+                size="2",
+                color_scheme="gray",
+            ),
+            rx.cond(
+                AuthState.token_is_jwt,
+                rx.vstack(
+                    rx.hstack(
+                        rx.text("Audience", weight="bold", size="2"),
+                        rx.foreach(
+                            AuthState.token_audience,
+                            lambda aud: rx.badge(aud, variant="soft", color_scheme="blue"),
+                        ),
+                        wrap="wrap",
+                        id="token-audience",
+                    ),
+                    rx.hstack(
+                        rx.text("Scopes", weight="bold", size="2"),
+                        rx.foreach(AuthState.scopes, lambda scope: rx.badge(scope)),
+                        wrap="wrap",
+                        id="token-scopes",
+                    ),
+                    rx.hstack(
+                        rx.text("Expires", weight="bold", size="2"),
+                        rx.moment(
+                            AuthState.expires_at * 1000,
+                            from_now=True,
+                            interval=1000,
+                            id="token-expiry",
+                        ),
+                    ),
+                    rx.text("Header", weight="bold", size="2"),
+                    json_block(AuthState.token_header, "token-header"),
+                    rx.text("Claims", weight="bold", size="2"),
+                    json_block(AuthState.token_claims, "token-claims"),
+                    width="100%",
+                ),
+                rx.callout(
+                    "The provider issued an opaque access token, which the API cannot "
+                    "verify: the private pings will fail. This happens when no audience is "
+                    "asked for at login. Set AUTH_AUDIENCE to your API's identifier "
+                    "(in Auth0: Applications > APIs) and log in again.",
+                    icon="triangle-alert",
+                    color_scheme="amber",
+                    id="token-opaque",
+                ),
+            ),
+            width="100%",
+        ),
+        width="100%",
+        id="token-inspector",
     )

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+
 import reflex as rx
 
-from pingapp.http import shared_client
+from pingapp.auth.state import AuthState
+from pingapp.http import Allowlist, BearerAuth, shared_client
 from pingapp.ping.calls import PingResult, call_api
 from pingapp.settings import backend_url, get_settings
+
+SIGN_IN_FIRST = PingResult(False, "Sign in first: the private endpoints need your access token.")
+
+
+@functools.cache
+def allowlist() -> Allowlist:
+    """Where the access token may go (API_ALLOWED_ORIGINS), parsed once."""
+    return Allowlist(get_settings().allowed_origins(backend_url()))
+
+
+def api_url(path: str) -> str:
+    return get_settings().api_base_url(backend_url()) + path
 
 
 class PingState(rx.State):
@@ -38,8 +53,46 @@ class PingState(rx.State):
             return
         self._start("public")
         yield
-        url = get_settings().api_base_url(backend_url()) + "/public"
-        self._show(await call_api(shared_client(), url))
+        self._show(await call_api(shared_client(), api_url("/public")))
+
+    @rx.event
+    async def ping_private(self):
+        """Call `API_URL/private` with the user's access token."""
+        async for update in self._secured_ping("private", "/private"):
+            yield update
+
+    @rx.event
+    async def ping_scoped(self):
+        """Call `API_URL/private-scoped`, which also needs `read:messages`."""
+        async for update in self._secured_ping("scoped", "/private-scoped"):
+            yield update
+
+    async def _secured_ping(self, which: str, path: str):
+        # Hiding the buttons is not protection: the session is checked here.
+        if self.running:
+            return
+        auth = await self.get_state(AuthState)
+        if not auth.signed_in:
+            self._show(SIGN_IN_FIRST)
+            return
+        self._start(which)
+        yield
+        sent: list[str] = []
+
+        async def token() -> str | None:
+            value = await auth.access_token()
+            sent.append(value or "")
+            return value
+
+        async def refreshed() -> str | None:
+            return await auth.access_token(rejected=sent[-1] if sent else None)
+
+        result = await call_api(
+            shared_client(), api_url(path), BearerAuth(token, allowlist(), refresh=refreshed)
+        )
+        if not auth.signed_in:  # the session ended (expired, revoked) meanwhile
+            result = SIGN_IN_FIRST
+        self._show(result)
 
     @rx.var
     def has_answer(self) -> bool:
