@@ -48,6 +48,8 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CHROMIUM := /usr/bin/chromium
 REDIS := /usr/bin/redis-server
+# An OpenID Provider nobody on the team wrote, for one browser test (npm: oidc-provider).
+INDEPENDENT_OP := tests/e2e/independent_op/node_modules/.package-lock.json
 
 .PHONY: help install install-dev run prod lint test test-fast test-e2e clean
 
@@ -56,7 +58,7 @@ help:
 
 install: $(RUNTIME_STAMP) $(BUN)
 
-install-dev: install $(DEV_STAMP) $(CHROMIUM) $(REDIS)
+install-dev: install $(DEV_STAMP) $(CHROMIUM) $(REDIS) $(INDEPENDENT_OP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +82,9 @@ $(BUN):
 $(CHROMIUM) $(REDIS):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server
+
+$(INDEPENDENT_OP): tests/e2e/independent_op/package-lock.json
+	cd tests/e2e/independent_op && npm ci --no-audit --no-fund
 
 run: install
 	$(BIN)/reflex run --frontend-port $(FRONTEND_PORT) --backend-port $(BACKEND_PORT)

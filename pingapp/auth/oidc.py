@@ -200,6 +200,8 @@ def authorization_url(
             extra["audience"] = settings.auth_audience
         if settings.auth_audience_param in {"resource", "both"}:
             extra["resource"] = settings.auth_audience
+    if prompt is None and needs_consent_prompt(settings):
+        prompt = "consent"
     if prompt:
         extra["prompt"] = prompt
     return prepare_grant_uri(
@@ -211,6 +213,14 @@ def authorization_url(
         state=pending.state,
         **extra,
     )
+
+
+def needs_consent_prompt(settings: Settings) -> bool:
+    """OIDC Core section 11: a provider may ignore `offline_access` (and so issue no
+    refresh token) unless `prompt=consent` is sent. Auth0 and the embedded provider
+    grant it without; any other provider gets the prompt."""
+    wants_refresh = "offline_access" in settings.auth_scope.split()
+    return wants_refresh and settings.auth_issuer is not None
 
 
 def state_matches(expected: str, received: str) -> bool:

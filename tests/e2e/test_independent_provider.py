@@ -186,12 +186,6 @@ def test_sign_in_profile_and_sign_out_at_oidc_provider(
     print(f"\nsign-in, profile and sign-out at oidc-provider: {elapsed:.2f} s")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the app asks for offline_access without prompt=consent; OpenID Connect Core "
-    "section 11 lets a provider ignore it then, and oidc-provider does: no refresh token",
-)
 def test_default_scope_gets_a_refresh_token(
     app: RunningApp, op: str, context: BrowserContext, states_dir: Path
 ) -> None:

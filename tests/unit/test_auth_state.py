@@ -240,6 +240,26 @@ def test_audience_parameter_is_configurable(param: str, expected: list[str]) -> 
 
 
 @pytest.mark.parametrize(
+    ("settings", "prompt"),
+    [
+        (Settings(auth_issuer=ISSUER), ["consent"]),
+        (Settings(auth_issuer=ISSUER, auth_scope="openid read:messages"), None),
+        (Settings(auth0_domain="tenant.auth0.test"), None),
+        (Settings(), None),
+    ],
+    ids=["generic provider", "no offline_access", "auth0", "embedded"],
+)
+def test_offline_access_asks_for_consent_where_the_spec_needs_it(
+    settings: Settings, prompt: list[str] | None
+) -> None:
+    pending = oidc.new_pending_login(FRONTEND + "/callback", "/")
+    url = oidc.authorization_url(
+        {"authorization_endpoint": ISSUER + "authorize"}, settings, pending
+    )
+    assert parse_qs(urlsplit(url).query).get("prompt") == prompt
+
+
+@pytest.mark.parametrize(
     ("given", "safe"),
     [
         ("/profile", "/profile"),
