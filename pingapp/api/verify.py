@@ -82,6 +82,10 @@ _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 _MIN_RSA_BITS = 2048
 
 
+class NotConfigured(RuntimeError):
+    """The API cannot verify any token with the current configuration."""
+
+
 class TokenRefused(Exception):
     """Why a token was refused; the text is fixed and never contains the token."""
 
@@ -519,7 +523,7 @@ def default_verifier() -> TokenVerifier:
     settings = get_settings()
     if settings.auth_audience is None:
         msg = "AUTH_AUDIENCE is empty: the API cannot check which API a token is for"
-        raise RuntimeError(msg)
+        raise NotConfigured(msg)
     return TokenVerifier(
         issuer=settings.effective_issuer(backend_url()),
         audience=settings.auth_audience,
@@ -571,7 +575,13 @@ class BearerToken(SecurityBase):
     async def __call__(self, request: Request) -> AccessToken:
         token = _token_from(request)
         try:
-            verified = await verifier_of(request).verify(token)
+            verifier = verifier_of(request)
+        except NotConfigured as problem:
+            # A configuration mistake: logged on every such request, and never a 500.
+            log.error("%s", problem)
+            raise errors.invalid_token("This API cannot verify access tokens.") from None
+        try:
+            verified = await verifier.verify(token)
         except TokenRefused as refusal:
             log.debug("access token refused: %s", refusal)
             raise errors.invalid_token(str(refusal).capitalize() + ".") from None

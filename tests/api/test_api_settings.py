@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from pingapp.api.verify import TokenVerifier, default_verifier
+from pingapp.api import create_api
+from pingapp.api.verify import NotConfigured, TokenVerifier, default_verifier
 from pingapp.settings import Settings, get_settings
 
 
 @pytest.fixture
-def configure(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> Iterator[object]:
+def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """Set variables, then build the default verifier afresh from them."""
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
@@ -66,5 +68,19 @@ def test_any_issuer_with_its_options(configure) -> None:
 
 
 def test_no_audience_is_an_error(configure) -> None:
-    with pytest.raises(RuntimeError, match="AUTH_AUDIENCE"):
+    with pytest.raises(NotConfigured, match="AUTH_AUDIENCE"):
         configure(AUTH_AUDIENCE="")
+
+
+async def test_without_an_audience_the_api_refuses_tokens_without_a_500(
+    configure, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(NotConfigured):
+        configure(AUTH_AUDIENCE="")
+    api = create_api(cors_origins=[])  # the default verifier, as pingapp mounts it
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        response = await client.get("/private", headers={"Authorization": "Bearer a.b.c"})
+        assert response.status_code == 401
+        assert (await client.get("/public")).status_code == 200
+    assert "AUTH_AUDIENCE" in caplog.text
