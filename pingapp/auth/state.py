@@ -136,6 +136,16 @@ class AuthState(rx.State):
     @rx.event
     async def login(self, return_to: str = ""):
         """Send the browser to the provider, remembering where to come back to."""
+        async for update in self._start_login(return_to, prompt=None):
+            yield update
+
+    @rx.event
+    async def review_permissions(self):
+        """Sign in again with the provider's consent page, to grant what is missing."""
+        async for update in self._start_login("", prompt="consent"):
+            yield update
+
+    async def _start_login(self, return_to: str, prompt: str | None):
         self.busy = True
         self.error_title = self.error_detail = ""
         yield
@@ -152,7 +162,7 @@ class AuthState(rx.State):
             return_to=return_to or self.router.url.path or HOME,
         )
         self._pending = pending
-        yield navigate(oidc.authorization_url(metadata, settings, pending))
+        yield navigate(oidc.authorization_url(metadata, settings, pending, prompt=prompt))
 
     @rx.event
     async def require_sign_in(self):

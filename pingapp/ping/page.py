@@ -44,6 +44,16 @@ def answer() -> rx.Component:
                 rx.text(PingState.timing, id="ping-timing", size="2", color_scheme="gray"),
             ),
             rx.cond(
+                PingState.status_code == 403,
+                rx.button(
+                    "Log in again and grant access",
+                    id="review-permissions",
+                    size="2",
+                    variant="soft",
+                    on_click=AuthState.review_permissions,
+                ),
+            ),
+            rx.cond(
                 (PingState.message == "") & (PingState.running == ""),
                 rx.text("Press a button to call the API.", color_scheme="gray"),
             ),

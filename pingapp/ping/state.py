@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import reflex as rx
@@ -9,7 +10,7 @@ import reflex as rx
 from pingapp.auth.state import AuthState
 from pingapp.http import Allowlist, BearerAuth, shared_client
 from pingapp.ping.calls import PingResult, call_api
-from pingapp.settings import backend_url, get_settings
+from pingapp.settings import backend_url, get_settings, origin_of
 
 SIGN_IN_FIRST = PingResult(False, "Sign in first: the private endpoints need your access token.")
 
@@ -87,11 +88,21 @@ class PingState(rx.State):
         async def refreshed() -> str | None:
             return await auth.access_token(rejected=sent[-1] if sent else None)
 
+        url = api_url(path)
         result = await call_api(
-            shared_client(), api_url(path), BearerAuth(token, allowlist(), refresh=refreshed)
+            shared_client(), url, BearerAuth(token, allowlist(), refresh=refreshed)
         )
         if not auth.signed_in:  # the session ended (expired, revoked) meanwhile
             result = SIGN_IN_FIRST
+        elif result.status_code == 401 and not allowlist().allows(url):
+            result = dataclasses.replace(
+                result,
+                message=(
+                    f"Not authorized (401): no token was sent, because {origin_of(url)} is "
+                    "not in API_ALLOWED_ORIGINS. Add it there if this API should get your "
+                    "access token."
+                ),
+            )
         self._show(result)
 
     @rx.var

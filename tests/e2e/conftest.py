@@ -122,3 +122,20 @@ def page(browser: Browser) -> Iterator[Page]:
     page.set_default_timeout(20_000)
     yield page
     context.close()
+
+
+def sign_in_at_provider(
+    page: Page, user: str = "alice", *, allow: bool = True, untick: tuple[str, ...] = ()
+) -> None:
+    """Fill the embedded provider's forms as a person would: sign in (unless the
+    provider's session already knows the browser), then consent."""
+    page.wait_for_selector("#username, #consent-allow")
+    if page.locator("#username").count():
+        page.fill("#username", user)
+        page.fill("#password", user)
+        page.click("#signin")
+        page.wait_for_load_state()
+    if page.locator("#consent-allow").count():
+        for scope in untick:
+            page.uncheck("#scope-" + scope.replace(":", "-"))
+        page.click("#consent-allow" if allow else "#consent-deny")

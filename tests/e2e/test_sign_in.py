@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 
 from pingapp.auth.session import COOKIE_NAME, ServerSession
-from tests.e2e.conftest import RunningApp, start_app
+from tests.e2e.conftest import RunningApp, sign_in_at_provider, start_app
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +46,6 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     context.set_default_timeout(20_000)
     yield context
     context.close()
-
-
-def sign_in_at_provider(page: Page, user: str = "alice", allow: bool = True) -> None:
-    """Fill the embedded provider's forms as a person would."""
-    page.wait_for_selector("#username")
-    page.fill("#username", user)
-    page.fill("#password", user)
-    page.click("#signin")
-    page.wait_for_load_state()
-    if page.locator("#consent-allow").count():
-        page.click("#consent-allow" if allow else "#consent-deny")
 
 
 def stored_sessions(states_dir: Path) -> list[ServerSession]:
@@ -116,9 +105,9 @@ def test_sign_in_profile_reload_new_tab_and_sign_out_everywhere(
     secrets = [stored.access_token, stored.refresh_token, stored.id_token]
     assert all(secrets)
     cookies = context.cookies()
-    session_cookie = next(c for c in cookies if c["name"] == COOKIE_NAME)
-    assert session_cookie["httpOnly"]
-    assert session_cookie["sameSite"] == "Lax"
+    session_cookie = next(c for c in cookies if c.get("name") == COOKIE_NAME)
+    assert session_cookie.get("httpOnly")
+    assert session_cookie.get("sameSite") == "Lax"
     visible = "\n".join(
         [
             page.content(),

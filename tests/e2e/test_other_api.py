@@ -1,0 +1,86 @@
+"""API_URL pointing at another API server: the token goes there only when that
+origin is on the allowlist."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.e2e.conftest import ROOT, RunningApp, free_port, sign_in_at_provider, start_app
+
+
+def start_second_api(port: int, issuer: str, log: Path) -> subprocess.Popen:
+    """pingapp's API app alone, on `port`, trusting the app's embedded provider."""
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "granian", "--interface", "asgi",
+            "--host", "127.0.0.1", "--port", str(port), "tests.e2e.second_api:app",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "AUTH_ISSUER": issuer},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/public", timeout=2).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    pytest.fail(f"the second API did not start:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module", params=["allowed", "not allowed"])
+def setup(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningApp, str, bool]]:
+    allowed = request.param == "allowed"
+    port = free_port()
+    second = f"http://127.0.0.1:{port}"
+    env = {"API_URL": second}
+    if not allowed:
+        env["API_ALLOWED_ORIGINS"] = "http://127.0.0.1:1"  # anywhere but the second API
+    folder = tmp_path_factory.mktemp("other-api")
+    app = start_app("run", folder, env=env)
+    issuer = app.backend.replace("127.0.0.1", "localhost") + "/idp"
+    api = start_second_api(port, issuer, folder / "second-api.log")
+    yield app, second, allowed
+    api.terminate()
+    api.wait(timeout=10)
+    app.stop()
+
+
+def test_pings_go_to_api_url_with_the_token_only_if_allowed(
+    setup: tuple[RunningApp, str, bool], browser: Browser
+) -> None:
+    app, second, allowed = setup
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(app.url + "/ping")
+    page.click("#qsLoginBtn")
+    sign_in_at_provider(page)
+    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+
+    page.click("#ping-public")
+    expect(page.locator("#ping-message")).to_contain_text("public endpoint")
+    page.click("#ping-private")
+    message = page.locator("#ping-message")
+    if allowed:
+        expect(message).to_contain_text("Hello from a private endpoint!")
+    else:
+        expect(message).to_contain_text("API_ALLOWED_ORIGINS")
+    seen = httpx.get(second + "/seen").json()
+    assert seen[-2:] == ["/public none", "/private token" if allowed else "/private none"]
+    assert ("/private token" in seen) == allowed
+    context.close()
