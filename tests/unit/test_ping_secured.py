@@ -1,0 +1,172 @@
+"""The secured pings: the session is checked in the handler, the token goes only to
+allow-listed origins, and an `invalid_token` answer is refreshed once and retried.
+
+The API is an `httpx.MockTransport`; sessions live in a real Reflex state manager
+(in memory). The browser tests run the same handlers against the real API.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import reflex as rx
+from reflex.istate.manager.memory import StateManagerMemory
+
+from pingapp import http
+from pingapp.auth import session
+from pingapp.auth.state import AuthState
+from pingapp.ping import state as ping_module
+from pingapp.ping.state import PingState
+from pingapp.settings import Settings
+
+API = "http://127.0.0.1:9/api"
+
+
+@pytest.fixture
+def manager(monkeypatch: pytest.MonkeyPatch) -> StateManagerMemory:
+    manager = StateManagerMemory()
+    monkeypatch.setattr("pingapp.auth.session.get_state_manager", lambda: manager)
+    return manager
+
+
+def use_settings(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    settings = Settings(api_url=API, **values)  # pyright: ignore[reportArgumentType]
+    monkeypatch.setattr("pingapp.ping.state.get_settings", lambda: settings)
+    ping_module.allowlist.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def default_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_settings(monkeypatch)
+
+
+async def tree(signed_in: bool, expires_in: float = 300) -> tuple[PingState, AuthState]:
+    root = rx.State(_reflex_internal_init=True)  # pyright: ignore[reportCallIssue]
+    ping = root.substates[PingState.get_name()]
+    auth = root.substates[AuthState.get_name()]
+    assert isinstance(ping, PingState)
+    assert isinstance(auth, AuthState)
+    if signed_in:
+        auth._session_id = session.new_session_id()
+        async with session.modify_session(auth._session_id) as stored:
+            stored.access_token = "token-1"
+            stored.expires_at = time.time() + expires_in
+        auth.signed_in = True
+    return ping, auth
+
+
+async def run(handler, state: PingState) -> None:
+    async for _ in handler.fn(state):
+        pass
+
+
+Seen = list[tuple[str, str | None]]
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Seen]:
+    """The shared client, answering like the API; yields (url, Authorization) of
+    each request as it was sent (a retry reuses the request object)."""
+    seen: Seen = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((str(request.url), request.headers.get("authorization")))
+        if request.headers.get("authorization") != "Bearer token-1":
+            return httpx.Response(
+                401,
+                json={"error": "invalid_token", "error_description": "no good"},
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        return httpx.Response(200, json={"message": "Hello from a private endpoint!"})
+
+    async with http.use_client(httpx.AsyncClient(transport=httpx.MockTransport(answer))):
+        yield seen
+
+
+async def test_signed_out_gets_nothing_and_calls_nothing(
+    manager: StateManagerMemory, api: Seen
+) -> None:
+    ping, _ = await tree(signed_in=False)
+    await run(PingState.ping_private, ping)
+    await run(PingState.ping_scoped, ping)
+    assert api == []
+    assert not ping.ok
+    assert ping.message.startswith("Sign in first")
+
+
+async def test_a_signed_in_ping_carries_the_session_token(
+    manager: StateManagerMemory, api: Seen
+) -> None:
+    ping, _ = await tree(signed_in=True)
+    await run(PingState.ping_scoped, ping)
+    assert api == [(API + "/private-scoped", "Bearer token-1")]
+    assert ping.ok
+    assert ping.message == "Hello from a private endpoint!"
+
+
+async def test_a_revoked_session_is_refused_on_the_server(
+    manager: StateManagerMemory, api: Seen
+) -> None:
+    ping, auth = await tree(signed_in=True)
+    async with session.modify_session(auth._session_id) as stored:
+        stored.end()  # logged out in another tab
+    await run(PingState.ping_private, ping)
+    assert all(authorization is None for _, authorization in api)
+    assert not auth.signed_in
+    assert ping.message.startswith("Sign in first")
+
+
+async def test_the_token_stays_home_when_api_url_is_not_allowed(
+    manager: StateManagerMemory, api: Seen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_settings(monkeypatch, api_allowed_origins="https://elsewhere.example.test")
+    ping, _ = await tree(signed_in=True)
+    await run(PingState.ping_private, ping)
+    assert api == [(API + "/private", None)]
+    assert "not in API_ALLOWED_ORIGINS" in ping.message
+
+
+async def test_invalid_token_is_refreshed_once_and_retried(
+    manager: StateManagerMemory, api: Seen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ping, auth = await tree(signed_in=True)
+    async with session.modify_session(auth._session_id) as stored:
+        stored.access_token = "revoked-at-the-api"
+        stored.refresh_token = "refresh-1"
+    refreshes: list[str] = []
+
+    async def refresh(client, metadata, settings, refresh_token: str) -> dict:
+        refreshes.append(refresh_token)
+        return {"access_token": "token-1", "refresh_token": "refresh-2", "expires_in": 300}
+
+    async def discover(client, issuer: str) -> dict:
+        return {"issuer": issuer}
+
+    monkeypatch.setattr("pingapp.auth.oidc.refresh_tokens", refresh)
+    monkeypatch.setattr("pingapp.auth.oidc.discover", discover)
+    monkeypatch.setattr("pingapp.auth.state.backend_url", lambda: "http://localhost:8000")
+    await run(PingState.ping_private, ping)
+    assert [authorization for _, authorization in api] == [
+        "Bearer revoked-at-the-api",
+        "Bearer token-1",
+    ]
+    assert refreshes == ["refresh-1"]
+    assert ping.ok
+    stored = await session.read_session(auth._session_id)
+    assert stored is not None
+    assert stored.refresh_token == "refresh-2"
+
+
+async def test_a_rejected_token_without_refresh_is_explained(
+    manager: StateManagerMemory, api: Seen
+) -> None:
+    ping, auth = await tree(signed_in=True)
+    async with session.modify_session(auth._session_id) as stored:
+        stored.access_token = "revoked-at-the-api"
+    await run(PingState.ping_private, ping)
+    assert len(api) == 1  # no refresh token: no retry
+    assert ping.status_code == 401
+    assert "Sign in again" in ping.message
