@@ -45,7 +45,7 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})
 CommaList = Annotated[list[str], NoDecode]
 
 
-def _split_commas(value: object) -> object:
+def split_commas(value: object) -> object:
     """Read `a, b,c` (the form an environment variable takes) as a list."""
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -103,7 +103,7 @@ class Settings(BaseSettings):
 
     _split = field_validator(
         "auth_algorithms", "api_allowed_origins", "cors_origins", mode="before"
-    )(_split_commas)
+    )(split_commas)
 
     @field_validator(
         "auth_issuer",

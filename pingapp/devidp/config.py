@@ -8,27 +8,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pingapp.settings import ConfigurationError, http_url
+from pingapp.settings import CommaList, ConfigurationError, http_url, split_commas
 
 #: The repository's root; the generated key goes to `<root>/.idp/` (git-ignored).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-CommaList = Annotated[list[str], NoDecode]
-
 #: RFC 6749 section 4.1.2: "A maximum authorization code lifetime of 10 minutes
 #: is RECOMMENDED"; SECURITY.md item 27 asks for 60 seconds at most.
 MAX_CODE_TTL = 60
-
-
-def _split_commas(value: object) -> object:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
 
 
 class IdpSettings(BaseSettings):
@@ -68,7 +59,7 @@ class IdpSettings(BaseSettings):
 
     _split = field_validator(
         "users", "redirect_uris", "post_logout_redirect_uris", "audiences", mode="before"
-    )(_split_commas)
+    )(split_commas)
 
     @field_validator("signing_key", "redis_url", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from pingapp.auth.state import AuthState
+from pingapp.components.json_block import json_block
 from pingapp.components.layout import page
 
 
@@ -43,19 +44,7 @@ def profile() -> rx.Component:
             rx.vstack(
                 profile_card(),
                 rx.text("Everything the provider says about you", weight="bold"),
-                rx.el.pre(
-                    AuthState.claims_json,
-                    id="profile-claims",
-                    style={
-                        "white-space": "pre-wrap",
-                        "word-break": "break-all",
-                        "font-size": "0.85em",
-                        "padding": "1em",
-                        "border-radius": "8px",
-                        "background": rx.color("gray", 3),
-                        "width": "100%",
-                    },
-                ),
+                json_block(AuthState.claims_json, "profile-claims"),
                 width="100%",
                 spacing="4",
             ),

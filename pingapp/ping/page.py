@@ -6,6 +6,7 @@ import reflex as rx
 from reflex.event import EventType
 
 from pingapp.auth.state import AuthState
+from pingapp.components.json_block import json_block
 from pingapp.components.layout import page
 from pingapp.ping.state import PingState
 
@@ -90,23 +91,6 @@ def ping() -> rx.Component:
         ),
         answer(),
         rx.cond(AuthState.signed_in, token_inspector()),
-    )
-
-
-def json_block(text: str | rx.Var[str], element_id: str) -> rx.Component:
-    return rx.el.pre(
-        text,
-        id=element_id,
-        style={
-            "white-space": "pre-wrap",
-            "word-break": "break-all",
-            "font-size": "0.8em",
-            "padding": "0.75em",
-            "border-radius": "8px",
-            "background": rx.color("gray", 3),
-            "width": "100%",
-            "margin": "0",
-        },
     )
 
 

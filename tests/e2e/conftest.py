@@ -7,6 +7,7 @@ run one after the other, never together.
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -17,7 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from pingapp.auth.session import ServerSession
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -52,13 +55,19 @@ class RunningApp:
     log: Path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_process_group(self.process)
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM to a process started with start_new_session=True and its children;
+    SIGKILL if they are still there after `timeout` seconds."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
 
 def wait_until_up(app: RunningApp) -> None:
@@ -116,6 +125,14 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    context = browser.new_context()
+    context.set_default_timeout(20_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context()
     page = context.new_page()
@@ -139,3 +156,25 @@ def sign_in_at_provider(
         for scope in untick:
             page.uncheck("#scope-" + scope.replace(":", "-"))
         page.click("#consent-allow" if allow else "#consent-deny")
+
+
+def stored_sessions(states_dir: Path) -> list[ServerSession]:
+    found = []
+    for path in states_dir.glob("*.pkl"):
+        data = path.read_bytes()
+        if b"ServerSession" not in data:
+            continue  # a page state, which needs the running app to load
+        item = pickle.loads(data)  # noqa: S301 - the app's own state files
+        if isinstance(item, ServerSession) and item.active:
+            found.append(item)
+    return found
+
+
+def wait_for_sessions(states_dir: Path, count: int) -> list[ServerSession]:
+    """The active sessions on disk, once there are `count` (writes are debounced)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if len(sessions := stored_sessions(states_dir)) == count:
+            return sessions
+        time.sleep(0.2)
+    pytest.fail(f"expected {count} active server-side sessions on disk")

@@ -21,10 +21,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.e2e.conftest import RunningApp, free_port, start_app
-from tests.e2e.test_sign_in import wait_for_sessions
+from tests.e2e.conftest import (
+    RunningApp,
+    free_port,
+    start_app,
+    stop_process_group,
+    wait_for_sessions,
+)
 
 OP_DIR = Path(__file__).resolve().parent / "independent_op"
 OP_START_TIMEOUT = 30  # seconds
@@ -111,21 +116,7 @@ def op(
             pytest.fail(f"oidc-provider did not answer at {discovery}:\n{log.read_text()}")
         time.sleep(0.2)
     yield op_issuer
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context()
-    context.set_default_timeout(20_000)
-    yield context
-    context.close()
+    stop_process_group(process, timeout=10)
 
 
 def sign_in_at_oidc_provider(page: Page, op: str) -> None:

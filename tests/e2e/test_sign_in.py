@@ -7,17 +7,21 @@ none of them ever reaches the browser.
 
 from __future__ import annotations
 
-import pickle
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, expect
+from playwright.sync_api import BrowserContext, expect
 
-from pingapp.auth.session import COOKIE_NAME, ServerSession
-from tests.e2e.conftest import RunningApp, sign_in_at_provider, start_app
+from pingapp.auth.session import COOKIE_NAME
+from tests.e2e.conftest import (
+    RunningApp,
+    sign_in_at_provider,
+    start_app,
+    wait_for_sessions,
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,36 +42,6 @@ def app(states_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     )
     yield running
     running.stop()
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context()
-    context.set_default_timeout(20_000)
-    yield context
-    context.close()
-
-
-def stored_sessions(states_dir: Path) -> list[ServerSession]:
-    found = []
-    for path in states_dir.glob("*.pkl"):
-        data = path.read_bytes()
-        if b"ServerSession" not in data:
-            continue  # a page state, which needs the running app to load
-        item = pickle.loads(data)  # noqa: S301 - the app's own state files
-        if isinstance(item, ServerSession) and item.active:
-            found.append(item)
-    return found
-
-
-def wait_for_sessions(states_dir: Path, count: int) -> list[ServerSession]:
-    """The active sessions on disk, once there are `count` (writes are debounced)."""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if len(sessions := stored_sessions(states_dir)) == count:
-            return sessions
-        time.sleep(0.2)
-    pytest.fail(f"expected {count} active server-side sessions on disk")
 
 
 def test_sign_in_profile_reload_new_tab_and_sign_out_everywhere(
