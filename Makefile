@@ -48,17 +48,19 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 CHROMIUM := /usr/bin/chromium
 REDIS := /usr/bin/redis-server
+NGINX := /usr/sbin/nginx
 # An OpenID Provider nobody on the team wrote, for one browser test (npm: oidc-provider).
 INDEPENDENT_OP := tests/e2e/independent_op/node_modules/.package-lock.json
 
-.PHONY: help install install-dev run prod lint test test-fast test-e2e clean
+.PHONY: help install install-dev run prod lint test test-fast test-e2e clean \
+	export backend test-deploy
 
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
 install: $(RUNTIME_STAMP) $(BUN)
 
-install-dev: install $(DEV_STAMP) $(CHROMIUM) $(REDIS) $(INDEPENDENT_OP)
+install-dev: install $(DEV_STAMP) $(CHROMIUM) $(REDIS) $(NGINX) $(INDEPENDENT_OP)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,10 +80,10 @@ $(BUN):
 	$(BUN) --version
 
 # Debian's Chromium drives the browser tests (Playwright's own download cannot work
-# here); the tests start their own Redis servers from Debian's package.
-$(CHROMIUM) $(REDIS):
+# here); the tests start their own Redis and nginx servers from Debian's packages.
+$(CHROMIUM) $(REDIS) $(NGINX):
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server nginx
 
 $(INDEPENDENT_OP): tests/e2e/independent_op/package-lock.json
 	cd tests/e2e/independent_op && npm ci --no-audit --no-fund
@@ -110,3 +112,24 @@ test: lint test-fast test-e2e
 
 clean:
 	rm -rf .web .states $(TOOLS) $(VENV) .pytest_cache .ruff_cache .hypothesis
+
+# Deploy (README.md, "Deploy"). PUBLIC_URL is the origin browsers use: nginx serves
+# the static site there and proxies /_reflex, /api, /auth and /idp to the backends,
+# so the exported frontend, the provider's issuer and the redirect URIs all name it.
+PUBLIC_URL ?= $(or $(REFLEX_API_URL),http://localhost:8080)
+
+# The static site, in .web/build/client/, wired to the backend at PUBLIC_URL.
+export: install
+	REFLEX_API_URL=$(PUBLIC_URL) REFLEX_DEPLOY_URL=$(PUBLIC_URL) \
+	  $(BIN)/reflex export --frontend-only --no-zip
+	@echo "static site in .web/build/client/ (its backend: $(PUBLIC_URL))"
+
+# One backend process (events, API, sign-in) on BACKEND_PORT, behind nginx at
+# PUBLIC_URL. Start several on one Redis with REFLEX_REDIS_URL=redis://...
+backend: install
+	REFLEX_API_URL=$(PUBLIC_URL) REFLEX_DEPLOY_URL=$(PUBLIC_URL) \
+	  $(BIN)/reflex run --backend-only --env prod --backend-port $(BACKEND_PORT)
+
+# The deploy set-ups with real nginx and Redis, in a pytest process of their own.
+test-deploy: install-dev
+	$(BIN)/python -m pytest tests/deploy

@@ -1,0 +1,87 @@
+"""The static export behind nginx, one backend on a port of its own: the pages
+come from files, the events, API, cookie hop and provider through nginx's proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page
+
+from tests.deploy.conftest import (
+    Server,
+    StaticSite,
+    backend,
+    csp_watch,
+    ping_private,
+    sign_in,
+    sign_out,
+    start_backends,
+    start_nginx,
+)
+from tests.e2e.conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def deployed(site: StaticSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticSite]:
+    tmp = tmp_path_factory.mktemp("static")
+    port = free_port()
+    server = backend("backend", port, site.url, tmp, REFLEX_STATES_WORKDIR=str(tmp / "states"))
+    start_backends(server)
+    nginx: Server | None = None
+    try:
+        nginx = start_nginx(tmp / "nginx", site, [port])
+        yield site
+    finally:
+        if nginx:
+            nginx.stop()
+        server.stop()
+
+
+def test_sign_in_private_ping_and_sign_out_with_no_csp_violation(
+    deployed: StaticSite, page: Page
+) -> None:
+    complaints = csp_watch(page)
+    sign_in(page, deployed.url)
+    ping_private(page)
+    page.click("#nav-profile")
+    page.locator("#profile-name").wait_for()
+    sign_out(page)
+    assert complaints == []
+
+
+def test_headers_pages_revalidate_assets_cache_callback_has_no_referrer(
+    deployed: StaticSite,
+) -> None:
+    home = httpx.get(deployed.url + "/")
+    assert home.status_code == 200
+    assert home.headers["cache-control"] == "no-cache"
+    assert "frame-ancestors 'none'" in home.headers["content-security-policy"]
+    assert home.headers["x-content-type-options"] == "nosniff"
+    assert home.headers["referrer-policy"] == "no-referrer"
+
+    callback = httpx.get(deployed.url + "/callback?code=x&state=y")
+    assert callback.status_code == 200
+    assert callback.headers["referrer-policy"] == "no-referrer"
+    assert 'name="referrer"' in callback.text or "name=referrer" in callback.text
+
+    asset = next(Path(deployed.root, "assets").glob("*.js")).name
+    script = httpx.get(f"{deployed.url}/assets/{asset}", headers={"Accept-Encoding": "gzip"})
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith(("application/javascript", "text/javascript"))
+    assert script.headers["cache-control"] == "max-age=315360000"
+    assert script.headers["content-encoding"] == "gzip"  # the export's .gz, served as is
+    assert script.headers["x-content-type-options"] == "nosniff"
+    assert httpx.get(deployed.url + "/assets/missing-0000.js").status_code == 404
+
+    # An unknown route gets the SPA fallback, which routes in the browser.
+    assert "<html" in httpx.get(deployed.url + "/no/such/page").text
+    # The backend's own answers pass through, with its headers.
+    assert httpx.get(deployed.url + "/_reflex/ping").text == '"pong"'
+    public = httpx.get(deployed.url + "/api/public")
+    assert public.status_code == 200
+    assert "content-security-policy" not in public.headers
+    issuer = httpx.get(deployed.url + "/idp/.well-known/openid-configuration").json()["issuer"]
+    assert issuer == deployed.url + "/idp"
