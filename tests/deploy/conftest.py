@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 SAMPLE = ROOT / "deploy" / "nginx.conf"
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 REDIS = os.environ.get("REDIS_SERVER", "/usr/bin/redis-server")
+PUBLIC_MESSAGE = "Hello from a public endpoint!"
 PRIVATE_MESSAGE = "Hello from a private endpoint!"
 
 
@@ -230,24 +231,31 @@ def sign_in(page: Page, url: str, user: str = "alice") -> None:
     page.click("#qsLoginBtn")
     sign_in_at_provider(page, user)
     expect(page.locator("#qsLogoutBtn")).to_be_visible()
-    expect(page).to_have_url(url + "/ping")
+    # Back where the login started; prod's own server redirects /ping to /ping/.
+    expect(page).to_have_url(re.compile(re.escape(url) + "/ping/?$"))
 
 
 def ping_private(page: Page) -> None:
-    """A fresh private ping (the page is reloaded first, so no old answer shows)."""
+    """After a reload, a public then a private ping, so each answer is a new one
+    (the page state, last message included, outlives a reload)."""
     page.reload()
-    message = page.locator("#ping-message")
-    expect(message).to_have_text("")
     expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    message = page.locator("#ping-message")
+    page.click("#ping-public")
+    expect(message).to_contain_text(PUBLIC_MESSAGE)
     page.click("#ping-private")
     expect(message).to_contain_text(PRIVATE_MESSAGE)
 
 
-def sign_out(page: Page) -> None:
+def sign_out(page: Page, url: str) -> None:
+    """Log out from a page other than home: through the provider's end-session,
+    back on the home page, signed out (also after a reload)."""
+    assert page.url != url + "/"
     page.click("#qsLogoutBtn")
+    page.wait_for_url(url + "/")
     expect(page.locator("#qsLoginBtn")).to_be_visible()
     page.reload()
-    expect(page.locator("#qsLoginBtn")).to_be_visible()
+    expect(page.locator("#home-status")).to_contain_text("You are not logged in!")
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def test_sign_in_private_ping_and_sign_out_with_no_csp_violation(
     ping_private(page)
     page.click("#nav-profile")
     page.locator("#profile-name").wait_for()
-    sign_out(page)
+    sign_out(page, deployed.url)
     assert complaints == []
 
 
