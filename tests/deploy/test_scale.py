@@ -5,10 +5,12 @@ login stops, and when both restart."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -33,6 +35,18 @@ class Cluster:
     site: StaticSite
     backends: dict[int, Server]
     access_log: Path
+
+    def wait_until_routed(self, timeout: float = 30) -> None:
+        """Until nginx passes requests on again: after every backend was down, it
+        waits `fail_timeout` before it tries them (a few answers in a row, so that
+        round robin has reached each backend)."""
+        deadline = time.monotonic() + timeout
+        in_a_row = 0
+        while in_a_row < 2 * len(self.backends):
+            assert time.monotonic() < deadline, "nginx did not route to the backends again"
+            answer = httpx.get(self.site.url + "/_reflex/ping", timeout=5)
+            in_a_row = in_a_row + 1 if answer.text == '"pong"' else 0
+            time.sleep(0.2)
 
     def backends_in_log(self, since: int = 0) -> list[int]:
         """The backend ports nginx logged as answering, from byte `since` on
@@ -91,6 +105,7 @@ def test_session_survives_losing_the_login_backend_and_restarting_both(
     # are outside the processes.
     cluster.backends[other].stop()
     start_backends(*cluster.backends.values())
+    cluster.wait_until_routed()
     ping_private(page)
     page.click("#nav-profile")
     expect(page.locator("#profile-name")).to_have_text("Alice")
