@@ -108,7 +108,7 @@ test-fast: install-dev
 test-e2e: install-dev
 	$(BIN)/python -m pytest tests/e2e
 
-test: lint test-fast test-e2e
+test: lint test-fast test-e2e test-deploy
 
 clean:
 	rm -rf .web .states $(TOOLS) $(VENV) .pytest_cache .ruff_cache .hypothesis
