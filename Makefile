@@ -100,10 +100,10 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/pyright
 
-# Unit, API and provider tests run in one pytest process; the browser tests in
-# another, since Playwright's event loop breaks asyncio tests collected after it.
+# Unit, API and provider tests run in one pytest process; the browser tests (e2e,
+# deploy) in others, since Playwright's event loop breaks asyncio tests collected after it.
 test-fast: install-dev
-	$(BIN)/python -m pytest tests --ignore=tests/e2e
+	$(BIN)/python -m pytest tests --ignore=tests/e2e --ignore=tests/deploy
 
 test-e2e: install-dev
 	$(BIN)/python -m pytest tests/e2e
