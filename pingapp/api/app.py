@@ -81,6 +81,17 @@ def _own_origins() -> list[str]:
     return sorted({origin_of(url) for url in urls if url})
 
 
+def _route_scopes(schema: dict[str, Any]) -> dict[str, str]:
+    """Every scope a route of the schema asks for, so "Authorize" can offer it."""
+    found: dict[str, str] = {}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for requirement in operation.get("security", []):
+                for scope in requirement.get("OAuth2", []):
+                    found.setdefault(scope, f"Needed by {operation.get('summary', 'a route')}")
+    return found
+
+
 def _docs_router(api: FastAPI) -> APIRouter:
     """`/openapi.json` and `/docs`, whose "Authorize" signs in with code + PKCE."""
     docs = APIRouter(include_in_schema=False)
@@ -99,10 +110,7 @@ def _docs_router(api: FastAPI) -> APIRouter:
             flow = {
                 "authorizationUrl": metadata["authorization_endpoint"],
                 "tokenUrl": metadata["token_endpoint"],
-                "scopes": {
-                    "openid": "Sign in",
-                    READ_MESSAGES: "Read messages (needed by /private-scoped)",
-                },
+                "scopes": {"openid": "Sign in", **_route_scopes(schema)},
             }
             schema["components"] = {
                 **schema.get("components", {}),

@@ -60,7 +60,7 @@ async def test_the_schema_names_the_providers_endpoints_and_the_scopes(
     flow = scheme["flows"]["authorizationCode"]
     assert flow["authorizationUrl"] == f"{issuer.url}/authorize"
     assert flow["tokenUrl"] == f"{issuer.url}/token"
-    assert "read:messages" in flow["scopes"]
+    assert set(flow["scopes"]) == {"openid", "read:messages"}
     paths = schema["paths"]
     assert paths["/private"]["get"]["security"] == [{"OAuth2": []}]
     assert paths["/private-scoped"]["get"]["security"] == [{"OAuth2": ["read:messages"]}]
