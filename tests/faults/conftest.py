@@ -20,7 +20,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import ROOT, browser, context, free_port, page, stop_process_group
+from tests.e2e.conftest import (
+    ROOT,
+    RunningApp,
+    browser,
+    context,
+    free_port,
+    page,
+    stop_process_group,
+    wait_until_up,
+)
 
 __all__ = ["browser", "context", "page"]
 
@@ -42,6 +51,26 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if any(path == HERE or HERE in path.parents for path in asked):
         return None
     return True
+
+
+def restart_app(app: RunningApp, env: dict[str, str]) -> float:
+    """Stop `make run` and start it again on the same ports (the page's address
+    and its backend's stay the same); the seconds the app was away."""
+    app.stop()
+    stopped = time.perf_counter()
+    frontend = app.url.rsplit(":", 1)[1]
+    backend = app.backend.rsplit(":", 1)[1]
+    app.process = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=ROOT,
+        env={**os.environ, "FRONTEND_PORT": frontend, "BACKEND_PORT": backend, **env},
+        stdout=app.log.open("a"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_until_up(app)
+    return time.perf_counter() - stopped
 
 
 class Provider:
