@@ -447,6 +447,18 @@ def logout_url(
     return None
 
 
+async def reachable(client: httpx.AsyncClient, url: str) -> bool:
+    """Whether the provider answers at `url` at all (any HTTP status will do).
+
+    Only the endpoint is asked, without the query, so the probe itself ends nothing.
+    """
+    try:
+        await client.head(url.partition("?")[0])
+    except httpx.HTTPError:
+        return False
+    return True
+
+
 # --- provider errors on the callback ------------------------------------------------------
 
 _PROVIDER_ERRORS = {

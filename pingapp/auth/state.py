@@ -301,6 +301,14 @@ class AuthState(rx.State):
             id_token=ended.id_token if ended else None,
             return_to=frontend_url() + "/",
         )
+        if url and not await oidc.reachable(shared_client(), url):
+            # Sending the browser there would strand it on an error page.
+            self.error_title = "Signed out of pingapp only"
+            self.error_detail = (
+                "The sign-in provider could not be reached, so your session there may "
+                "still be open. Log out again later to end it."
+            )
+            url = None
         yield navigate(url) if url else rx.redirect(HOME)
 
     @rx.event

@@ -553,6 +553,19 @@ async def test_logout_revokes_and_ends_at_the_provider(
     assert not copy.signed_in
 
 
+async def test_logout_with_the_provider_down_stays_in_the_app(
+    env: StateManagerMemory, provider: FakeProvider
+) -> None:
+    state = await signed_in(provider)
+    old_id = state._session_id
+    provider.down = True  # discovery is cached, the provider no longer answers
+    events = await run(AuthState.logout, state)
+    assert navigations(events) == []  # not sent to an error page
+    assert not state.signed_in
+    assert state.error_title == "Signed out of pingapp only"
+    assert await session.read_session(old_id) is None
+
+
 def test_auth0_logout_without_end_session_endpoint() -> None:
     settings = Settings(auth0_domain="tenant.auth0.test")
     url = oidc.logout_url({}, settings, id_token=None, return_to=FRONTEND + "/")
