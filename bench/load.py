@@ -542,7 +542,7 @@ async def sign_in_all(
                     return
                 except (LoadError, OSError, httpx.HTTPError, TimeoutError) as error:
                     word = "sign-in failed" if attempt else "sign-in retried"
-                    kind = f"{word}: {type(error).__name__}: {str(error)[:160]}"
+                    kind = f"{word}: {type(error).__name__}: " + str(error).split(" (")[0][:160]
                     level.error_kinds[kind] = level.error_kinds.get(kind, 0) + 1
                     await session.close()
                     if attempt:
@@ -569,12 +569,12 @@ async def ping_all(sessions: list[Session], args: argparse.Namespace, level: Lev
                 level.pings += 1
             except (LoadError, OSError) as error:
                 level.errors += 1
-                kind = f"ping: {str(error)[:160]}"
+                kind = "ping: " + str(error).split(" (")[0][:160]
                 level.error_kinds[kind] = level.error_kinds.get(kind, 0) + 1
                 if session.socket is None or session.socket.closed:
                     return
             due = max(due + interval, loop.time())
-            await asyncio.sleep(due - loop.time())
+            await asyncio.sleep(max(min(due, end) - loop.time(), 0))
 
     await asyncio.gather(*(one(s) for s in sessions))
 
@@ -749,7 +749,11 @@ async def redis_setup(tmp: Path, args: argparse.Namespace) -> int:
         ]
         servers += backends
         print("starting redis, two backends and nginx ...", flush=True)
-        await asyncio.to_thread(start_backends, *backends)
+        # One after the other: two `reflex run`s starting together race on emptying
+        # .states/ (reflex.istate.manager.reset_disk_state_manager unlinks files the
+        # other one already removed: FileNotFoundError).
+        for server in backends:
+            await asyncio.to_thread(start_backends, server)
         servers.append(await asyncio.to_thread(nginx, site, ports))
         levels = await run(site.url, ports, args)
     finally:
