@@ -7,7 +7,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from pingapp import routes
-from pingapp.api import create_api
+from pingapp.api import create_api, verifier_lifespan
 from pingapp.auth.routes import create_auth_routes
 from pingapp.auth.state import AuthState
 from pingapp.devidp import embedded_provider_mounts
@@ -32,6 +32,7 @@ backend = Starlette(
 
 app = rx.App(api_transformer=backend)
 app.register_lifespan_task(http_client_lifespan)
+app.register_lifespan_task(verifier_lifespan)
 
 app.add_page(home, route=routes.HOME, title="pingapp", on_load=AuthState.restore)
 app.add_page(ping, route=routes.PING, title="Ping · pingapp", on_load=AuthState.restore)
