@@ -33,6 +33,41 @@ first session) / sessions. The load average is printed next to each level: the
 machine has other work on it and this script's own client runs on the same cores.
 
 Every loop is bounded by a count and a time limit.
+
+Notes (2026-11-28, 2 cores shared with other test runs; load average in the table)
+
+    .venv/bin/python bench/load.py --sessions 100,300,1000 --duration 30 --rate 0.2
+    sessions sign-in s pings/s p50 ms p99 ms errors RSS MiB KB/sess CPU %  load avg
+         100      11.6    17.2    7.9  286.4      0   122.0   260.7    18  4.25/3.10
+         300      23.3    51.3   19.0  180.7      0   165.7   236.2    73  3.87/3.20
+        1000     113.7    16.0 3182.6 9920.0   2799   310.3   219.0    76  5.30/4.27
+    ... --redis (two backends on Redis behind nginx):
+         100      15.5    20.0    9.4  212.5      0   207.1   272.6    16  3.41/4.16
+         300      25.7    60.0   16.3  255.5      0   248.5   232.2    45  4.61/4.37
+        1000     107.5   107.2 5634.5 9769.8    691   380.8   205.1   128  5.06/4.78
+
+- 1,000 sessions: missed. py-spy (0.4.3) on the backend during the 1,000-session
+  phase: 77 % of its samples are in httpcore's
+  `AsyncConnectionPool._assign_requests_to_connections` (connection_pool.py
+  ~285-330), reached from `PingState._secured_ping` -> `call_api` ->
+  `shared_client().get`. For every request added or finished it scans every
+  queued request against every connection (can_handle_request, is_available,
+  is_idle, Origin.__eq__), and its idle check counts all connections, so with more
+  than 50 (`max_keepalive_connections=50` in pingapp/http.py) idle ones are closed
+  and reopened. At 200 pings/s the backend calls its own /api over HTTP on the same
+  event loop; once calls queue behind the 200-connection limit the scan grows with
+  the queue, the loop slows, more calls queue: the answers take 3-10 s and the
+  app's own 10 s HTTP timeout answers "did not answer in time". With Redis the
+  second backend raises throughput 16 -> 107 pings/s, but both backends then use
+  the machine's CPU (load 5) and the same pool pattern is 20 % of their samples.
+- Memory per idle session (~200-260 KB, target 50 KB): missed, and not pingapp's.
+  A bare Socket.IO connection (a token, no hydrate, no state) costs ~190 KB of the
+  backend's RSS; /proc/<pid>/smaps puts ~171 KB of it in malloc arenas of
+  non-main threads (granian's Rust websocket, tokio-tungstenite 0.30, whose
+  default read buffer alone is 128 KiB) and ~5 KB in the Python heap. The app's
+  part: ~7 KB for an anonymous tab's state, ~35 KB more signed in (session,
+  tokens, claims JSON, the embedded provider's records). Freed connection memory
+  is kept by the allocator (RSS does not drop on disconnect) but reused.
 """
 
 from __future__ import annotations
