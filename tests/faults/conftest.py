@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +29,6 @@ from tests.e2e.conftest import (
     context,
     free_port,
     page,
-    stop_process_group,
     wait_until_up,
 )
 
@@ -127,8 +128,22 @@ class Provider:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process is not None:
-            stop_process_group(self.process, timeout=10)
+        """Down at once, as a crash: SIGKILL to the whole process group. (A SIGTERM
+        lets granian's worker drain, and keep serving the connections a browser
+        keeps alive, for a while after the main process has gone.)"""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    pass
+            except OSError:
+                return  # refused: nothing listens any more
+            assert time.monotonic() < deadline, "the provider still accepts connections"
+            time.sleep(0.05)
 
     def slow(self, path: str, delay: float = SLOW) -> None:
         """Requests to paths under `path` wait `delay` s (0: no more)."""

@@ -7,9 +7,10 @@ provider's records all live in that Redis, none in the backend process.
 - Redis restarted *without its data* (the file removed, or a Redis that keeps
   none): the cookie names a session that no longer exists, so the app shows the
   user signed out and asks them to log in again; a new sign-in works at once.
-- Either way, no HTTP request should answer 500 while Redis is away and back:
-  today `/auth/session` does (xfail below); the API, the provider's discovery and
-  the health check do not.
+- Either way, no HTTP request answers 500 while Redis is away and back: the API,
+  the provider's discovery and the health check never need Redis; the cookie hop
+  (`/auth/session`), which does, answers 503 with Retry-After and a page that says
+  to try again.
 - The backend restarted: the open page reconnects by itself and the user is still
   signed in, because nothing of the session was in the process.
 """
@@ -97,6 +98,13 @@ class Load:
                         self.failures.append(f"{path}: {error!r}")
                         continue
                     self.statuses[answer.status_code] += 1
+                    if (
+                        answer.status_code == 503
+                        and path.startswith("/auth/session")
+                        and answer.headers.get("Retry-After")
+                        and "Try again" in answer.text
+                    ):
+                        continue  # the store is away: an honest "come back later"
                     if answer.status_code >= 500:
                         name = path.partition("?")[0]
                         self.failures.append(f"{name}: {answer.status_code} {answer.text[:80]}")
@@ -171,7 +179,8 @@ def test_redis_restart_with_its_data_keeps_the_user_signed_in(
     pings(tab)
     load = restart_redis_under_load(app, redis, keep_data=True)
     assert sum(load.statuses.values()) > 20
-    assert not [f for f in load.failures if not f.startswith("/auth/session:")], load.failures
+    assert not load.failures, sorted(set(load.failures))[:5]
+    assert load.statuses[503], "no request came while Redis was away"
     tab.reload()
     expect(tab.locator("#qsLogoutBtn")).to_be_visible()
     pings(tab)
@@ -184,26 +193,14 @@ def test_redis_restart_without_its_data_asks_the_user_to_sign_in_again(
     pings(tab)
     load = restart_redis_under_load(app, redis, keep_data=False)
     assert sum(load.statuses.values()) > 20
-    assert not [f for f in load.failures if not f.startswith("/auth/session:")], load.failures
+    assert not load.failures, sorted(set(load.failures))[:5]
+    assert load.statuses[503], "no request came while Redis was away"
     tab.reload()
     expect(tab.locator("#qsLoginBtn")).to_be_visible()
     tab.goto(app.url + "/")
     expect(tab.locator("#home-status")).to_contain_text("You are not logged in!")
     sign_in(tab, app.url)
     pings(tab)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="/auth/session answers 500 (an unhandled redis ConnectionError, with a "
-    "traceback in the log) while Redis is down: bind_session in pingapp/auth/routes.py "
-    "does not catch a state-manager failure in redeem_ticket",
-)
-def test_no_500_while_redis_restarts(app: RunningApp, redis: Redis) -> None:
-    load = restart_redis_under_load(app, redis, keep_data=True)
-    assert sum(load.statuses.values()) > 20
-    assert not load.failures, sorted(set(load.failures))[:5]
-    assert load.statuses[500] == 0
 
 
 def test_backend_restart_reconnects_and_the_user_is_still_signed_in(
