@@ -208,7 +208,8 @@ def test_refresh_and_jwks_with_the_provider_slow_then_down(
     the ping at most HTTP_TIMEOUT and the still-valid token is used; a stopped
     provider costs nothing. The API keeps accepting the token through its cached
     keys while the JWKS is slow or down, and refuses an unknown key with a 401
-    within its fetch budget (min(HTTP_TIMEOUT, 5 s))."""
+    within its fetch budget (min(HTTP_TIMEOUT, 5 s)). A provider that comes back
+    without its records refuses the refresh token: the user is signed out cleanly."""
     known = sign_in(tab, app, states_dir)
     assert ping(tab, PRIVATE_MESSAGE) < SLACK  # the API has fetched the keys now
 
@@ -231,6 +232,14 @@ def test_refresh_and_jwks_with_the_provider_slow_then_down(
     assert (status, took < 1) == (200, True), took
     status, took = call_api(app, foreign_token(up))
     assert (status, took < 1) == (401, True), took
+
+    # Back up with its records gone (they were in its memory): the refresh token is
+    # unknown now, `invalid_grant` signs the user out cleanly, with a message.
+    up.start()
+    tab.click("#ping-private")
+    expect(tab.locator("#auth-error-title")).to_have_text("Your session has ended", timeout=WAIT_MS)
+    expect(tab.locator("#ping-message")).to_contain_text("Sign in first")
+    expect(tab.locator("#qsLoginBtn")).to_be_visible()
 
 
 # --- logout ----------------------------------------------------------------------------
