@@ -38,9 +38,10 @@ Notes (2026-11-28, 2 cores shared with other test runs; load average in the tabl
 
     .venv/bin/python bench/load.py --sessions 100,300,1000 --duration 30 --rate 0.2
     sessions sign-in s pings/s p50 ms p99 ms errors RSS MiB KB/sess CPU %  load avg
-         100      11.6    17.2    7.9  286.4      0   122.0   260.7    18  4.25/3.10
-         300      23.3    51.3   19.0  180.7      0   165.7   236.2    73  3.87/3.20
-        1000     113.7    16.0 3182.6 9920.0   2799   310.3   219.0    76  5.30/4.27
+         100       7.6    20.0    5.6  235.0      0   122.3   260.3    18  4.58/4.94
+         300      21.1    59.8   27.1  713.1      0   165.7   234.9    57  6.50/5.41
+        1000      95.6    56.5 3101.0 9831.1   1885   312.1   220.4    72  7.26/5.83
+    (an earlier run, load 3.9-5.3: p99 286 / 181 / 9920 ms, 0 / 0 / 2799 errors)
     ... --redis (two backends on Redis behind nginx):
          100      15.5    20.0    9.4  212.5      0   207.1   272.6    16  3.41/4.16
          300      25.7    60.0   16.3  255.5      0   248.5   232.2    45  4.61/4.37
