@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from importlib import resources
 from typing import Annotated, Any
 
 import httpx
@@ -15,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from pingapp.api.errors import install_error_handlers
@@ -138,6 +140,10 @@ def _docs_router(api: FastAPI) -> APIRouter:
             openapi_url=f"{root}/openapi.json",
             title=f"{api.title} - docs",
             oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
+            # Served from here, not a CDN: the docs work offline too.
+            swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs/assets/favicon.png",
             # A public client: PKCE instead of a secret, which a browser cannot keep.
             init_oauth={
                 "clientId": settings.auth_client_id,
@@ -184,6 +190,12 @@ def create_api(
     install_error_handlers(api)
     api.include_router(router)
     api.include_router(_docs_router(api))
+    # Swagger UI's files, as the fastapi-offline package ships them.
+    api.mount(
+        "/docs/assets",
+        StaticFiles(directory=str(resources.files("fastapi_offline") / "static")),
+        name="docs-assets",
+    )
     origins = cors_origins if cors_origins is not None else get_settings().cors_origins
     if cors_origins is None and not origins:
         origins = _own_origins()

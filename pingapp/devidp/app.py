@@ -450,7 +450,14 @@ def default_client(client_id: str, secret: str | None) -> Client:
     return Client(
         client_id=client_id,
         redirect_uris=tuple(
-            dict.fromkeys([*(f"{o}/callback" for o in origins), *settings.redirect_uris])
+            dict.fromkeys(
+                [
+                    *(f"{o}/callback" for o in origins),
+                    # "Authorize" on the API's OpenAPI page (/api/docs).
+                    *(f"{o}/api/docs/oauth2-redirect" for o in origins),
+                    *settings.redirect_uris,
+                ]
+            )
         ),
         post_logout_redirect_uris=tuple(
             dict.fromkeys([*(f"{o}/" for o in origins), *settings.post_logout_redirect_uris])

@@ -31,3 +31,13 @@ async def test_docs_page_loads_its_schema_from_under_api(client: httpx.AsyncClie
     assert "/api/openapi.json" in page.text
     schema = (await client.get("/api/openapi.json")).json()
     assert "/public" in schema["paths"]
+
+
+async def test_docs_page_uses_local_swagger_files(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/api/docs")).text
+    assert "cdn." not in page  # works offline
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/api/docs/assets/{asset}" in page
+        response = await client.get(f"/api/docs/assets/{asset}")
+        assert response.status_code == 200
+        assert len(response.content) > 10_000

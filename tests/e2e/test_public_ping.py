@@ -36,5 +36,12 @@ def test_navbar_reaches_every_page(app: RunningApp, page: Page) -> None:
     page.click("#nav-ping")
     expect(page).to_have_url(app.url + "/ping")
     expect(page.locator("#ping-public")).to_be_visible()
+    # Profile needs a sign-in: a signed-out visitor is sent to the provider.
     page.click("#nav-profile")
-    expect(page.locator("#profile-signed-out")).to_be_visible()
+    expect(page.locator("#username")).to_be_visible()
+
+
+def test_api_docs_render_offline_with_authorize(app: RunningApp, page: Page) -> None:
+    page.goto(app.backend + "/api/docs")
+    expect(page.locator(".swagger-ui .title").first).to_contain_text("pingapp API")
+    expect(page.locator(".swagger-ui .authorize").first).to_be_visible()
