@@ -41,7 +41,9 @@ Notes (2026-11-28, 2 cores shared with other test runs; load average in the tabl
          100       7.6    20.0    5.6  235.0      0   122.3   260.3    18  4.58/4.94
          300      21.1    59.8   27.1  713.1      0   165.7   234.9    57  6.50/5.41
         1000      95.6    56.5 3101.0 9831.1   1885   312.1   220.4    72  7.26/5.83
-    (an earlier run, load 3.9-5.3: p99 286 / 181 / 9920 ms, 0 / 0 / 2799 errors)
+    (an earlier run, load 3.9-5.3: p99 286 / 181 / 9920 ms, 0 / 0 / 2799 errors;
+    --sessions 500: 99.5 pings/s, p50 26 ms, p99 867 ms, 0 errors, CPU 90 %, load 3.9;
+    --sessions 1000 at load 3.4: 46.5 pings/s, p50 539 ms, p99 8321 ms, 2157 errors)
     ... --redis (two backends on Redis behind nginx):
          100      15.5    20.0    9.4  212.5      0   207.1   272.6    16  3.41/4.16
          300      25.7    60.0   16.3  255.5      0   248.5   232.2    45  4.61/4.37
