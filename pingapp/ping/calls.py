@@ -27,7 +27,7 @@ def _reason(response: httpx.Response) -> str:
     if isinstance(body, dict):
         for key in ("error_description", "message", "detail"):
             if isinstance(body.get(key), str) and body[key]:
-                return body[key]
+                return body[key].rstrip(".")
     return response.reason_phrase or "no explanation given"
 
 

@@ -13,6 +13,11 @@ from pingapp.ping.calls import PingResult, call_api
 from pingapp.settings import backend_url, get_settings, origin_of
 
 SIGN_IN_FIRST = PingResult(False, "Sign in first: the private endpoints need your access token.")
+CANNOT_RENEW = PingResult(
+    False,
+    "Your session could not be renewed: the sign-in provider cannot be reached. "
+    "Try again in a moment.",
+)
 
 
 @functools.cache
@@ -78,15 +83,21 @@ class PingState(rx.State):
             return
         self._start(which)
         yield
-        sent: list[str] = []
+        first = await auth.access_token()
+        if first is None:
+            # Still signed in but no token: the provider could not renew it.
+            self._show(CANNOT_RENEW if auth.signed_in else SIGN_IN_FIRST)
+            return
+        tokens = [first]
 
         async def token() -> str | None:
-            value = await auth.access_token()
-            sent.append(value or "")
-            return value
+            return tokens[-1]
 
         async def refreshed() -> str | None:
-            return await auth.access_token(rejected=sent[-1] if sent else None)
+            renewed = await auth.access_token(rejected=tokens[-1])
+            if renewed:
+                tokens.append(renewed)
+            return renewed
 
         url = api_url(path)
         result = await call_api(

@@ -305,13 +305,6 @@ def test_logout_with_the_provider_down_stays_in_the_app_and_says_so(
     keeps_serving(tab)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with the access token expired and the provider down, the ping is sent "
-    "without a token and the user reads 'Not authorized (401): No access token ... "
-    "Sign in again', which blames the token and cannot work while the provider is "
-    "down (AuthState.access_token returns None, pingapp/auth/state.py:364-367)",
-)
 def test_provider_down_when_the_token_has_expired_says_the_provider_is_down(
     up: Provider, app: RunningApp, tab: Page, states_dir: Path
 ) -> None:
