@@ -53,7 +53,7 @@ NGINX := /usr/sbin/nginx
 INDEPENDENT_OP := tests/e2e/independent_op/node_modules/.package-lock.json
 
 .PHONY: help install install-dev run prod lint test test-fast test-e2e clean \
-	export backend test-deploy
+	export backend test-deploy test-faults
 
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
@@ -108,7 +108,7 @@ test-fast: install-dev
 test-e2e: install-dev
 	$(BIN)/python -m pytest tests/e2e
 
-test: lint test-fast test-e2e test-deploy
+test: lint test-fast test-e2e test-deploy test-faults
 
 clean:
 	rm -rf .web .states $(TOOLS) $(VENV) .pytest_cache .ruff_cache .hypothesis
@@ -133,3 +133,8 @@ backend: install
 # The deploy set-ups with real nginx and Redis, in a pytest process of their own.
 test-deploy: install-dev
 	$(BIN)/python -m pytest tests/deploy
+
+# Faults (provider, API, Redis, backend down or slow) and bad input, with real
+# processes, in a pytest process of their own.
+test-faults: install-dev
+	$(BIN)/python -m pytest tests/faults

@@ -31,7 +31,9 @@ def make_client(**kwargs: object) -> httpx.AsyncClient:
         # connect gets a shorter budget: a refused or unroutable host should
         # fail fast, a slow answer may take the whole budget.
         "timeout": httpx.Timeout(total, connect=min(total, 5.0)),
-        "limits": httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        # Keep every pooled connection alive: with fewer keep-alive slots than
+        # connections, httpcore closes and reopens connections under load.
+        "limits": httpx.Limits(max_connections=100, max_keepalive_connections=100),
         # Redirects are followed by the caller's auth flow, hop by hop.
         "follow_redirects": False,
         "headers": {"User-Agent": "pingapp"},
