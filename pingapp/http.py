@@ -14,10 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+)
 from dataclasses import dataclass
 
 import httpx
+from starlette.types import ASGIApp
 
 from pingapp.settings import get_settings
 
@@ -63,9 +72,17 @@ async def use_client(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClie
 
 
 @contextlib.asynccontextmanager
-async def http_client_lifespan() -> AsyncIterator[None]:
-    """Reflex lifespan task: open the shared client at start, close it at stop."""
-    async with use_client(make_client()):
+async def http_client_lifespan(
+    in_process: Mapping[str, ASGIApp] | None = None,
+) -> AsyncIterator[None]:
+    """Reflex lifespan task: open the shared client at start, close it at stop.
+
+    `in_process` maps an origin (this backend's own) to the ASGI app that serves
+    it there: calls to it are answered in this process, without a TCP round trip
+    to ourselves, and still pass through the same client and its auth flow.
+    """
+    mounts = {origin: httpx.ASGITransport(app=asgi) for origin, asgi in (in_process or {}).items()}
+    async with use_client(make_client(mounts=mounts)):
         yield
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import reflex as rx
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -16,7 +19,7 @@ from pingapp.pages.callback import callback
 from pingapp.pages.home import home
 from pingapp.pages.profile import profile
 from pingapp.ping.page import ping
-from pingapp.settings import get_settings
+from pingapp.settings import backend_url, get_settings, origin_of
 
 # Fail at start, with a message per bad variable, rather than at first use.
 get_settings()
@@ -31,7 +34,18 @@ backend = Starlette(
 )
 
 app = rx.App(api_transformer=backend)
-app.register_lifespan_task(http_client_lifespan)
+
+
+@contextlib.asynccontextmanager
+async def shared_http_client() -> AsyncIterator[None]:
+    """The shared client. The pings and the sign-in call this backend's own /api
+    and /idp: those are answered in-process (same client, same auth flow, no TCP
+    round trip to ourselves); every other origin goes over the network."""
+    async with http_client_lifespan(in_process={origin_of(backend_url()): backend}):
+        yield
+
+
+app.register_lifespan_task(shared_http_client)
 app.register_lifespan_task(verifier_lifespan)
 
 app.add_page(home, route=routes.HOME, title="pingapp", on_load=AuthState.restore)

@@ -83,3 +83,21 @@ async def test_lifespan_opens_and_closes_one_client() -> None:
     assert client.is_closed
     with pytest.raises(RuntimeError):
         http.shared_client()
+
+
+async def test_this_backends_own_origin_is_answered_in_process() -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def public(_) -> JSONResponse:
+        return JSONResponse({"message": "in process"})
+
+    own = Starlette(routes=[Route("/api/public", public)])
+    async with http.http_client_lifespan(in_process={"http://localhost:8000": own}):
+        client = http.shared_client()
+        answer = await client.get("http://localhost:8000/api/public")
+        assert answer.json() == {"message": "in process"}
+        # Any other origin still goes over the network (here: nobody listens).
+        with pytest.raises(httpx.ConnectError):
+            await client.get("http://127.0.0.1:9/api/public")
