@@ -730,45 +730,13 @@ async def main_async(args: argparse.Namespace) -> int:
 
 async def redis_setup(tmp: Path, args: argparse.Namespace) -> int:
     from tests.deploy.conftest import (
-        SAMPLE,
-        Server,
         StaticSite,
         backend,
-        render_nginx,
         start_backends,
+        start_nginx,
         start_redis,
     )
     from tests.e2e.conftest import free_port
-
-    def nginx(site: StaticSite, backends: list[int]) -> Server:
-        """tests/deploy's nginx, with room for 1,000 proxied websockets."""
-        conf = tmp / "nginx"
-        conf.mkdir()
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (conf / kind).mkdir()
-        (conf / "pingapp.conf").write_text(
-            render_nginx(SAMPLE.read_text(), port=site.port, root=site.root, backends=backends)
-        )
-        temp_paths = "".join(
-            f"    {kind}_temp_path {conf / kind};\n"
-            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        (conf / "nginx.conf").write_text(
-            ("user root;\n" if os.geteuid() == 0 else "")
-            + f"daemon off;\nworker_processes 1;\npid {conf / 'nginx.pid'};\n"
-            f"worker_rlimit_nofile 16384;\nerror_log {conf / 'error.log'} warn;\n"
-            "events { worker_connections 8192; }\n"
-            "http {\n    include /etc/nginx/mime.types;\n"
-            f"    access_log off;\n{temp_paths}    include {conf / 'pingapp.conf'};\n}}\n"
-        )
-        server = Server(
-            "nginx",
-            ["/usr/sbin/nginx", "-p", str(conf), "-c", str(conf / "nginx.conf")],
-            {},
-            conf / "nginx.out",
-        ).start()
-        server.wait_until(site.url + "/", "<html")
-        return server
 
     # nginx only proxies here: a one-line page stands in for the static export.
     root = tmp / "site"
@@ -792,7 +760,10 @@ async def redis_setup(tmp: Path, args: argparse.Namespace) -> int:
         # other one already removed: FileNotFoundError).
         for server in backends:
             await asyncio.to_thread(start_backends, server)
-        servers.append(await asyncio.to_thread(nginx, site, ports))
+        nginx_dir = tmp / "nginx"
+        servers.append(
+            await asyncio.to_thread(start_nginx, nginx_dir, site, ports, worker_connections=8192)
+        )
         levels = await run(site.url, ports, args)
     finally:
         for server in reversed(servers):

@@ -179,8 +179,13 @@ def render_nginx(sample: str, *, port: int, root: Path, backends: list[int]) -> 
     return site
 
 
-def start_nginx(tmp: Path, site: StaticSite, backends: list[int]) -> Server:
-    """nginx in the foreground with everything (pid, logs, temp files) in `tmp`."""
+def start_nginx(
+    tmp: Path, site: StaticSite, backends: list[int], *, worker_connections: int = 512
+) -> Server:
+    """nginx in the foreground with everything (pid, logs, temp files) in `tmp`.
+
+    Each proxied websocket holds two connections: 1,000 sessions need about 2,000.
+    """
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "pingapp.conf").write_text(
         render_nginx(SAMPLE.read_text(), port=site.port, root=site.root, backends=backends)
@@ -193,8 +198,9 @@ def start_nginx(tmp: Path, site: StaticSite, backends: list[int]) -> Server:
         # Workers run as root when the tests do: the site is in pytest's 0700 folders.
         ("user root;\n" if os.geteuid() == 0 else "")
         + f"daemon off;\nworker_processes 1;\npid {tmp / 'nginx.pid'};\n"
+        f"worker_rlimit_nofile {2 * worker_connections};\n"
         f"error_log {tmp / 'error.log'} warn;\n"
-        "events { worker_connections 512; }\n"
+        f"events {{ worker_connections {worker_connections}; }}\n"
         "http {\n"
         "    include /etc/nginx/mime.types;\n"
         "    default_type application/octet-stream;\n"
