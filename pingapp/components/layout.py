@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import reflex as rx
 
 from pingapp import routes
 from pingapp.auth.state import AuthState
 
+AvatarSize = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9"]
+
 NAV_LINKS = (("Home", routes.HOME), ("Profile", routes.PROFILE), ("Ping", routes.PING))
+
+
+def user_avatar(size: AvatarSize, **props) -> rx.Component:
+    """The signed-in user's picture, or their initial when there is none."""
+    return rx.avatar(
+        src=AuthState.user_picture,
+        fallback=AuthState.user_name[:1],
+        size=size,
+        radius="full",
+        **props,
+    )
 
 
 def navbar() -> rx.Component:
@@ -33,12 +48,7 @@ def navbar() -> rx.Component:
             rx.cond(
                 AuthState.signed_in,
                 rx.hstack(
-                    rx.avatar(
-                        src=AuthState.user_picture,
-                        fallback=AuthState.user_name[:1],
-                        size="2",
-                        radius="full",
-                    ),
+                    user_avatar("2"),
                     rx.text(AuthState.user_name, id="nav-user", display=["none", "block"]),
                     rx.button(
                         "Log Out",

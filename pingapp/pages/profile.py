@@ -6,19 +6,13 @@ import reflex as rx
 
 from pingapp.auth.state import AuthState
 from pingapp.components.json_block import json_block
-from pingapp.components.layout import page
+from pingapp.components.layout import page, user_avatar
 
 
 def profile_card() -> rx.Component:
     return rx.card(
         rx.hstack(
-            rx.avatar(
-                src=AuthState.user_picture,
-                fallback=AuthState.user_name[:1],
-                size="6",
-                radius="full",
-                id="profile-picture",
-            ),
+            user_avatar("6", id="profile-picture"),
             rx.vstack(
                 rx.heading(AuthState.user_name, id="profile-name", size="6"),
                 rx.text(AuthState.user_email, id="profile-email", color_scheme="gray"),
