@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     cors_origins: CommaList = Field(default_factory=list)
     #: Seconds an outbound HTTP call (API, provider) may take in all.
     http_timeout: float = Field(default=10.0, gt=0, le=120)
+    #: Mount the embedded provider even when the public URL is not loopback.
+    idp_enabled: bool = False
+    #: Absolute lifetime of a sign-in session in seconds, refreshes included.
+    session_max_age: int = Field(default=86_400, ge=60, le=90 * 86_400)
+    #: Key that encrypts sessions at rest (a Fernet key: 32 url-safe base64 bytes).
+    #: Unset: generated once into an owner-only file beside the state files.
+    session_encryption_key: SecretStr | None = None
+    #: Accept non-loopback `http://` URLs (issuer, API, public URL) in prod.
+    allow_insecure_http: bool = False
 
     _split = field_validator(
         "auth_algorithms", "api_allowed_origins", "cors_origins", mode="before"
@@ -111,6 +120,7 @@ class Settings(BaseSettings):
         "auth_audience",
         "api_url",
         "auth_client_secret",
+        "session_encryption_key",
         mode="before",
     )
     @classmethod
