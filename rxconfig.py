@@ -4,6 +4,7 @@ Ports are given on the command line by the Makefile (FRONTEND_PORT, BACKEND_PORT
 """
 
 import os
+from urllib.parse import urlsplit
 
 import reflex as rx
 
@@ -23,3 +24,12 @@ config = rx.Config(
         ),
     ],
 )
+
+# Only the app's own pages may talk to the backend with credentials. Reflex's
+# default ("*") echoes any Origin with Access-Control-Allow-Credentials and lets any
+# Origin open the event websocket (SECURITY.md 30). The app's origin is where the
+# browser loads it (deploy_url, which `reflex run` sets from --frontend-port);
+# REFLEX_CORS_ALLOWED_ORIGINS (comma-separated) overrides it.
+if "REFLEX_CORS_ALLOWED_ORIGINS" not in os.environ and config.deploy_url:
+    _own = urlsplit(config.deploy_url)
+    config.cors_allowed_origins = [f"{_own.scheme}://{_own.netloc}".lower()]

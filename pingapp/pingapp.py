@@ -6,8 +6,10 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import reflex as rx
+from reflex.utils import prerequisites
 from starlette.applications import Starlette
 from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pingapp import routes
 from pingapp.api import create_api, verifier_lifespan
@@ -24,7 +26,13 @@ from pingapp.settings import backend_url, get_settings, origin_of
 # Fail at start, with a message per bad variable, rather than at first use.
 get_settings()
 
-# Reflex mounts its own routes (/_event, /ping, ...) under this app, after ours.
+# Reflex's page states may hold a user's profile: owner-only (SECURITY.md 34).
+_states = prerequisites.get_states_dir()
+_states.mkdir(mode=0o700, parents=True, exist_ok=True)
+_states.chmod(0o700)
+
+# The API, the sign-in hops and the embedded provider. Reflex's own routes
+# (/_reflex/...) and pages go to the Reflex app; these prefixes come here first.
 backend = Starlette(
     routes=[
         Mount("/api", app=create_api()),
@@ -32,8 +40,33 @@ backend = Starlette(
         *embedded_provider_mounts(),
     ]
 )
+OWN_PREFIXES = ("/api", "/auth", "/idp")
 
-app = rx.App(api_transformer=backend)
+
+def own_routes_first(reflex_app: ASGIApp) -> ASGIApp:
+    """Requests under /api, /auth and /idp go to `backend` directly, everything else
+    to Reflex. Reflex wraps whatever it mounts in its credentialed CORS layer; these
+    routes need their own policy instead: the API grants CORS_ORIGINS without
+    credentials, /auth and /idp grant nobody (SECURITY.md 30)."""
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] in {"http", "websocket"} else ""
+        if any(path == prefix or path.startswith(prefix + "/") for prefix in OWN_PREFIXES):
+            await backend(scope, receive, send)
+        else:
+            await reflex_app(scope, receive, send)
+
+    return route
+
+
+class PingApp(rx.App):
+    """Reflex's app, with `backend` mounted in front of Reflex's CORS layer."""
+
+    def __call__(self) -> ASGIApp:
+        return own_routes_first(super().__call__())
+
+
+app = PingApp()
 
 
 @contextlib.asynccontextmanager

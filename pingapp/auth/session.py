@@ -1,12 +1,17 @@
-"""Server-side sessions, kept in Reflex's own state manager.
+"""Server-side sign-in records: sessions, pending logins and one-time tickets.
 
-A session holds the tokens of one sign-in. It lives in the same store as Reflex's
-states (memory or disk in development, Redis when REFLEX_REDIS_URL is set), so every
-backend worker can read it, and `modify_state` gives one writer at a time — which is
-what makes "one refresh at a time per session" hold across workers.
+- A **session** holds the tokens of one sign-in. The browser holds only its id, in
+  an HttpOnly cookie; the store is keyed by a hash of the id, and a browser tab's
+  state keeps only that hash (`session_hash`), so a tab's Reflex client token is
+  useless without the cookie (SECURITY.md 25).
+- A **pending login** (`LoginRecord`) holds PKCE verifier, state and nonce between the provider's
+  redirect and the callback, bound to the browser that started it by a hash of its
+  login cookie (SECURITY.md 31).
+- A **ticket** lets that same browser fetch its session cookie over HTTP once.
 
-The browser only ever holds the session id, in an HttpOnly cookie. The store is
-keyed by a hash of it, so neither a Redis dump nor a state file reveals a usable id.
+Every record is encrypted (Fernet: AES-128-CBC with HMAC-SHA256) before it reaches
+the store, with SESSION_ENCRYPTION_KEY or a key generated once into an owner-only
+file (SECURITY.md 34). Sessions end at SESSION_MAX_AGE whatever their refreshes.
 """
 
 from __future__ import annotations
@@ -14,26 +19,57 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import hmac
+import json
+import logging
+import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
-from reflex.istate.manager import get_state_manager
-from reflex.istate.manager.token import StateToken
+from cryptography.fernet import Fernet, InvalidToken
 from starlette.requests import cookie_parser
 
-COOKIE_NAME = "pingapp_session"
+from pingapp.auth.oidc import PendingLogin
+from pingapp.auth.store import DiskStore, RedisStore, Store
+
+logger = logging.getLogger(__name__)
+
+SESSION_COOKIE = "pingapp_session"
+LOGIN_COOKIE = "pingapp_login"
+#: How long a login may take, from Log In to the callback.
+LOGIN_TTL = 600.0
 #: How long a one-time ticket that binds a new session to the browser lives.
 TICKET_TTL = 60.0
+#: The generated key (git-ignored), when SESSION_ENCRYPTION_KEY is not set.
+KEY_FILE = Path(".keys") / "session.key"
 
 
-def new_session_id() -> str:
+def new_secret() -> str:
+    """A random, URL-safe secret (256 bits)."""
     return secrets.token_urlsafe(32)
 
 
-def _key(kind: str, secret: str) -> str:
-    return f"{kind}-{hashlib.sha256(secret.encode()).hexdigest()}"
+def digest(secret: str) -> str:
+    """The SHA-256 of a secret: what the store and the tab state keep instead of it."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def same_digest(secret: str, expected_digest: str) -> bool:
+    """Whether `secret` hashes to `expected_digest`, compared in constant time."""
+    return bool(secret and expected_digest) and hmac.compare_digest(digest(secret), expected_digest)
+
+
+def cookie_name(base: str, *, secure: bool) -> str:
+    """`__Host-<base>` over https (Secure, Path=/, no Domain: one host only), else `base`."""
+    return f"__Host-{base}" if secure else base
+
+
+def read_cookie(header: str, base: str, *, secure: bool) -> str:
+    """One of our cookies from a `Cookie:` header, or ''."""
+    return cookie_parser(header).get(cookie_name(base, secure=secure), "")
 
 
 @dataclasses.dataclass
@@ -50,66 +86,187 @@ class ServerSession:
     profile: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: Reflex client tokens (browser tabs) showing this session, to sign out together.
     tabs: list[str] = dataclasses.field(default_factory=list)
-    revoked: bool = False
+    #: Epoch seconds of the sign-in; the session ends SESSION_MAX_AGE after it.
+    created_at: float = 0.0
 
-    @property
-    def active(self) -> bool:
-        return bool(self.access_token) and not self.revoked
 
-    def end(self) -> None:
-        """Forget every token; the id no longer signs anyone in."""
-        self.access_token = self.refresh_token = self.id_token = ""
-        self.revoked = True
+@dataclasses.dataclass
+class LoginRecord:
+    """A login between Log In and the callback."""
+
+    login: PendingLogin
+    #: The provider's authorization URL the browser is sent to.
+    authorize_url: str = ""
+    #: digest() of the login cookie of the browser that started it ('' until then).
+    browser: str = ""
 
 
 @dataclasses.dataclass
 class BindTicket:
-    """A one-time, short-lived handle that lets the browser fetch its cookie."""
+    """A one-time handle that lets the browser that signed in fetch its cookie."""
 
-    session_id: str = ""
-    return_to: str = "/"
-    expires_at: float = 0.0
-
-
-@contextlib.asynccontextmanager
-async def modify_session(session_id: str) -> AsyncIterator[ServerSession]:
-    """The session, locked for writing (one writer per session, every worker)."""
-    token = StateToken(ident=_key("session", session_id), cls=ServerSession)
-    async with get_state_manager().modify_state(token) as session:
-        yield session
+    session_id: str
+    return_to: str
+    browser: str
 
 
-async def read_session(session_id: str) -> ServerSession | None:
-    """The session if it is active, without holding its lock."""
-    if not session_id:
-        return None
-    token = StateToken(ident=_key("session", session_id), cls=ServerSession)
-    session = await get_state_manager().get_state(token)
-    return session if session.active else None
+def _load_or_make_key(path: Path) -> bytes:
+    """The generated key: made once, owner-only (mode 0600 in a 0700 folder)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            msg = f"{path} is readable by others; run: chmod 600 {path}"
+            raise PermissionError(msg) from None
+        return path.read_bytes().strip()
+    key = Fernet.generate_key()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
 
 
-async def issue_ticket(session_id: str, return_to: str) -> str:
-    ticket = secrets.token_urlsafe(32)
-    token = StateToken(ident=_key("ticket", ticket), cls=BindTicket)
-    async with get_state_manager().modify_state(token) as record:
-        record.session_id = session_id
-        record.return_to = return_to
-        record.expires_at = time.time() + TICKET_TTL
-    return ticket
+class Vault:
+    """Sessions, pending logins and tickets, encrypted, in one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        key: bytes,
+        *,
+        max_age: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self._fernet = Fernet(key)
+        self.max_age = max_age
+        self._clock = clock
+
+    # --- encoding ------------------------------------------------------------------
+
+    def _seal(self, record: object) -> bytes:
+        return self._fernet.encrypt(json.dumps(dataclasses.asdict(record)).encode())  # type: ignore[arg-type]
+
+    def _open(self, sealed: bytes | None) -> dict[str, Any] | None:
+        if sealed is None:
+            return None
+        try:
+            return json.loads(self._fernet.decrypt(sealed))
+        except (InvalidToken, ValueError):
+            logger.warning("a stored sign-in record could not be decrypted; ignored")
+            return None
+
+    # --- sessions --------------------------------------------------------------------
+
+    def _session_ttl(self, session: ServerSession) -> float:
+        return session.created_at + self.max_age - self._clock()
+
+    async def load(self, session_hash: str) -> ServerSession | None:
+        """The session stored under `session_hash`, or None (never creates one)."""
+        if not session_hash:
+            return None
+        data = self._open(await self.store.get(f"session:{session_hash}"))
+        if data is None:
+            return None
+        session = ServerSession(**data)
+        return session if self._session_ttl(session) > 0 and session.access_token else None
+
+    async def create(self, session: ServerSession) -> str:
+        """Store a new session; its id (for the cookie) is returned, never stored."""
+        session_id = new_secret()
+        session.created_at = self._clock()
+        await self.save(digest(session_id), session)
+        return session_id
+
+    async def save(self, session_hash: str, session: ServerSession) -> None:
+        ttl = self._session_ttl(session)
+        if ttl > 0 and session.access_token:  # a session without a token has ended
+            await self.store.put(f"session:{session_hash}", self._seal(session), ttl)
+        else:
+            await self.store.delete(f"session:{session_hash}")
+
+    @contextlib.asynccontextmanager
+    async def modify(self, session_hash: str) -> AsyncIterator[ServerSession | None]:
+        """The session, locked for writing (one writer per session, every worker);
+        saved again on exit. None when there is no such session."""
+        async with self.store.lock(f"session:{session_hash}"):
+            session = await self.load(session_hash)
+            yield session
+            if session is not None:
+                await self.save(session_hash, session)
+
+    async def end(self, session_hash: str) -> ServerSession | None:
+        """Remove the session; return what it held (None if there was none)."""
+        if not session_hash:
+            return None
+        data = self._open(await self.store.take(f"session:{session_hash}"))
+        return ServerSession(**data) if data else None
+
+    # --- logins and tickets --------------------------------------------------------------
+
+    async def put_login(self, handle: str, record: LoginRecord) -> None:
+        """Keep a pending login under a one-time `handle` (a secret or a state)."""
+        remaining = record.login.started_at + LOGIN_TTL - self._clock()
+        if remaining > 0:
+            await self.store.put(f"login:{digest(handle)}", self._seal(record), remaining)
+
+    async def take_login(self, handle: str) -> LoginRecord | None:
+        """The pending login, once; None when unknown, used or expired."""
+        if not handle or len(handle) > 200:
+            return None
+        data = self._open(await self.store.take(f"login:{digest(handle)}"))
+        if data is None:
+            return None
+        return LoginRecord(**{**data, "login": PendingLogin(**data["login"])})
+
+    async def issue_ticket(self, session_id: str, return_to: str, browser: str) -> str:
+        ticket = new_secret()
+        record = BindTicket(session_id=session_id, return_to=return_to, browser=browser)
+        await self.store.put(f"ticket:{digest(ticket)}", self._seal(record), TICKET_TTL)
+        return ticket
+
+    async def redeem_ticket(self, ticket: str) -> BindTicket | None:
+        """The ticket's content, once: a second redemption gets None."""
+        if not 20 <= len(ticket) <= 100:
+            return None
+        data = self._open(await self.store.take(f"ticket:{digest(ticket)}"))
+        return BindTicket(**data) if data else None
 
 
-async def redeem_ticket(ticket: str) -> BindTicket | None:
-    """The ticket's content, once: a second redemption gets None."""
-    token = StateToken(ident=_key("ticket", ticket), cls=BindTicket)
-    async with get_state_manager().modify_state(token) as record:
-        found = dataclasses.replace(record)
-        record.session_id = ""
-        record.expires_at = 0.0
-    if not found.session_id or found.expires_at < time.time():
-        return None
-    return found
+_vault: Vault | None = None
 
 
-def session_id_from_cookie_header(header: str) -> str:
-    """Our cookie's value from a `Cookie:` header, or ''."""
-    return cookie_parser(header).get(COOKIE_NAME, "")
+def vault() -> Vault:
+    """The process's vault, built on first use from the settings and Reflex's config."""
+    global _vault
+    if _vault is None:
+        _vault = build_vault()
+    return _vault
+
+
+def install_vault(replacement: Vault | None) -> None:
+    """Use `replacement` from now on (tests); None builds a fresh one at next use."""
+    global _vault
+    _vault = replacement
+
+
+def sessions_dir() -> Path:
+    """The disk store's folder: beside Reflex's states folder (`.states-sessions`),
+    not inside it, since `reflex run` empties that one at every start."""
+    from reflex.utils import prerequisites
+
+    states = prerequisites.get_states_dir()
+    return states.with_name(states.name + "-sessions")
+
+
+def build_vault() -> Vault:
+    from reflex.config import get_config
+
+    from pingapp.settings import get_settings
+
+    settings = get_settings()
+    redis_url = get_config().redis_url
+    store: Store = RedisStore(redis_url) if redis_url else DiskStore(sessions_dir())
+    configured = settings.session_encryption_key
+    key = configured.get_secret_value().encode() if configured else _load_or_make_key(KEY_FILE)
+    return Vault(store, key, max_age=settings.session_max_age)

@@ -8,7 +8,6 @@ claims, granted scopes and expiry time — never a token.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -18,12 +17,15 @@ import reflex as rx
 
 from pingapp.auth import oidc
 from pingapp.auth.session import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    LoginRecord,
     ServerSession,
-    issue_ticket,
-    modify_session,
-    new_session_id,
-    read_session,
-    session_id_from_cookie_header,
+    digest,
+    new_secret,
+    read_cookie,
+    same_digest,
+    vault,
 )
 from pingapp.http import shared_client
 from pingapp.routes import CALLBACK, HOME
@@ -69,13 +71,13 @@ class AuthState(rx.State):
     #: A login or logout is on its way (the buttons show a spinner).
     busy: bool = False
 
-    _session_id: str = ""
-    _pending: oidc.PendingLogin | None = None
+    #: digest() of the session id this tab shows; the id itself is only in the cookie.
+    _session_hash: str = ""
 
     # --- what the page shows ----------------------------------------------------
 
     def _show(self, session: ServerSession | None) -> None:
-        if session is None or not session.active:
+        if session is None:
             self.signed_in = False
             self.user_name = self.user_email = self.user_picture = self.claims_json = ""
             self.token_header = self.token_claims = ""
@@ -114,23 +116,54 @@ class AuthState(rx.State):
 
     # --- events ------------------------------------------------------------------
 
+    # --- this connection's session ---------------------------------------------------
+
+    def _cookie(self, name: str) -> str:
+        """One of our cookies, as sent with this connection's websocket handshake.
+
+        Reflex takes the headers from the handshake on the server side, so a client
+        cannot set them per event; a stolen client token brings no cookie along."""
+        secure = frontend_url().startswith("https://")
+        return read_cookie(self.router.headers.cookie, name, secure=secure)
+
+    def _connection_session_hash(self) -> str:
+        """The session this connection may act for: the one its cookie names, and
+        only if this tab shows that same session (or none yet). '' otherwise."""
+        session_id = self._cookie(SESSION_COOKIE)
+        if not session_id:
+            return ""
+        if self._session_hash and not same_digest(session_id, self._session_hash):
+            return ""
+        return digest(session_id)
+
+    async def _session(self) -> tuple[str, ServerSession] | None:
+        """This connection's live session and its hash, or None (SECURITY.md 25)."""
+        session_hash = self._connection_session_hash()
+        session = await vault().load(session_hash)
+        return (session_hash, session) if session else None
+
+    # --- events ------------------------------------------------------------------
+
     @rx.event
     async def restore(self):
         """On every page load: pick up the session this browser's cookie names."""
         self.busy = False  # a page load ends any navigation a login or logout began
-        self._session_id = session_id_from_cookie_header(self.router.headers.cookie)
-        session = await read_session(self._session_id)
+        session_id = self._cookie(SESSION_COOKIE)
+        self._session_hash = digest(session_id) if session_id else ""
+        session = await vault().load(self._session_hash)
         if session and 0 < session.expires_at < time.time() and not session.refresh_token:
-            async with modify_session(self._session_id) as stored:
-                stored.end()
+            await vault().end(self._session_hash)
             self.error_title = "Your session has expired"
             self.error_detail = "Log in again to continue."
             session = None
-        if session is not None:
+        if session is None:
+            self._session_hash = ""
+        else:
             client_token = self.router.session.client_token
             if client_token not in session.tabs:
-                async with modify_session(self._session_id) as stored:
-                    stored.tabs = [*stored.tabs[-19:], client_token]
+                async with vault().modify(self._session_hash) as stored:
+                    if stored is not None:
+                        stored.tabs = [*stored.tabs[-19:], client_token]
         self._show(session)
 
     @rx.event
@@ -161,8 +194,15 @@ class AuthState(rx.State):
             redirect_uri=frontend_url() + CALLBACK,
             return_to=return_to or self.router.url.path or HOME,
         )
-        self._pending = pending
-        yield navigate(oidc.authorization_url(metadata, settings, pending, prompt=prompt))
+        record = LoginRecord(
+            login=pending,
+            authorize_url=oidc.authorization_url(metadata, settings, pending, prompt=prompt),
+        )
+        # The browser fetches its login cookie over HTTP (a websocket cannot set
+        # one); the one-time handle lets only that request continue this login.
+        handle = new_secret()
+        await vault().put_login(handle, record)
+        yield navigate(f"{backend_url()}/auth/login?tx={handle}")
 
     @rx.event
     async def require_sign_in(self):
@@ -175,14 +215,14 @@ class AuthState(rx.State):
     async def handle_callback(self):
         """The provider sent the browser back: finish the login, or explain why not."""
         params = dict(self.router.url.query_parameters)
-        # One use: whatever happens next, this pending login is spent.
-        pending, self._pending = self._pending, None
         self.busy = True
         self.error_title = self.error_detail = ""
         # The code and state leave the address bar (and so the history) at once.
         yield rx.call_script(f"window.history.replaceState(null, '', {json.dumps(CALLBACK)})")
         try:
-            await self._finish_login(pending, params)
+            # One use: whatever happens next, this pending login is spent.
+            record = await vault().take_login(str(params.get("state", "")))
+            session_id = await self._finish_login(record, params)
         except oidc.LoginError as error:
             self._fail(error)
             return
@@ -196,22 +236,27 @@ class AuthState(rx.State):
                 )
             )
             return
-        ticket = await issue_ticket(self._session_id, pending.return_to if pending else HOME)
+        assert record is not None  # _finish_login refuses a missing one
+        ticket = await vault().issue_ticket(
+            session_id, record.login.return_to, browser=record.browser
+        )
         yield navigate(f"{backend_url()}/auth/session?ticket={ticket}")
 
-    async def _finish_login(
-        self, pending: oidc.PendingLogin | None, params: dict[str, Any]
-    ) -> None:
-        if params.get("error"):
-            raise oidc.describe_provider_error(
-                str(params["error"]), str(params.get("error_description", ""))
-            )
-        if pending is None or not oidc.state_matches(pending.state, str(params.get("state", ""))):
+    async def _finish_login(self, record: LoginRecord | None, params: dict[str, Any]) -> str:
+        """Check the callback, trade the code, store the session; its id is returned."""
+        # `state` first (SECURITY.md 14, 31, 36): an answer that belongs to no login
+        # this browser started gets a generic message, whatever else it carries.
+        if record is None or not same_digest(self._cookie(LOGIN_COOKIE), record.browser):
             raise oidc.LoginError(
                 "This sign-in cannot be finished here",
                 "The answer from the provider does not belong to a login started in this "
-                "tab, or was already used. Press Log In to start again.",
+                "browser, or was already used. Press Log In to start again.",
                 code="bad_state",
+            )
+        pending = record.login
+        if params.get("error"):
+            raise oidc.describe_provider_error(
+                str(params["error"]), str(params.get("error_description", ""))
             )
         if time.time() - pending.started_at > LOGIN_TIMEOUT:
             raise oidc.LoginError(
@@ -245,44 +290,32 @@ class AuthState(rx.State):
         profile = await oidc.fetch_userinfo(client, metadata, tokens["access_token"])
         if profile.get("sub") not in (None, claims["sub"]):
             profile = {}  # OIDC Core 5.3.2: a userinfo for someone else is ignored
-        await self._end_session(revoke_at_provider=False)
-        self._session_id = new_session_id()
-        async with modify_session(self._session_id) as session:
-            session.access_token = tokens["access_token"]
-            session.refresh_token = str(tokens.get("refresh_token", ""))
-            session.id_token = id_token
-            session.expires_at = time.time() + float(tokens.get("expires_in", 0) or 0)
-            session.scope = str(tokens.get("scope") or settings.auth_scope)
-            session.claims = claims
-            session.profile = profile
-            session.tabs = [self.router.session.client_token]
-            self._show(session)
-
-    async def _end_session(self, *, revoke_at_provider: bool) -> ServerSession | None:
-        """End this tab's session on the server; return what it held."""
-        if not self._session_id:
-            return None
-        async with modify_session(self._session_id) as session:
-            ended = dataclasses.replace(session) if session.active else None
-            session.end()
-        if ended and revoke_at_provider and ended.refresh_token:
-            settings = get_settings()
-            try:
-                metadata = await oidc.discover(
-                    shared_client(), settings.effective_issuer(backend_url())
-                )
-                await oidc.revoke(shared_client(), metadata, settings, ended.refresh_token)
-            except oidc.LoginError as error:
-                logger.info("could not revoke the refresh token: %s", error.title)
-        return ended
+        # A new id at every sign-in (SECURITY.md 20): the old session ends here.
+        if previous := self._cookie(SESSION_COOKIE):
+            await vault().end(digest(previous))
+        session = ServerSession(
+            access_token=tokens["access_token"],
+            refresh_token=str(tokens.get("refresh_token", "")),
+            id_token=id_token,
+            expires_at=time.time() + float(tokens.get("expires_in", 0) or 0),
+            scope=str(tokens.get("scope") or settings.auth_scope),
+            claims=claims,
+            profile=profile,
+            tabs=[self.router.session.client_token],
+        )
+        session_id = await vault().create(session)
+        self._session_hash = digest(session_id)
+        self._show(session)
+        return session_id
 
     @rx.event
     async def logout(self):
         """End the session everywhere, then at the provider."""
+        current = await self._session()
         self.busy = True
         yield
-        ended = await self._end_session(revoke_at_provider=True)
-        self._session_id = ""
+        ended = await vault().end(current[0]) if current else None
+        self._session_hash = ""
         self._show(None)
         self.busy = False
         if ended:
@@ -295,10 +328,14 @@ class AuthState(rx.State):
         except oidc.LoginError:
             yield rx.redirect(HOME)  # signed out here; the provider is unreachable
             return
+        if ended and ended.refresh_token:
+            await _revoke(metadata, ended.refresh_token)
+        # No ID token in a URL the browser sees (SECURITY.md 19, 24): the provider
+        # learns who is leaving from `client_id` and `logout_hint`.
         url = oidc.logout_url(
             metadata,
             settings,
-            id_token=ended.id_token if ended else None,
+            logout_hint=str(ended.claims["sub"]) if ended and "sub" in ended.claims else None,
             return_to=frontend_url() + "/",
         )
         if url and not await oidc.reachable(shared_client(), url):
@@ -316,25 +353,27 @@ class AuthState(rx.State):
         self.error_title = self.error_detail = ""
 
     # --- for other states (PingState) ---------------------------------------------
+    # Private (a leading underscore): Reflex never exposes these as events.
 
-    async def access_token(self, *, rejected: str | None = None) -> str | None:
-        """A valid access token for this tab's session, refreshed when about to expire
-        or when the API just `rejected` it.
+    async def _access_token(self, *, rejected: str | None = None) -> str | None:
+        """A valid access token for this connection's session, refreshed when about
+        to expire or when the API just `rejected` it.
 
-        Returns None (and shows the signed-out page) when there is no session or it
-        cannot be renewed.
+        Returns None (and shows the signed-out page) when the connection carries no
+        session cookie for this tab's session, or the session cannot be renewed.
         """
-        # The fast path reads without the session's lock.
-        session = await read_session(self._session_id)
-        if session is None:
+        current = await self._session()  # the fast path reads without the lock
+        if current is None:
+            self._session_hash = ""
             self._show(None)
             return None
+        session_hash, session = current
         if rejected is None and not _expiring(session):
             return session.access_token
-        async with modify_session(self._session_id) as session:
+        async with vault().modify(session_hash) as session:
             # The lock is held: one refresh at a time per session, on every worker.
             # Whoever waited for it finds the fresh token and uses it.
-            if not session.active:
+            if session is None:
                 self._show(None)
                 return None
             stale = session.access_token == rejected or (rejected is None and _expiring(session))
@@ -342,7 +381,7 @@ class AuthState(rx.State):
                 return session.access_token
             if not session.refresh_token:
                 if rejected is None and 0 < session.expires_at < time.time():
-                    session.end()
+                    session.access_token = ""  # saved as ended: the record goes
                     self._show(None)
                     self.error_title = "Your session has expired"
                     self.error_detail = "Log in again to continue."
@@ -356,7 +395,7 @@ class AuthState(rx.State):
                     client, metadata, settings, session.refresh_token
                 )
             except oidc.GrantRejected:
-                session.end()
+                session.access_token = ""
                 self._show(None)
                 self.error_title = "Your session has ended"
                 self.error_detail = "The provider no longer accepts it. Log in again."
@@ -375,6 +414,14 @@ class AuthState(rx.State):
             return session.access_token
 
 
+async def _revoke(metadata: dict[str, Any], refresh_token: str) -> None:
+    """Revoke a refresh token at the provider (RFC 7009); a failure is only logged."""
+    try:
+        await oidc.revoke(shared_client(), metadata, get_settings(), refresh_token)
+    except oidc.LoginError as error:
+        logger.info("could not revoke the refresh token: %s", error.title)
+
+
 def _expiring(session: ServerSession) -> bool:
     return bool(session.expires_at) and session.expires_at - REFRESH_MARGIN <= time.time()
 
@@ -391,7 +438,7 @@ async def _sign_out_tabs(tabs: list[str], except_token: str) -> None:
             token = rx.BaseStateToken(ident=client_token, cls=AuthState)
             async with app.modify_state(token) as root:
                 other = await root.get_state(AuthState)
-                other._session_id = ""
+                other._session_hash = ""
                 other._show(None)
         except Exception:  # a closed tab must not stop the logout
             logger.debug("could not update a closed tab", exc_info=True)

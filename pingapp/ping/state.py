@@ -83,7 +83,8 @@ class PingState(rx.State):
             return
         self._start(which)
         yield
-        first = await auth.access_token()
+        # The session comes from this connection's cookie, checked on every ping.
+        first = await auth._access_token()
         if first is None:
             # Still signed in but no token: the provider could not renew it.
             self._show(CANNOT_RENEW if auth.signed_in else SIGN_IN_FIRST)
@@ -94,7 +95,7 @@ class PingState(rx.State):
             return tokens[-1]
 
         async def refreshed() -> str | None:
-            renewed = await auth.access_token(rejected=tokens[-1])
+            renewed = await auth._access_token(rejected=tokens[-1])
             if renewed:
                 tokens.append(renewed)
             return renewed

@@ -6,8 +6,8 @@ run one after the other, never together.
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from pingapp.auth.session import ServerSession
+from pingapp.auth.session import KEY_FILE, ServerSession
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -159,14 +160,22 @@ def sign_in_at_provider(
 
 
 def stored_sessions(states_dir: Path) -> list[ServerSession]:
+    """The live sessions the app started with REFLEX_STATES_WORKDIR=`states_dir` keeps
+    on disk, decrypted with the key it generated (the test reads them as an attacker
+    with the server's files and its key would)."""
+    folder = states_dir.with_name(states_dir.name + "-sessions")
+    fernet = Fernet((ROOT / KEY_FILE).read_bytes().strip())
     found = []
-    for path in states_dir.glob("*.pkl"):
-        data = path.read_bytes()
-        if b"ServerSession" not in data:
-            continue  # a page state, which needs the running app to load
-        item = pickle.loads(data)  # noqa: S301 - the app's own state files
-        if isinstance(item, ServerSession) and item.active:
-            found.append(item)
+    for path in folder.glob("[0-9a-f]*"):
+        try:
+            expiry, _, sealed = path.read_bytes().partition(b"\n")
+        except FileNotFoundError:
+            continue  # ended meanwhile
+        if float(expiry) < time.time():
+            continue
+        data = json.loads(fernet.decrypt(sealed))
+        if data.get("access_token"):
+            found.append(ServerSession(**data))
     return found
 
 

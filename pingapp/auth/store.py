@@ -1,0 +1,160 @@
+"""Where the server keeps sign-in records: sessions, pending logins, one-time tickets.
+
+Two stores with one interface:
+
+- `DiskStore` (the default): one owner-only file per record in `.sessions/`
+  (mode 0700), so a restart of `reflex run` keeps users signed in. One process.
+- `RedisStore` (when `REFLEX_REDIS_URL` is set): shared by every backend worker,
+  with a Redis lock for "one writer per record" and Redis' own expiry.
+
+Rules every caller can rely on (SECURITY.md 34, 38):
+
+- A look-up never creates a record: a flood of random ids leaves the store as it was.
+- Every record has a time to live and disappears with it.
+- Values are opaque bytes: `pingapp.auth.session` encrypts them before they get here,
+  so neither a Redis dump nor a file holds a usable token.
+- Keys are hashes of the secrets they stand for; a file name reveals nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Protocol
+
+#: Seconds a record lock may be held before Redis frees it (a crashed worker).
+LOCK_TIMEOUT = 30.0
+
+
+class Store(Protocol):
+    """Records with a time to live; see the module docstring for the rules."""
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None: ...
+
+    async def take(self, key: str) -> bytes | None:
+        """The value, removed in the same step: a second `take` gets None."""
+        ...
+
+    async def delete(self, key: str) -> None: ...
+
+    def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held by one writer at a time (per process on disk, across workers on Redis)."""
+        ...
+
+    async def count(self) -> int:
+        """How many live records there are (for tests and monitoring)."""
+        ...
+
+
+def _file_name(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class DiskStore:
+    """Owner-only files, one per record: `<expiry as text>\\n<value>`."""
+
+    def __init__(self, folder: Path, clock: Callable[[], float] = time.time) -> None:
+        self._folder = folder
+        self._clock = clock
+        self._locks: dict[str, asyncio.Lock] = {}
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)  # also when it was made earlier with looser rights
+
+    def _path(self, key: str) -> Path:
+        return self._folder / _file_name(key)
+
+    def _read(self, path: Path) -> bytes | None:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        expiry, _, value = raw.partition(b"\n")
+        try:
+            alive = float(expiry) > self._clock()
+        except ValueError:
+            alive = False
+        if not alive:
+            path.unlink(missing_ok=True)
+            return None
+        return value
+
+    async def get(self, key: str) -> bytes | None:
+        return self._read(self._path(key))
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        path = self._path(key)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(f"{self._clock() + ttl!r}\n".encode() + value)
+        tmp.replace(path)
+
+    async def take(self, key: str) -> bytes | None:
+        # One process owns the folder, and nothing below awaits: this is atomic.
+        path = self._path(key)
+        value = self._read(path)
+        path.unlink(missing_ok=True)
+        return value
+
+    async def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._locks.get(key) is lock:
+                del self._locks[key]
+
+    async def count(self) -> int:
+        return sum(
+            1
+            for path in self._folder.iterdir()
+            if not path.name.startswith(".") and self._read(path) is not None
+        )
+
+
+class RedisStore:
+    """Records in Redis, shared by every backend worker."""
+
+    PREFIX = "pingapp:auth:"
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio
+
+        self._redis = redis.asyncio.Redis.from_url(url)
+
+    async def get(self, key: str) -> bytes | None:
+        return await self._redis.get(self.PREFIX + key)
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        await self._redis.set(self.PREFIX + key, value, px=max(1, int(ttl * 1000)))
+
+    async def take(self, key: str) -> bytes | None:
+        return await self._redis.getdel(self.PREFIX + key)  # atomic on the server
+
+    async def delete(self, key: str) -> None:
+        await self._redis.delete(self.PREFIX + key)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str) -> AsyncIterator[None]:
+        async with self._redis.lock(
+            f"{self.PREFIX}lock:{key}", timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_TIMEOUT
+        ):
+            yield
+
+    async def count(self) -> int:
+        found = 0
+        async for name in self._redis.scan_iter(match=self.PREFIX + "*", count=500):
+            found += b":lock:" not in name
+        return found
