@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pingapp import routes
 from pingapp.api import create_api, verifier_lifespan
 from pingapp.auth.routes import create_auth_routes
+from pingapp.auth.session import digest_our_cookies
 from pingapp.auth.state import AuthState
 from pingapp.devidp import embedded_provider_mounts
 from pingapp.http import http_client_lifespan
@@ -41,6 +42,8 @@ backend = Starlette(
     ]
 )
 OWN_PREFIXES = ("/api", "/auth", "/idp")
+#: Reflex's event websocket (rxconfig.py's backend_path + /_event).
+EVENTS = "/_reflex/_event"
 
 
 def own_routes_first(reflex_app: ASGIApp) -> ASGIApp:
@@ -53,6 +56,10 @@ def own_routes_first(reflex_app: ASGIApp) -> ASGIApp:
         path = scope.get("path", "") if scope["type"] in {"http", "websocket"} else ""
         if any(path == prefix or path.startswith(prefix + "/") for prefix in OWN_PREFIXES):
             await backend(scope, receive, send)
+        elif path.startswith(EVENTS):
+            # Handlers see digests of our cookies, never the values (session.py).
+            headers = digest_our_cookies(scope.get("headers", []))
+            await reflex_app({**scope, "headers": headers}, receive, send)
         else:
             await reflex_app(scope, receive, send)
 

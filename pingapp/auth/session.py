@@ -72,6 +72,29 @@ def read_cookie(header: str, base: str, *, secure: bool) -> str:
     return cookie_parser(header).get(cookie_name(base, secure=secure), "")
 
 
+def digest_our_cookies(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` with our cookies' values replaced by their digest().
+
+    Applied to the event websocket's handshake: Reflex keeps the handshake's headers
+    in every tab's state (and so in its state files or Redis), and event handlers
+    need no more than the digest, which is what the store is keyed by. A digest
+    sent back as a cookie is hashed again, so it signs nobody in."""
+    ours = {
+        cookie_name(base, secure=secure)
+        for base in (SESSION_COOKIE, LOGIN_COOKIE)
+        for secure in (False, True)
+    }
+    rewritten = []
+    for name, value in headers:
+        if name.lower() == b"cookie":
+            cookies = cookie_parser(value.decode("latin-1"))
+            value = "; ".join(
+                f"{key}={digest(item) if key in ours else item}" for key, item in cookies.items()
+            ).encode("latin-1")
+        rewritten.append((name, value))
+    return rewritten
+
+
 @dataclasses.dataclass
 class ServerSession:
     """One sign-in: tokens and what the page may show of them."""

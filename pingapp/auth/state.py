@@ -8,6 +8,7 @@ claims, granted scopes and expiry time — never a token.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
@@ -24,7 +25,6 @@ from pingapp.auth.session import (
     digest,
     new_secret,
     read_cookie,
-    same_digest,
     vault,
 )
 from pingapp.http import shared_client
@@ -118,23 +118,25 @@ class AuthState(rx.State):
 
     # --- this connection's session ---------------------------------------------------
 
-    def _cookie(self, name: str) -> str:
-        """One of our cookies, as sent with this connection's websocket handshake.
+    def _cookie_digest(self, name: str) -> str:
+        """digest() of one of our cookies, as sent with this connection's handshake.
 
-        Reflex takes the headers from the handshake on the server side, so a client
-        cannot set them per event; a stolen client token brings no cookie along."""
+        Reflex takes the headers from the websocket handshake on the server side,
+        so a client cannot set them per event, and a stolen client token brings no
+        cookie along. The app hashes our cookies in the handshake before Reflex
+        sees them (`digest_our_cookies`): no state file holds a cookie's value."""
         secure = frontend_url().startswith("https://")
         return read_cookie(self.router.headers.cookie, name, secure=secure)
 
     def _connection_session_hash(self) -> str:
         """The session this connection may act for: the one its cookie names, and
         only if this tab shows that same session (or none yet). '' otherwise."""
-        session_id = self._cookie(SESSION_COOKIE)
-        if not session_id:
+        session_hash = self._cookie_digest(SESSION_COOKIE)
+        if not session_hash:
             return ""
-        if self._session_hash and not same_digest(session_id, self._session_hash):
+        if self._session_hash and not hmac.compare_digest(session_hash, self._session_hash):
             return ""
-        return digest(session_id)
+        return session_hash
 
     async def _session(self) -> tuple[str, ServerSession] | None:
         """This connection's live session and its hash, or None (SECURITY.md 25)."""
@@ -148,8 +150,7 @@ class AuthState(rx.State):
     async def restore(self):
         """On every page load: pick up the session this browser's cookie names."""
         self.busy = False  # a page load ends any navigation a login or logout began
-        session_id = self._cookie(SESSION_COOKIE)
-        self._session_hash = digest(session_id) if session_id else ""
+        self._session_hash = self._cookie_digest(SESSION_COOKIE)
         session = await vault().load(self._session_hash)
         if session and 0 < session.expires_at < time.time() and not session.refresh_token:
             await vault().end(self._session_hash)
@@ -246,7 +247,8 @@ class AuthState(rx.State):
         """Check the callback, trade the code, store the session; its id is returned."""
         # `state` first (SECURITY.md 14, 31, 36): an answer that belongs to no login
         # this browser started gets a generic message, whatever else it carries.
-        if record is None or not same_digest(self._cookie(LOGIN_COOKIE), record.browser):
+        browser = self._cookie_digest(LOGIN_COOKIE)
+        if record is None or not browser or not hmac.compare_digest(browser, record.browser):
             raise oidc.LoginError(
                 "This sign-in cannot be finished here",
                 "The answer from the provider does not belong to a login started in this "
@@ -291,8 +293,7 @@ class AuthState(rx.State):
         if profile.get("sub") not in (None, claims["sub"]):
             profile = {}  # OIDC Core 5.3.2: a userinfo for someone else is ignored
         # A new id at every sign-in (SECURITY.md 20): the old session ends here.
-        if previous := self._cookie(SESSION_COOKIE):
-            await vault().end(digest(previous))
+        await vault().end(self._cookie_digest(SESSION_COOKIE))
         session = ServerSession(
             access_token=tokens["access_token"],
             refresh_token=str(tokens.get("refresh_token", "")),

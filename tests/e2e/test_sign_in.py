@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from pingapp.auth.session import COOKIE_NAME
+from pingapp.auth.session import SESSION_COOKIE
 from tests.e2e.conftest import (
     RunningApp,
     sign_in_at_provider,
@@ -79,7 +79,7 @@ def test_sign_in_profile_reload_new_tab_and_sign_out_everywhere(
     secrets = [stored.access_token, stored.refresh_token, stored.id_token]
     assert all(secrets)
     cookies = context.cookies()
-    session_cookie = next(c for c in cookies if c.get("name") == COOKIE_NAME)
+    session_cookie = next(c for c in cookies if c.get("name") == SESSION_COOKIE)
     assert session_cookie.get("httpOnly")
     assert session_cookie.get("sameSite") == "Lax"
     visible = "\n".join(
