@@ -5,6 +5,8 @@
 #   make install only the installs that `make run` does
 #   make prod    the app in prod mode on one port (FRONTEND_PORT)
 #
+# After `make install`, Reflex's own commands work too: `. .venv/bin/activate`, then
+# `reflex run`, `reflex run --env prod`, `reflex export`, ... (rxconfig.py, README.md).
 # Ports: FRONTEND_PORT=3001 BACKEND_PORT=8001 make run. App settings come from the
 # environment or a .env file (see README.md).
 
