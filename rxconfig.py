@@ -1,12 +1,85 @@
 """Reflex configuration. pingapp's own settings live in pingapp/settings.py.
 
-Ports are given on the command line by the Makefile (FRONTEND_PORT, BACKEND_PORT).
+Plain `reflex run`, `reflex run --env prod`, `reflex export` and `reflex run
+--backend-only` work from the project folder with the virtual environment
+activated and nothing else set: this file points Reflex at the JavaScript tools
+`make install` put in `.tools/` (both from the npm registry), so Reflex never
+runs its own bun installer, which downloads a script from outside the package
+registries.
+
+- bun: `bun_path` below (the package for this machine, chosen as the Makefile does).
+- Node: Reflex finds `node` on PATH and warns when it is older than it wants
+  (`constants.Node.MIN_VERSION`, 22.22.0 for reflex 0.10.1); the machine's may be
+  older, so the folder holding the project's Node goes first on PATH, for Reflex
+  and the processes it starts.
+- Telemetry off (`telemetry_enabled`); environment defaults that have no config
+  field: no PyPI version check, and the npm registry npm itself is configured
+  with (Reflex would otherwise time several registries, one of them a mirror).
+
+Each can still be overridden from the environment (REFLEX_BUN_PATH,
+REFLEX_CHECK_LATEST_VERSION, NPM_CONFIG_REGISTRY, ...). Ports are given on the
+command line (`--frontend-port`, `--backend-port`; the Makefile passes
+FRONTEND_PORT and BACKEND_PORT).
 """
 
 import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import reflex as rx
+
+TOOLS = Path(__file__).resolve().parent / ".tools"
+# The Makefile installs these (BUN_PACKAGE, NODE_DIR): keep the paths in step.
+NODE_BIN = TOOLS / "node22" / "node_modules" / "node" / "bin"
+
+
+def bun_package() -> str:
+    """bun's npm package for this machine: ARM, x86_64 with AVX2, or x86_64 without."""
+    if platform.machine() in ("aarch64", "arm64"):
+        return "@oven/bun-linux-aarch64"
+    try:
+        avx2 = any(
+            line.startswith("flags") and "avx2" in line.split()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+        )
+    except OSError:
+        avx2 = False
+    return "@oven/bun-linux-x64" if avx2 else "@oven/bun-linux-x64-baseline"
+
+
+BUN = TOOLS / "node_modules" / bun_package() / "bin" / "bun"
+
+
+def _use_project_node() -> None:
+    path = os.environ.get("PATH", "")
+    if (NODE_BIN / "node").exists() and str(NODE_BIN) not in path.split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join(filter(None, [str(NODE_BIN), path]))
+
+
+def _use_npm_registry() -> None:
+    """NPM_CONFIG_REGISTRY from npm's own configuration, once: child processes inherit it."""
+    if os.environ.get("NPM_CONFIG_REGISTRY") or not (npm := shutil.which("npm")):
+        return
+    try:
+        found = subprocess.run(  # noqa: S603 - npm from PATH, fixed arguments
+            [npm, "config", "get", "registry"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return
+    if found.startswith(("http://", "https://")):
+        os.environ["NPM_CONFIG_REGISTRY"] = found
+
+
+_use_project_node()
+_use_npm_registry()
+os.environ.setdefault("REFLEX_CHECK_LATEST_VERSION", "false")
 
 config = rx.Config(
     app_name="pingapp",
@@ -15,6 +88,8 @@ config = rx.Config(
     # Reflex's own routes (/_event, /ping, /_health, ...) go under /_reflex: a
     # bare /ping would shadow the app's Ping page wherever one port serves both.
     backend_path="/_reflex",
+    # Reflex uses this bun when it exists (else it looks on PATH, then installs its own).
+    bun_path=BUN,
     telemetry_enabled=False,
     show_built_with_reflex=False,
     disable_plugins=[rx.plugins.SitemapPlugin],

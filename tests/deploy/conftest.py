@@ -55,12 +55,14 @@ class Server:
     env: dict[str, str]
     log: Path
     process: subprocess.Popen | None = field(default=None, repr=False)
+    # False: `env` is the whole environment, not additions to the tests' own.
+    inherit_env: bool = True
 
     def start(self) -> Server:
         self.process = subprocess.Popen(
             self.args,
             cwd=ROOT,
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env} if self.inherit_env else dict(self.env),
             stdout=self.log.open("a"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
