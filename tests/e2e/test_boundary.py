@@ -76,6 +76,7 @@ def signed_in_page(browser: Browser, app: RunningApp, user: str) -> Page:
     page.goto(app.url + "/")
     page.click("#qsLoginBtn")
     sign_in_at_provider(page, user)
+    expect(page).to_have_url(app.url + "/")  # back from the session hop: cookie set
     expect(page.locator("#qsLogoutBtn")).to_be_visible()
     return page
 

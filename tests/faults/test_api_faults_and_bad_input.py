@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from playwright.sync_api import Browser, Page, expect
 
-from pingapp.auth.session import COOKIE_NAME
+from pingapp.auth.session import SESSION_COOKIE
 from tests.deploy.conftest import PRIVATE_MESSAGE, PUBLIC_MESSAGE, sign_in
 from tests.e2e.conftest import RunningApp, start_app, stored_sessions
 from tests.faults.conftest import APP_ENV, HTTP_TIMEOUT, SLACK, Gate
@@ -102,7 +102,7 @@ def test_no_token_or_session_cookie_in_the_backends_log(
         click_and_time(page, "#ping-private", "did not answer in time")
     finally:
         gate.set_mode("pass")
-    cookie = next(c for c in page.context.cookies() if c.get("name") == COOKIE_NAME)
+    cookie = next(c for c in page.context.cookies() if c.get("name") == SESSION_COOKIE)
     sessions = stored_sessions(states_dir)
     assert sessions, "no active session on disk"
     # A token the API refuses (and logs nothing of) too.
@@ -184,7 +184,7 @@ def test_session_hop_with_a_garbage_ticket_is_a_400_page(app: RunningApp, ticket
     answer = httpx.get(app.backend + "/auth/session", params={"ticket": ticket})
     assert answer.status_code == 400
     assert "expired" in answer.text
-    assert COOKIE_NAME not in answer.headers.get("set-cookie", "")
+    assert SESSION_COOKIE not in answer.headers.get("set-cookie", "")
 
 
 def test_api_schemathesis_never_5xx(app: RunningApp) -> None:
