@@ -29,7 +29,13 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from pingapp.devidp import pages
-from pingapp.devidp.config import IdpSettings, frontend_origins, get_idp_settings
+from pingapp.devidp.config import (
+    DOCS_CLIENT_ID,
+    DOCS_REDIRECT_PATH,
+    IdpSettings,
+    frontend_origins,
+    get_idp_settings,
+)
 from pingapp.devidp.keys import SigningKeys, load_signing_keys
 from pingapp.devidp.models import Client, Subject
 from pingapp.devidp.server import (
@@ -444,25 +450,33 @@ def build_app(provider: Provider) -> Starlette:
 
 
 def default_client(client_id: str, secret: str | None) -> Client:
-    """The app's own client: redirect and post-logout URIs of dev, prod and static set-ups."""
+    """The app's own client: redirect and post-logout URIs of dev, prod and static set-ups.
+
+    Only the app's `/callback` pages (and IDP_REDIRECT_URIS): the API docs have a
+    client of their own (`docs_client`).
+    """
     settings = get_idp_settings()
     origins = frontend_origins()
     return Client(
         client_id=client_id,
         redirect_uris=tuple(
-            dict.fromkeys(
-                [
-                    *(f"{o}/callback" for o in origins),
-                    # "Authorize" on the API's OpenAPI page (/api/docs).
-                    *(f"{o}/api/docs/oauth2-redirect" for o in origins),
-                    *settings.redirect_uris,
-                ]
-            )
+            dict.fromkeys([*(f"{o}/callback" for o in origins), *settings.redirect_uris])
         ),
         post_logout_redirect_uris=tuple(
             dict.fromkeys([*(f"{o}/" for o in origins), *settings.post_logout_redirect_uris])
         ),
         secret=secret,
+    )
+
+
+def docs_client(backend: str) -> Client:
+    """The API docs' client (`DOCS_CLIENT_ID`): public (PKCE, no secret), and its only
+    redirect URIs are the OpenAPI page's `/api/docs/oauth2-redirect` on the backend's
+    origins; no post-logout URIs."""
+    origins = [backend.rstrip("/"), *frontend_origins()]
+    return Client(
+        client_id=DOCS_CLIENT_ID,
+        redirect_uris=tuple(dict.fromkeys(f"{o}{DOCS_REDIRECT_PATH}" for o in origins)),
     )
 
 
@@ -490,7 +504,8 @@ def create_idp(
         clients = [
             default_client(
                 app_settings.auth_client_id, secret.get_secret_value() if secret else None
-            )
+            ),
+            docs_client(backend_url()),
         ]
     if audiences is None:
         audiences = [a for a in [app_settings.auth_audience, *settings.audiences] if a]

@@ -21,6 +21,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: is RECOMMENDED"; SECURITY.md item 27 asks for 60 seconds at most.
 MAX_CODE_TTL = 60
 
+#: The public client of the API's OpenAPI page ("Authorize" in Swagger UI at
+#: `/api/docs`). Its only redirect URI is the page's `/api/docs/oauth2-redirect`,
+#: so that URI is no way into the app's own client (`AUTH_CLIENT_ID`).
+DOCS_CLIENT_ID = "pingapp-docs"
+#: Where Swagger UI receives the authorization response, on the backend's origin.
+DOCS_REDIRECT_PATH = "/api/docs/oauth2-redirect"
+
 
 class IdpSettings(BaseSettings):
     """What the embedded provider can be told; every value has a working default."""

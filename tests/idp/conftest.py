@@ -109,6 +109,12 @@ def idp(idp_server: str) -> dict[str, Any]:
 
 
 @pytest.fixture
+def default_idp(idp_server: str) -> dict[str, Any]:
+    """The same server's provider with the default clients (`pingapp`, `pingapp-docs`)."""
+    return describe(idp_server, "/default/idp")
+
+
+@pytest.fixture
 def fast_idp(idp_server: str) -> dict[str, Any]:
     """The same server's provider with a 1 s code lifetime and 10 s access tokens."""
     return describe(idp_server, "/fast/idp")

@@ -1,8 +1,10 @@
 """The provider under test, as granian serves it: `granian --factory tests.idp.serve:build`.
 
-Two providers in one app: `/idp` as the app would mount it, and `/fast/idp` with
-the shortest lifetimes, for the expiry tests. Configuration comes from the
-environment the fixture sets (port, key folder, optional Redis).
+Several providers in one app: `/idp` as the app would mount it, `/fast/idp` with
+the shortest lifetimes, for the expiry tests, and `/default/idp` with the clients
+registered by default (the app's and the API docs'), as `create_idp` makes them.
+Configuration comes from the environment the fixture sets (port, key folder,
+optional Redis).
 """
 
 from __future__ import annotations
@@ -49,6 +51,15 @@ def build() -> Starlette:
                 "/idp",
                 app=create_idp(
                     issuer=f"{base}/idp", settings=normal, store=store_for(redis_url), **common
+                ),
+            ),
+            Mount(
+                "/default/idp",
+                app=create_idp(
+                    issuer=f"{base}/default/idp",
+                    settings=normal,
+                    store=store_for(redis_url),
+                    audiences=common["audiences"],
                 ),
             ),
             Mount(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pingapp.devidp import embedded_provider_mounts
+from pingapp.devidp.config import DOCS_CLIENT_ID
 from pingapp.settings import get_settings
 
 
@@ -40,6 +41,13 @@ def test_on_by_default_at_idp(fresh_settings: None, tmp_path: Path) -> None:
     client = provider.clients["pingapp"]
     assert "http://localhost:3000/callback" in client.redirect_uris
     assert "http://localhost:3000/" in client.post_logout_redirect_uris
+    # the API docs' "Authorize" has a client of its own (SECURITY.md item 30)
+    assert not [uri for uri in client.redirect_uris if "/api/docs" in uri]
+    docs = provider.clients[DOCS_CLIENT_ID]
+    assert docs.secret is None
+    assert docs.post_logout_redirect_uris == ()
+    assert "http://localhost:8000/api/docs/oauth2-redirect" in docs.redirect_uris
+    assert all(uri.endswith("/api/docs/oauth2-redirect") for uri in docs.redirect_uris)
 
 
 def test_registered_uris_follow_the_ports_and_extra_configuration(
