@@ -22,6 +22,7 @@ from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc6749 import OAuth2Error, scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.rpinitiated import EndSessionRequest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -320,6 +321,14 @@ class Interaction:
     # -- end session ---------------------------------------------------------------
 
     def logout(self, http: HttpIn) -> Response:
+        """RP-Initiated Logout 1.0: ends this browser's provider session.
+
+        Without a prompt only when the request names the signed-in user (see
+        `_names_session_user`); anything else gets a confirmation form, so a link
+        or form elsewhere cannot sign users out (SECURITY.md item 35). The browser
+        goes back only to a post-logout URI registered for the client, which is
+        named by `client_id` or by the ID token's audience.
+        """
         try:
             # (typeshed's authlib stubs predate validate_endpoint_request)
             end = cast(Any, self.server).validate_endpoint_request("end_session", http)
@@ -327,8 +336,10 @@ class Interaction:
             detail = error.description or error.error or "invalid request"
             return pages.error_page("Sign-out request refused", str(detail))
         values = dict(http.params)
-        if end.needs_confirmation and not self._logout_confirmed(http, values):
-            # No valid id_token_hint: ask, so a link elsewhere cannot sign users out.
+        if values.get("client_id") and end.client is None:
+            return pages.error_page("Sign-out request refused", "Unknown client.")
+        session = self.session(http)
+        if not self._names_session_user(end, session) and not self._logout_confirmed(http, values):
             bid, new_browser = self._browser(http)
             token = secrets.token_urlsafe(24)
             self.store.put(f"logout:{token}", {"bid": bid}, TRANSACTION_TTL)
@@ -344,6 +355,25 @@ class Interaction:
         )
         response.delete_cookie(SESSION_COOKIE, path=self.cookie_path)
         return response
+
+    @staticmethod
+    def _names_session_user(end: EndSessionRequest, session: Record | None) -> bool:
+        """Whether the request names the user signed in here, by every hint it gives.
+
+        Hints: `id_token_hint` (its `sub`), and `logout_hint` (a `sub`), which counts
+        only with a known client (`client_id`, or the ID token's audience). No
+        session, no hint, or one hint naming someone else: False.
+        """
+        if session is None:
+            return False
+        named: list[object] = []
+        if end.id_token_claims is not None:
+            named.append(end.id_token_claims.get("sub"))
+        if end.logout_hint is not None:
+            if end.client is None:
+                return False
+            named.append(end.logout_hint)
+        return bool(named) and all(sub == session["user"] for sub in named)
 
     def _logout_confirmed(self, http: HttpIn, values: dict[str, str]) -> bool:
         if http.method != "POST" or not values.get("csrf"):

@@ -352,11 +352,20 @@ class Revocation(RevocationEndpoint):
 
 
 class EndSession(EndSessionEndpoint):
+    """RP-Initiated Logout 1.0 with `id_token_hint`, or `client_id` (+ `logout_hint`)."""
+
     def get_server_jwks(self) -> KeySet:
         return cast(Any, self.server).provider.keys.public_set()
 
     def get_algorithms(self) -> list[str]:
         return [ALGORITHM]
+
+    def is_post_logout_redirect_uri_legitimate(
+        self, request: OAuth2Request, post_logout_redirect_uri: str, client: Any, logout_hint: Any
+    ) -> bool:
+        """Without `id_token_hint`: a URI registered for the client named by `client_id`
+        (authlib checked the registration) is where that client asked to be sent."""
+        return bool(payload_of(request).data.get("client_id"))
 
     def end_session(self, end_session_request: EndSessionRequest) -> None:
         return None  # the HTTP layer owns the session cookie and clears it
@@ -584,6 +593,10 @@ class Provider:
             "jwks_uri": self.url("/.well-known/jwks.json"),
             "end_session_endpoint": self.url("/logout"),
             "revocation_endpoint": self.url("/revoke"),
+            # RP-Initiated Logout 1.0 only: id_token_hint, or client_id + logout_hint
+            # (the user's `sub`), post_logout_redirect_uri (registered), state.
+            "frontchannel_logout_supported": False,
+            "backchannel_logout_supported": False,
             "scopes_supported": self.scopes,
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
