@@ -13,9 +13,11 @@ import os
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
 
-from pingapp.devidp import create_idp
+from pingapp.devidp import create_idp, embedded_provider_mounts
 from pingapp.devidp.config import IdpSettings
 from pingapp.devidp.models import Client
 from pingapp.devidp.storage import store_for
@@ -70,3 +72,13 @@ def build() -> Starlette:
             ),
         ]
     )
+
+
+async def up(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("up")
+
+
+def build_mounted() -> Starlette:
+    """What the app mounts (`embedded_provider_mounts()`), for the environment given:
+    AUTH_ISSUER, IDP_ENABLED, REFLEX_DEPLOY_URL (the public URL). `/up` says it runs."""
+    return Starlette(routes=[Route("/up", up), *embedded_provider_mounts()])
