@@ -247,7 +247,7 @@ class Interaction:
             return found
         tx_id, record = found
         action = self.provider.url("/login")
-        users = self.provider.users
+        users = self.provider.shown_passwords
         if http.method == "GET":
             return pages.sign_in_page(
                 action, self._fields(tx_id, record), users, record["client_id"]
@@ -439,10 +439,13 @@ def build_app(provider: Provider) -> Starlette:
         return JSONResponse(provider.keys.jwks(), headers={"Cache-Control": "max-age=300"})
 
     async def avatar(request: Request) -> Response:
+        # Any name gets its avatar: the answer must not tell which users exist.
         name = request.path_params["name"]
-        if name not in provider.users:
-            return Response(status_code=404)
-        return Response(pages.avatar_svg(name), media_type="image/svg+xml")
+        return Response(
+            pages.avatar_svg(name),
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"},
+        )
 
     def token(http: HttpIn) -> Response:
         return cast(Response, server.create_token_response(http))

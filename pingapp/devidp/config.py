@@ -7,6 +7,7 @@ provider reads them; the app's own settings say *whether* it is mounted.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -21,12 +22,22 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: is RECOMMENDED"; SECURITY.md item 27 asks for 60 seconds at most.
 MAX_CODE_TTL = 60
 
+#: The built-in demo users (`name:password`), the default of IDP_USERS. Their
+#: passwords are public; they are the only ones the sign-in page ever shows.
+DEMO_USERS = ("alice:alice", "bob:bob")
+
 #: The public client of the API's OpenAPI page ("Authorize" in Swagger UI at
 #: `/api/docs`). Its only redirect URI is the page's `/api/docs/oauth2-redirect`,
 #: so that URI is no way into the app's own client (`AUTH_CLIENT_ID`).
 DOCS_CLIENT_ID = "pingapp-docs"
 #: Where Swagger UI receives the authorization response, on the backend's origin.
 DOCS_REDIRECT_PATH = "/api/docs/oauth2-redirect"
+
+
+def users_by_name(entries: Iterable[str]) -> dict[str, str]:
+    """`name:password` entries as `{name: password}`."""
+    pairs = (entry.partition(":") for entry in entries)
+    return {name.strip(): password for name, _, password in pairs}
 
 
 class IdpSettings(BaseSettings):
@@ -41,8 +52,9 @@ class IdpSettings(BaseSettings):
         populate_by_name=True,
     )
 
-    #: Demo users as `name:password` pairs, shown on the sign-in page.
-    users: CommaList = Field(default_factory=lambda: ["alice:alice", "bob:bob"])
+    #: Users as `name:password` pairs. Only the built-in DEMO_USERS have their
+    #: passwords shown on the sign-in page.
+    users: CommaList = Field(default_factory=lambda: list(DEMO_USERS))
     #: Redirect URIs registered for the app's client on top of the defaults
     #: (`/callback` of the dev, prod and static set-ups on localhost).
     redirect_uris: CommaList = Field(default_factory=list)
@@ -91,9 +103,15 @@ class IdpSettings(BaseSettings):
         return value
 
     def demo_users(self) -> dict[str, str]:
-        """Demo users by name, with their passwords."""
-        pairs = (entry.partition(":") for entry in self.users)
-        return {name.strip(): password for name, _, password in pairs}
+        """The users in force (IDP_USERS) by name, with their passwords."""
+        return users_by_name(self.users)
+
+    def shown_passwords(self) -> dict[str, str]:
+        """What the sign-in page may list: the built-in demo users and their public
+        passwords when they are the users in force; nothing once IDP_USERS is set
+        to anything else (those passwords are someone's secrets)."""
+        users = self.demo_users()
+        return users if users == users_by_name(DEMO_USERS) else {}
 
 
 def frontend_origins() -> list[str]:

@@ -431,6 +431,8 @@ class Provider:
         self.store = store
         self.keys = keys
         self.users = settings.demo_users()
+        #: Passwords the sign-in page may show: the built-in demo users' only.
+        self.shown_passwords = settings.shown_passwords()
         self.server = self._build_server()
 
     def url(self, path: str) -> str:

@@ -2,7 +2,8 @@
 
 Several providers in one app: `/idp` as the app would mount it, `/fast/idp` with
 the shortest lifetimes, for the expiry tests, and `/default/idp` with the clients
-registered by default (the app's and the API docs'), as `create_idp` makes them.
+and users registered by default (the app's and the API docs'; alice and bob), as
+`create_idp` makes them.
 Configuration comes from the environment the fixture sets (port, key folder,
 optional Redis).
 """
@@ -46,6 +47,7 @@ def build() -> Starlette:
     fast = IdpSettings(
         users=users, key_dir=key_dir, redis_url=redis_url, code_ttl=1, access_token_ttl=10
     )
+    demo = IdpSettings(key_dir=key_dir, redis_url=redis_url, access_token_ttl=300)
     common = {"clients": CLIENTS, "audiences": [AUDIENCE, OTHER_AUDIENCE]}
     return Starlette(
         routes=[
@@ -59,7 +61,7 @@ def build() -> Starlette:
                 "/default/idp",
                 app=create_idp(
                     issuer=f"{base}/default/idp",
-                    settings=normal,
+                    settings=demo,
                     store=store_for(redis_url),
                     audiences=common["audiences"],
                 ),
