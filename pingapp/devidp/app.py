@@ -14,6 +14,7 @@ RFC 6749 section 4.1.2.1 says.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -254,7 +255,24 @@ class Interaction:
             )
 
         username = values.get("username", "").strip()
+        throttle = self.provider.throttle
+        # Before the password is looked at, the same for known and unknown names.
+        if wait := throttle.retry_after(username, http.client):
+            minutes = max(1, math.ceil(wait / 60))
+            return pages.sign_in_page(
+                action,
+                self._fields(tx_id, record),
+                users,
+                record["client_id"],
+                error=(
+                    "Too many failed sign-ins. Try again in "
+                    f"{minutes} minute{'s' if minutes > 1 else ''}."
+                ),
+                status=429,
+                headers={"Retry-After": str(wait)},
+            )
         if not self.provider.check_password(username, values.get("password", "")):
+            throttle.failed(username, http.client)
             return pages.sign_in_page(
                 action,
                 self._fields(tx_id, record),
@@ -262,6 +280,7 @@ class Interaction:
                 record["client_id"],
                 error="Wrong user name or password.",
             )
+        throttle.succeeded(username)
         # A new session id at each sign-in (no fixation); the old one ends.
         if old := http.cookies.get(SESSION_COOKIE):
             self.store.delete(f"sess:{digest(old)}")
@@ -407,6 +426,7 @@ async def read_request(request: Request, provider: Provider) -> HttpIn:
         query=list(request.query_params.multi_items()),
         form=form,
         cookies=request.cookies,
+        client=request.client.host if request.client else "",
     )
 
 
@@ -521,10 +541,12 @@ def create_idp(
     audiences: list[str] | None = None,
     store: Store | None = None,
     keys: SigningKeys | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The provider as an ASGI app, to mount at `/idp` (its issuer's path).
 
-    Every argument defaults to the configuration (pingapp's settings and `IDP_*`).
+    Every argument defaults to the configuration (pingapp's settings and `IDP_*`);
+    `clock` is the sign-in throttle's, for tests that move time.
     """
     from pingapp.settings import backend_url, get_settings
 
@@ -554,6 +576,7 @@ def create_idp(
         scopes=app_settings.auth_scope.split(),
         store=store or store_for(settings.redis_url),
         keys=keys,
+        clock=clock,
     )
     log.warning("embedded development OpenID Provider at %s (not for production)", provider.issuer)
     return build_app(provider)

@@ -71,6 +71,12 @@ class IdpSettings(BaseSettings):
     #: Absolute lifetime of a grant: refresh tokens stop working after it.
     refresh_token_ttl: int = Field(default=86_400, ge=60, le=30 * 86_400)
     session_ttl: int = Field(default=8 * 3600, ge=60, le=30 * 86_400)
+    #: Failed sign-ins a user name may have in a window before it is locked.
+    signin_max_failures: int = Field(default=5, ge=1, le=1000)
+    #: Failed sign-ins (any names) a client address may have in a window.
+    signin_max_failures_per_address: int = Field(default=20, ge=1, le=10_000)
+    #: The throttle's window, seconds; a lock lasts one to two windows.
+    signin_window: int = Field(default=300, ge=10, le=86_400)
     #: Where codes, sessions and refresh tokens live when several workers run.
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("IDP_REDIS_URL", "REFLEX_REDIS_URL")

@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -43,6 +43,7 @@ from pingapp.devidp.config import IdpSettings
 from pingapp.devidp.keys import ALGORITHM, SigningKeys
 from pingapp.devidp.models import AuthorizationCode, Client, IssuedToken, Subject
 from pingapp.devidp.storage import Record, Store
+from pingapp.devidp.throttle import SignInThrottle
 
 log = logging.getLogger("pingapp.devidp")
 
@@ -70,6 +71,8 @@ class HttpIn:
     query: list[tuple[str, str]] = field(default_factory=list)
     form: list[tuple[str, str]] = field(default_factory=list)
     cookies: Mapping[str, str] = field(default_factory=dict)
+    #: The peer's address as the server saw it (no X-Forwarded-For: anyone can send one).
+    client: str = ""
 
     @property
     def params(self) -> list[tuple[str, str]]:
@@ -422,6 +425,7 @@ class Provider:
         scopes: list[str],
         store: Store,
         keys: SigningKeys,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.settings = settings
@@ -433,6 +437,13 @@ class Provider:
         self.users = settings.demo_users()
         #: Passwords the sign-in page may show: the built-in demo users' only.
         self.shown_passwords = settings.shown_passwords()
+        self.throttle = SignInThrottle(
+            store,
+            per_user=settings.signin_max_failures,
+            per_address=settings.signin_max_failures_per_address,
+            window=settings.signin_window,
+            clock=clock,
+        )
         self.server = self._build_server()
 
     def url(self, path: str) -> str:

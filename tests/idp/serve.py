@@ -4,8 +4,9 @@ Several providers in one app: `/idp` as the app would mount it, `/fast/idp` with
 the shortest lifetimes, for the expiry tests, and `/default/idp` with the clients
 and users registered by default (the app's and the API docs'; alice and bob), as
 `create_idp` makes them.
-Configuration comes from the environment the fixture sets (port, key folder,
-optional Redis).
+`/throttle/idp` has its own store and a clock that `POST /_clock?seconds=N` moves
+forward, for the sign-in throttle's tests. Configuration comes from the environment
+the fixture sets (port, key folder, optional Redis).
 """
 
 from __future__ import annotations
@@ -37,6 +38,24 @@ CLIENTS = [
 ]
 
 
+class FakeClock:
+    """A clock that stands still until told to move (the same start in every worker)."""
+
+    def __init__(self, start: float = 1_000_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+THROTTLE_CLOCK = FakeClock()
+
+
+async def move_clock(request: Request) -> PlainTextResponse:
+    THROTTLE_CLOCK.now += float(request.query_params.get("seconds", "0"))
+    return PlainTextResponse(str(THROTTLE_CLOCK.now))
+
+
 def build() -> Starlette:
     base = f"http://127.0.0.1:{os.environ['IDP_TEST_PORT']}"
     key_dir = Path(os.environ["IDP_TEST_KEY_DIR"])
@@ -51,6 +70,17 @@ def build() -> Starlette:
     common = {"clients": CLIENTS, "audiences": [AUDIENCE, OTHER_AUDIENCE]}
     return Starlette(
         routes=[
+            Route("/_clock", move_clock, methods=["POST"]),
+            Mount(
+                "/throttle/idp",
+                app=create_idp(
+                    issuer=f"{base}/throttle/idp",
+                    settings=normal,
+                    store=store_for(redis_url),
+                    clock=THROTTLE_CLOCK,
+                    **common,
+                ),
+            ),
             Mount(
                 "/idp",
                 app=create_idp(
