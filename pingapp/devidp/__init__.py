@@ -7,7 +7,10 @@ with zero configuration and every test runs offline. Not for production.
 Endpoints (relative to the issuer `{backend}/idp`): `/.well-known/openid-configuration`,
 `/.well-known/jwks.json`, `/authorize`, `/login`, `/consent`, `/token`, `/userinfo`,
 `/revoke`, `/logout`. Grants: authorization code (PKCE S256 required, OpenID Connect)
-and refresh token (rotated; reuse revokes the grant).
+and refresh token (rotated; reuse revokes the grant). Clients: the app's
+(AUTH_CLIENT_ID, `/callback` only) and the API docs' (`DOCS_CLIENT_ID`). Sign-out:
+RP-Initiated Logout 1.0 with `id_token_hint`, or `client_id` + `logout_hint`.
+Failed sign-ins are throttled (IDP_SIGNIN_*).
 
 Limits: records live in process memory unless REFLEX_REDIS_URL (or IDP_REDIS_URL) is
 set, so several workers need Redis; revoking a grant stops its refresh tokens and

@@ -9,6 +9,10 @@ is replayed through authlib, which issues the code (or `access_denied`).
 Errors before the redirect URI is known to be registered give an error page and
 never a redirect (SECURITY.md item 28); later errors go back to the client as
 RFC 6749 section 4.1.2.1 says.
+
+Failed sign-ins are throttled per user name and per client address (`throttle.py`);
+no answer depends on whether a user name exists. Sign-out asks first unless the
+request names the signed-in user (SECURITY.md items 33 and 35).
 """
 
 from __future__ import annotations

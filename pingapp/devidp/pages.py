@@ -99,16 +99,13 @@ def sign_in_page(
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     """The sign-in form; lists `shown_passwords` (the built-in demo users only, or none)."""
-    listed = ""
+    listed = '<p class="muted">Users are the ones set in <code>IDP_USERS</code>.</p>'
     if shown_passwords:
         items = "".join(
             f"<li><code>{escape(name)}</code> / <code>{escape(password)}</code></li>"
             for name, password in shown_passwords.items()
         )
         listed = f'<p class="muted">Demo users (user / password):</p><ul class="muted">{items}</ul>'
-    else:
-        listed = '<p class="muted">Users are the ones set in <code>IDP_USERS</code>.</p>'
-
     message = (
         f'<p class="error" id="signin-error" role="alert">{escape(error)}</p>' if error else ""
     )
