@@ -1,4 +1,5 @@
-"""Embedded development OpenID Provider, mounted at `/idp` when no issuer is configured.
+"""Embedded development OpenID Provider, mounted at `/idp` when no issuer is configured
+and the app runs on a loopback address (or IDP_ENABLED=1 says to serve it anyway).
 
 A real OpenID Provider built on authlib's server components, so the app signs in
 with zero configuration and every test runs offline. Not for production.
@@ -6,7 +7,10 @@ with zero configuration and every test runs offline. Not for production.
 Endpoints (relative to the issuer `{backend}/idp`): `/.well-known/openid-configuration`,
 `/.well-known/jwks.json`, `/authorize`, `/login`, `/consent`, `/token`, `/userinfo`,
 `/revoke`, `/logout`. Grants: authorization code (PKCE S256 required, OpenID Connect)
-and refresh token (rotated; reuse revokes the grant).
+and refresh token (rotated; reuse revokes the grant). Clients: the app's
+(AUTH_CLIENT_ID, `/callback` only) and the API docs' (`DOCS_CLIENT_ID`). Sign-out:
+RP-Initiated Logout 1.0 with `id_token_hint`, or `client_id` + `logout_hint`.
+Failed sign-ins are throttled (IDP_SIGNIN_*).
 
 Limits: records live in process memory unless REFLEX_REDIS_URL (or IDP_REDIS_URL) is
 set, so several workers need Redis; revoking a grant stops its refresh tokens and
@@ -14,17 +18,78 @@ userinfo at once, but the API, being stateless, accepts an access token already
 issued until it expires (IDP_ACCESS_TOKEN_TTL, 600 s by default).
 """
 
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
 from starlette.routing import Mount
 
 from pingapp.devidp.app import create_idp
 
-__all__ = ["create_idp", "embedded_provider_mounts"]
+if TYPE_CHECKING:
+    from pingapp.settings import Settings
+
+__all__ = ["create_idp", "embedded_provider_mounts", "is_loopback_url", "should_mount"]
+
+log = logging.getLogger("pingapp.devidp")
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether the URL's host is `localhost`, `::1` or a `127.x` address (nothing else:
+    not `0.0.0.0`, not a private address, not a name that merely starts with one)."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def should_mount(public_url: str, settings: Settings) -> tuple[bool, str]:
+    """Whether to mount the embedded provider for an app served at `public_url`, and why.
+
+    Only with no external issuer, and then only on a loopback public URL unless
+    IDP_ENABLED is set: the provider's demo users must not sign anyone in to an app
+    that other machines can reach (SECURITY.md item 33).
+    """
+    if not settings.uses_embedded_provider:
+        return False, "an external issuer is configured (AUTH_ISSUER or AUTH0_DOMAIN)"
+    if is_loopback_url(public_url):
+        return True, f"no issuer is configured and the public URL {public_url} is loopback"
+    if settings.idp_enabled:
+        return True, (
+            f"IDP_ENABLED=1: serving the development provider although the public URL "
+            f"{public_url} is not loopback (not for production)"
+        )
+    return False, (
+        f"no issuer is configured and the public URL {public_url} is not loopback, so "
+        "the embedded development provider is not mounted and sign-in will not work. "
+        "Set AUTH_ISSUER (or AUTH0_DOMAIN) to your OpenID Provider, or IDP_ENABLED=1 "
+        "to serve the development provider there anyway (never in production)"
+    )
 
 
 def embedded_provider_mounts() -> list[Mount]:
-    """`[Mount("/idp", ...)]` when no external issuer is configured, else `[]`."""
-    from pingapp.settings import get_settings
+    """`[Mount("/idp", ...)]` when `should_mount` says so for `frontend_url()`, else `[]`
+    (with a WARNING that says why and what to set, unless an issuer is configured)."""
+    from pingapp.settings import frontend_url, get_settings
 
-    if not get_settings().uses_embedded_provider:
+    settings = get_settings()
+    public_url = frontend_url()
+    mount, reason = should_mount(public_url, settings)
+    if not mount:
+        if settings.uses_embedded_provider:
+            log.warning("pingapp: %s.", reason)
         return []
+    if not is_loopback_url(public_url):
+        log.warning("pingapp: %s.", reason)
     return [Mount("/idp", app=create_idp())]

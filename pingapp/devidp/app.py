@@ -9,11 +9,16 @@ is replayed through authlib, which issues the code (or `access_denied`).
 Errors before the redirect URI is known to be registered give an error page and
 never a redirect (SECURITY.md item 28); later errors go back to the client as
 RFC 6749 section 4.1.2.1 says.
+
+Failed sign-ins are throttled per user name and per client address (`throttle.py`);
+no answer depends on whether a user name exists. Sign-out asks first unless the
+request names the signed-in user (SECURITY.md items 33 and 35).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -22,6 +27,7 @@ from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc6749 import OAuth2Error, scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.rpinitiated import EndSessionRequest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -29,7 +35,13 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from pingapp.devidp import pages
-from pingapp.devidp.config import IdpSettings, frontend_origins, get_idp_settings
+from pingapp.devidp.config import (
+    DOCS_CLIENT_ID,
+    DOCS_REDIRECT_PATH,
+    IdpSettings,
+    frontend_origins,
+    get_idp_settings,
+)
 from pingapp.devidp.keys import SigningKeys, load_signing_keys
 from pingapp.devidp.models import Client, Subject
 from pingapp.devidp.server import (
@@ -240,14 +252,31 @@ class Interaction:
             return found
         tx_id, record = found
         action = self.provider.url("/login")
-        users = self.provider.users
+        users = self.provider.shown_passwords
         if http.method == "GET":
             return pages.sign_in_page(
                 action, self._fields(tx_id, record), users, record["client_id"]
             )
 
         username = values.get("username", "").strip()
+        throttle = self.provider.throttle
+        # Before the password is looked at, the same for known and unknown names.
+        if wait := throttle.retry_after(username, http.client):
+            minutes = max(1, math.ceil(wait / 60))
+            return pages.sign_in_page(
+                action,
+                self._fields(tx_id, record),
+                users,
+                record["client_id"],
+                error=(
+                    "Too many failed sign-ins. Try again in "
+                    f"{minutes} minute{'s' if minutes > 1 else ''}."
+                ),
+                status=429,
+                headers={"Retry-After": str(wait)},
+            )
         if not self.provider.check_password(username, values.get("password", "")):
+            throttle.failed(username, http.client)
             return pages.sign_in_page(
                 action,
                 self._fields(tx_id, record),
@@ -255,6 +284,7 @@ class Interaction:
                 record["client_id"],
                 error="Wrong user name or password.",
             )
+        throttle.succeeded(username)
         # A new session id at each sign-in (no fixation); the old one ends.
         if old := http.cookies.get(SESSION_COOKIE):
             self.store.delete(f"sess:{digest(old)}")
@@ -314,6 +344,14 @@ class Interaction:
     # -- end session ---------------------------------------------------------------
 
     def logout(self, http: HttpIn) -> Response:
+        """RP-Initiated Logout 1.0: ends this browser's provider session.
+
+        Without a prompt only when the request names the signed-in user (see
+        `_names_session_user`); anything else gets a confirmation form, so a link
+        or form elsewhere cannot sign users out (SECURITY.md item 35). The browser
+        goes back only to a post-logout URI registered for the client, which is
+        named by `client_id` or by the ID token's audience.
+        """
         try:
             # (typeshed's authlib stubs predate validate_endpoint_request)
             end = cast(Any, self.server).validate_endpoint_request("end_session", http)
@@ -321,8 +359,10 @@ class Interaction:
             detail = error.description or error.error or "invalid request"
             return pages.error_page("Sign-out request refused", str(detail))
         values = dict(http.params)
-        if end.needs_confirmation and not self._logout_confirmed(http, values):
-            # No valid id_token_hint: ask, so a link elsewhere cannot sign users out.
+        if values.get("client_id") and end.client is None:
+            return pages.error_page("Sign-out request refused", "Unknown client.")
+        session = self.session(http)
+        if not self._names_session_user(end, session) and not self._logout_confirmed(http, values):
             bid, new_browser = self._browser(http)
             token = secrets.token_urlsafe(24)
             self.store.put(f"logout:{token}", {"bid": bid}, TRANSACTION_TTL)
@@ -338,6 +378,25 @@ class Interaction:
         )
         response.delete_cookie(SESSION_COOKIE, path=self.cookie_path)
         return response
+
+    @staticmethod
+    def _names_session_user(end: EndSessionRequest, session: Record | None) -> bool:
+        """Whether the request names the user signed in here, by every hint it gives.
+
+        Hints: `id_token_hint` (its `sub`), and `logout_hint` (a `sub`), which counts
+        only with a known client (`client_id`, or the ID token's audience). No
+        session, no hint, or one hint naming someone else: False.
+        """
+        if session is None:
+            return False
+        named: list[object] = []
+        if end.id_token_claims is not None:
+            named.append(end.id_token_claims.get("sub"))
+        if end.logout_hint is not None:
+            if end.client is None:
+                return False
+            named.append(end.logout_hint)
+        return bool(named) and all(sub == session["user"] for sub in named)
 
     def _logout_confirmed(self, http: HttpIn, values: dict[str, str]) -> bool:
         if http.method != "POST" or not values.get("csrf"):
@@ -371,6 +430,7 @@ async def read_request(request: Request, provider: Provider) -> HttpIn:
         query=list(request.query_params.multi_items()),
         form=form,
         cookies=request.cookies,
+        client=request.client.host if request.client else "",
     )
 
 
@@ -403,10 +463,13 @@ def build_app(provider: Provider) -> Starlette:
         return JSONResponse(provider.keys.jwks(), headers={"Cache-Control": "max-age=300"})
 
     async def avatar(request: Request) -> Response:
+        # Any name gets its avatar: the answer must not tell which users exist.
         name = request.path_params["name"]
-        if name not in provider.users:
-            return Response(status_code=404)
-        return Response(pages.avatar_svg(name), media_type="image/svg+xml")
+        return Response(
+            pages.avatar_svg(name),
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"},
+        )
 
     def token(http: HttpIn) -> Response:
         return cast(Response, server.create_token_response(http))
@@ -444,25 +507,33 @@ def build_app(provider: Provider) -> Starlette:
 
 
 def default_client(client_id: str, secret: str | None) -> Client:
-    """The app's own client: redirect and post-logout URIs of dev, prod and static set-ups."""
+    """The app's own client: redirect and post-logout URIs of dev, prod and static set-ups.
+
+    Only the app's `/callback` pages (and IDP_REDIRECT_URIS): the API docs have a
+    client of their own (`docs_client`).
+    """
     settings = get_idp_settings()
     origins = frontend_origins()
     return Client(
         client_id=client_id,
         redirect_uris=tuple(
-            dict.fromkeys(
-                [
-                    *(f"{o}/callback" for o in origins),
-                    # "Authorize" on the API's OpenAPI page (/api/docs).
-                    *(f"{o}/api/docs/oauth2-redirect" for o in origins),
-                    *settings.redirect_uris,
-                ]
-            )
+            dict.fromkeys([*(f"{o}/callback" for o in origins), *settings.redirect_uris])
         ),
         post_logout_redirect_uris=tuple(
             dict.fromkeys([*(f"{o}/" for o in origins), *settings.post_logout_redirect_uris])
         ),
         secret=secret,
+    )
+
+
+def docs_client(backend: str) -> Client:
+    """The API docs' client (`DOCS_CLIENT_ID`): public (PKCE, no secret), and its only
+    redirect URIs are the OpenAPI page's `/api/docs/oauth2-redirect` on the backend's
+    origins; no post-logout URIs."""
+    origins = [backend.rstrip("/"), *frontend_origins()]
+    return Client(
+        client_id=DOCS_CLIENT_ID,
+        redirect_uris=tuple(dict.fromkeys(f"{o}{DOCS_REDIRECT_PATH}" for o in origins)),
     )
 
 
@@ -474,10 +545,12 @@ def create_idp(
     audiences: list[str] | None = None,
     store: Store | None = None,
     keys: SigningKeys | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The provider as an ASGI app, to mount at `/idp` (its issuer's path).
 
-    Every argument defaults to the configuration (pingapp's settings and `IDP_*`).
+    Every argument defaults to the configuration (pingapp's settings and `IDP_*`);
+    `clock` is the sign-in throttle's, for tests that move time.
     """
     from pingapp.settings import backend_url, get_settings
 
@@ -490,7 +563,8 @@ def create_idp(
         clients = [
             default_client(
                 app_settings.auth_client_id, secret.get_secret_value() if secret else None
-            )
+            ),
+            docs_client(backend_url()),
         ]
     if audiences is None:
         audiences = [a for a in [app_settings.auth_audience, *settings.audiences] if a]
@@ -506,6 +580,7 @@ def create_idp(
         scopes=app_settings.auth_scope.split(),
         store=store or store_for(settings.redis_url),
         keys=keys,
+        clock=clock,
     )
     log.warning("embedded development OpenID Provider at %s (not for production)", provider.issuer)
     return build_app(provider)

@@ -7,6 +7,7 @@ provider reads them; the app's own settings say *whether* it is mounted.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -21,6 +22,23 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 #: is RECOMMENDED"; SECURITY.md item 27 asks for 60 seconds at most.
 MAX_CODE_TTL = 60
 
+#: The built-in demo users (`name:password`), the default of IDP_USERS. Their
+#: passwords are public; they are the only ones the sign-in page ever shows.
+DEMO_USERS = ("alice:alice", "bob:bob")
+
+#: The public client of the API's OpenAPI page ("Authorize" in Swagger UI at
+#: `/api/docs`). Its only redirect URI is the page's `/api/docs/oauth2-redirect`,
+#: so that URI is no way into the app's own client (`AUTH_CLIENT_ID`).
+DOCS_CLIENT_ID = "pingapp-docs"
+#: Where Swagger UI receives the authorization response, on the backend's origin.
+DOCS_REDIRECT_PATH = "/api/docs/oauth2-redirect"
+
+
+def users_by_name(entries: Iterable[str]) -> dict[str, str]:
+    """`name:password` entries as `{name: password}`."""
+    pairs = (entry.partition(":") for entry in entries)
+    return {name.strip(): password for name, _, password in pairs}
+
 
 class IdpSettings(BaseSettings):
     """What the embedded provider can be told; every value has a working default."""
@@ -34,8 +52,9 @@ class IdpSettings(BaseSettings):
         populate_by_name=True,
     )
 
-    #: Demo users as `name:password` pairs, shown on the sign-in page.
-    users: CommaList = Field(default_factory=lambda: ["alice:alice", "bob:bob"])
+    #: Users as `name:password` pairs. Only the built-in DEMO_USERS have their
+    #: passwords shown on the sign-in page.
+    users: CommaList = Field(default_factory=lambda: list(DEMO_USERS))
     #: Redirect URIs registered for the app's client on top of the defaults
     #: (`/callback` of the dev, prod and static set-ups on localhost).
     redirect_uris: CommaList = Field(default_factory=list)
@@ -52,6 +71,12 @@ class IdpSettings(BaseSettings):
     #: Absolute lifetime of a grant: refresh tokens stop working after it.
     refresh_token_ttl: int = Field(default=86_400, ge=60, le=30 * 86_400)
     session_ttl: int = Field(default=8 * 3600, ge=60, le=30 * 86_400)
+    #: Failed sign-ins a user name may have in a window before it is locked.
+    signin_max_failures: int = Field(default=5, ge=1, le=1000)
+    #: Failed sign-ins (any names) a client address may have in a window.
+    signin_max_failures_per_address: int = Field(default=20, ge=1, le=10_000)
+    #: The throttle's window, seconds; a lock lasts one to two windows.
+    signin_window: int = Field(default=300, ge=10, le=86_400)
     #: Where codes, sessions and refresh tokens live when several workers run.
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("IDP_REDIS_URL", "REFLEX_REDIS_URL")
@@ -84,9 +109,15 @@ class IdpSettings(BaseSettings):
         return value
 
     def demo_users(self) -> dict[str, str]:
-        """Demo users by name, with their passwords."""
-        pairs = (entry.partition(":") for entry in self.users)
-        return {name.strip(): password for name, _, password in pairs}
+        """The users in force (IDP_USERS) by name, with their passwords."""
+        return users_by_name(self.users)
+
+    def shown_passwords(self) -> dict[str, str]:
+        """What the sign-in page may list: the built-in demo users and their public
+        passwords when they are the users in force; nothing once IDP_USERS is set
+        to anything else (those passwords are someone's secrets)."""
+        users = self.demo_users()
+        return users if users == users_by_name(DEMO_USERS) else {}
 
 
 def frontend_origins() -> list[str]:

@@ -90,12 +90,22 @@ def _hidden(fields: dict[str, str]) -> str:
 
 
 def sign_in_page(
-    action: str, fields: dict[str, str], users: dict[str, str], client_id: str, error: str = ""
+    action: str,
+    fields: dict[str, str],
+    shown_passwords: dict[str, str],
+    client_id: str,
+    error: str = "",
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    listed = "".join(
-        f"<li><code>{escape(name)}</code> / <code>{escape(password)}</code></li>"
-        for name, password in users.items()
-    )
+    """The sign-in form; lists `shown_passwords` (the built-in demo users only, or none)."""
+    listed = '<p class="muted">Users are the ones set in <code>IDP_USERS</code>.</p>'
+    if shown_passwords:
+        items = "".join(
+            f"<li><code>{escape(name)}</code> / <code>{escape(password)}</code></li>"
+            for name, password in shown_passwords.items()
+        )
+        listed = f'<p class="muted">Demo users (user / password):</p><ul class="muted">{items}</ul>'
     message = (
         f'<p class="error" id="signin-error" role="alert">{escape(error)}</p>' if error else ""
     )
@@ -111,9 +121,11 @@ def sign_in_page(
 <input type="password" id="password" name="password" autocomplete="current-password" required>
 <div class="actions"><button class="primary" id="signin" type="submit">Sign in</button></div>
 </form>
-<p class="muted">Demo users (user / password):</p><ul class="muted">{listed}</ul>
+{listed}
 """
-    return page("Sign in", body, status=401 if error else 200)
+    response = page("Sign in", body, status=status or (401 if error else 200))
+    response.headers.update(headers or {})
+    return response
 
 
 def consent_page(

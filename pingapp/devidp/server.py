@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -43,6 +43,7 @@ from pingapp.devidp.config import IdpSettings
 from pingapp.devidp.keys import ALGORITHM, SigningKeys
 from pingapp.devidp.models import AuthorizationCode, Client, IssuedToken, Subject
 from pingapp.devidp.storage import Record, Store
+from pingapp.devidp.throttle import SignInThrottle
 
 log = logging.getLogger("pingapp.devidp")
 
@@ -70,6 +71,8 @@ class HttpIn:
     query: list[tuple[str, str]] = field(default_factory=list)
     form: list[tuple[str, str]] = field(default_factory=list)
     cookies: Mapping[str, str] = field(default_factory=dict)
+    #: The peer's address as the server saw it (no X-Forwarded-For: anyone can send one).
+    client: str = ""
 
     @property
     def params(self) -> list[tuple[str, str]]:
@@ -352,11 +355,20 @@ class Revocation(RevocationEndpoint):
 
 
 class EndSession(EndSessionEndpoint):
+    """RP-Initiated Logout 1.0 with `id_token_hint`, or `client_id` (+ `logout_hint`)."""
+
     def get_server_jwks(self) -> KeySet:
         return cast(Any, self.server).provider.keys.public_set()
 
     def get_algorithms(self) -> list[str]:
         return [ALGORITHM]
+
+    def is_post_logout_redirect_uri_legitimate(
+        self, request: OAuth2Request, post_logout_redirect_uri: str, client: Any, logout_hint: Any
+    ) -> bool:
+        """Without `id_token_hint`: a URI registered for the client named by `client_id`
+        (authlib checked the registration) is where that client asked to be sent."""
+        return bool(payload_of(request).data.get("client_id"))
 
     def end_session(self, end_session_request: EndSessionRequest) -> None:
         return None  # the HTTP layer owns the session cookie and clears it
@@ -413,6 +425,7 @@ class Provider:
         scopes: list[str],
         store: Store,
         keys: SigningKeys,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.settings = settings
@@ -422,6 +435,15 @@ class Provider:
         self.store = store
         self.keys = keys
         self.users = settings.demo_users()
+        #: Passwords the sign-in page may show: the built-in demo users' only.
+        self.shown_passwords = settings.shown_passwords()
+        self.throttle = SignInThrottle(
+            store,
+            per_user=settings.signin_max_failures,
+            per_address=settings.signin_max_failures_per_address,
+            window=settings.signin_window,
+            clock=clock,
+        )
         self.server = self._build_server()
 
     def url(self, path: str) -> str:
@@ -584,6 +606,10 @@ class Provider:
             "jwks_uri": self.url("/.well-known/jwks.json"),
             "end_session_endpoint": self.url("/logout"),
             "revocation_endpoint": self.url("/revoke"),
+            # RP-Initiated Logout 1.0 only: id_token_hint, or client_id + logout_hint
+            # (the user's `sub`), post_logout_redirect_uri (registered), state.
+            "frontchannel_logout_supported": False,
+            "backchannel_logout_supported": False,
             "scopes_supported": self.scopes,
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],

@@ -3,7 +3,7 @@
 Two implementations of one small interface: in memory (one process) and Redis
 (every backend worker and instance sees the same records). `take` is an atomic
 read-and-delete, which is what makes a code or a refresh token single-use even
-when two requests race.
+when two requests race; `add` is an atomic counter (failed sign-ins).
 """
 
 from __future__ import annotations
@@ -28,6 +28,15 @@ class Store(Protocol):
         ...
 
     def delete(self, key: str) -> None: ...
+
+    def add(self, key: str, ttl: int) -> int:
+        """Add one to the counter under `key` and return it, atomically; a new counter
+        starts at 0 and lives `ttl` seconds (adding does not extend it)."""
+        ...
+
+    def count(self, key: str) -> int:
+        """The counter under `key`; 0 when there is none (and none is created)."""
+        ...
 
 
 class MemoryStore:
@@ -56,6 +65,28 @@ class MemoryStore:
     def delete(self, key: str) -> None:
         with self._lock:
             self._items.pop(key, None)
+
+    def add(self, key: str, ttl: int) -> int:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item[0] <= time.monotonic():
+                item = (time.monotonic() + ttl, "0")
+            value = int(item[1]) + 1
+            self._items[key] = (item[0], str(value))
+            self._writes += 1
+            if self._writes % 256 == 0:
+                self._purge()
+            return value
+
+    def count(self, key: str) -> int:
+        with self._lock:
+            item = self._items.get(key)
+            return int(item[1]) if item and item[0] > time.monotonic() else 0
+
+    def __len__(self) -> int:
+        """Records held, expired ones not yet purged included."""
+        with self._lock:
+            return len(self._items)
 
     def _live(self, key: str, *, remove: bool) -> Record | None:
         item = self._items.pop(key, None) if remove else self._items.get(key)
@@ -95,6 +126,17 @@ class RedisStore:
 
     def delete(self, key: str) -> None:
         self._redis.delete(self.PREFIX + key)
+
+    def add(self, key: str, ttl: int) -> int:
+        # One transaction: create at 0 with its TTL if missing, then INCR (keeps the TTL).
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self.PREFIX + key, 0, ex=max(1, ttl), nx=True)
+        pipe.incr(self.PREFIX + key)
+        return int(pipe.execute()[1])
+
+    def count(self, key: str) -> int:
+        value = self._redis.get(self.PREFIX + key)
+        return int(value) if isinstance(value, str) and value.isdigit() else 0
 
     @staticmethod
     def _load(text: object) -> Record | None:

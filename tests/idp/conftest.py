@@ -38,15 +38,30 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 2
     raise RuntimeError(f"{url} did not come up")
 
 
-def serve(key_dir: Path, *, workers: int = 1, redis_url: str = "") -> tuple[str, Any]:
+def serve(
+    key_dir: Path,
+    *,
+    workers: int = 1,
+    redis_url: str = "",
+    factory: str = "tests.idp.serve:build",
+    health: str = "/idp/.well-known/openid-configuration",
+    env: dict[str, str] | None = None,
+    stderr: Any = None,
+) -> tuple[str, Any]:
+    """Serve `factory` on 127.0.0.1; `env` adds to (or, with "", unsets in) the environment."""
     port = free_port()
-    env = {
+    environ = {
         **os.environ,
         "IDP_TEST_PORT": str(port),
         "IDP_TEST_KEY_DIR": str(key_dir),
         "IDP_TEST_REDIS_URL": redis_url,
         "PYTHONPATH": str(ROOT),
     }
+    for name, value in (env or {}).items():
+        if value:
+            environ[name] = value
+        else:
+            environ.pop(name, None)
     granian = Path(sys.executable).with_name("granian")
     process = subprocess.Popen(
         [
@@ -62,14 +77,15 @@ def serve(key_dir: Path, *, workers: int = 1, redis_url: str = "") -> tuple[str,
             "--log-level",
             "error",
             "--factory",
-            "tests.idp.serve:build",
+            factory,
         ],
         cwd=ROOT,
-        env=env,
+        env=environ,
+        stderr=stderr,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(f"{base}/idp/.well-known/openid-configuration", process)
+        wait_until_up(f"{base}{health}", process)
     except RuntimeError:
         process.kill()
         raise
@@ -106,6 +122,12 @@ def idp_server(idp_key_dir: Path) -> Iterator[str]:
 @pytest.fixture
 def idp(idp_server: str) -> dict[str, Any]:
     return describe(idp_server)
+
+
+@pytest.fixture
+def default_idp(idp_server: str) -> dict[str, Any]:
+    """The same server's provider with the default clients (`pingapp`, `pingapp-docs`)."""
+    return describe(idp_server, "/default/idp")
 
 
 @pytest.fixture

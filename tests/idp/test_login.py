@@ -108,7 +108,8 @@ def test_userinfo_returns_the_profile(idp: dict[str, Any]) -> None:
     assert response.json()["email"] == "alice@example.com"
 
 
-def test_sign_in_page_is_labelled_and_lists_demo_users(idp: dict[str, Any]) -> None:
+def test_sign_in_page_is_labelled_and_lists_demo_users(default_idp: dict[str, Any]) -> None:
+    idp = default_idp  # the built-in demo users, alice and bob
     page, *_ = start(idp, Browser(idp["issuer"]), rp())
     assert page.status_code == 200
     assert "development provider" in page.text

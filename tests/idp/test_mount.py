@@ -1,14 +1,19 @@
-"""The provider is mounted at /idp only when no external issuer is configured."""
+"""The provider is mounted at /idp only when no external issuer is configured, and
+then only on a loopback public URL unless IDP_ENABLED=1 (SECURITY.md item 33)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from pingapp.devidp import embedded_provider_mounts
-from pingapp.settings import get_settings
+from pingapp.devidp import embedded_provider_mounts, is_loopback_url, should_mount
+from pingapp.devidp.config import DOCS_CLIENT_ID
+from pingapp.settings import Settings, get_settings
+from tests.idp.conftest import serve, stop
 
 
 @pytest.fixture
@@ -40,6 +45,13 @@ def test_on_by_default_at_idp(fresh_settings: None, tmp_path: Path) -> None:
     client = provider.clients["pingapp"]
     assert "http://localhost:3000/callback" in client.redirect_uris
     assert "http://localhost:3000/" in client.post_logout_redirect_uris
+    # the API docs' "Authorize" has a client of its own (SECURITY.md item 30)
+    assert not [uri for uri in client.redirect_uris if "/api/docs" in uri]
+    docs = provider.clients[DOCS_CLIENT_ID]
+    assert docs.secret is None
+    assert docs.post_logout_redirect_uris == ()
+    assert "http://localhost:8000/api/docs/oauth2-redirect" in docs.redirect_uris
+    assert all(uri.endswith("/api/docs/oauth2-redirect") for uri in docs.redirect_uris)
 
 
 def test_registered_uris_follow_the_ports_and_extra_configuration(
@@ -77,3 +89,114 @@ def test_bad_provider_settings_stop_the_start_with_the_variable_named(
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigurationError, match=name):
         get_idp_settings()
+
+
+# -- SECURITY.md item 33: loopback only, unless IDP_ENABLED=1 ----------------------------
+
+
+def settings_with(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # pyright: ignore[reportCallIssue]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:3000",
+        "http://localhost",
+        "https://localhost:8443",
+        "http://127.0.0.1:8000",
+        "http://127.10.20.30:3000",
+        "http://[::1]:3000",
+        "http://LOCALHOST:3000",
+    ],
+)
+def test_mounts_on_a_loopback_public_url(url: str) -> None:
+    assert is_loopback_url(url)
+    mount, reason = should_mount(url, settings_with())
+    assert mount
+    assert "loopback" in reason
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://app.example",
+        "http://0.0.0.0:3000",
+        "http://10.0.0.5:3000",
+        "http://192.168.1.2:3000",
+        "http://127.0.0.1.evil.example",
+        "http://localhost.evil.example",
+        "http://evil.example/localhost",
+        "http://[::ffff:7f00:1]:3000",
+        "http://[fe80::1]:3000",
+        "",
+        "not a url",
+    ],
+)
+def test_does_not_mount_on_a_public_url_and_says_what_to_set(url: str) -> None:
+    assert not is_loopback_url(url)
+    mount, reason = should_mount(url, settings_with())
+    assert not mount
+    for advice in ("AUTH_ISSUER", "AUTH0_DOMAIN", "IDP_ENABLED=1", "not loopback"):
+        assert advice in reason
+
+
+def test_idp_enabled_mounts_on_a_public_url_with_a_warning_reason() -> None:
+    mount, reason = should_mount("https://app.example", settings_with(idp_enabled=True))
+    assert mount
+    assert "IDP_ENABLED" in reason
+    assert "not for production" in reason
+
+
+@pytest.mark.parametrize("url", ["http://localhost:3000", "https://app.example"])
+def test_never_mounts_with_an_external_issuer(url: str) -> None:
+    settings = settings_with(auth_issuer="https://issuer.example/", idp_enabled=True)
+    mount, reason = should_mount(url, settings)
+    assert not mount
+    assert "external issuer" in reason
+
+
+def served(tmp_path: Path, env: dict[str, str]) -> tuple[str, Any, Path]:
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as stderr:
+        base, process = serve(
+            tmp_path / "keys",
+            factory="tests.idp.serve:build_mounted",
+            health="/up",
+            env={"AUTH_ISSUER": "", "AUTH0_DOMAIN": "", "IDP_ENABLED": "", **env},
+            stderr=stderr,
+        )
+    return base, process, log
+
+
+def test_a_public_url_serves_no_provider_over_http(tmp_path: Path) -> None:
+    base, process, log = served(tmp_path, {"REFLEX_DEPLOY_URL": "https://app.example"})
+    try:
+        for path in ("/.well-known/openid-configuration", "/authorize", "/login", "/token"):
+            assert httpx.get(f"{base}/idp{path}").status_code == 404
+    finally:
+        stop(process)
+    text = log.read_text()
+    assert "not mounted" in text
+    assert "IDP_ENABLED=1" in text
+    assert "AUTH_ISSUER" in text
+
+
+def test_idp_enabled_serves_the_provider_on_a_public_url(tmp_path: Path) -> None:
+    base, process, _ = served(
+        tmp_path, {"REFLEX_DEPLOY_URL": "https://app.example", "IDP_ENABLED": "1"}
+    )
+    try:
+        response = httpx.get(f"{base}/idp/.well-known/openid-configuration")
+        assert response.status_code == 200
+    finally:
+        stop(process)
+
+
+def test_a_loopback_url_serves_the_provider(tmp_path: Path) -> None:
+    base, process, _ = served(tmp_path, {"REFLEX_DEPLOY_URL": "http://localhost:3000"})
+    try:
+        response = httpx.get(f"{base}/idp/.well-known/openid-configuration")
+        assert response.status_code == 200
+    finally:
+        stop(process)

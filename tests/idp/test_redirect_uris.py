@@ -4,13 +4,15 @@ unknown one gets an error page, never a redirect."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pingapp.devidp.config import DOCS_CLIENT_ID
+from tests.idp.flow import callback_params, login, rp, start
 from tests.idp.serve import APP_REDIRECT, OTHER_REDIRECT
 
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
@@ -104,3 +106,81 @@ def test_repeated_redirect_uri_gets_an_error_page(idp: dict[str, Any]) -> None:
         ],
     )
     assert_error_page(response)
+
+
+# -- the API docs have a client of their own (SECURITY.md item 30) -------------------------
+
+DOCS_REDIRECTS = [
+    "http://localhost:8000/api/docs/oauth2-redirect",
+    "http://127.0.0.1:8000/api/docs/oauth2-redirect",
+]
+
+
+@pytest.mark.parametrize("uri", DOCS_REDIRECTS)
+def test_the_apps_client_no_longer_accepts_the_docs_redirect(
+    default_idp: dict[str, Any], uri: str
+) -> None:
+    assert_error_page(authorize(default_idp, client_id="pingapp", redirect_uri=uri))
+
+
+def test_the_apps_client_keeps_its_callback(default_idp: dict[str, Any]) -> None:
+    response = authorize(default_idp, client_id="pingapp", redirect_uri=APP_REDIRECT)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith(f"{default_idp['issuer']}/login?")
+
+
+@pytest.mark.parametrize("uri", DOCS_REDIRECTS)
+def test_the_docs_client_accepts_only_the_docs_redirect(
+    default_idp: dict[str, Any], uri: str
+) -> None:
+    response = authorize(default_idp, client_id=DOCS_CLIENT_ID, redirect_uri=uri)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith(f"{default_idp['issuer']}/login?")
+
+
+@pytest.mark.parametrize(
+    "uri", [APP_REDIRECT, "http://localhost:3000/callback", "http://evil.example/"]
+)
+def test_the_docs_client_refuses_the_apps_callback(default_idp: dict[str, Any], uri: str) -> None:
+    assert_error_page(authorize(default_idp, client_id=DOCS_CLIENT_ID, redirect_uri=uri))
+
+
+def test_the_docs_client_requires_pkce(default_idp: dict[str, Any]) -> None:
+    response = authorize(
+        default_idp,
+        client_id=DOCS_CLIENT_ID,
+        redirect_uri=DOCS_REDIRECTS[0],
+        code_challenge=None,
+        code_challenge_method=None,
+    )
+    assert response.status_code == 302
+    back = parse_qs(urlsplit(response.headers["location"]).query)
+    assert back["error"] == ["invalid_request"]
+    assert "code" not in back
+
+
+def test_the_docs_client_is_public_and_refuses_a_secret(default_idp: dict[str, Any]) -> None:
+    response = httpx.post(
+        default_idp["metadata"]["token_endpoint"],
+        data={"grant_type": "authorization_code", "code": "x", "code_verifier": "v" * 43},
+        auth=(DOCS_CLIENT_ID, "any-secret"),
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_a_sign_in_at_the_app_gives_no_silent_code_to_the_docs_client(
+    default_idp: dict[str, Any],
+) -> None:
+    """The attack: a foreign page runs `prompt=none` for the docs' redirect URI in a
+    browser signed in to the app. The docs client has no consent of its own."""
+    result = login(default_idp)
+    back, *_ = start(
+        default_idp,
+        result.browser,
+        rp(DOCS_CLIENT_ID, redirect_uri=DOCS_REDIRECTS[0]),
+        prompt="none",
+    )
+    params = callback_params(back)
+    assert params["error"] == "consent_required"
+    assert "code" not in params

@@ -12,7 +12,7 @@ import redis
 
 from pingapp.devidp.storage import MemoryStore, RedisStore, Store
 from tests.idp.conftest import describe, serve, stop
-from tests.idp.flow import login
+from tests.idp.flow import Browser, login, rp, start
 
 
 def check_take_is_single_winner(store: Store) -> None:
@@ -38,6 +38,43 @@ def check_expiry(store: Store) -> None:
     time.sleep(1.1)
     assert store.get("short") is None
     assert store.take("short") is None
+
+
+def check_add_counts_atomically_and_count_creates_nothing(store: Store) -> None:
+    store.delete("counter")
+    assert store.count("counter") == 0
+    assert store.get("counter") is None  # looking did not create it
+    barrier = threading.Barrier(8)
+
+    def add() -> None:
+        barrier.wait()
+        for _ in range(25):
+            store.add("counter", 60)
+
+    threads = [threading.Thread(target=add) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store.count("counter") == 200
+    assert store.add("counter", 60) == 201
+
+
+def test_memory_store_counters() -> None:
+    store = MemoryStore()
+    check_add_counts_atomically_and_count_creates_nothing(store)
+    store.add("fresh", 60)
+    expires = store._items["fresh"][0]  # pyright: ignore[reportPrivateUsage]
+    store.add("fresh", 60)
+    assert store._items["fresh"][0] == expires  # pyright: ignore[reportPrivateUsage]
+    assert expires <= time.monotonic() + 60  # it will go (no sleeping to watch it)
+
+
+def test_redis_store_counters(redis_url: str) -> None:
+    check_add_counts_atomically_and_count_creates_nothing(RedisStore(redis_url))
+    client = redis.Redis.from_url(redis_url)
+    assert 0 < client.ttl("pingapp:idp:counter") <= 60  # pyright: ignore[reportOperatorIssue]
+    assert not client.exists("pingapp:idp:nothing-here")
 
 
 def test_memory_store_take_is_atomic() -> None:
@@ -109,3 +146,19 @@ def test_key_file_is_shared_by_the_workers(two_workers: str) -> None:
         for _ in range(12)
     }
     assert len(kids) == 1
+
+
+def test_two_workers_share_the_sign_in_throttle(two_workers: str) -> None:
+    """Failures counted by one worker lock the name on every worker (Redis)."""
+    idp = describe(two_workers, "/throttle/idp")
+    browser = Browser(idp["issuer"])
+    page, *_ = start(idp, browser, rp())
+    for _ in range(5):
+        page = browser.sign_in(page, "dave", "wrong")
+        assert page.status_code == 401
+    for _ in range(6):  # new connections, so both workers answer
+        other = Browser(idp["issuer"])
+        page, *_ = start(idp, other, rp())
+        response = other.sign_in(page, "dave", "dave")
+        assert response.status_code == 429
+        assert int(response.headers["retry-after"]) > 0

@@ -1,0 +1,103 @@
+"""Failed sign-ins, throttled per user name and per client address (SECURITY.md item 33).
+
+Failures are counted in fixed windows of `window` seconds, in the provider's store
+(memory, or Redis shared by every worker). Once a name or an address has
+`limit` failures in a window, every attempt for it is refused until the end of the
+next window: a lock of one to two windows, told to the browser as `Retry-After`.
+The check comes before the password is looked at and does not depend on whether
+the name exists, so it tells nothing about which users exist.
+
+Memory is bounded whatever a flood sends: names and addresses are counted in
+4,096 hash buckets each, per window, and the counters expire after two windows
+(at most 16,384 counters).
+Two names in one bucket share a throttle, which gives an attacker nothing they
+could not do by failing the name itself. An IPv6 client is counted by its /64.
+
+The clock is injectable, so tests move time instead of waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from pingapp.devidp.storage import Store
+
+log = logging.getLogger("pingapp.devidp")
+
+#: Hex digits of a hash that name a bucket: 16**3 = 4,096 buckets per kind.
+BUCKET_DIGITS = 3
+
+
+def bucket(kind: str, value: str) -> str:
+    """The counter's bucket for a name or address (no name or address in the store)."""
+    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:BUCKET_DIGITS]
+
+
+def address_of(host: str) -> str:
+    """What counts as one client: the IPv4 address, or the IPv6 /64 network."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class SignInThrottle:
+    """Counts failed sign-ins and says how long a name or address must wait."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        per_user: int,
+        per_address: int,
+        window: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.per_user = per_user
+        self.per_address = per_address
+        self.window = window
+        self.clock = clock
+
+    def _counters(self, username: str, address: str) -> list[tuple[str, int]]:
+        return [
+            (f"throttle:user:{bucket('user', username.casefold())}", self.per_user),
+            (f"throttle:addr:{bucket('addr', address_of(address))}", self.per_address),
+        ]
+
+    def retry_after(self, username: str, address: str) -> int:
+        """Seconds until an attempt for this name from this address is allowed; 0: now."""
+        now = self.clock()
+        current = int(now // self.window)
+        wait = 0.0
+        for key, limit in self._counters(username, address):
+            for index in (current, current - 1):
+                if self.store.count(f"{key}:{index}") >= limit:
+                    # locked until the end of the window after the one that hit the limit
+                    wait = max(wait, (index + 2) * self.window - now)
+                    break
+        return math.ceil(wait)
+
+    def failed(self, username: str, address: str) -> None:
+        """Count one failure for the name and for the address."""
+        index = int(self.clock() // self.window)
+        for key, limit in self._counters(username, address):
+            if self.store.add(f"{key}:{index}", 2 * self.window) == limit:
+                log.warning("sign-in throttled: %s failures for a %s", limit, key.split(":")[1])
+
+    def succeeded(self, username: str) -> None:
+        """A right password clears the name's count (not the address's)."""
+        index = int(self.clock() // self.window)
+        key = self._counters(username, "")[0][0]
+        for i in (index, index - 1):
+            self.store.delete(f"{key}:{i}")

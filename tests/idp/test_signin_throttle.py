@@ -1,0 +1,175 @@
+"""SECURITY.md item 33: failed sign-ins are throttled per user name and per client
+address, with HTTP 429 and `Retry-After`, the same for known and unknown names.
+
+Driven over HTTP against `/throttle/idp`, whose clock the tests move (`/_clock`):
+nothing waits for a window to pass. A second client address is 127.0.0.2 (the
+server still listens on 127.0.0.1 only).
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from pingapp.devidp.storage import MemoryStore
+from pingapp.devidp.throttle import BUCKET_DIGITS, SignInThrottle, address_of, bucket
+from tests.idp.conftest import describe
+from tests.idp.flow import Browser, callback_params, form_error, parse_page, rp, start
+
+WINDOW = 300  # IdpSettings.signin_window's default
+PER_USER = 5
+PER_ADDRESS = 20
+
+
+@pytest.fixture
+def tidp(idp_server: str) -> Iterator[dict[str, Any]]:
+    """The throttled provider; afterwards its clock moves past every lock."""
+    yield describe(idp_server, "/throttle/idp")
+    move_clock(idp_server, 3 * WINDOW)
+
+
+def move_clock(base: str, seconds: float) -> None:
+    httpx.post(f"{base}/_clock", params={"seconds": seconds}).raise_for_status()
+
+
+def browser_from(idp: dict[str, Any], address: str = "127.0.0.1") -> Browser:
+    transport = httpx.HTTPTransport(local_address=address)
+    return Browser(idp["issuer"], httpx.Client(timeout=10, transport=transport))
+
+
+def sign_in_page(idp: dict[str, Any], browser: Browser) -> httpx.Response:
+    page, *_ = start(idp, browser, rp())
+    assert "signin" in parse_page(page.text).ids
+    return page
+
+
+def fail(browser: Browser, page: httpx.Response, user: str, times: int) -> httpx.Response:
+    for _ in range(times):
+        page = browser.sign_in(page, user, "wrong-password")
+        assert page.status_code == 401, page.status_code
+    return page
+
+
+def refused(response: httpx.Response) -> int:
+    """The `Retry-After` of a throttled answer (asserting it is one)."""
+    assert response.status_code == 429
+    assert form_error(response).startswith("Too many failed sign-ins. Try again in ")
+    assert "idp_session" not in response.cookies
+    wait = int(response.headers["retry-after"])
+    assert 0 < wait <= 2 * WINDOW
+    return wait
+
+
+def test_a_name_is_locked_after_five_failures_even_with_the_right_password(
+    tidp: dict[str, Any],
+) -> None:
+    browser = browser_from(tidp)
+    page = fail(browser, sign_in_page(tidp, browser), "alice", PER_USER)
+    wait = refused(browser.sign_in(page, "alice", "alice"))
+    # still locked just before the lock ends
+    move_clock(tidp["base"], wait - 2)
+    refused(browser.sign_in(page, "alice", "alice"))
+    # and open again once it has
+    move_clock(tidp["base"], 2)
+    back = browser.sign_in(page, "alice", "alice")
+    assert back.status_code in (200, 302)
+    assert "idp_session" in browser.http.cookies
+
+
+def test_the_lock_on_a_name_holds_from_another_address(tidp: dict[str, Any]) -> None:
+    first = browser_from(tidp, "127.0.0.1")
+    fail(first, sign_in_page(tidp, first), "bob", PER_USER)
+    other = browser_from(tidp, "127.0.0.2")
+    refused(other.sign_in(sign_in_page(tidp, other), "bob", "bob"))
+    # another name from the first address is not locked (the address has 5 of 20)
+    back = first.sign_in(sign_in_page(tidp, first), "carol", "carol")
+    assert back.status_code in (200, 302)
+
+
+def test_an_unknown_name_is_throttled_exactly_like_a_known_one(tidp: dict[str, Any]) -> None:
+    answers = []
+    for user in ("dave", "nobody-at-all"):
+        browser = browser_from(tidp)
+        page = fail(browser, sign_in_page(tidp, browser), user, PER_USER)
+        response = browser.sign_in(page, user, "wrong-password")
+        answers.append((response.status_code, form_error(response), refused(response)))
+    assert answers[0] == answers[1]
+
+
+def test_an_address_is_locked_after_twenty_failures_over_many_names(
+    tidp: dict[str, Any],
+) -> None:
+    """Password spraying: one password tried on many names from one address."""
+    browser = browser_from(tidp, "127.0.0.1")
+    page = sign_in_page(tidp, browser)
+    for i in range(PER_ADDRESS):
+        page = fail(browser, page, f"spray-{i}", 1)
+    refused(browser.sign_in(page, "alice", "alice"))
+    # the names themselves are not locked: another address signs in
+    other = browser_from(tidp, "127.0.0.2")
+    back = other.sign_in(sign_in_page(tidp, other), "alice", "alice")
+    assert back.status_code in (200, 302)
+
+
+def test_a_right_password_clears_the_names_count(tidp: dict[str, Any]) -> None:
+    for address in ("127.0.0.2", "127.0.0.3"):  # 4 + 4 failures: 8 without the clearing
+        browser = browser_from(tidp, address)
+        page = fail(browser, sign_in_page(tidp, browser), "carol", PER_USER - 1)
+        back = browser.sign_in(page, "carol", "carol")
+        assert back.status_code in (200, 302)
+        assert "idp_session" in browser.http.cookies
+
+
+def test_the_unthrottled_flow_still_signs_in(tidp: dict[str, Any]) -> None:
+    browser = browser_from(tidp)
+    page = fail(browser, sign_in_page(tidp, browser), "alice", 1)
+    back = browser.sign_in(page, "alice", "alice")
+    if back.status_code == 200:
+        back = browser.consent(back)
+    assert "code" in callback_params(back)
+
+
+# -- the throttle object: bounded memory, addresses ------------------------------------------
+
+
+def test_a_flood_of_random_names_and_addresses_uses_bounded_memory() -> None:
+    store = MemoryStore()
+    now = [0.0]
+    throttle = SignInThrottle(store, per_user=5, per_address=20, window=300, clock=lambda: now[0])
+    rng = random.Random(7)
+    for i in range(40_000):
+        name = "".join(rng.choices(string.ascii_letters, k=12))
+        address = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
+        throttle.failed(name, address)
+        now[0] += 0.001 * (i % 2)
+    # two kinds of counter, 16**BUCKET_DIGITS buckets each, in one window here
+    assert len(store) <= 2 * 16**BUCKET_DIGITS < 40_000
+
+
+def test_counters_hold_no_names_or_addresses() -> None:
+    store = MemoryStore()
+    throttle = SignInThrottle(store, per_user=5, per_address=20, window=300, clock=lambda: 0.0)
+    throttle.failed("alice", "192.0.2.7")
+    keys = " ".join(store._items)  # pyright: ignore[reportPrivateUsage]
+    assert "alice" not in keys
+    assert "192.0.2.7" not in keys
+    assert bucket("user", "alice") in keys
+
+
+@pytest.mark.parametrize(
+    ("host", "counted_as"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("", "unknown"),
+    ],
+)
+def test_client_addresses_are_counted_by_host_or_ipv6_64(host: str, counted_as: str) -> None:
+    assert address_of(host) == counted_as
