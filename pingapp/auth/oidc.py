@@ -430,15 +430,15 @@ def logout_url(
     metadata: Mapping[str, Any],
     settings: Settings,
     *,
-    id_token: str | None,
+    logout_hint: str | None,
     return_to: str,
 ) -> str | None:
     """Where to send the browser to end the provider's session, if anywhere."""
     end_session = metadata.get("end_session_endpoint")
     if isinstance(end_session, str):
         params = {"post_logout_redirect_uri": return_to, "client_id": settings.auth_client_id}
-        if id_token:
-            params["id_token_hint"] = id_token
+        if logout_hint:
+            params["logout_hint"] = logout_hint
         return f"{end_session}?{urlencode(params)}"
     if settings.auth0_domain:
         # Auth0 tenants without RP-initiated logout enabled in discovery.

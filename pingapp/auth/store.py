@@ -53,6 +53,14 @@ class Store(Protocol):
         ...
 
 
+class _SharedLock:
+    """An asyncio lock and how many tasks hold or await it."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 def _file_name(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -63,7 +71,7 @@ class DiskStore:
     def __init__(self, folder: Path, clock: Callable[[], float] = time.time) -> None:
         self._folder = folder
         self._clock = clock
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, _SharedLock] = {}
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         folder.chmod(0o700)  # also when it was made earlier with looser rights
 
@@ -108,12 +116,16 @@ class DiskStore:
 
     @contextlib.asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
+        # A lock lives while anyone holds or awaits it: dropping it as soon as it is
+        # free would let a newcomer take a fresh one beside a woken waiter.
+        entry = self._locks.setdefault(key, _SharedLock())
+        entry.users += 1
         try:
-            async with lock:
+            async with entry.lock:
                 yield
         finally:
-            if not lock.locked() and self._locks.get(key) is lock:
+            entry.users -= 1
+            if not entry.users:
                 del self._locks[key]
 
     async def count(self) -> int:

@@ -1,9 +1,12 @@
 """AuthState: every path of the login callback, refresh and logout.
 
 The provider here is an `httpx.MockTransport` answering discovery, JWKS, token,
-userinfo and revocation with tokens this test signs; the sessions live in a real
-Reflex state manager (in memory). Browser tests cover the same flow against the
-embedded provider.
+userinfo and revocation with tokens this test signs; sessions, pending logins and
+tickets live in a real `Vault` on a temporary `DiskStore`. The two HTTP hops
+(`/auth/login`, `/auth/session`) are simulated the way `pingapp.auth.routes` does
+them, and a tab's Cookie header carries our cookies' digests, as the app's ASGI
+layer (`digest_our_cookies`) hands them to Reflex. Browser tests cover the same
+flow against the embedded provider.
 """
 
 from __future__ import annotations
@@ -13,26 +16,31 @@ import inspect
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
 import pytest
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from reflex.istate.data import HeaderData, ReflexURL, RouterData, SessionData
-from reflex.istate.manager.memory import StateManagerMemory
+from starlette.requests import cookie_parser
 
 from pingapp import http
 from pingapp.auth import oidc, session
+from pingapp.auth.session import LOGIN_COOKIE, SESSION_COOKIE, Vault, digest, new_secret
 from pingapp.auth.state import AuthState
+from pingapp.auth.store import DiskStore
 from pingapp.settings import Settings
 
 ISSUER = "https://idp.example.test/"
 FRONTEND = "http://localhost:3000"
 BACKEND = "http://localhost:8000"
 CLIENT_ID = "pingapp"
+GENERIC = "This sign-in cannot be finished here"
 
 
 class FakeProvider:
@@ -120,25 +128,28 @@ def provider() -> FakeProvider:
 
 @pytest.fixture
 async def env(
-    provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[StateManagerMemory]:
-    """Settings, the shared client (to the fake provider) and a state manager."""
+    provider: FakeProvider, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> AsyncIterator[Vault]:
+    """Settings, the shared client (to the fake provider) and a vault on disk."""
     settings = Settings(auth_issuer=ISSUER, auth_client_id=CLIENT_ID)
-    manager = StateManagerMemory()
+    vault = Vault(DiskStore(tmp_path / "sessions"), Fernet.generate_key(), max_age=86_400)
     monkeypatch.setattr("pingapp.auth.state.get_settings", lambda: settings)
     monkeypatch.setattr("pingapp.auth.state.backend_url", lambda: BACKEND)
     monkeypatch.setattr("pingapp.auth.state.frontend_url", lambda: FRONTEND)
-    monkeypatch.setattr("pingapp.auth.session.get_state_manager", lambda: manager)
 
     async def no_other_tabs(tabs: list[str], except_token: str) -> None:
         del tabs, except_token
 
     monkeypatch.setattr("pingapp.auth.state._sign_out_tabs", no_other_tabs)
     oidc.clear_caches()
-    transport = httpx.MockTransport(provider.handler)
-    async with http.use_client(httpx.AsyncClient(transport=transport)):
-        yield manager
-    oidc.clear_caches()
+    session.install_vault(vault)
+    try:
+        transport = httpx.MockTransport(provider.handler)
+        async with http.use_client(httpx.AsyncClient(transport=transport)):
+            yield vault
+    finally:
+        session.install_vault(None)
+        oidc.clear_caches()
 
 
 def new_tab(path: str = "/", cookie: str = "", token: str = "tab-1") -> AuthState:
@@ -147,12 +158,32 @@ def new_tab(path: str = "/", cookie: str = "", token: str = "tab-1") -> AuthStat
     return state
 
 
-def at(state: AuthState, path: str, cookie: str = "", token: str = "tab-1") -> None:
+def at(
+    state: AuthState,
+    path: str | None = None,
+    cookie: str | None = None,
+    token: str | None = None,
+) -> None:
+    """Point the tab at `path`; the Cookie header and client token stay as they
+    were unless given (a connection's cookies come with its handshake)."""
+    current = state.router
     state.router = RouterData(
-        session=SessionData(client_token=token),
-        headers=HeaderData(cookie=cookie),
-        url=ReflexURL(FRONTEND + path),
+        session=SessionData(client_token=current.session.client_token if token is None else token),
+        headers=HeaderData(cookie=current.headers.cookie if cookie is None else cookie),
+        url=current.url if path is None else ReflexURL(FRONTEND + path),
     )
+
+
+def with_cookie(header: str, name: str, value: str | None) -> str:
+    """`header` with cookie `name` set to `value` (or removed, for None)."""
+    cookies = {key: item for key, item in cookie_parser(header).items() if key != name}
+    if value is not None:
+        cookies[name] = value
+    return "; ".join(f"{key}={item}" for key, item in cookies.items())
+
+
+def cookie_of(state: AuthState, name: str) -> str:
+    return cookie_parser(state.router.headers.cookie).get(name, "")
 
 
 async def run(handler, state: AuthState, *args: Any) -> list[Any]:
@@ -174,31 +205,76 @@ def navigations(events: list[Any]) -> list[str]:
     return found
 
 
+def query_of(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query)
+
+
+async def start_login(state: AuthState, return_to: str = "") -> str:
+    """Press Log In; return the one-time handle of the `/auth/login` hop."""
+    [hop] = navigations(await run(AuthState.login, state, return_to))
+    assert hop.startswith(BACKEND + "/auth/login?tx=")
+    [handle] = query_of(hop)["tx"]
+    return handle
+
+
 async def login(state: AuthState, provider: FakeProvider, return_to: str = "") -> str:
-    """Start a login; return the authorization URL and arm the provider's nonce."""
-    [url] = navigations(await run(AuthState.login, state, return_to))
-    provider.nonce = parse_qs(urlsplit(url).query)["nonce"][0]
-    return url
+    """Start a login and take the `/auth/login` hop as `routes.start_login` does;
+    return the authorization URL and arm the provider's nonce.
+
+    The tab's connection then carries the new login cookie (as its digest), next
+    to whatever cookies it had."""
+    handle = await start_login(state, return_to)
+    record = await session.vault().take_login(handle)
+    assert record is not None
+    binding = new_secret()
+    record.browser = digest(binding)
+    await session.vault().put_login(record.login.state, record)
+    at(state, cookie=with_cookie(state.router.headers.cookie, LOGIN_COOKIE, digest(binding)))
+    provider.nonce = query_of(record.authorize_url)["nonce"][0]
+    return record.authorize_url
 
 
-async def callback(state: AuthState, query: str) -> list[Any]:
-    at(state, "/callback?" + query)
+async def callback(state: AuthState, query: str, cookie: str | None = None) -> list[Any]:
+    at(state, "/callback?" + query, cookie=cookie)
     return await run(AuthState.handle_callback, state)
 
 
+async def bind(state: AuthState, events: list[Any]) -> session.BindTicket:
+    """The `/auth/session` hop as `routes.bind_session` does it, then the page load:
+    the login cookie is swapped for the session cookie and the tab restored."""
+    [url] = navigations(events)
+    assert url.startswith(BACKEND + "/auth/session?ticket=")
+    ticket = await session.vault().redeem_ticket(query_of(url)["ticket"][0])
+    assert ticket is not None
+    assert ticket.browser == cookie_of(state, LOGIN_COOKIE)
+    cookie = with_cookie(state.router.headers.cookie, LOGIN_COOKIE, None)
+    at(
+        state,
+        ticket.return_to,
+        cookie=with_cookie(cookie, SESSION_COOKIE, digest(ticket.session_id)),
+    )
+    await run(AuthState.restore, state)
+    return ticket
+
+
 def state_of(url: str) -> str:
-    return parse_qs(urlsplit(url).query)["state"][0]
+    return query_of(url)["state"][0]
 
 
 # --- the authorization request ---------------------------------------------------------
 
 
 async def test_login_sends_pkce_state_nonce_audience_and_scope(
-    env: StateManagerMemory, provider: FakeProvider
+    env: Vault, provider: FakeProvider
 ) -> None:
     state = new_tab("/ping")
-    url = await login(state, provider)
-    query = parse_qs(urlsplit(url).query)
+    handle = await start_login(state)
+    record = await env.take_login(handle)
+    assert record is not None
+    assert await env.take_login(handle) is None  # the hop's handle works once
+    assert record.browser == ""  # bound to a browser by the /auth/login hop
+    url = record.authorize_url
+    query = query_of(url)
     assert url.startswith(ISSUER + "authorize?")
     assert query["response_type"] == ["code"]
     assert query["client_id"] == [CLIENT_ID]
@@ -206,23 +282,27 @@ async def test_login_sends_pkce_state_nonce_audience_and_scope(
     assert query["code_challenge_method"] == ["S256"]
     assert query["audience"] == ["urn:pingapp:api"]
     assert "read:messages" in query["scope"][0].split()
-    pending = state._pending
-    assert pending is not None
+    pending = record.login
+    assert query["state"] == [pending.state]
+    assert query["nonce"] == [pending.nonce]
     # SECURITY 13: the verifier is long, random, and only its hash leaves the server.
     assert len(pending.code_verifier) >= 43
     assert pending.code_verifier not in url
     assert query["code_challenge"][0] != pending.code_verifier
     assert pending.return_to == "/ping"
-    assert "_pending" not in state.get_delta().get(AuthState.get_full_name(), {})
+    # Nothing of the pending login is in the tab's state or what the page gets.
+    delta = json.dumps(state.get_delta(), default=str)
+    for secret in (pending.code_verifier, pending.state, pending.nonce, handle):
+        assert secret not in delta
+    assert not hasattr(state, "_pending")
 
 
-async def test_each_login_gets_fresh_secrets(
-    env: StateManagerMemory, provider: FakeProvider
-) -> None:
+async def test_each_login_gets_fresh_secrets(env: Vault, provider: FakeProvider) -> None:
     first, second = new_tab(), new_tab(token="tab-2")
     a, b = await login(first, provider), await login(second, provider)
     for name in ("state", "nonce", "code_challenge"):
-        assert parse_qs(urlsplit(a).query)[name] != parse_qs(urlsplit(b).query)[name]
+        assert query_of(a)[name] != query_of(b)[name]
+    assert cookie_of(first, LOGIN_COOKIE) != cookie_of(second, LOGIN_COOKIE)
 
 
 @pytest.mark.parametrize(
@@ -281,10 +361,11 @@ def test_return_to_is_a_local_path_only(given: str, safe: str) -> None:
 
 
 async def test_good_callback_signs_in_and_keeps_tokens_on_the_server(
-    env: StateManagerMemory, provider: FakeProvider
+    env: Vault, provider: FakeProvider
 ) -> None:
     state = new_tab("/ping")
     url = await login(state, provider, "/profile")
+    browser = cookie_of(state, LOGIN_COOKIE)
     events = await callback(state, f"code=abc&state={state_of(url)}")
 
     [form] = provider.token_requests
@@ -297,25 +378,26 @@ async def test_good_callback_signs_in_and_keeps_tokens_on_the_server(
     assert state.scopes == ["openid", "profile", "read:messages"]
     assert state.error_title == ""
     # The browser goes to the backend once, to swap a one-time ticket for its cookie.
-    [bind] = navigations(events)
-    assert bind.startswith(BACKEND + "/auth/session?ticket=")
-    # SECURITY 19: no token in anything the browser gets.
-    delta = json.dumps(state.get_delta(), default=str)
-    stored_id_token = (
-        await session.read_session(state._session_id) or session.ServerSession()
-    ).id_token
-    for secret in ("access-1", "refresh-1", stored_id_token, state._session_id):
-        assert secret
-        assert secret not in delta
-    stored = await session.read_session(state._session_id)
+    [hop] = navigations(events)
+    assert hop.startswith(BACKEND + "/auth/session?ticket=")
+    [ticket_value] = query_of(hop)["ticket"]
+    ticket = await env.redeem_ticket(ticket_value)
+    assert ticket is not None
+    assert ticket.return_to == "/profile"
+    assert ticket.browser == browser  # only the browser that logged in gets the cookie
+    # The tab keeps the id's digest only; the id itself goes to the cookie.
+    assert state._session_hash == digest(ticket.session_id)
+    assert await env.redeem_ticket(ticket_value) is None  # one use
+    stored = await env.load(state._session_hash)
     assert stored is not None
     assert stored.access_token == "access-1"
     assert stored.refresh_token == "refresh-1"
-    ticket = await session.redeem_ticket(bind.split("ticket=")[1])
-    assert ticket is not None
-    assert ticket.return_to == "/profile"
-    assert ticket.session_id == state._session_id
-    assert await session.redeem_ticket(bind.split("ticket=")[1]) is None  # one use
+    assert stored.tabs == ["tab-1"]
+    # SECURITY 19: no token in anything the browser gets.
+    delta = json.dumps(state.get_delta(), default=str)
+    for secret in ("access-1", "refresh-1", stored.id_token, ticket.session_id):
+        assert secret
+        assert secret not in delta
 
 
 @pytest.mark.parametrize(
@@ -324,19 +406,17 @@ async def test_good_callback_signs_in_and_keeps_tokens_on_the_server(
     ids=["foreign state", "missing state", "empty state"],
 )
 async def test_bad_state_is_refused_before_any_token_request(
-    env: StateManagerMemory, provider: FakeProvider, query: str
+    env: Vault, provider: FakeProvider, query: str
 ) -> None:
     state = new_tab()
     await login(state, provider)
     await callback(state, query)
     assert provider.token_requests == []
     assert not state.signed_in
-    assert state.error_title == "This sign-in cannot be finished here"
+    assert state.error_title == GENERIC
 
 
-async def test_a_replayed_callback_is_refused(
-    env: StateManagerMemory, provider: FakeProvider
-) -> None:
+async def test_a_replayed_callback_is_refused(env: Vault, provider: FakeProvider) -> None:
     state = new_tab()
     url = await login(state, provider)
     query = f"code=abc&state={state_of(url)}"
@@ -344,17 +424,68 @@ async def test_a_replayed_callback_is_refused(
     assert state.signed_in
     await callback(state, query)
     assert len(provider.token_requests) == 1
-    assert state.error_title == "This sign-in cannot be finished here"
+    assert state.error_title == GENERIC
 
 
-async def test_state_is_tied_to_the_tab_that_started_the_login(
-    env: StateManagerMemory, provider: FakeProvider
+@pytest.mark.parametrize(
+    "connection",
+    ["no cookie", "another login cookie", "the digest sent as a cookie", "another browser"],
+)
+async def test_a_callback_without_this_logins_cookie_is_refused(
+    env: Vault, provider: FakeProvider, connection: str
 ) -> None:
+    """SECURITY 31: the state is tied to the browser that started the login."""
     started, other = new_tab(), new_tab(token="tab-2")
     url = await login(started, provider)
-    await callback(other, f"code=abc&state={state_of(url)}")
+    if connection == "no cookie":
+        cookie = ""
+    elif connection == "another login cookie":
+        cookie = f"{LOGIN_COOKIE}={digest(new_secret())}"
+    elif connection == "the digest sent as a cookie":
+        # A stolen digest comes back hashed again by the app.
+        cookie = f"{LOGIN_COOKIE}={digest(cookie_of(started, LOGIN_COOKIE))}"
+    else:
+        await login(other, provider)  # a login cookie of its own
+        cookie = other.router.headers.cookie
+    events = await callback(other, f"code=abc&state={state_of(url)}", cookie=cookie)
     assert provider.token_requests == []
+    assert navigations(events) == []
     assert not other.signed_in
+    assert other._session_hash == ""
+    assert other.error_title == GENERIC
+    # The answer is spent: one use, whoever presents it.
+    await callback(started, f"code=abc&state={state_of(url)}")
+    assert not started.signed_in
+    assert provider.token_requests == []
+
+
+@pytest.mark.parametrize("cookie", ["none", "some login cookie"])
+async def test_a_login_that_skipped_the_login_hop_cannot_be_finished(
+    env: Vault, provider: FakeProvider, cookie: str
+) -> None:
+    """Before the `/auth/login` hop the pending login is bound to no browser."""
+    state = new_tab()
+    handle = await start_login(state)
+    header = "" if cookie == "none" else f"{LOGIN_COOKIE}={digest(new_secret())}"
+    await callback(state, f"code=abc&state={handle}", cookie=header)
+    assert provider.token_requests == []
+    assert not state.signed_in
+    assert state.error_title == GENERIC
+
+
+@pytest.mark.parametrize("connection", ["no cookie", "another login cookie"])
+async def test_a_stray_error_callback_gets_the_generic_answer(
+    env: Vault, provider: FakeProvider, connection: str
+) -> None:
+    """The state is checked before the provider's `error` is looked at."""
+    started, other = new_tab(), new_tab(token="tab-2")
+    url = await login(started, provider)
+    cookie = "" if connection == "no cookie" else f"{LOGIN_COOKIE}={digest(new_secret())}"
+    await callback(
+        other, f"error=access_denied&error_description=x&state={state_of(url)}", cookie=cookie
+    )
+    assert other.error_title == GENERIC
+    assert provider.token_requests == []
 
 
 @pytest.mark.parametrize(
@@ -367,7 +498,7 @@ async def test_state_is_tied_to_the_tab_that_started_the_login(
     ],
 )
 async def test_provider_errors_are_explained(
-    env: StateManagerMemory, provider: FakeProvider, error: str, title: str
+    env: Vault, provider: FakeProvider, error: str, title: str
 ) -> None:
     state = new_tab()
     url = await login(state, provider)
@@ -390,20 +521,22 @@ async def test_provider_errors_are_explained(
     ],
 )
 async def test_bad_id_tokens_are_refused(
-    env: StateManagerMemory, provider: FakeProvider, claims: dict[str, Any], words: str
+    env: Vault, provider: FakeProvider, claims: dict[str, Any], words: str
 ) -> None:
     state = new_tab()
     url = await login(state, provider)
     provider.id_claims = claims
-    await callback(state, f"code=abc&state={state_of(url)}")
+    events = await callback(state, f"code=abc&state={state_of(url)}")
     assert not state.signed_in
     assert state.error_title == "The sign-in could not be verified"
     assert words in state.error_detail.lower()
-    assert state._session_id == ""
+    assert state._session_hash == ""
+    assert navigations(events) == []
+    assert await env.store.count() == 0  # no session, no ticket
 
 
 async def test_an_id_token_signed_by_another_key_is_refused(
-    env: StateManagerMemory, provider: FakeProvider
+    env: Vault, provider: FakeProvider
 ) -> None:
     state = new_tab()
     url = await login(state, provider)
@@ -413,7 +546,7 @@ async def test_an_id_token_signed_by_another_key_is_refused(
     assert "signature" in state.error_detail.lower()
 
 
-async def test_an_issuer_mix_up_is_refused(env: StateManagerMemory, provider: FakeProvider) -> None:
+async def test_an_issuer_mix_up_is_refused(env: Vault, provider: FakeProvider) -> None:
     state = new_tab()
     url = await login(state, provider)
     await callback(state, f"code=abc&state={state_of(url)}&iss=https://evil.example/")
@@ -421,9 +554,7 @@ async def test_an_issuer_mix_up_is_refused(env: StateManagerMemory, provider: Fa
     assert state.error_title == "The answer came from another provider"
 
 
-async def test_an_unreachable_provider_is_explained(
-    env: StateManagerMemory, provider: FakeProvider
-) -> None:
+async def test_an_unreachable_provider_is_explained(env: Vault, provider: FakeProvider) -> None:
     provider.down = True
     state = new_tab()
     events = await run(AuthState.login, state, "")
@@ -431,144 +562,261 @@ async def test_an_unreachable_provider_is_explained(
     assert state.error_title == "The sign-in provider cannot be reached"
     assert "AUTH_ISSUER" in state.error_detail
     assert not state.busy
+    assert await env.store.count() == 0
 
 
-async def test_a_rejected_code_is_explained(
-    env: StateManagerMemory, provider: FakeProvider
-) -> None:
+async def test_a_rejected_code_is_explained(env: Vault, provider: FakeProvider) -> None:
     state = new_tab()
     url = await login(state, provider)
     provider.token_error = "invalid_grant"
     await callback(state, f"code=abc&state={state_of(url)}")
     assert state.error_title == "The sign-in has expired or was already used"
-
-
-async def test_a_new_login_gets_a_new_session_id_and_ends_the_old_one(
-    env: StateManagerMemory, provider: FakeProvider
-) -> None:
-    state = new_tab()
-    url = await login(state, provider)
-    await callback(state, f"code=a&state={state_of(url)}")
-    first = state._session_id
-    url = await login(state, provider)
-    await callback(state, f"code=b&state={state_of(url)}")
-    assert state._session_id != first
-    assert await session.read_session(first) is None
-    assert await session.read_session(state._session_id) is not None
+    assert state._session_hash == ""
 
 
 # --- restore, refresh, logout ---------------------------------------------------------------
 
 
-async def signed_in(provider: FakeProvider) -> AuthState:
-    state = new_tab()
+async def signed_in(provider: FakeProvider, token: str = "tab-1") -> AuthState:
+    """A tab signed in the whole way: login, callback, ticket, page load."""
+    state = new_tab(token=token)
     url = await login(state, provider)
-    await callback(state, f"code=abc&state={state_of(url)}")
+    await bind(state, await callback(state, f"code=abc&state={state_of(url)}"))
     assert state.signed_in
+    assert cookie_of(state, SESSION_COOKIE) == state._session_hash
+    assert cookie_of(state, LOGIN_COOKIE) == ""
     return state
 
 
-async def test_another_tab_with_the_cookie_is_signed_in(
-    env: StateManagerMemory, provider: FakeProvider
+async def test_a_new_login_gets_a_new_session_id_and_ends_the_old_one(
+    env: Vault, provider: FakeProvider
 ) -> None:
+    state = await signed_in(provider)
+    first = state._session_hash
+    url = await login(state, provider)  # the old session cookie comes along
+    assert cookie_of(state, SESSION_COOKIE) == first
+    ticket = await bind(state, await callback(state, f"code=b&state={state_of(url)}"))
+    assert state._session_hash != first
+    assert state._session_hash == digest(ticket.session_id)
+    assert await env.load(first) is None
+    assert await env.load(state._session_hash) is not None
+
+
+async def test_another_tab_with_the_cookie_is_signed_in(env: Vault, provider: FakeProvider) -> None:
     first = await signed_in(provider)
-    cookie = f"other=1; {session.COOKIE_NAME}={first._session_id}"
+    cookie = f"other=1; {SESSION_COOKIE}={first._session_hash}"
     second = new_tab("/profile", cookie=cookie, token="tab-2")
     await run(AuthState.restore, second)
     assert second.signed_in
     assert second.user_email == "alice@example.test"
-    stored = await session.read_session(first._session_id)
+    assert second._session_hash == first._session_hash
+    assert await second._access_token() == "access-1"
+    stored = await env.load(first._session_hash)
     assert stored is not None
     assert stored.tabs == ["tab-1", "tab-2"]
 
 
-async def test_a_forged_session_id_signs_nobody_in(env: StateManagerMemory) -> None:
-    state = new_tab(cookie=f"{session.COOKIE_NAME}=made-up")
+@pytest.mark.parametrize("value", ["made-up", digest("made-up")])
+async def test_a_forged_session_id_signs_nobody_in(env: Vault, value: str) -> None:
+    state = new_tab(cookie=f"{SESSION_COOKIE}={value}")
     await run(AuthState.restore, state)
     assert not state.signed_in
+    assert state._session_hash == ""
+    assert await state._access_token() is None
+    assert await env.store.count() == 0  # a look-up creates nothing
+
+
+@pytest.mark.parametrize("connection", ["no cookie", "another session's cookie"])
+async def test_a_stolen_client_token_gets_no_access_token(
+    env: Vault, provider: FakeProvider, connection: str
+) -> None:
+    """SECURITY 25: the tab's `_session_hash` alone (all a stolen Reflex client
+    token brings) is not enough: the connection must carry the session's cookie."""
+    victim = await signed_in(provider)
+    victim_hash = victim._session_hash
+    if connection == "no cookie":
+        cookie = "other=1"
+    else:
+        attacker = await signed_in(provider, token="tab-2")
+        cookie = f"{SESSION_COOKIE}={attacker._session_hash}"
+    # The attacker's connection, driving the victim's tab state.
+    at(victim, "/ping", cookie=cookie)
+    assert victim._session_hash == victim_hash
+    requests_before = len(provider.token_requests)
+    assert await victim._access_token() is None
+    assert not victim.signed_in
+    victim._session_hash = victim_hash  # the same, for a token the API rejected
+    assert await victim._access_token(rejected="access-1") is None
+    assert len(provider.token_requests) == requests_before  # no refresh either
+    # The victim's session is untouched and still works with its cookie.
+    stored = await env.load(victim_hash)
+    assert stored is not None
+    assert stored.access_token == "access-1"
+    owner = new_tab(cookie=f"{SESSION_COOKIE}={victim_hash}", token="tab-1")
+    await run(AuthState.restore, owner)
+    assert await owner._access_token() == "access-1"
+
+
+def test_the_access_token_is_no_event_handler() -> None:
+    """Private helpers are not events: no client can ask for a token."""
+    assert "access_token" not in AuthState.event_handlers
+    assert "_access_token" not in AuthState.event_handlers
+    assert not any("token" in name for name in AuthState.event_handlers)
+    # No setter a client could reach through `setvar` for the session hash.
+    assert not hasattr(AuthState, "set__session_hash")
 
 
 async def expire(state: AuthState) -> None:
-    async with session.modify_session(state._session_id) as stored:
+    async with session.vault().modify(state._session_hash) as stored:
+        assert stored is not None
         stored.expires_at = time.time() + 5
 
 
 async def test_refresh_rotates_and_runs_once_for_concurrent_callers(
-    env: StateManagerMemory, provider: FakeProvider
+    env: Vault, provider: FakeProvider
 ) -> None:
     state = await signed_in(provider)
     await expire(state)
-    tokens = await asyncio.gather(*(state.access_token() for _ in range(5)))
+    tokens = await asyncio.gather(*(state._access_token() for _ in range(5)))
     refreshes = [f for f in provider.token_requests if f["grant_type"] == ["refresh_token"]]
     assert len(refreshes) == 1  # SECURITY 23: one refresh at a time per session
     assert refreshes[0]["refresh_token"] == ["refresh-1"]
     assert set(tokens) == {"access-2"}
-    stored = await session.read_session(state._session_id)
+    stored = await env.load(state._session_hash)
     assert stored is not None
     assert stored.refresh_token == "refresh-2"  # the rotated one replaced the old
 
 
+async def test_a_rejected_token_is_refreshed_once(env: Vault, provider: FakeProvider) -> None:
+    state = await signed_in(provider)
+    first, second = await asyncio.gather(
+        state._access_token(rejected="access-1"), state._access_token(rejected="access-1")
+    )
+    assert first == second == "access-2"
+    refreshes = [f for f in provider.token_requests if f["grant_type"] == ["refresh_token"]]
+    assert len(refreshes) == 1
+
+
 async def test_invalid_grant_on_refresh_signs_out_cleanly(
-    env: StateManagerMemory, provider: FakeProvider
+    env: Vault, provider: FakeProvider
 ) -> None:
     state = await signed_in(provider)
     await expire(state)
     provider.token_error = "invalid_grant"
-    assert await state.access_token() is None
+    assert await state._access_token() is None
     assert not state.signed_in
     assert state.error_title == "Your session has ended"
-    assert await session.read_session(state._session_id) is None
+    assert await env.load(state._session_hash) is None
+    assert await env.store.count() == 0
 
 
 async def test_an_expired_session_without_refresh_token_asks_to_sign_in(
-    env: StateManagerMemory, provider: FakeProvider
+    env: Vault, provider: FakeProvider
 ) -> None:
     state = await signed_in(provider)
-    async with session.modify_session(state._session_id) as stored:
+    async with env.modify(state._session_hash) as stored:
+        assert stored is not None
         stored.refresh_token = ""
         stored.expires_at = time.time() - 1
-    at(state, "/ping", cookie=f"{session.COOKIE_NAME}={state._session_id}")
+    session_hash = state._session_hash
+    at(state, "/ping")
     await run(AuthState.restore, state)
     assert not state.signed_in
     assert state.error_title == "Your session has expired"
+    assert await env.load(session_hash) is None
 
 
-async def test_logout_revokes_and_ends_at_the_provider(
-    env: StateManagerMemory, provider: FakeProvider
+async def test_an_expired_session_without_refresh_token_gives_no_token(
+    env: Vault, provider: FakeProvider
 ) -> None:
     state = await signed_in(provider)
-    old_id = state._session_id
+    async with env.modify(state._session_hash) as stored:
+        assert stored is not None
+        stored.refresh_token = ""
+        stored.expires_at = time.time() - 1
+    assert await state._access_token() is None
+    assert not state.signed_in
+    assert state.error_title == "Your session has expired"
+    assert await env.load(state._session_hash) is None
+
+
+async def test_logout_revokes_and_ends_at_the_provider(env: Vault, provider: FakeProvider) -> None:
+    state = await signed_in(provider)
+    old_hash = state._session_hash
+    stored = await env.load(old_hash)
+    assert stored is not None
     events = await run(AuthState.logout, state)
     assert provider.revoked == ["refresh-1"]  # SECURITY 24
     assert not state.signed_in
-    assert await session.read_session(old_id) is None  # SECURITY 20: the old id is dead
+    assert state._session_hash == ""
+    assert await env.load(old_hash) is None  # SECURITY 20: the old id is dead
     [url] = navigations(events)
-    query = parse_qs(urlsplit(url).query)
+    query = query_of(url)
     assert url.startswith(ISSUER + "logout?")
-    assert query["post_logout_redirect_uri"] == [FRONTEND + "/"]
-    assert query["id_token_hint"][0].count(".") == 2
+    # No ID token in a URL the browser sees: the provider is told who by a hint.
+    assert query == {
+        "client_id": [CLIENT_ID],
+        "logout_hint": ["user-1"],
+        "post_logout_redirect_uri": [FRONTEND + "/"],
+    }
+    assert stored.id_token not in url
     # A copied cookie with the old id no longer signs anyone in.
-    copy = new_tab(cookie=f"{session.COOKIE_NAME}={old_id}", token="tab-9")
+    copy = new_tab(cookie=f"{SESSION_COOKIE}={old_hash}", token="tab-9")
     await run(AuthState.restore, copy)
     assert not copy.signed_in
 
 
+@pytest.mark.parametrize("connection", ["no cookie", "another session's cookie"])
+async def test_logout_without_the_sessions_cookie_ends_nothing(
+    env: Vault, provider: FakeProvider, connection: str
+) -> None:
+    victim = await signed_in(provider)
+    victim_hash = victim._session_hash
+    if connection == "no cookie":
+        cookie = ""
+    else:
+        attacker = await signed_in(provider, token="tab-2")
+        cookie = f"{SESSION_COOKIE}={attacker._session_hash}"
+    at(victim, cookie=cookie)
+    events = await run(AuthState.logout, victim)
+    assert provider.revoked == []
+    assert await env.load(victim_hash) is not None
+    for url in navigations(events):
+        assert "logout_hint" not in query_of(url)
+
+
 async def test_logout_with_the_provider_down_stays_in_the_app(
-    env: StateManagerMemory, provider: FakeProvider
+    env: Vault, provider: FakeProvider
 ) -> None:
     state = await signed_in(provider)
-    old_id = state._session_id
+    old_hash = state._session_hash
     provider.down = True  # discovery is cached, the provider no longer answers
     events = await run(AuthState.logout, state)
     assert navigations(events) == []  # not sent to an error page
     assert not state.signed_in
     assert state.error_title == "Signed out of pingapp only"
-    assert await session.read_session(old_id) is None
+    assert await env.load(old_hash) is None
+
+
+def test_logout_url_sends_a_hint_and_no_id_token() -> None:
+    settings = Settings(auth_issuer=ISSUER, auth_client_id=CLIENT_ID)
+    url = oidc.logout_url(
+        {"end_session_endpoint": ISSUER + "logout"},
+        settings,
+        logout_hint="user-1",
+        return_to=FRONTEND + "/",
+    )
+    assert url is not None
+    assert query_of(url) == {
+        "client_id": [CLIENT_ID],
+        "logout_hint": ["user-1"],
+        "post_logout_redirect_uri": [FRONTEND + "/"],
+    }
 
 
 def test_auth0_logout_without_end_session_endpoint() -> None:
     settings = Settings(auth0_domain="tenant.auth0.test")
-    url = oidc.logout_url({}, settings, id_token=None, return_to=FRONTEND + "/")
+    url = oidc.logout_url({}, settings, logout_hint="user-1", return_to=FRONTEND + "/")
     assert url is not None
     assert url.startswith("https://tenant.auth0.test/v2/logout?")
-    assert parse_qs(urlsplit(url).query) == {"client_id": [CLIENT_ID], "returnTo": [FRONTEND + "/"]}
+    assert query_of(url) == {"client_id": [CLIENT_ID], "returnTo": [FRONTEND + "/"]}

@@ -1,35 +1,46 @@
 """The secured pings: the session is checked in the handler, the token goes only to
 allow-listed origins, and an `invalid_token` answer is refreshed once and retried.
 
-The API is an `httpx.MockTransport`; sessions live in a real Reflex state manager
-(in memory). The browser tests run the same handlers against the real API.
+The API is an `httpx.MockTransport`; sessions live in a real `Vault` on a temporary
+`DiskStore`, and the tab's connection carries the session cookie as the app hands
+it to Reflex (its digest). The browser tests run the same handlers against the
+real API.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 import reflex as rx
-from reflex.istate.manager.memory import StateManagerMemory
+from cryptography.fernet import Fernet
+from reflex.istate.data import HeaderData, ReflexURL, RouterData, SessionData
 
 from pingapp import http
 from pingapp.auth import session
+from pingapp.auth.session import SESSION_COOKIE, ServerSession, Vault, digest
 from pingapp.auth.state import AuthState
+from pingapp.auth.store import DiskStore
 from pingapp.ping import state as ping_module
 from pingapp.ping.state import PingState
 from pingapp.settings import Settings
 
 API = "http://127.0.0.1:9/api"
+FRONTEND = "http://localhost:3000"
 
 
 @pytest.fixture
-def manager(monkeypatch: pytest.MonkeyPatch) -> StateManagerMemory:
-    manager = StateManagerMemory()
-    monkeypatch.setattr("pingapp.auth.session.get_state_manager", lambda: manager)
-    return manager
+def vault(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Vault]:
+    vault = Vault(DiskStore(tmp_path / "sessions"), Fernet.generate_key(), max_age=86_400)
+    monkeypatch.setattr("pingapp.auth.state.frontend_url", lambda: FRONTEND)
+    session.install_vault(vault)
+    try:
+        yield vault
+    finally:
+        session.install_vault(None)
 
 
 def use_settings(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
@@ -49,13 +60,24 @@ async def tree(signed_in: bool, expires_in: float = 300) -> tuple[PingState, Aut
     auth = root.substates[AuthState.get_name()]
     assert isinstance(ping, PingState)
     assert isinstance(auth, AuthState)
+    connect(auth, "")
     if signed_in:
-        auth._session_id = session.new_session_id()
-        async with session.modify_session(auth._session_id) as stored:
-            stored.access_token = "token-1"
-            stored.expires_at = time.time() + expires_in
+        session_id = await session.vault().create(
+            ServerSession(access_token="token-1", expires_at=time.time() + expires_in)
+        )
+        auth._session_hash = digest(session_id)
+        connect(auth, f"{SESSION_COOKIE}={auth._session_hash}")
         auth.signed_in = True
     return ping, auth
+
+
+def connect(auth: AuthState, cookie: str) -> None:
+    """The tab's connection, with its (already digested) Cookie header."""
+    auth.router = RouterData(
+        session=SessionData(client_token="tab-1"),
+        headers=HeaderData(cookie=cookie),
+        url=ReflexURL(FRONTEND + "/ping"),
+    )
 
 
 async def run(handler, state: PingState) -> None:
@@ -86,9 +108,7 @@ async def api() -> AsyncIterator[Seen]:
         yield seen
 
 
-async def test_signed_out_gets_nothing_and_calls_nothing(
-    manager: StateManagerMemory, api: Seen
-) -> None:
+async def test_signed_out_gets_nothing_and_calls_nothing(vault: Vault, api: Seen) -> None:
     ping, _ = await tree(signed_in=False)
     await run(PingState.ping_private, ping)
     await run(PingState.ping_scoped, ping)
@@ -97,9 +117,7 @@ async def test_signed_out_gets_nothing_and_calls_nothing(
     assert ping.message.startswith("Sign in first")
 
 
-async def test_a_signed_in_ping_carries_the_session_token(
-    manager: StateManagerMemory, api: Seen
-) -> None:
+async def test_a_signed_in_ping_carries_the_session_token(vault: Vault, api: Seen) -> None:
     ping, _ = await tree(signed_in=True)
     await run(PingState.ping_scoped, ping)
     assert api == [(API + "/private-scoped", "Bearer token-1")]
@@ -107,12 +125,9 @@ async def test_a_signed_in_ping_carries_the_session_token(
     assert ping.message == "Hello from a private endpoint!"
 
 
-async def test_a_revoked_session_is_refused_on_the_server(
-    manager: StateManagerMemory, api: Seen
-) -> None:
+async def test_a_revoked_session_is_refused_on_the_server(vault: Vault, api: Seen) -> None:
     ping, auth = await tree(signed_in=True)
-    async with session.modify_session(auth._session_id) as stored:
-        stored.end()  # logged out in another tab
+    await vault.end(auth._session_hash)  # logged out in another tab
     await run(PingState.ping_private, ping)
     assert all(authorization is None for _, authorization in api)
     assert not auth.signed_in
@@ -120,7 +135,7 @@ async def test_a_revoked_session_is_refused_on_the_server(
 
 
 async def test_the_token_stays_home_when_api_url_is_not_allowed(
-    manager: StateManagerMemory, api: Seen, monkeypatch: pytest.MonkeyPatch
+    vault: Vault, api: Seen, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_settings(monkeypatch, api_allowed_origins="https://elsewhere.example.test")
     ping, _ = await tree(signed_in=True)
@@ -130,10 +145,11 @@ async def test_the_token_stays_home_when_api_url_is_not_allowed(
 
 
 async def test_invalid_token_is_refreshed_once_and_retried(
-    manager: StateManagerMemory, api: Seen, monkeypatch: pytest.MonkeyPatch
+    vault: Vault, api: Seen, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ping, auth = await tree(signed_in=True)
-    async with session.modify_session(auth._session_id) as stored:
+    async with vault.modify(auth._session_hash) as stored:
+        assert stored is not None
         stored.access_token = "revoked-at-the-api"
         stored.refresh_token = "refresh-1"
     refreshes: list[str] = []
@@ -155,18 +171,41 @@ async def test_invalid_token_is_refreshed_once_and_retried(
     ]
     assert refreshes == ["refresh-1"]
     assert ping.ok
-    stored = await session.read_session(auth._session_id)
+    stored = await vault.load(auth._session_hash)
     assert stored is not None
     assert stored.refresh_token == "refresh-2"
 
 
-async def test_a_rejected_token_without_refresh_is_explained(
-    manager: StateManagerMemory, api: Seen
-) -> None:
+async def test_a_rejected_token_without_refresh_is_explained(vault: Vault, api: Seen) -> None:
     ping, auth = await tree(signed_in=True)
-    async with session.modify_session(auth._session_id) as stored:
+    async with vault.modify(auth._session_hash) as stored:
+        assert stored is not None
         stored.access_token = "revoked-at-the-api"
     await run(PingState.ping_private, ping)
     assert len(api) == 1  # no refresh token: no retry
     assert ping.status_code == 401
     assert "Sign in again" in ping.message
+
+
+@pytest.mark.parametrize("connection", ["no cookie", "another session's cookie"])
+async def test_a_stolen_client_token_sends_no_token(
+    vault: Vault, api: Seen, connection: str
+) -> None:
+    """SECURITY 25: the tab state says signed in and names the session, but the
+    connection driving it (a stolen Reflex client token) lacks the cookie."""
+    ping, auth = await tree(signed_in=True)
+    victim = auth._session_hash
+    if connection == "no cookie":
+        connect(auth, "other=1")
+    else:
+        theirs = await vault.create(
+            ServerSession(access_token="their-token", expires_at=time.time() + 300)
+        )
+        connect(auth, f"{SESSION_COOKIE}={digest(theirs)}")
+    await run(PingState.ping_private, ping)
+    await run(PingState.ping_scoped, ping)
+    assert all(authorization is None for _, authorization in api)
+    assert api == []
+    assert not ping.ok
+    assert ping.message.startswith("Sign in first")
+    assert await vault.load(victim) is not None  # the victim's session is untouched
