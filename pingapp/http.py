@@ -8,6 +8,10 @@ The user's access token is never stored on that client: each call passes a
 `BearerAuth` built for it, which attaches the token only to URLs on the
 `Allowlist` (exact scheme, host and port, optionally a path prefix) and follows
 redirects itself, re-checking the allowlist on every hop (SECURITY.md item 21).
+
+The client keeps no cookies (SECURITY.md item 32): it is shared by every user,
+so a cookie one upstream set during one user's call would otherwise be sent on
+every later call to that upstream, whoever makes it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import (
     Mapping,
 )
 from dataclasses import dataclass
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 
 import httpx
 from starlette.types import ASGIApp
@@ -33,8 +38,36 @@ from pingapp.settings import get_settings
 _client: httpx.AsyncClient | None = None
 
 
+class NoCookieJar(CookieJar):
+    """A cookie jar that is always empty: it never stores, so never sends, a cookie.
+
+    httpx has no switch to turn cookies off, but it uses a `CookieJar` passed as
+    `cookies=` as it is. Every way a cookie enters a jar (`extract_cookies` for a
+    response's `Set-Cookie`, `set_cookie_if_ok`, `client.cookies.set(...)`) ends
+    in `set_cookie`, which here keeps nothing. So when httpx copies the jar's
+    cookies into a plain jar (to build a redirect, or to merge per-request
+    cookies) there is nothing to copy. The policy, the standard library's
+    `DefaultCookiePolicy` with an empty `allowed_domains` ("accept and return
+    cookies only for these domains": none), refuses every cookie before that.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        """Keep nothing (see the class docstring)."""
+        del cookie
+
+
 def make_client(**kwargs: object) -> httpx.AsyncClient:
-    """A client with pingapp's explicit timeouts and limits."""
+    """A client with pingapp's explicit timeouts and limits, and no cookies.
+
+    `kwargs` are passed to `httpx.AsyncClient` and may replace any option
+    except `cookies`: the client always has a `NoCookieJar`.
+    """
+    if "cookies" in kwargs:
+        msg = "the shared client keeps no cookies; send a Cookie header per request instead"
+        raise ValueError(msg)
     total = get_settings().http_timeout
     options: dict = {
         # connect gets a shorter budget: a refused or unroutable host should
@@ -46,6 +79,8 @@ def make_client(**kwargs: object) -> httpx.AsyncClient:
         # Redirects are followed by the caller's auth flow, hop by hop.
         "follow_redirects": False,
         "headers": {"User-Agent": "pingapp"},
+        # Shared by every user: no cookie jar that one user's call could fill.
+        "cookies": NoCookieJar(),
     }
     options.update(kwargs)
     return httpx.AsyncClient(**options)
