@@ -156,9 +156,7 @@ def check_metadata(document: object, issuer: str, url: str) -> dict[str, Any]:
     return document
 
 
-_discovery: SingleFlight[dict[str, Any]] = SingleFlight(
-    failure_cooldown=DISCOVERY_FAILURE_COOLDOWN
-)
+_discovery: SingleFlight[dict[str, Any]] = SingleFlight(failure_cooldown=DISCOVERY_FAILURE_COOLDOWN)
 
 
 async def discover(client: httpx.AsyncClient, issuer: str) -> dict[str, Any]:
