@@ -145,8 +145,10 @@ def _docs_router(api: FastAPI) -> APIRouter:
             swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
             swagger_favicon_url=f"{root}/docs/assets/favicon.png",
             # A public client: PKCE instead of a secret, which a browser cannot keep.
+            # Its own client (API_DOCS_CLIENT_ID; the embedded provider's
+            # `pingapp-docs`), whose registered redirect URI is this page's.
             init_oauth={
-                "clientId": settings.auth_client_id,
+                "clientId": settings.docs_client_id,
                 "usePkceWithAuthorizationCodeGrant": True,
                 "scopes": f"openid {READ_MESSAGES}",
                 "additionalQueryStringParams": extra,
