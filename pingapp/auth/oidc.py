@@ -8,7 +8,6 @@ URI); PyJWT checks signatures.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import hmac
@@ -63,7 +62,6 @@ class _Cached:
 
 _metadata: dict[str, _Cached] = {}
 _jwks: dict[str, _Cached] = {}
-_jwks_locks: dict[str, asyncio.Lock] = {}
 
 
 async def _get_json(client: httpx.AsyncClient, url: str, what: str) -> Any:
@@ -185,10 +183,30 @@ async def _fetch_metadata(client: httpx.AsyncClient, issuer: str) -> dict[str, A
     return document
 
 
+_key_sets: SingleFlight[jwt.PyJWKSet] = SingleFlight(failure_cooldown=DISCOVERY_FAILURE_COOLDOWN)
+
+
+async def _fetch_key_set(client: httpx.AsyncClient, url: str) -> jwt.PyJWKSet:
+    document = await _get_json(client, url, "key set")
+    try:
+        key_set = jwt.PyJWKSet.from_dict(document)
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError):
+        raise ProviderUnavailable(
+            "The sign-in provider's keys cannot be used",
+            f"Its key set at {url} has no usable key. Check AUTH_ISSUER.",
+        ) from None
+    _jwks[url] = _Cached(key_set, time.monotonic())
+    return key_set
+
+
 async def signing_key(
     client: httpx.AsyncClient, metadata: Mapping[str, Any], kid: str | None, alg: str
 ) -> jwt.PyJWK:
-    """The provider's key `kid`; an unknown kid refetches the JWKS once."""
+    """The provider's key `kid`; an unknown kid refetches the JWKS once.
+
+    Fetches are single-flight per key set URL, and a failed fetch is given again
+    without a new call for `DISCOVERY_FAILURE_COOLDOWN` seconds (SECURITY.md 39).
+    """
     url = metadata.get("jwks_uri")
     if not isinstance(url, str):
         raise ProviderUnavailable(
@@ -196,15 +214,11 @@ async def signing_key(
         )
     for attempt in range(2):
         cached = _jwks.get(url)
-        fresh = cached and time.monotonic() - cached.fetched_at < METADATA_TTL
+        fresh = cached is not None and time.monotonic() - cached.fetched_at < METADATA_TTL
         if cached is None or not fresh or attempt == 1:
-            lock = _jwks_locks.setdefault(url, asyncio.Lock())
-            async with lock:
-                again = _jwks.get(url)
-                if again is cached:  # nobody refetched while we waited
-                    document = await _get_json(client, url, "key set")
-                    _jwks[url] = _Cached(jwt.PyJWKSet.from_dict(document), time.monotonic())
-        key_set: jwt.PyJWKSet = _jwks[url].value
+            key_set = await _key_sets.run(url, lambda: _fetch_key_set(client, url))
+        else:
+            key_set = cached.value
         matches = [
             key
             for key in key_set.keys
@@ -224,6 +238,7 @@ def clear_caches() -> None:
     _metadata.clear()
     _jwks.clear()
     _discovery.forget()
+    _key_sets.forget()
 
 
 # --- the authorization request --------------------------------------------------------

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 
 from pingapp.auth import oidc
 from pingapp.http import SingleFlight
 from pingapp.settings import Settings
-from tests.api.conftest import FakeClock, Issuer, Server, start_server
+from tests.api.conftest import FakeClock, Issuer, Server, new_key, start_server
 
 CLIENT_ID = "my-app"
 RETURN_TO = "http://localhost:3000/"
@@ -164,6 +165,53 @@ async def test_an_unsafe_document_is_remembered_as_a_failure_too(
         with pytest.raises(oidc.LoginError):
             await discover(issuer.url)
     assert issuer.discovery_fetches == 1
+
+
+# -- the provider's keys (for ID tokens) ------------------------------------------------
+
+
+@pytest.fixture
+def key_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The key set's failure cooldown on a fake clock."""
+    fake = FakeClock()
+    flight: SingleFlight[jwt.PyJWKSet] = SingleFlight(
+        failure_cooldown=oidc.DISCOVERY_FAILURE_COOLDOWN, monotonic=fake.monotonic
+    )
+    monkeypatch.setattr(oidc, "_key_sets", flight)
+    return fake
+
+
+async def test_with_the_key_set_down_concurrent_callbacks_cost_one_fetch(
+    provider: Server, key_clock: FakeClock
+) -> None:
+    issuer = provider.issuer
+    issuer.publish(new_key("key-1"))
+    issuer.status = 503
+    metadata = issuer.discovery()
+    async with httpx.AsyncClient() as client:
+        outcomes = await asyncio.gather(
+            *(oidc.signing_key(client, metadata, "key-1", "RS256") for _ in range(20)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(outcome, oidc.ProviderUnavailable) for outcome in outcomes)
+        assert issuer.jwks_fetches == 1
+        key_clock.advance(oidc.DISCOVERY_FAILURE_COOLDOWN - 1)
+        with pytest.raises(oidc.ProviderUnavailable):
+            await oidc.signing_key(client, metadata, "key-1", "RS256")
+        assert issuer.jwks_fetches == 1
+        issuer.status = 200
+        key_clock.advance(2)
+        key = await oidc.signing_key(client, metadata, "key-1", "RS256")
+        assert key.key_id == "key-1"
+        assert issuer.jwks_fetches == 2
+
+
+async def test_a_key_set_without_usable_keys_is_a_clear_error(provider: Server) -> None:
+    issuer = provider.issuer
+    issuer.jwks = {"keys": [{"kty": "nonsense", "kid": "x"}]}
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(oidc.ProviderUnavailable, match="no usable key"):
+            await oidc.signing_key(client, issuer.discovery(), "x", "RS256")
 
 
 # -- SingleFlight on its own -------------------------------------------------------------
