@@ -23,6 +23,7 @@ from pingapp.api.errors import install_error_handlers
 from pingapp.api.verify import (
     AccessToken,
     Claims,
+    NotConfigured,
     TokenVerifier,
     require_scopes,
     verifier_lifespan,
@@ -104,9 +105,11 @@ def _docs_router(api: FastAPI) -> APIRouter:
         root = request.scope.get("root_path", "")
         if root:
             schema["servers"] = [{"url": root}]
-        # The flow's URLs come from the provider's discovery document.
+        # The flow's URLs come from the provider's discovery document; without it
+        # (provider down, unsafe document, API not configured) the schema is
+        # served with the placeholder URLs.
         with contextlib.suppress(
-            httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError
+            httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError, NotConfigured
         ):
             metadata = await verifier_of(request).discover()
             flow = {

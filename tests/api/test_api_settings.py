@@ -87,3 +87,13 @@ async def test_without_an_audience_the_api_refuses_tokens_without_a_500(
         assert response.status_code == 401
         assert (await client.get("/public")).status_code == 200
     assert "AUTH_AUDIENCE" in caplog.text
+
+
+async def test_without_an_audience_the_schema_is_still_served(configure) -> None:
+    with pytest.raises(NotConfigured):
+        configure(AUTH_AUDIENCE="")
+    transport = httpx.ASGITransport(app=create_api(cors_origins=[]))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert "/private" in response.json()["paths"]
