@@ -182,7 +182,8 @@ class SingleFlight(Generic[T]):
             self._failures[key] = (self._monotonic() + self.failure_cooldown, error)
             raise
         finally:
-            self._running.pop(key, None)
+            if self._running.get(key) is asyncio.current_task():
+                del self._running[key]
 
     def forget(self) -> None:
         """Forget remembered failures (a running fetch finishes as it is)."""

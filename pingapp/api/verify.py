@@ -557,7 +557,7 @@ class TokenVerifier:
         if iat is not None and iat > now + self.leeway:
             raise TokenRefused("the token was issued in the future")
         if self.max_token_lifetime:
-            # Without iat, what is left of the token's life is what is measured.
+            # Without iat the lifetime counts from nbf, or else from now.
             start = iat if iat is not None else (nbf if nbf is not None else now)
             if exp - start > self.max_token_lifetime:
                 raise TokenRefused("the token lives longer than this API accepts")
