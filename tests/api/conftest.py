@@ -191,7 +191,7 @@ async def serve(app: ASGIApp) -> AsyncIterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as probe:
-            for _ in range(500):  # until it listens; a readiness wait, not a timing
+            for _ in range(3000):  # until it listens; a readiness wait, not a timing
                 try:
                     await probe.get(url + "/")
                     break

@@ -117,7 +117,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     nginx = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(500):  # until it listens: a readiness wait, not a timing
+        for _ in range(1500):  # until it listens: a readiness wait, not a timing
             try:
                 httpx.get(url + "/", timeout=5)
                 break
@@ -163,7 +163,7 @@ def test_access_logs_have_paths_without_query_strings(site: Site) -> None:
     for url in urls:
         httpx.get(site.url + url)
     log = ""
-    for _ in range(500):  # nginx writes each line when its request ends
+    for _ in range(3000):  # nginx writes each line when its request ends
         log = site.access_log.read_text() if site.access_log.exists() else ""
         if "/api/public " in log:
             break
