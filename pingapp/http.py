@@ -8,22 +8,31 @@ The user's access token is never stored on that client: each call passes a
 `BearerAuth` built for it, which attaches the token only to URLs on the
 `Allowlist` (exact scheme, host and port, optionally a path prefix) and follows
 redirects itself, re-checking the allowlist on every hop (SECURITY.md item 21).
+
+The client keeps no cookies (SECURITY.md item 32): it is shared by every user,
+so a cookie one upstream set during one user's call would otherwise be sent on
+every later call to that upstream, whoever makes it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
     Generator,
+    Hashable,
     Iterable,
     Mapping,
 )
 from dataclasses import dataclass
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
+from typing import Generic, TypeVar
 
 import httpx
 from starlette.types import ASGIApp
@@ -33,8 +42,36 @@ from pingapp.settings import get_settings
 _client: httpx.AsyncClient | None = None
 
 
+class NoCookieJar(CookieJar):
+    """A cookie jar that is always empty: it never stores, so never sends, a cookie.
+
+    httpx has no switch to turn cookies off, but it uses a `CookieJar` passed as
+    `cookies=` as it is. Every way a cookie enters a jar (`extract_cookies` for a
+    response's `Set-Cookie`, `set_cookie_if_ok`, `client.cookies.set(...)`) ends
+    in `set_cookie`, which here keeps nothing. So when httpx copies the jar's
+    cookies into a plain jar (to build a redirect, or to merge per-request
+    cookies) there is nothing to copy. The policy, the standard library's
+    `DefaultCookiePolicy` with an empty `allowed_domains` ("accept and return
+    cookies only for these domains": none), refuses every cookie before that.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        """Keep nothing (see the class docstring)."""
+        del cookie
+
+
 def make_client(**kwargs: object) -> httpx.AsyncClient:
-    """A client with pingapp's explicit timeouts and limits."""
+    """A client with pingapp's explicit timeouts and limits, and no cookies.
+
+    `kwargs` are passed to `httpx.AsyncClient` and may replace any option
+    except `cookies`: the client always has a `NoCookieJar`.
+    """
+    if "cookies" in kwargs:
+        msg = "the shared client keeps no cookies; send a Cookie header per request instead"
+        raise ValueError(msg)
     total = get_settings().http_timeout
     options: dict = {
         # connect gets a shorter budget: a refused or unroutable host should
@@ -46,6 +83,8 @@ def make_client(**kwargs: object) -> httpx.AsyncClient:
         # Redirects are followed by the caller's auth flow, hop by hop.
         "follow_redirects": False,
         "headers": {"User-Agent": "pingapp"},
+        # Shared by every user: no cookie jar that one user's call could fill.
+        "cookies": NoCookieJar(),
     }
     options.update(kwargs)
     return httpx.AsyncClient(**options)
@@ -84,6 +123,71 @@ async def http_client_lifespan(
     mounts = {origin: httpx.ASGITransport(app=asgi) for origin, asgi in (in_process or {}).items()}
     async with use_client(make_client(mounts=mounts)):
         yield
+
+
+# --- Outbound fetches that a request can trigger --------------------------------
+
+T = TypeVar("T")
+
+
+class SingleFlight(Generic[T]):
+    """Fetch at most once at a time per key, and remember a failure for a while.
+
+    `await flight.run(key, fetch)`:
+
+    - while a fetch for `key` runs, every caller waits for that one fetch and
+      gets its result or its exception (no second outbound call);
+    - for `failure_cooldown` seconds after a fetch for `key` failed, callers get
+      that exception again at once, without a fetch;
+    - otherwise `fetch()` is started.
+
+    Results are not kept: keeping a good result is the caller's business. A
+    caller that is cancelled (a client that went away) does not cancel the
+    shared fetch. `fetches` counts the fetches started (tests and metrics).
+    SECURITY.md item 39: an unauthenticated flood costs one outbound call per
+    cooldown, however many requests it sends.
+    """
+
+    def __init__(
+        self, *, failure_cooldown: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        if failure_cooldown < 0:
+            msg = "failure_cooldown must not be negative"
+            raise ValueError(msg)
+        self.failure_cooldown = failure_cooldown
+        self._monotonic = monotonic
+        self._running: dict[Hashable, asyncio.Future[T]] = {}
+        self._failures: dict[Hashable, tuple[float, Exception]] = {}
+        self.fetches = 0
+
+    async def run(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
+        task = self._running.get(key)
+        if task is None or task.get_loop() is not asyncio.get_running_loop():
+            failure = self._failures.get(key)
+            if failure is not None:
+                until, error = failure
+                if self._monotonic() < until:
+                    raise error.with_traceback(None)
+                del self._failures[key]
+            task = self._running[key] = asyncio.ensure_future(self._fetch(key, fetch))
+            # Read the outcome even if every caller was cancelled (no "never retrieved").
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return await asyncio.shield(task)
+
+    async def _fetch(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
+        self.fetches += 1
+        try:
+            return await fetch()
+        except Exception as error:
+            self._failures[key] = (self._monotonic() + self.failure_cooldown, error)
+            raise
+        finally:
+            if self._running.get(key) is asyncio.current_task():
+                del self._running[key]
+
+    def forget(self) -> None:
+        """Forget remembered failures (a running fetch finishes as it is)."""
+        self._failures.clear()
 
 
 # --- The token-attaching auth: where a bearer token may go -------------------

@@ -8,6 +8,7 @@ what to change, instead of surfacing later as a confusing login or API error.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -21,6 +22,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_AUDIENCE = "urn:pingapp:api"
 DEFAULT_SCOPE = "openid profile email offline_access read:messages"
 DEFAULT_CLIENT_ID = "pingapp"
+#: The embedded provider's client for the API's docs page (Swagger UI's "Authorize"):
+#: a public client of its own, whose redirect URI is the docs page's.
+EMBEDDED_DOCS_CLIENT_ID = "pingapp-docs"
 
 #: Signature algorithms an access token may use. Symmetric (HS*) algorithms
 #: would let anyone holding the client secret mint tokens; `none` means no
@@ -61,6 +65,27 @@ def http_url(value: str, name: str) -> str:
     return value
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """Whether `host` is `localhost`, an address in 127.0.0.0/8, or `::1`."""
+    if not host:
+        return False
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_secure_url(url: str) -> bool:
+    """Whether `url` is `https:`, or `http:` to a loopback host (this machine only)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    return parts.scheme == "http" and is_loopback_host(parts.hostname)
+
+
 def origin_of(url: str) -> str:
     """The origin (scheme://host[:port]) of an absolute URL, in lower case."""
     parts = urlsplit(url)
@@ -93,8 +118,14 @@ class Settings(BaseSettings):
     auth_require_at_jwt: bool | None = None
     #: How many verified access tokens the API keeps (each until its exp); 0: none.
     auth_token_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
+    #: The longest lifetime (`exp - iat`, seconds) the API accepts in an access
+    #: token; a token meant to live longer is refused. 0: no ceiling.
+    auth_max_token_lifetime: int = Field(default=0, ge=0)
 
     api_url: str | None = None
+    #: The client id the API's docs page signs in with. Unset: the embedded
+    #: provider's `pingapp-docs` client, or AUTH_CLIENT_ID with another provider.
+    api_docs_client_id: str | None = None
     api_allowed_origins: CommaList = Field(default_factory=list)
     #: Browser origins allowed to call the API directly (CORS).
     cors_origins: CommaList = Field(default_factory=list)
@@ -121,6 +152,7 @@ class Settings(BaseSettings):
         "api_url",
         "auth_client_secret",
         "session_encryption_key",
+        "api_docs_client_id",
         mode="before",
     )
     @classmethod
@@ -209,6 +241,29 @@ class Settings(BaseSettings):
             )
             raise ValueError(msg)
         return self
+
+    @model_validator(mode="after")
+    def _no_plain_http(self) -> Settings:
+        """Tokens and codes travel to the issuer and the API: not in clear text
+        over a network (SECURITY.md item 40), unless explicitly allowed."""
+        if self.allow_insecure_http:
+            return self
+        for name, url in (("AUTH_ISSUER", self.auth_issuer), ("API_URL", self.api_url)):
+            if url is not None and not is_secure_url(url):
+                msg = (
+                    f"{name} is {url!r}: plain http:// is only allowed to this machine "
+                    "(localhost, 127.0.0.1, ::1). Use https://, or set "
+                    "ALLOW_INSECURE_HTTP=1 if this network is trusted."
+                )
+                raise ValueError(msg)
+        return self
+
+    @property
+    def docs_client_id(self) -> str:
+        """The client the API's docs page signs in with (API_DOCS_CLIENT_ID)."""
+        if self.api_docs_client_id:
+            return self.api_docs_client_id
+        return EMBEDDED_DOCS_CLIENT_ID if self.uses_embedded_provider else self.auth_client_id
 
     @property
     def issuer(self) -> str | None:

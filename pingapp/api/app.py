@@ -23,6 +23,7 @@ from pingapp.api.errors import install_error_handlers
 from pingapp.api.verify import (
     AccessToken,
     Claims,
+    NotConfigured,
     TokenVerifier,
     require_scopes,
     verifier_lifespan,
@@ -104,9 +105,11 @@ def _docs_router(api: FastAPI) -> APIRouter:
         root = request.scope.get("root_path", "")
         if root:
             schema["servers"] = [{"url": root}]
-        # The flow's URLs come from the provider's discovery document.
+        # The flow's URLs come from the provider's discovery document; without it
+        # (provider down, unsafe document, API not configured) the schema is
+        # served with the placeholder URLs.
         with contextlib.suppress(
-            httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError
+            httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError, NotConfigured
         ):
             metadata = await verifier_of(request).discover()
             flow = {
@@ -145,8 +148,10 @@ def _docs_router(api: FastAPI) -> APIRouter:
             swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
             swagger_favicon_url=f"{root}/docs/assets/favicon.png",
             # A public client: PKCE instead of a secret, which a browser cannot keep.
+            # Its own client (API_DOCS_CLIENT_ID; the embedded provider's
+            # `pingapp-docs`), whose registered redirect URI is this page's.
             init_oauth={
-                "clientId": settings.auth_client_id,
+                "clientId": settings.docs_client_id,
                 "usePkceWithAuthorizationCodeGrant": True,
                 "scopes": f"openid {READ_MESSAGES}",
                 "additionalQueryStringParams": extra,

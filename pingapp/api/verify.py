@@ -25,7 +25,9 @@ Why the token is parsed here and not by `jwt.decode`: PyJWT's decode costs about
 base64 check, and the kid lookup would parse the token a second time. One strict
 regular expression does the same check; then PyJWT's algorithm object verifies
 the signature with the key PyJWT built from the JWKS. Verified tokens are cached
-by their exact string until their `exp` (bounded; failures are never cached).
+by their exact string until their `exp` (bounded; failures are never cached),
+and a cached token counts only while the key that verified it is still the
+issuer's and the key set is younger than `jwks_max_age` (SECURITY.md item 37).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
 from pingapp.api import errors
+from pingapp.auth.oidc import LoginError, check_metadata
+from pingapp.http import NoCookieJar, SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +106,17 @@ class AccessToken:
     def subject(self) -> str | None:
         sub = self.claims.get("sub")
         return sub if isinstance(sub, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A cache entry: the verified token, and the key that verified it (the
+    entry counts only while that very key object is still the issuer's)."""
+
+    token: AccessToken
+    kid: str | None
+    alg: str
+    key: PyJWK
 
 
 _BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -191,6 +206,15 @@ class TokenVerifier:
     `failure_retry` seconds after a failed fetch). A request never waits more
     than `fetch_timeout` seconds for keys. Keys older than `jwks_max_age` are
     refetched in the background, so a key the issuer withdrew stops working.
+    Discovery is single-flight too, and a failed discovery is remembered for
+    `failure_retry` seconds: a flood of requests while the issuer is down costs
+    one outbound call per `failure_retry` (SECURITY.md item 39).
+
+    The token cache never outlives a key: an entry is served only while the
+    key that verified it is still in the key set we hold and that key set is
+    younger than `jwks_max_age`; otherwise the token is verified in full again
+    (and refused if its key is gone). `max_token_lifetime` (seconds, 0 = none)
+    refuses tokens whose `exp - iat` is longer.
     """
 
     def __init__(
@@ -207,6 +231,7 @@ class TokenVerifier:
         failure_retry: float = 5.0,
         fetch_timeout: float = 5.0,
         cache_size: int = 4096,
+        max_token_lifetime: float = 0,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -216,6 +241,9 @@ class TokenVerifier:
             raise ValueError(msg)
         if jwks_cooldown < 30:
             msg = "jwks_cooldown must be at least 30 seconds"
+            raise ValueError(msg)
+        if max_token_lifetime < 0:
+            msg = "max_token_lifetime must be 0 (no ceiling) or a number of seconds"
             raise ValueError(msg)
         self.issuer = issuer
         self.audience = audience
@@ -232,6 +260,7 @@ class TokenVerifier:
         self.failure_retry = failure_retry
         self.fetch_timeout = fetch_timeout
         self.cache_size = cache_size
+        self.max_token_lifetime = float(max_token_lifetime)
         self._clock = clock
         self._monotonic = monotonic
         self._client = client
@@ -248,9 +277,17 @@ class TokenVerifier:
         self._next_refresh = 0.0
         #: When the keys we hold are old enough to be fetched again in the background.
         self._stale_at = 0.0
-        self._cache: OrderedDict[str, AccessToken] = OrderedDict()
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
+        self._discovery: SingleFlight[dict[str, Any]] = SingleFlight(
+            failure_cooldown=failure_retry, monotonic=monotonic
+        )
         #: How many JWKS documents were fetched (tests and metrics read it).
         self.jwks_fetches = 0
+
+    @property
+    def discovery_fetches(self) -> int:
+        """How many discovery documents were asked for (tests and metrics)."""
+        return self._discovery.fetches
 
     # -- outbound: discovery and JWKS ------------------------------------
 
@@ -260,6 +297,7 @@ class TokenVerifier:
                 timeout=httpx.Timeout(self.fetch_timeout),
                 follow_redirects=False,
                 headers={"User-Agent": "pingapp-api"},
+                cookies=NoCookieJar(),
             )
         return self._client
 
@@ -275,19 +313,26 @@ class TokenVerifier:
         return response.json()
 
     async def discover(self) -> dict[str, Any]:
-        """The issuer's metadata, fetched once; its `issuer` must match exactly."""
+        """The issuer's metadata, fetched once (`ValueError` if it cannot be used).
+
+        Its `issuer` must match exactly and its endpoints must be https
+        (`pingapp.auth.oidc.check_metadata`). One fetch at a time; a failure is
+        given again without a fetch for `failure_retry` seconds.
+        """
         if self.metadata is None:
-            url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
-            metadata = await self._get_json(url)
-            if not isinstance(metadata, dict) or metadata.get("issuer") != self.issuer:
-                got = metadata.get("issuer") if isinstance(metadata, dict) else None
-                msg = f"discovery at {url} names the issuer {got!r}, expected {self.issuer!r}"
-                raise ValueError(msg)
-            if not isinstance(metadata.get("jwks_uri"), str):
-                msg = f"discovery at {url} has no jwks_uri"
-                raise ValueError(msg)
-            self.metadata = metadata
+            self.metadata = await self._discovery.run(self.issuer, self._fetch_metadata)
         return self.metadata
+
+    async def _fetch_metadata(self) -> dict[str, Any]:
+        url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        try:
+            metadata = check_metadata(await self._get_json(url), self.issuer, url)
+        except LoginError as problem:
+            raise ValueError(problem.detail) from None
+        if not isinstance(metadata.get("jwks_uri"), str):
+            msg = f"discovery at {url} has no jwks_uri"
+            raise ValueError(msg)
+        return metadata
 
     def _load_keys(self, document: object) -> dict[tuple[str | None, str], tuple[PyJWK, str]]:
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
@@ -335,20 +380,22 @@ class TokenVerifier:
             if not keys:
                 msg = "the JWKS has no usable signing key"
                 raise ValueError(msg)
-            # A withdrawn or replaced key: the tokens it signed are no longer trusted.
-            withdrawn = any(
-                ident not in keys or keys[ident][1] != fingerprint
-                for ident, fingerprint in self._fingerprints.items()
-            )
-            self._keys = {ident: key for ident, (key, _) in keys.items()}
+            # A key whose JWK did not change keeps its object, so the tokens it
+            # verified stay cached; a withdrawn or replaced key's tokens do not.
+            self._keys = {
+                ident: self._keys[ident]
+                if self._fingerprints.get(ident) == fingerprint and ident in self._keys
+                else key
+                for ident, (key, fingerprint) in keys.items()
+            }
             self._fingerprints = {ident: fingerprint for ident, (_, fingerprint) in keys.items()}
             self._kids = frozenset(kid for kid, _ in keys)
             by_alg: dict[str, list[PyJWK]] = {}
-            for (_, alg), (key, _) in keys.items():
+            for (_, alg), key in self._keys.items():
                 by_alg.setdefault(alg, []).append(key)
             self._sole_key = {alg: found[0] for alg, found in by_alg.items() if len(found) == 1}
-            if withdrawn:
-                self._cache.clear()
+            self._stale_at = self._monotonic() + self.jwks_max_age
+            self._drop_untrusted()
             ok = True
         except (
             httpx.HTTPError,
@@ -368,8 +415,6 @@ class TokenVerifier:
         finally:
             delay = self.jwks_cooldown if ok else self.failure_retry
             self._next_refresh = self._monotonic() + delay
-            if ok:
-                self._stale_at = self._monotonic() + self.jwks_max_age
             self._refresh_task = None
 
     async def _await_refresh(self) -> None:
@@ -412,6 +457,34 @@ class TokenVerifier:
             raise TokenRefused("the token names no key and the issuer has several")
         return key
 
+    # -- the verified-token cache -----------------------------------------
+
+    def _keys_fresh(self) -> bool:
+        """Whether the key set we hold is younger than `jwks_max_age`."""
+        return self._monotonic() < self._stale_at
+
+    def _trusted(self, entry: _Verified) -> bool:
+        """A cache entry counts while its key is still the one we hold for its
+        kid (the same object: not withdrawn, not replaced) and the key set is fresh."""
+        if not self._keys_fresh():
+            return False
+        current = self._keys.get((entry.kid, entry.alg))
+        if current is None and entry.kid is None:
+            current = self._sole_key.get(entry.alg)
+        return current is entry.key
+
+    def _drop_untrusted(self) -> None:
+        """After a key-set change: forget the tokens of keys we no longer hold."""
+        for token in [token for token, entry in self._cache.items() if not self._trusted(entry)]:
+            del self._cache[token]
+
+    def _remember(self, token: str, entry: _Verified, now: float) -> None:
+        if self.cache_size <= 0 or entry.token.expires_at <= now or not self._trusted(entry):
+            return
+        self._cache[token] = entry
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
     # -- the check --------------------------------------------------------
 
     async def verify(self, token: str) -> AccessToken:
@@ -419,8 +492,10 @@ class TokenVerifier:
         now = self._clock()
         cached = self._cache.get(token)
         if cached is not None:
-            if cached.expires_at > now:
-                return cached
+            if cached.token.expires_at > now and self._trusted(cached):
+                return cached.token
+            # Expired, its key withdrawn, or keys too old to vouch for it:
+            # verify in full (which also refetches old keys).
             del self._cache[token]
 
         if len(token) > MAX_TOKEN_LENGTH:
@@ -458,10 +533,7 @@ class TokenVerifier:
         verified = AccessToken(
             claims=MappingProxyType(claims), scopes=scopes_of(claims), expires_at=expires_at
         )
-        if expires_at > now and self.cache_size > 0:
-            self._cache[token] = verified
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+        self._remember(token, _Verified(verified, kid, alg, key), now)
         return verified
 
     def _check_claims(self, claims: Mapping[str, Any], now: float) -> float:
@@ -484,6 +556,11 @@ class TokenVerifier:
         iat = _number(claims, "iat", required=False)
         if iat is not None and iat > now + self.leeway:
             raise TokenRefused("the token was issued in the future")
+        if self.max_token_lifetime:
+            # Without iat the lifetime counts from nbf, or else from now.
+            start = iat if iat is not None else (nbf if nbf is not None else now)
+            if exp - start > self.max_token_lifetime:
+                raise TokenRefused("the token lives longer than this API accepts")
         return exp
 
 
@@ -538,6 +615,7 @@ def default_verifier() -> TokenVerifier:
         ),
         fetch_timeout=min(settings.http_timeout, 5.0),
         cache_size=settings.auth_token_cache_size,
+        max_token_lifetime=settings.auth_max_token_lifetime,
     )
 
 

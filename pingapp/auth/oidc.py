@@ -8,7 +8,6 @@ URI); PyJWT checks signatures.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import hmac
@@ -24,10 +23,14 @@ from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from pingapp.settings import Settings
+from pingapp.http import SingleFlight
+from pingapp.settings import Settings, is_loopback_host, is_secure_url
 
 #: How long discovery and JWKS documents are reused before being fetched again.
 METADATA_TTL = 600.0
+#: After a failed discovery, how long callers get that failure again without a
+#: new outbound call (SECURITY.md item 39).
+DISCOVERY_FAILURE_COOLDOWN = 5.0
 
 
 class LoginError(Exception):
@@ -59,7 +62,6 @@ class _Cached:
 
 _metadata: dict[str, _Cached] = {}
 _jwks: dict[str, _Cached] = {}
-_jwks_locks: dict[str, asyncio.Lock] = {}
 
 
 async def _get_json(client: httpx.AsyncClient, url: str, what: str) -> Any:
@@ -91,17 +93,47 @@ async def _get_json(client: httpx.AsyncClient, url: str, what: str) -> Any:
         ) from None
 
 
-async def discover(client: httpx.AsyncClient, issuer: str) -> dict[str, Any]:
-    """The provider's metadata, cached; its `issuer` must equal ours exactly."""
-    cached = _metadata.get(issuer)
-    if cached and time.monotonic() - cached.fetched_at < METADATA_TTL:
-        return cached.value
-    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-    document = await _get_json(client, url, "discovery document")
-    if not isinstance(document, dict) or "authorization_endpoint" not in document:
+def _endpoints(document: Mapping[str, Any]) -> list[tuple[str, object]]:
+    """The metadata's endpoint fields: `jwks_uri`, every `*_endpoint`, the session
+    iframe and the mTLS aliases (RFC 8705), as (name, value)."""
+    found: list[tuple[str, object]] = [
+        (name, value)
+        for name, value in document.items()
+        if name in {"jwks_uri", "check_session_iframe"} or name.endswith("_endpoint")
+    ]
+    aliases = document.get("mtls_endpoint_aliases")
+    if isinstance(aliases, Mapping):
+        found += [(f"mtls_endpoint_aliases.{name}", value) for name, value in aliases.items()]
+    elif aliases is not None:
+        found.append(("mtls_endpoint_aliases", aliases))
+    return found
+
+
+def _secure_endpoint(url: str, issuer: str) -> bool:
+    """`https:`, loopback `http:`, or `http:` on the issuer's own origin (possible
+    only for an issuer the settings allowed as plain http: ALLOW_INSECURE_HTTP)."""
+    if is_secure_url(url):
+        return True
+    ours, theirs = urlsplit(issuer), urlsplit(url)
+    return (
+        theirs.scheme == "http"
+        and ours.scheme == "http"
+        and theirs.netloc.lower() == ours.netloc.lower()
+        and not theirs.username
+        and not is_loopback_host(ours.hostname)  # loopback is already allowed above
+    )
+
+
+def check_metadata(document: object, issuer: str, url: str) -> dict[str, Any]:
+    """Trust a discovery document only if it names exactly `issuer` and every
+    endpoint in it is `https:` (`http:` only to this machine); else `LoginError`.
+
+    SECURITY.md item 40. The login client and the API both use it.
+    """
+    if not isinstance(document, dict):
         raise ProviderUnavailable(
-            "The sign-in provider's discovery document is incomplete",
-            f"{url} has no authorization_endpoint. Check AUTH_ISSUER.",
+            "The sign-in provider answered something unexpected",
+            f"{url} is not a JSON object. Check AUTH_ISSUER (or AUTH0_DOMAIN).",
         )
     if document.get("issuer") != issuer:
         raise LoginError(
@@ -111,14 +143,70 @@ async def discover(client: httpx.AsyncClient, issuer: str) -> dict[str, Any]:
             "issuer (a trailing slash counts).",
             code="issuer_mismatch",
         )
+    for name, value in _endpoints(document):
+        if not isinstance(value, str) or not _secure_endpoint(value, issuer):
+            raise LoginError(
+                "The sign-in provider's configuration is not safe to use",
+                f"{url} gives {name} as {value!r}: endpoints must be https:// "
+                "(plain http:// only to this machine). Check the provider's settings.",
+                code="insecure_endpoint",
+            )
+    return document
+
+
+_discovery: SingleFlight[dict[str, Any]] = SingleFlight(failure_cooldown=DISCOVERY_FAILURE_COOLDOWN)
+
+
+async def discover(client: httpx.AsyncClient, issuer: str) -> dict[str, Any]:
+    """The provider's metadata, cached for `METADATA_TTL` seconds.
+
+    Its `issuer` must equal ours exactly and its endpoints must be https
+    (`check_metadata`). One fetch at a time per issuer; after a failure, callers
+    get the same `LoginError` for `DISCOVERY_FAILURE_COOLDOWN` seconds without
+    another outbound call (SECURITY.md items 39-40).
+    """
+    cached = _metadata.get(issuer)
+    if cached and time.monotonic() - cached.fetched_at < METADATA_TTL:
+        return cached.value
+    return await _discovery.run(issuer, lambda: _fetch_metadata(client, issuer))
+
+
+async def _fetch_metadata(client: httpx.AsyncClient, issuer: str) -> dict[str, Any]:
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    document = check_metadata(await _get_json(client, url, "discovery document"), issuer, url)
+    if not isinstance(document.get("authorization_endpoint"), str):
+        raise ProviderUnavailable(
+            "The sign-in provider's discovery document is incomplete",
+            f"{url} has no authorization_endpoint. Check AUTH_ISSUER.",
+        )
     _metadata[issuer] = _Cached(document, time.monotonic())
     return document
+
+
+_key_sets: SingleFlight[jwt.PyJWKSet] = SingleFlight(failure_cooldown=DISCOVERY_FAILURE_COOLDOWN)
+
+
+async def _fetch_key_set(client: httpx.AsyncClient, url: str) -> jwt.PyJWKSet:
+    document = await _get_json(client, url, "key set")
+    try:
+        key_set = jwt.PyJWKSet.from_dict(document)
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError):
+        raise ProviderUnavailable(
+            "The sign-in provider's keys cannot be used",
+            f"Its key set at {url} has no usable key. Check AUTH_ISSUER.",
+        ) from None
+    _jwks[url] = _Cached(key_set, time.monotonic())
+    return key_set
 
 
 async def signing_key(
     client: httpx.AsyncClient, metadata: Mapping[str, Any], kid: str | None, alg: str
 ) -> jwt.PyJWK:
-    """The provider's key `kid`; an unknown kid refetches the JWKS once."""
+    """The provider's key `kid`; an unknown kid refetches the JWKS once.
+
+    Fetches are single-flight per key set URL, and a failed fetch is given again
+    without a new call for `DISCOVERY_FAILURE_COOLDOWN` seconds (SECURITY.md 39).
+    """
     url = metadata.get("jwks_uri")
     if not isinstance(url, str):
         raise ProviderUnavailable(
@@ -126,15 +214,11 @@ async def signing_key(
         )
     for attempt in range(2):
         cached = _jwks.get(url)
-        fresh = cached and time.monotonic() - cached.fetched_at < METADATA_TTL
+        fresh = cached is not None and time.monotonic() - cached.fetched_at < METADATA_TTL
         if cached is None or not fresh or attempt == 1:
-            lock = _jwks_locks.setdefault(url, asyncio.Lock())
-            async with lock:
-                again = _jwks.get(url)
-                if again is cached:  # nobody refetched while we waited
-                    document = await _get_json(client, url, "key set")
-                    _jwks[url] = _Cached(jwt.PyJWKSet.from_dict(document), time.monotonic())
-        key_set: jwt.PyJWKSet = _jwks[url].value
+            key_set = await _key_sets.run(url, lambda: _fetch_key_set(client, url))
+        else:
+            key_set = cached.value
         matches = [
             key
             for key in key_set.keys
@@ -150,9 +234,11 @@ async def signing_key(
 
 
 def clear_caches() -> None:
-    """Forget discovery and keys (tests; a provider that changed)."""
+    """Forget discovery, keys and remembered failures (tests; a provider that changed)."""
     _metadata.clear()
     _jwks.clear()
+    _discovery.forget()
+    _key_sets.forget()
 
 
 # --- the authorization request --------------------------------------------------------
@@ -432,14 +518,29 @@ def logout_url(
     *,
     logout_hint: str | None,
     return_to: str,
+    state: str | None = None,
 ) -> str | None:
-    """Where to send the browser to end the provider's session, if anywhere."""
+    """Where to send the browser to end the provider's session, if anywhere.
+
+    OpenID Connect RP-Initiated Logout 1.0 at the provider's `end_session_endpoint`:
+    `client_id` names this app, `logout_hint` (the user's `sub`, when the caller
+    knows it) names the user, `post_logout_redirect_uri` is `return_to` (registered
+    at the provider), and `state`, if given, comes back with the browser. The ID
+    token is never put in this URL: it would sit in the address bar, the history
+    and the provider's access logs (SECURITY.md items 19 and 24).
+
+    Auth0 tenants whose discovery has no `end_session_endpoint` get Auth0's own
+    `/v2/logout?client_id=...&returnTo=...`. Any other provider without one: None.
+    """
     end_session = metadata.get("end_session_endpoint")
     if isinstance(end_session, str):
-        params = {"post_logout_redirect_uri": return_to, "client_id": settings.auth_client_id}
+        params = {"client_id": settings.auth_client_id, "post_logout_redirect_uri": return_to}
         if logout_hint:
             params["logout_hint"] = logout_hint
-        return f"{end_session}?{urlencode(params)}"
+        if state:
+            params["state"] = state
+        separator = "&" if urlsplit(end_session).query else "?"
+        return f"{end_session}{separator}{urlencode(params)}"
     if settings.auth0_domain:
         # Auth0 tenants without RP-initiated logout enabled in discovery.
         query = urlencode({"client_id": settings.auth_client_id, "returnTo": return_to})

@@ -3,13 +3,17 @@
 `Issuer` is an HTTP server on 127.0.0.1 (a free port, its own thread) serving
 a discovery document and a JWKS that the test can change, slow down or stop,
 and that counts the requests it gets. Tokens are signed with keys generated
-here; nothing leaves the machine.
+here; nothing leaves the machine. `serve` puts an ASGI app (the API) on a real
+HTTP port too, in the test's own event loop, so it shares the fake clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
+import socket
 import threading
 import time
 import uuid
@@ -23,7 +27,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
+from granian.constants import Interfaces
+from granian.server.embed import Server as EmbeddedServer
 from jwt.algorithms import RSAAlgorithm
+from starlette.types import ASGIApp
 
 from pingapp.api import create_api
 from pingapp.api.verify import TokenVerifier
@@ -65,6 +72,10 @@ class Issuer:
     #: Seconds between bytes of the JWKS body: a server that never quite stalls.
     trickle: float = 0.0
     status: int = 200
+    #: The discovery document's status: anything but 200 is "the issuer is down".
+    discovery_status: int = 200
+    #: Fields that replace (or, set to None, remove) those of the discovery document.
+    overrides: dict[str, Any] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -76,8 +87,12 @@ class Issuer:
     def publish(self, *keys: Key) -> None:
         self.jwks = {"keys": [key.jwk() for key in keys]}
 
+    @property
+    def discovery_fetches(self) -> int:
+        return self.hits.get("/.well-known/openid-configuration", 0)
+
     def discovery(self) -> dict[str, Any]:
-        return {
+        document = {
             "issuer": self.url,
             "jwks_uri": f"{self.url}/jwks.json",
             "authorization_endpoint": f"{self.url}/authorize",
@@ -85,7 +100,9 @@ class Issuer:
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
+            **self.overrides,
         }
+        return {name: value for name, value in document.items() if value is not None}
 
 
 def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
@@ -103,7 +120,7 @@ def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
                 self.send_error(404)
                 return
             data = json.dumps(body).encode()
-            status = issuer.status if self.path == "/jwks.json" else 200
+            status = issuer.status if self.path == "/jwks.json" else issuer.discovery_status
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -154,6 +171,39 @@ def server(keys: list[Key]) -> Iterator[Server]:
 @pytest.fixture
 def issuer(server: Server) -> Issuer:
     return server.issuer
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def serve(app: ASGIApp) -> AsyncIterator[str]:
+    """`app` over real HTTP on 127.0.0.1, in this event loop (granian's embedded
+    server, without lifespan); yields its base URL once it answers."""
+    port = free_port()
+    server = EmbeddedServer(
+        app, address="127.0.0.1", port=port, interface=Interfaces.ASGINL, log_enabled=False
+    )
+    task = asyncio.create_task(server.serve())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as probe:
+            for _ in range(3000):  # until it listens; a readiness wait, not a timing
+                try:
+                    await probe.get(url + "/")
+                    break
+                except httpx.TransportError:
+                    assert not task.done(), "the embedded server stopped"
+                    await asyncio.sleep(0.01)
+            else:
+                pytest.fail(f"nothing answers at {url}")
+        yield url
+    finally:
+        server.stop()
+        await task
 
 
 class FakeClock:

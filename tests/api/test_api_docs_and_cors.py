@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from pingapp.api.verify import TokenVerifier
-from pingapp.settings import get_settings
+from pingapp.settings import Settings, get_settings
 from tests.api.conftest import FRONTEND, Issuer, Minter, bearer, make_api
 
 
@@ -40,12 +40,37 @@ async def test_authorize_uses_the_code_flow_with_pkce_and_no_secret(
     assert "/api/docs/oauth2-redirect" in page.text
     options = init_oauth(page.text)
     assert options["usePkceWithAuthorizationCodeGrant"] is True
-    assert options["clientId"] == get_settings().auth_client_id
+    assert options["clientId"] == get_settings().docs_client_id
     assert "clientSecret" not in options
     assert "secret" not in page.text.lower()
     assert "read:messages" in options["scopes"].split()
     redirect = await mounted.get("/api/docs/oauth2-redirect")
     assert redirect.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("values", "client_id"),
+    [
+        ({}, "pingapp-docs"),  # the embedded provider's docs client
+        ({"AUTH_CLIENT_ID": "my-app"}, "pingapp-docs"),
+        ({"AUTH_ISSUER": "https://idp.example.test/", "AUTH_CLIENT_ID": "my-app"}, "my-app"),
+        ({"API_DOCS_CLIENT_ID": "swagger", "AUTH_CLIENT_ID": "my-app"}, "swagger"),
+    ],
+)
+async def test_authorize_signs_in_with_the_docs_client(
+    mounted: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    values: dict[str, str],
+    client_id: str,
+) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    monkeypatch.setattr("pingapp.api.app.get_settings", lambda: settings)
+    options = init_oauth((await mounted.get("/api/docs")).text)
+    assert options["clientId"] == client_id
 
 
 async def test_the_schema_names_the_providers_endpoints_and_the_scopes(

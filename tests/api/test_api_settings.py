@@ -42,6 +42,7 @@ def test_embedded_provider_by_default(configure) -> None:
     assert verifier.client_id == get_settings().auth_client_id
     assert verifier.jwks_cooldown >= 30
     assert verifier.cache_size == 4096
+    assert verifier.max_token_lifetime == 0  # no ceiling unless asked for
 
 
 def test_auth0_domain(configure) -> None:
@@ -59,12 +60,14 @@ def test_any_issuer_with_its_options(configure) -> None:
         AUTH_LEEWAY="5",
         AUTH_REQUIRE_AT_JWT="true",
         AUTH_TOKEN_CACHE_SIZE="0",
+        AUTH_MAX_TOKEN_LIFETIME="86400",
     )
     assert verifier.issuer == "https://id.example/realms/x"
     assert verifier.algorithms == frozenset({"RS256", "PS256"})
     assert verifier.leeway == 5
     assert verifier.require_at_jwt is True
     assert verifier.cache_size == 0
+    assert verifier.max_token_lifetime == 86_400
 
 
 def test_no_audience_is_an_error(configure) -> None:
@@ -84,3 +87,13 @@ async def test_without_an_audience_the_api_refuses_tokens_without_a_500(
         assert response.status_code == 401
         assert (await client.get("/public")).status_code == 200
     assert "AUTH_AUDIENCE" in caplog.text
+
+
+async def test_without_an_audience_the_schema_is_still_served(configure) -> None:
+    with pytest.raises(NotConfigured):
+        configure(AUTH_AUDIENCE="")
+    transport = httpx.ASGITransport(app=create_api(cors_origins=[]))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert "/private" in response.json()["paths"]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from pingapp.settings import DEFAULT_AUDIENCE, Settings, explain, origin_of
+from pingapp.settings import (
+    DEFAULT_AUDIENCE,
+    EMBEDDED_DOCS_CLIENT_ID,
+    Settings,
+    explain,
+    is_secure_url,
+    origin_of,
+)
 
 #: Every variable Settings reads, so none leaks in from the shell running the tests.
 NAMES = [name.upper() for name in Settings.model_fields]
@@ -159,3 +166,92 @@ def test_the_app_refuses_to_start_with_a_clear_message(tmp_path) -> None:
     assert "AUTH_LEEWAY" in done.stderr
     assert "API_URL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- SECURITY.md item 40: no plain http:// over a network ---------------------------
+
+
+@pytest.mark.parametrize("variable", ["AUTH_ISSUER", "API_URL"])
+@pytest.mark.parametrize(
+    "url", ["http://idp.example.test/", "http://10.0.0.5:8080/x", "http://localhost.evil.test/"]
+)
+def test_plain_http_to_another_machine_is_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, url: str
+) -> None:
+    monkeypatch.setenv(variable, url)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    report = explain(caught.value)
+    assert f"{variable} is {url.rstrip('/')!r}" in report or f"{variable} is {url!r}" in report
+    assert "https://" in report
+    assert "ALLOW_INSECURE_HTTP" in report
+
+
+@pytest.mark.parametrize("variable", ["AUTH_ISSUER", "API_URL"])
+def test_plain_http_is_accepted_when_explicitly_allowed(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "http://idp.example.test/")
+    monkeypatch.setenv("ALLOW_INSECURE_HTTP", "1")
+    settings = Settings()
+    assert settings.allow_insecure_http
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://idp.example.test/",
+        "http://localhost:8000/idp",
+        "http://127.0.0.1:9/",
+        "http://127.8.9.10/",
+        "http://[::1]:8000/",
+    ],
+)
+def test_https_and_loopback_http_are_accepted(url: str) -> None:
+    assert Settings(auth_issuer=url, api_url=url).auth_issuer == url
+
+
+@pytest.mark.parametrize(
+    ("url", "secure"),
+    [
+        ("https://idp.example.test", True),
+        ("http://LOCALHOST:1", True),
+        ("http://127.0.0.1", True),
+        ("http://[::1]", True),
+        ("http://idp.example.test", False),
+        ("http://127.0.0.1.evil.test", False),
+        ("http://0.0.0.0", False),
+        ("ftp://127.0.0.1", False),
+        ("https://", False),
+    ],
+)
+def test_is_secure_url(url: str, secure: bool) -> None:
+    assert is_secure_url(url) is secure
+
+
+# -- the API's own settings ----------------------------------------------------------
+
+
+def test_max_token_lifetime_defaults_to_no_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().auth_max_token_lifetime == 0
+    monkeypatch.setenv("AUTH_MAX_TOKEN_LIFETIME", "86400")
+    assert Settings().auth_max_token_lifetime == 86_400
+    monkeypatch.setenv("AUTH_MAX_TOKEN_LIFETIME", "-1")
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        Settings()
+
+
+def test_docs_client_defaults_to_the_embedded_providers_docs_client() -> None:
+    assert Settings().docs_client_id == EMBEDDED_DOCS_CLIENT_ID == "pingapp-docs"
+
+
+def test_docs_client_defaults_to_the_apps_client_with_another_provider() -> None:
+    settings = Settings(auth_issuer="https://idp.example.test/", auth_client_id="my-app")
+    assert settings.docs_client_id == "my-app"
+
+
+def test_docs_client_can_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_DOCS_CLIENT_ID", "swagger")
+    assert Settings().docs_client_id == "swagger"
+    monkeypatch.setenv("API_DOCS_CLIENT_ID", "")
+    assert Settings().docs_client_id == "pingapp-docs"

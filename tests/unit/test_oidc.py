@@ -1,0 +1,313 @@
+"""The OIDC client's discovery (single-flight, failure cooldown, only safe
+documents: SECURITY.md items 39-40) and its logout URL (items 19 and 24).
+
+Discovery is served by a real HTTP server on 127.0.0.1 (tests/api's issuer
+stand-in), which counts the calls it gets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import jwt
+import pytest
+
+from pingapp.auth import oidc
+from pingapp.http import SingleFlight
+from pingapp.settings import Settings
+from tests.api.conftest import FakeClock, Issuer, Server, new_key, start_server
+
+CLIENT_ID = "my-app"
+RETURN_TO = "http://localhost:3000/"
+
+
+@pytest.fixture
+def provider() -> Iterator[Server]:
+    oidc.clear_caches()
+    running = start_server(Issuer())
+    yield running
+    running.stop()
+    oidc.clear_caches()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """Discovery's failure cooldown on a fake clock."""
+    fake = FakeClock()
+    flight: SingleFlight[dict] = SingleFlight(
+        failure_cooldown=oidc.DISCOVERY_FAILURE_COOLDOWN, monotonic=fake.monotonic
+    )
+    monkeypatch.setattr(oidc, "_discovery", flight)
+    return fake
+
+
+async def discover(issuer: str) -> dict:
+    async with httpx.AsyncClient() as client:
+        return await oidc.discover(client, issuer)
+
+
+# -- discovery: what is trusted ------------------------------------------------------
+
+
+async def test_a_sound_document_is_used_and_cached(provider: Server) -> None:
+    issuer = provider.issuer
+    document = await discover(issuer.url)
+    assert document["authorization_endpoint"] == f"{issuer.url}/authorize"
+    await discover(issuer.url)
+    assert issuer.discovery_fetches == 1
+
+
+async def test_a_document_naming_another_issuer_is_refused(provider: Server) -> None:
+    issuer = provider.issuer
+    issuer.overrides = {"issuer": "https://evil.example.test/"}
+    with pytest.raises(oidc.LoginError) as caught:
+        await discover(issuer.url)
+    assert caught.value.code == "issuer_mismatch"
+    assert "AUTH_ISSUER" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("authorization_endpoint", "http://idp.example.test/authorize"),
+        ("token_endpoint", "http://idp.example.test/token"),
+        ("jwks_uri", "http://idp.example.test/jwks"),
+        ("userinfo_endpoint", "http://idp.example.test/userinfo"),
+        ("end_session_endpoint", "http://idp.example.test/logout"),
+        ("revocation_endpoint", "http://idp.example.test/revoke"),
+        ("pushed_authorization_request_endpoint", "http://idp.example.test/par"),
+        ("token_endpoint", "javascript:alert(1)"),
+        ("token_endpoint", None),  # removed: fine (checked where it is used)
+        ("userinfo_endpoint", 42),
+        ("mtls_endpoint_aliases", {"token_endpoint": "http://mtls.example.test/token"}),
+    ],
+)
+async def test_an_endpoint_that_is_not_https_is_refused(
+    provider: Server, field: str, value: object
+) -> None:
+    issuer = provider.issuer
+    issuer.overrides = {field: value}
+    if value is None:
+        await discover(issuer.url)
+        return
+    with pytest.raises(oidc.LoginError) as caught:
+        await discover(issuer.url)
+    assert caught.value.code == "insecure_endpoint"
+    assert field in caught.value.detail
+    assert "https://" in caught.value.detail
+
+
+async def test_https_and_loopback_http_endpoints_are_fine(provider: Server) -> None:
+    issuer = provider.issuer
+    issuer.overrides = {
+        "end_session_endpoint": "https://idp.example.test/logout",
+        "userinfo_endpoint": "http://localhost:8000/idp/userinfo",
+        "revocation_endpoint": "http://[::1]:8000/idp/revoke",
+    }
+    assert (await discover(issuer.url))["end_session_endpoint"].startswith("https://")
+
+
+def test_an_issuer_allowed_as_plain_http_may_use_its_own_origin_only() -> None:
+    # Only possible with ALLOW_INSECURE_HTTP (the settings refuse it otherwise).
+    issuer = "http://idp.internal:8080/realm"
+    document = {
+        "issuer": issuer,
+        "authorization_endpoint": "http://idp.internal:8080/realm/authorize",
+        "token_endpoint": "https://idp.internal/token",
+    }
+    assert oidc.check_metadata(document, issuer, "url") is document
+    for elsewhere in ("http://other.internal:8080/t", "http://idp.internal:8081/t"):
+        with pytest.raises(oidc.LoginError, match="not safe"):
+            oidc.check_metadata({**document, "token_endpoint": elsewhere}, issuer, "url")
+
+
+def test_an_https_issuer_never_allows_http_on_its_own_host() -> None:
+    issuer = "https://idp.example.test/"
+    document = {"issuer": issuer, "jwks_uri": "http://idp.example.test/jwks"}
+    with pytest.raises(oidc.LoginError, match="jwks_uri"):
+        oidc.check_metadata(document, issuer, "url")
+
+
+# -- discovery: single-flight and failure cooldown -------------------------------------
+
+
+async def test_with_the_issuer_down_concurrent_logins_cost_one_discovery_call(
+    provider: Server, clock: FakeClock
+) -> None:
+    issuer = provider.issuer
+    issuer.discovery_status = 503
+    async with httpx.AsyncClient() as client:
+        outcomes = await asyncio.gather(
+            *(oidc.discover(client, issuer.url) for _ in range(50)), return_exceptions=True
+        )
+        assert all(isinstance(outcome, oidc.ProviderUnavailable) for outcome in outcomes)
+        assert issuer.discovery_fetches == 1
+        clock.advance(oidc.DISCOVERY_FAILURE_COOLDOWN - 1)
+        with pytest.raises(oidc.ProviderUnavailable, match="503"):
+            await oidc.discover(client, issuer.url)
+        assert issuer.discovery_fetches == 1
+        # The cooldown is over and the issuer is back.
+        issuer.discovery_status = 200
+        clock.advance(2)
+        assert (await oidc.discover(client, issuer.url))["issuer"] == issuer.url
+        assert issuer.discovery_fetches == 2
+
+
+async def test_an_unsafe_document_is_remembered_as_a_failure_too(
+    provider: Server, clock: FakeClock
+) -> None:
+    issuer = provider.issuer
+    issuer.overrides = {"token_endpoint": "http://idp.example.test/token"}
+    for _ in range(10):
+        with pytest.raises(oidc.LoginError):
+            await discover(issuer.url)
+    assert issuer.discovery_fetches == 1
+
+
+# -- the provider's keys (for ID tokens) ------------------------------------------------
+
+
+@pytest.fixture
+def key_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The key set's failure cooldown on a fake clock."""
+    fake = FakeClock()
+    flight: SingleFlight[jwt.PyJWKSet] = SingleFlight(
+        failure_cooldown=oidc.DISCOVERY_FAILURE_COOLDOWN, monotonic=fake.monotonic
+    )
+    monkeypatch.setattr(oidc, "_key_sets", flight)
+    return fake
+
+
+async def test_with_the_key_set_down_concurrent_callbacks_cost_one_fetch(
+    provider: Server, key_clock: FakeClock
+) -> None:
+    issuer = provider.issuer
+    issuer.publish(new_key("key-1"))
+    issuer.status = 503
+    metadata = issuer.discovery()
+    async with httpx.AsyncClient() as client:
+        outcomes = await asyncio.gather(
+            *(oidc.signing_key(client, metadata, "key-1", "RS256") for _ in range(20)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(outcome, oidc.ProviderUnavailable) for outcome in outcomes)
+        assert issuer.jwks_fetches == 1
+        key_clock.advance(oidc.DISCOVERY_FAILURE_COOLDOWN - 1)
+        with pytest.raises(oidc.ProviderUnavailable):
+            await oidc.signing_key(client, metadata, "key-1", "RS256")
+        assert issuer.jwks_fetches == 1
+        issuer.status = 200
+        key_clock.advance(2)
+        key = await oidc.signing_key(client, metadata, "key-1", "RS256")
+        assert key.key_id == "key-1"
+        assert issuer.jwks_fetches == 2
+
+
+async def test_a_key_set_without_usable_keys_is_a_clear_error(provider: Server) -> None:
+    issuer = provider.issuer
+    issuer.jwks = {"keys": [{"kty": "nonsense", "kid": "x"}]}
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(oidc.ProviderUnavailable, match="no usable key"):
+            await oidc.signing_key(client, issuer.discovery(), "x", "RS256")
+
+
+# -- SingleFlight on its own -------------------------------------------------------------
+
+
+async def test_single_flight_shares_one_fetch_and_does_not_keep_successes() -> None:
+    flight: SingleFlight[int] = SingleFlight(failure_cooldown=5)
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def fetch() -> int:
+        started.set()
+        await release.wait()
+        return 7
+
+    waiters = [asyncio.create_task(flight.run("k", fetch)) for _ in range(10)]
+    await started.wait()
+    waiters[0].cancel()  # one caller goes away: the shared fetch goes on
+    release.set()
+    assert await asyncio.gather(*waiters[1:]) == [7] * 9
+    assert flight.fetches == 1
+    release.set()
+    assert await flight.run("k", fetch) == 7
+    assert flight.fetches == 2
+
+
+async def test_single_flight_remembers_a_failure_for_the_cooldown_only() -> None:
+    clock = FakeClock()
+    flight: SingleFlight[int] = SingleFlight(failure_cooldown=5, monotonic=clock.monotonic)
+
+    async def fail() -> int:
+        raise ValueError("down")
+
+    for _ in range(3):
+        with pytest.raises(ValueError, match="down"):
+            await flight.run("k", fail)
+    assert flight.fetches == 1
+    clock.advance(5)
+    with pytest.raises(ValueError):
+        await flight.run("k", fail)
+    assert flight.fetches == 2
+    flight.forget()
+    with pytest.raises(ValueError):
+        await flight.run("k", fail)
+    assert flight.fetches == 3
+
+
+# -- logout: RP-Initiated Logout, never the ID token in a URL ---------------------------
+
+
+def params(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query)
+
+
+def test_logout_names_the_client_and_the_user_never_the_id_token() -> None:
+    settings = Settings(auth_issuer="https://idp.example.test/", auth_client_id=CLIENT_ID)
+    metadata = {"end_session_endpoint": "https://idp.example.test/logout"}
+    url = oidc.logout_url(metadata, settings, logout_hint="auth0|user-1", return_to=RETURN_TO)
+    assert url is not None
+    assert url.startswith("https://idp.example.test/logout?")
+    assert params(url) == {
+        "client_id": [CLIENT_ID],
+        "logout_hint": ["auth0|user-1"],
+        "post_logout_redirect_uri": [RETURN_TO],
+    }
+    assert "id_token_hint" not in url
+
+
+def test_logout_without_a_hint_and_with_state() -> None:
+    settings = Settings(auth_issuer="https://idp.example.test/", auth_client_id=CLIENT_ID)
+    metadata = {"end_session_endpoint": "https://idp.example.test/logout?tenant=x"}
+    url = oidc.logout_url(metadata, settings, logout_hint=None, return_to=RETURN_TO, state="s1")
+    assert url is not None
+    assert params(url) == {
+        "tenant": ["x"],
+        "client_id": [CLIENT_ID],
+        "post_logout_redirect_uri": [RETURN_TO],
+        "state": ["s1"],
+    }
+
+
+def test_auth0_logout_without_end_session_endpoint() -> None:
+    settings = Settings(auth0_domain="tenant.auth0.test", auth_client_id=CLIENT_ID)
+    url = oidc.logout_url({}, settings, logout_hint="auth0|user-1", return_to=RETURN_TO)
+    assert url is not None
+    assert url.startswith("https://tenant.auth0.test/v2/logout?")
+    assert params(url) == {"client_id": [CLIENT_ID], "returnTo": [RETURN_TO]}
+
+
+def test_no_logout_url_for_a_provider_without_end_session() -> None:
+    settings = Settings(auth_issuer="https://idp.example.test/")
+    assert oidc.logout_url({}, settings, logout_hint="u", return_to=RETURN_TO) is None
+
+
+def test_logout_url_takes_no_id_token() -> None:
+    settings = Settings(auth_issuer="https://idp.example.test/")
+    metadata = {"end_session_endpoint": "https://idp.example.test/logout"}
+    with pytest.raises(TypeError):
+        oidc.logout_url(metadata, settings, id_token="a.b.c", return_to=RETURN_TO)  # type: ignore[call-arg]
