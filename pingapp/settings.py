@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     #: Key that encrypts sessions at rest (a Fernet key: 32 url-safe base64 bytes).
     #: Unset: generated once into an owner-only file beside the state files.
     session_encryption_key: SecretStr | None = None
+    #: Pushed authorization requests (RFC 9126): when the provider advertises them,
+    #: always (an error if it does not), or never.
+    auth_use_par: Literal["auto", "true", "false"] = "auto"
+    #: How recent a sign-in `/api/private-recent` wants (its token's `auth_time`).
+    api_recent_auth_max_age: int = Field(default=300, ge=0, le=86_400)
     #: Accept non-loopback `http://` URLs (issuer, API, public URL) in prod.
     allow_insecure_http: bool = False
 

@@ -7,6 +7,7 @@ relative to that prefix and its OpenAPI page is `/api/docs`.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Annotated, Any
@@ -19,7 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from pingapp.api.errors import install_error_handlers
+from pingapp.api.errors import install_error_handlers, insufficient_user_authentication
 from pingapp.api.verify import (
     AccessToken,
     Claims,
@@ -72,6 +73,25 @@ async def private_scoped(
             "Hello from a private endpoint! You need to be authenticated "
             "and have a scope of read:messages to see this."
         )
+    )
+
+
+@router.get(
+    "/private-recent",
+    response_model=Message,
+    responses={401: {"description": "No sign-in recent enough (RFC 9470 step-up)"}},
+)
+async def private_recent(token: Claims) -> Message:
+    """A valid access token from a sign-in at most API_RECENT_AUTH_MAX_AGE seconds
+    old (its `auth_time`); otherwise 401 `insufficient_user_authentication` with
+    `max_age`, and the client signs the user in again (RFC 9470)."""
+    max_age = get_settings().api_recent_auth_max_age
+    auth_time = token.claims.get("auth_time")
+    fresh = isinstance(auth_time, int | float) and not isinstance(auth_time, bool)
+    if not fresh or time.time() - float(auth_time) > max_age:  # type: ignore[arg-type]
+        raise insufficient_user_authentication(max_age)
+    return Message(
+        message=("Hello from a private endpoint! You signed in recently enough to see this.")
     )
 
 

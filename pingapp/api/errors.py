@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 INVALID_REQUEST = "invalid_request"
 INVALID_TOKEN = "invalid_token"  # noqa: S105 - an error code
 INSUFFICIENT_SCOPE = "insufficient_scope"
+#: RFC 9470: the token is fine, but the sign-in behind it is too old.
+INSUFFICIENT_USER_AUTHENTICATION = "insufficient_user_authentication"
 
 
 def _quoted(value: str) -> str:
@@ -37,6 +39,7 @@ class BearerError(HTTPException):
         *,
         scope: str | None = None,
         message: str | None = None,
+        max_age: int | None = None,
     ) -> None:
         self.error = error
         self.description = description
@@ -48,6 +51,8 @@ class BearerError(HTTPException):
             params.append(f"error_description={_quoted(description)}")
         if scope is not None:
             params.append(f"scope={_quoted(scope)}")
+        if max_age is not None:
+            params.append(f"max_age={max_age}")  # RFC 9470 section 3: a bare integer
         challenge = "Bearer " + ", ".join(params) if params else "Bearer"
         super().__init__(
             status_code=status_code,
@@ -96,6 +101,18 @@ def insufficient_scope(scopes: list[str]) -> BearerError:
         f"The access token lacks the scope {needed}.",
         scope=needed,
         message=f"You need the permission {needed} to see this.",
+    )
+
+
+def insufficient_user_authentication(max_age: int) -> BearerError:
+    """A valid token whose `auth_time` is older than `max_age` seconds: 401 asking
+    the client to sign the user in again (RFC 9470 step-up)."""
+    return BearerError(
+        401,
+        INSUFFICIENT_USER_AUTHENTICATION,
+        f"A sign-in within the last {max_age} seconds is required.",
+        max_age=max_age,
+        message=f"Sign in again: this needs a sign-in within the last {max_age} seconds.",
     )
 
 

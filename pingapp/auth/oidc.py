@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import jwt
 from authlib.common.security import generate_token
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from pingapp.http import SingleFlight
@@ -254,9 +254,13 @@ class PendingLogin:
     redirect_uri: str
     return_to: str
     started_at: float
+    #: Seconds: the sign-in must be at most this old (OIDC `max_age`, RFC 9470 step-up).
+    max_age: int | None = None
 
 
-def new_pending_login(redirect_uri: str, return_to: str) -> PendingLogin:
+def new_pending_login(
+    redirect_uri: str, return_to: str, *, max_age: int | None = None
+) -> PendingLogin:
     return PendingLogin(
         state=generate_token(43),
         nonce=generate_token(43),
@@ -265,7 +269,36 @@ def new_pending_login(redirect_uri: str, return_to: str) -> PendingLogin:
         redirect_uri=redirect_uri,
         return_to=safe_return_path(return_to),
         started_at=time.time(),
+        max_age=max_age,
     )
+
+
+def authorization_params(
+    settings: Settings, pending: PendingLogin, *, prompt: str | None = None
+) -> dict[str, str]:
+    """The authorization request: PKCE, state, nonce, audience, scope (and max_age)."""
+    params: dict[str, str] = {
+        "client_id": settings.auth_client_id,
+        "response_type": "code",
+        "redirect_uri": pending.redirect_uri,
+        "scope": settings.auth_scope,
+        "state": pending.state,
+        "nonce": pending.nonce,
+        "code_challenge": create_s256_code_challenge(pending.code_verifier),
+        "code_challenge_method": "S256",
+    }
+    if settings.auth_audience:
+        if settings.auth_audience_param in {"audience", "both"}:
+            params["audience"] = settings.auth_audience
+        if settings.auth_audience_param in {"resource", "both"}:
+            params["resource"] = settings.auth_audience
+    if prompt is None and needs_consent_prompt(settings):
+        prompt = "consent"
+    if prompt:
+        params["prompt"] = prompt
+    if pending.max_age is not None:
+        params["max_age"] = str(pending.max_age)
+    return params
 
 
 def authorization_url(
@@ -275,29 +308,59 @@ def authorization_url(
     *,
     prompt: str | None = None,
 ) -> str:
-    """The provider's authorization endpoint with PKCE, state, nonce and audience."""
-    extra: dict[str, str] = {
-        "nonce": pending.nonce,
-        "code_challenge": create_s256_code_challenge(pending.code_verifier),
-        "code_challenge_method": "S256",
-    }
-    if settings.auth_audience:
-        if settings.auth_audience_param in {"audience", "both"}:
-            extra["audience"] = settings.auth_audience
-        if settings.auth_audience_param in {"resource", "both"}:
-            extra["resource"] = settings.auth_audience
-    if prompt is None and needs_consent_prompt(settings):
-        prompt = "consent"
-    if prompt:
-        extra["prompt"] = prompt
-    return prepare_grant_uri(
+    """The provider's authorization endpoint with the whole request in its query."""
+    params = authorization_params(settings, pending, prompt=prompt)
+    return add_params_to_uri(metadata["authorization_endpoint"], list(params.items()))
+
+
+def uses_par(metadata: Mapping[str, Any], settings: Settings) -> bool:
+    """Whether to push the request first (RFC 9126): AUTH_USE_PAR, or `auto` and the
+    provider advertises (or requires) it."""
+    advertised = isinstance(metadata.get("pushed_authorization_request_endpoint"), str)
+    if settings.auth_use_par == "false":
+        return False
+    if settings.auth_use_par == "true" and not advertised:
+        raise LoginError(
+            "The sign-in provider does not offer pushed authorization requests",
+            "AUTH_USE_PAR=true, but its discovery document has no "
+            "pushed_authorization_request_endpoint. Set AUTH_USE_PAR=auto.",
+            code="no_par",
+        )
+    return advertised
+
+
+async def pushed_authorization_url(
+    client: httpx.AsyncClient,
+    metadata: Mapping[str, Any],
+    settings: Settings,
+    pending: PendingLogin,
+    *,
+    prompt: str | None = None,
+) -> str:
+    """Push the request to the provider (RFC 9126) and return the authorization URL
+    that carries only `client_id` and the `request_uri` it answered with: nothing
+    of the request travels through the browser."""
+    params = authorization_params(settings, pending, prompt=prompt)
+    status, body = await _post_form(
+        client,
+        metadata["pushed_authorization_request_endpoint"],
+        settings,
+        params,
+        what="pushed authorization request endpoint",
+    )
+    request_uri = body.get("request_uri")
+    if status != 201 or "error" in body or not isinstance(request_uri, str):
+        code = str(body.get("error", "server_error"))
+        description = str(body.get("error_description", "")) or "no description given"
+        raise LoginError(
+            "The sign-in provider refused the sign-in request",
+            f"{code}: {description}. Check AUTH_CLIENT_ID and the application's "
+            "redirect URIs at the provider.",
+            code=code,
+        )
+    return add_params_to_uri(
         metadata["authorization_endpoint"],
-        client_id=settings.auth_client_id,
-        response_type="code",
-        redirect_uri=pending.redirect_uri,
-        scope=settings.auth_scope,
-        state=pending.state,
-        **extra,
+        [("client_id", settings.auth_client_id), ("request_uri", request_uri)],
     )
 
 
@@ -339,17 +402,17 @@ def _client_authentication(
     return httpx.USE_CLIENT_DEFAULT, {**form, "client_id": settings.auth_client_id}
 
 
-async def _token_request(
+async def _post_form(
     client: httpx.AsyncClient,
-    metadata: Mapping[str, Any],
+    url: object,
     settings: Settings,
     form: dict[str, str],
-) -> dict[str, Any]:
-    url = metadata.get("token_endpoint")
+    *,
+    what: str,
+) -> tuple[int, dict[str, Any]]:
+    """POST `form` with the client's authentication; the status and the JSON body."""
     if not isinstance(url, str):
-        raise ProviderUnavailable(
-            "The sign-in provider has no token endpoint", "Check AUTH_ISSUER."
-        )
+        raise ProviderUnavailable(f"The sign-in provider has no {what}", "Check AUTH_ISSUER.")
     auth, form = _client_authentication(settings, form)
     try:
         response = await client.post(
@@ -358,12 +421,12 @@ async def _token_request(
     except httpx.TimeoutException:
         raise ProviderUnavailable(
             "The sign-in provider is too slow",
-            "Its token endpoint did not answer in time. Try again in a moment.",
+            f"Its {what} did not answer in time. Try again in a moment.",
         ) from None
     except httpx.TransportError:
         raise ProviderUnavailable(
             "The sign-in provider cannot be reached",
-            "Its token endpoint did not answer. Check that the provider is up, then try again.",
+            f"Its {what} did not answer. Check that the provider is up, then try again.",
         ) from None
     try:
         body = response.json()
@@ -372,9 +435,21 @@ async def _token_request(
     if not isinstance(body, dict):
         raise ProviderUnavailable(
             "The sign-in provider answered something unexpected",
-            f"Its token endpoint answered {response.status_code} without JSON.",
+            f"Its {what} answered {response.status_code} without JSON.",
         )
-    if response.status_code != 200 or "error" in body:
+    return response.status_code, body
+
+
+async def _token_request(
+    client: httpx.AsyncClient,
+    metadata: Mapping[str, Any],
+    settings: Settings,
+    form: dict[str, str],
+) -> dict[str, Any]:
+    status, body = await _post_form(
+        client, metadata.get("token_endpoint"), settings, form, what="token endpoint"
+    )
+    if status != 200 or "error" in body:
         code = str(body.get("error", "server_error"))
         description = str(body.get("error_description", "")) or "no description given"
         if code == "invalid_grant":
@@ -457,8 +532,13 @@ async def validate_id_token(
     id_token: str,
     *,
     nonce: str | None,
+    max_age: int | None = None,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    """Check an ID token in full (OIDC Core 3.1.3.7) and return its claims."""
+    """Check an ID token in full (OIDC Core 3.1.3.7) and return its claims.
+
+    With `max_age` (the login asked for one), `auth_time` is required and must be at
+    most that many seconds old, give or take AUTH_LEEWAY."""
     try:
         header = jwt.get_unverified_header(id_token)
     except jwt.PyJWTError:
@@ -506,6 +586,85 @@ async def validate_id_token(
             "Sign in again.",
             code="bad_nonce",
         )
+    if max_age is not None:
+        auth_time = claims.get("auth_time")
+        age = (time.time() if now is None else now) - float(auth_time or 0)
+        if not isinstance(auth_time, int | float) or age > max_age + settings.auth_leeway:
+            raise LoginError(
+                "The sign-in was not recent enough",
+                f"This needs a sign-in within the last {max_age} seconds, but the provider "
+                "did not ask you to sign in again. Press Sign in again to retry.",
+                code="stale_auth_time",
+            )
+    return claims
+
+
+# --- back-channel logout ---------------------------------------------------------------
+
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+#: A Logout Token older than this (by its `iat`) is refused; its `jti` is remembered
+#: at least this long, so a replay is refused either way.
+LOGOUT_TOKEN_MAX_AGE = 300
+
+
+class LogoutTokenRefused(Exception):
+    """A Logout Token that must not end any session; the text says why (no secrets)."""
+
+
+async def validate_logout_token(
+    client: httpx.AsyncClient,
+    metadata: Mapping[str, Any],
+    settings: Settings,
+    token: str,
+    *,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Check a Logout Token in full (OIDC Back-Channel Logout 1.0, section 2.6):
+    signature from the issuer's keys, `typ`, `iss`, `aud`, `iat` (recent), `exp` when
+    present, `jti`, the back-channel logout event, `sid` and/or `sub`, no `nonce`.
+    Returns its claims; the caller makes sure `jti` is used once."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise LogoutTokenRefused("the logout token is not a JWT") from None
+    typ = header.get("typ")
+    if typ is not None and str(typ).lower() not in {"logout+jwt", "application/logout+jwt"}:
+        raise LogoutTokenRefused("the logout token's typ is not logout+jwt")
+    alg = header.get("alg")
+    if alg not in settings.auth_algorithms:
+        raise LogoutTokenRefused("the logout token's algorithm is not allowed")
+    try:
+        key = await signing_key(client, metadata, header.get("kid"), alg)
+    except LoginError:
+        raise LogoutTokenRefused("no key of the issuer verifies the logout token") from None
+    moment = time.time() if now is None else now
+    try:
+        claims = jwt.decode(
+            token,
+            key=key,
+            algorithms=[alg],
+            audience=settings.auth_client_id,
+            issuer=metadata["issuer"],
+            leeway=settings.auth_leeway,
+            options={"require": ["iss", "aud", "iat", "jti"], "verify_iat": False},
+        )
+    except jwt.PyJWTError as error:
+        raise LogoutTokenRefused(f"the logout token was refused: {error}") from None
+    iat = claims["iat"]
+    if not isinstance(iat, int | float) or not (
+        moment - LOGOUT_TOKEN_MAX_AGE - settings.auth_leeway <= iat <= moment + settings.auth_leeway
+    ):
+        raise LogoutTokenRefused("the logout token's iat is too old or in the future")
+    events = claims.get("events")
+    if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT_EVENT), dict):
+        raise LogoutTokenRefused("the logout token has no back-channel logout event")
+    if "nonce" in claims:
+        raise LogoutTokenRefused("a logout token must not carry a nonce")
+    sid, sub = claims.get("sid"), claims.get("sub")
+    if not (isinstance(sid, str) and sid) and not (isinstance(sub, str) and sub):
+        raise LogoutTokenRefused("the logout token names neither sid nor sub")
+    if not isinstance(claims["jti"], str) or not claims["jti"]:
+        raise LogoutTokenRefused("the logout token's jti is not a string")
     return claims
 
 

@@ -9,21 +9,27 @@ A websocket cannot set a cookie, so the two steps that need one are plain routes
 2. `GET /auth/session?ticket=…` (after the callback): spends the one-time ticket,
    checks the same login cookie, and swaps it for the **session cookie**.
 
-Neither route grants CORS to anyone, and neither creates a record for an unknown
-handle (SECURITY.md 30, 38).
+A third, `POST /auth/backchannel-logout`, is called by the provider, not the
+browser (OpenID Connect Back-Channel Logout 1.0): a valid Logout Token ends every
+session it names and signs out their open tabs (SECURITY.md 41).
+
+No route grants CORS to anyone, and none creates a record for an unknown handle
+(SECURITY.md 30, 38).
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from pingapp.auth import oidc
 from pingapp.auth.oidc import safe_return_path
 from pingapp.auth.session import (
     LOGIN_COOKIE,
@@ -36,7 +42,9 @@ from pingapp.auth.session import (
     same_digest,
     vault,
 )
-from pingapp.settings import frontend_url, get_settings
+from pingapp.auth.state import revoke_quietly, sign_out_tabs
+from pingapp.http import shared_client
+from pingapp.settings import backend_url, frontend_url, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -143,11 +151,63 @@ async def bind_session(request: Request) -> Response:
     return response
 
 
+def _logout_refused(description: str) -> JSONResponse:
+    logger.info("back-channel logout refused: %s", description)
+    return JSONResponse(
+        {"error": "invalid_request", "error_description": description},
+        status_code=400,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def backchannel_logout(request: Request) -> Response:
+    """End the sessions a provider's Logout Token names (BCL 1.0 section 2.8):
+    200 when done (also when no session matched), 400 with `error` otherwise."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return _logout_refused("send the logout_token as a form (x-www-form-urlencoded)")
+    try:
+        form = await request.form()
+    except Exception:  # a malformed body: the client's fault, never a 500
+        return _logout_refused("the request body is not a form")
+    token = form.get("logout_token")
+    if not isinstance(token, str) or not token or len(token) > 16_384:
+        return _logout_refused("logout_token is missing")
+    settings = get_settings()
+    try:
+        metadata = await oidc.discover(shared_client(), settings.effective_issuer(backend_url()))
+        claims = await oidc.validate_logout_token(shared_client(), metadata, settings, token)
+        issuer = str(claims["iss"])
+        if not await vault().first_use(issuer, claims["jti"], oidc.LOGOUT_TOKEN_MAX_AGE * 2):
+            return _logout_refused("this logout token was already used")
+        named = await vault().sessions_of(issuer, sid=claims.get("sid"), sub=claims.get("sub"))
+        ended = [session for h in named if (session := await vault().end(h)) is not None]
+    except oidc.LogoutTokenRefused as refused:
+        return _logout_refused(str(refused))
+    except oidc.LoginError as error:  # the provider's metadata cannot be had
+        return _logout_refused(f"the logout token cannot be checked now: {error.title}")
+    except (RedisError, OSError):
+        return _logout_refused("the session store is not reachable; try again")
+    logger.info("back-channel logout ended %d session(s)", len(ended))
+    for session in ended:
+        await sign_out_tabs(session.tabs)
+        if session.refresh_token:
+            # The provider may be the caller, waiting for this answer: revoke later.
+            task = asyncio.create_task(revoke_quietly(metadata, session.refresh_token))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+    return Response(status_code=200, headers={"Cache-Control": "no-store"})
+
+
+#: Revocations still running (kept referenced until they finish).
+_background: set[asyncio.Task[None]] = set()
+
+
 def create_auth_routes() -> Starlette:
     """Mounted at `/auth` by the app."""
     return Starlette(
         routes=[
             Route("/login", start_login, methods=["GET"]),
             Route("/session", bind_session, methods=["GET"]),
+            Route("/backchannel-logout", backchannel_logout, methods=["POST"]),
         ]
     )

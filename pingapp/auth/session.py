@@ -43,6 +43,8 @@ LOGIN_COOKIE = "pingapp_login"
 LOGIN_TTL = 600.0
 #: How long a one-time ticket that binds a new session to the browser lives.
 TICKET_TTL = 60.0
+#: How many sessions one user (or one provider session) is indexed with.
+INDEX_LIMIT = 50
 #: The generated key (git-ignored), when SESSION_ENCRYPTION_KEY is not set.
 KEY_FILE = Path(".keys") / "session.key"
 
@@ -199,6 +201,8 @@ class Vault:
         session_id = new_secret()
         session.created_at = self._clock()
         await self.save(digest(session_id), session)
+        for key in self._index_keys(session):
+            await self._add_to_index(key, digest(session_id))
         return session_id
 
     async def save(self, session_hash: str, session: ServerSession) -> None:
@@ -224,6 +228,52 @@ class Vault:
             return None
         data = self._open(await self.store.take(f"session:{session_hash}"))
         return ServerSession(**data) if data else None
+
+    # --- the index by provider session (`sid`) and user (`sub`), for back-channel logout
+
+    def _index_keys(self, session: ServerSession) -> list[str]:
+        issuer, sid, sub = (session.claims.get(name) for name in ("iss", "sid", "sub"))
+        keys = [f"sub:{digest(f'{issuer} {sub}')}"] if sub else []
+        return [*keys, f"sid:{digest(f'{issuer} {sid}')}"] if sid else keys
+
+    async def _add_to_index(self, key: str, session_hash: str) -> None:
+        async with self.store.lock(key):
+            listed = self._open_list(await self.store.get(key))
+            # A user has a few sessions; older entries of ended ones fall off.
+            listed = [*[h for h in listed if h != session_hash][-(INDEX_LIMIT - 1) :], session_hash]
+            await self.store.put(
+                key, self._fernet.encrypt(json.dumps(listed).encode()), self.max_age
+            )
+
+    def _open_list(self, sealed: bytes | None) -> list[str]:
+        if sealed is None:
+            return []
+        try:
+            listed = json.loads(self._fernet.decrypt(sealed))
+        except (InvalidToken, ValueError):
+            return []
+        return [h for h in listed if isinstance(h, str)] if isinstance(listed, list) else []
+
+    async def sessions_of(self, issuer: str, *, sid: str | None, sub: str | None) -> list[str]:
+        """The hashes of the live sessions a Logout Token names: by `sid` when it has
+        one (and then of that `sub` only, if it names one too), else every session
+        of `sub`. Two look-ups at most, whatever the number of sessions."""
+        if sid:
+            key = f"sid:{digest(f'{issuer} {sid}')}"
+        elif sub:
+            key = f"sub:{digest(f'{issuer} {sub}')}"
+        else:
+            return []
+        found = []
+        for session_hash in self._open_list(await self.store.get(key)):
+            session = await self.load(session_hash)
+            if session is not None and (not sub or session.claims.get("sub") == sub):
+                found.append(session_hash)
+        return found
+
+    async def first_use(self, issuer: str, jti: str, ttl: float) -> bool:
+        """Whether this is the first time the token `jti` of `issuer` is seen."""
+        return await self.store.put_new(f"jti:{digest(f'{issuer} {jti}')}", b"1", ttl)
 
     # --- logins and tickets --------------------------------------------------------------
 

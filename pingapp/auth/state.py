@@ -179,7 +179,15 @@ class AuthState(rx.State):
         async for update in self._start_login("", prompt="consent"):
             yield update
 
-    async def _start_login(self, return_to: str, prompt: str | None):
+    @rx.event
+    async def sign_in_recently(self):
+        """Step-up (RFC 9470): sign in again, asking the provider for a sign-in at most
+        API_RECENT_AUTH_MAX_AGE seconds old (`max_age`); the callback checks it."""
+        max_age = get_settings().api_recent_auth_max_age
+        async for update in self._start_login("", prompt=None, max_age=max_age):
+            yield update
+
+    async def _start_login(self, return_to: str, prompt: str | None, max_age: int | None = None):
         self.busy = True
         self.error_title = self.error_detail = ""
         yield
@@ -194,11 +202,21 @@ class AuthState(rx.State):
         pending = oidc.new_pending_login(
             redirect_uri=frontend_url() + CALLBACK,
             return_to=return_to or self.router.url.path or HOME,
+            max_age=max_age,
         )
-        record = LoginRecord(
-            login=pending,
-            authorize_url=oidc.authorization_url(metadata, settings, pending, prompt=prompt),
-        )
+        try:
+            if oidc.uses_par(metadata, settings):
+                # RFC 9126: the request goes to the provider directly; the browser's
+                # URL carries only client_id and request_uri.
+                url = await oidc.pushed_authorization_url(
+                    shared_client(), metadata, settings, pending, prompt=prompt
+                )
+            else:
+                url = oidc.authorization_url(metadata, settings, pending, prompt=prompt)
+        except oidc.LoginError as error:
+            self._fail(error)
+            return
+        record = LoginRecord(login=pending, authorize_url=url)
         # The browser fetches its login cookie over HTTP (a websocket cannot set
         # one); the one-time handle lets only that request continue this login.
         handle = new_secret()
@@ -256,6 +274,20 @@ class AuthState(rx.State):
                 code="bad_state",
             )
         pending = record.login
+        settings = get_settings()
+        client = shared_client()
+        metadata = await oidc.discover(client, settings.effective_issuer(backend_url()))
+        # RFC 9207: the answer names its issuer; a different one is a mix-up attack.
+        # Required whenever the provider says it sends it.
+        iss = params.get("iss")
+        promised = metadata.get("authorization_response_iss_parameter_supported") is True
+        if (iss is not None and iss != metadata["issuer"]) or (promised and iss is None):
+            raise oidc.LoginError(
+                "The answer came from another provider",
+                "The sign-in response does not name this app's provider as its issuer. "
+                "Press Log In to try again.",
+                code="issuer_mismatch",
+            )
         if params.get("error"):
             raise oidc.describe_provider_error(
                 str(params["error"]), str(params.get("error_description", ""))
@@ -269,15 +301,6 @@ class AuthState(rx.State):
             raise oidc.LoginError(
                 "The provider sent no code", "Press Log In to try again.", code="no_code"
             )
-        settings = get_settings()
-        client = shared_client()
-        metadata = await oidc.discover(client, settings.effective_issuer(backend_url()))
-        if "iss" in params and params["iss"] != metadata["issuer"]:  # RFC 9207
-            raise oidc.LoginError(
-                "The answer came from another provider",
-                "The sign-in response names a different issuer. Press Log In to try again.",
-                code="issuer_mismatch",
-            )
         tokens = await oidc.exchange_code(client, metadata, settings, pending, code)
         id_token = tokens.get("id_token")
         if not isinstance(id_token, str):
@@ -287,7 +310,7 @@ class AuthState(rx.State):
                 code="no_id_token",
             )
         claims = await oidc.validate_id_token(
-            client, metadata, settings, id_token, nonce=pending.nonce
+            client, metadata, settings, id_token, nonce=pending.nonce, max_age=pending.max_age
         )
         profile = await oidc.fetch_userinfo(client, metadata, tokens["access_token"])
         if profile.get("sub") not in (None, claims["sub"]):
@@ -320,7 +343,7 @@ class AuthState(rx.State):
         self._show(None)
         self.busy = False
         if ended:
-            await _sign_out_tabs(ended.tabs, except_token=self.router.session.client_token)
+            await sign_out_tabs(ended.tabs, except_token=self.router.session.client_token)
         settings = get_settings()
         try:
             metadata = await oidc.discover(
@@ -330,7 +353,7 @@ class AuthState(rx.State):
             yield rx.redirect(HOME)  # signed out here; the provider is unreachable
             return
         if ended and ended.refresh_token:
-            await _revoke(metadata, ended.refresh_token)
+            await revoke_quietly(metadata, ended.refresh_token)
         # No ID token in a URL the browser sees (SECURITY.md 19, 24): the provider
         # learns who is leaving from `client_id` and `logout_hint`.
         url = oidc.logout_url(
@@ -415,7 +438,7 @@ class AuthState(rx.State):
             return session.access_token
 
 
-async def _revoke(metadata: dict[str, Any], refresh_token: str) -> None:
+async def revoke_quietly(metadata: dict[str, Any], refresh_token: str) -> None:
     """Revoke a refresh token at the provider (RFC 7009); a failure is only logged."""
     try:
         await oidc.revoke(shared_client(), metadata, get_settings(), refresh_token)
@@ -427,7 +450,7 @@ def _expiring(session: ServerSession) -> bool:
     return bool(session.expires_at) and session.expires_at - REFRESH_MARGIN <= time.time()
 
 
-async def _sign_out_tabs(tabs: list[str], except_token: str) -> None:
+async def sign_out_tabs(tabs: list[str], except_token: str = "") -> None:
     """Show the signed-out page in the session's other open tabs, now."""
     from reflex.utils.prerequisites import get_app
 

@@ -42,6 +42,10 @@ class Store(Protocol):
         """The value, removed in the same step: a second `take` gets None."""
         ...
 
+    async def put_new(self, key: str, value: bytes, ttl: float) -> bool:
+        """Store only if no live record has `key`; whether it was stored."""
+        ...
+
     async def delete(self, key: str) -> None: ...
 
     def lock(self, key: str) -> contextlib.AbstractAsyncContextManager[None]:
@@ -104,6 +108,13 @@ class DiskStore:
             handle.write(f"{self._clock() + ttl!r}\n".encode() + value)
         tmp.replace(path)
 
+    async def put_new(self, key: str, value: bytes, ttl: float) -> bool:
+        # One process owns the folder, and nothing here awaits: this is atomic.
+        if self._read(self._path(key)) is not None:
+            return False
+        await self.put(key, value, ttl)
+        return True
+
     async def take(self, key: str) -> bytes | None:
         # One process owns the folder, and nothing below awaits: this is atomic.
         path = self._path(key)
@@ -151,6 +162,12 @@ class RedisStore:
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         await self._redis.set(self.PREFIX + key, value, px=max(1, int(ttl * 1000)))
+
+    async def put_new(self, key: str, value: bytes, ttl: float) -> bool:
+        stored = await self._redis.set(
+            self.PREFIX + key, value, px=max(1, int(ttl * 1000)), nx=True
+        )
+        return bool(stored)
 
     async def take(self, key: str) -> bytes | None:
         return await self._redis.getdel(self.PREFIX + key)  # atomic on the server

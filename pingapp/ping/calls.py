@@ -16,6 +16,8 @@ class PingResult:
     message: str
     status_code: int = 0  # 0: no HTTP answer at all
     elapsed_ms: float = 0.0
+    #: The API wants a more recent sign-in (RFC 9470 `insufficient_user_authentication`).
+    step_up: bool = False
 
 
 def _reason(response: httpx.Response) -> str:
@@ -91,5 +93,14 @@ async def call_api(
             "Check that API_URL points at this app's API.",
             response.status_code,
             elapsed(),
+        )
+    if 'error="insufficient_user_authentication"' in response.headers.get("www-authenticate", ""):
+        return PingResult(
+            False,
+            f"Not authorized (401): {_reason(response)}. Press Sign in again: the "
+            "provider will ask for your password, then call again.",
+            response.status_code,
+            elapsed(),
+            step_up=True,
         )
     return PingResult(False, explain_status(response, url), response.status_code, elapsed())

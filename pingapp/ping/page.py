@@ -55,6 +55,16 @@ def answer() -> rx.Component:
                 ),
             ),
             rx.cond(
+                PingState.step_up,
+                rx.button(
+                    "Sign in again",
+                    id="step-up",
+                    size="2",
+                    variant="soft",
+                    on_click=AuthState.sign_in_recently,
+                ),
+            ),
+            rx.cond(
                 (PingState.message == "") & (PingState.running == ""),
                 rx.text("Press a button to call the API.", color_scheme="gray"),
             ),
@@ -81,6 +91,12 @@ def ping() -> rx.Component:
                     ping_button("Call Private", "private", PingState.ping_private),
                     ping_button(
                         "Call Private Scoped", "scoped", PingState.ping_scoped, variant="outline"
+                    ),
+                    ping_button(
+                        "Call Private (recent sign-in)",
+                        "recent",
+                        PingState.ping_recent,
+                        variant="outline",
                     ),
                 ),
                 rx.text("Log in to call the private endpoints.", color_scheme="gray"),

@@ -39,6 +39,8 @@ class PingState(rx.State):
     elapsed_ms: float = 0.0
     #: The ping in flight ("public", ...), or "" when none is.
     running: str = ""
+    #: The API asked for a more recent sign-in (RFC 9470 step-up).
+    step_up: bool = False
 
     def _start(self, which: str) -> None:
         self.running = which
@@ -47,6 +49,7 @@ class PingState(rx.State):
 
     def _show(self, result: PingResult) -> None:
         self.running = ""
+        self.step_up = result.step_up
         self.ok = result.ok
         self.message = result.message
         self.status_code = result.status_code
@@ -65,6 +68,12 @@ class PingState(rx.State):
     async def ping_private(self):
         """Call `API_URL/private` with the user's access token."""
         async for update in self._secured_ping("private", "/private"):
+            yield update
+
+    @rx.event
+    async def ping_recent(self):
+        """Call `API_URL/private-recent`, which needs a recent sign-in (RFC 9470)."""
+        async for update in self._secured_ping("recent", "/private-recent"):
             yield update
 
     @rx.event

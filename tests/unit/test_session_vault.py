@@ -82,7 +82,9 @@ def a_session(**values: object) -> ServerSession:
         "id_token": "header.id-token-secret.signature",
         "expires_at": 0.0,
         "scope": "openid profile",
-        "claims": {"sub": "user-1", "email": "alice@example.test"},
+        # No iss/sub/sid: these sessions stay out of the back-channel logout index,
+        # which has tests of its own below.
+        "claims": {"email": "alice@example.test"},
         "tabs": ["tab-1"],
         **values,
     }
@@ -385,3 +387,34 @@ async def test_a_writer_arriving_as_the_lock_is_handed_over_still_waits(vault: V
     stored = await vault.load(session_hash)
     assert stored is not None
     assert sorted(stored.tabs) == ["first", "second", "third"]
+
+
+# --- the index by sid and sub (back-channel logout) ----------------------------------
+
+
+async def test_sessions_are_found_by_sid_and_by_sub(vault: Vault) -> None:
+    def of(sub: str, sid: str) -> ServerSession:
+        return a_session(claims={"iss": "https://op.test/", "sub": sub, "sid": sid})
+
+    first = digest(await vault.create(of("alice", "sid-1")))
+    second = digest(await vault.create(of("alice", "sid-2")))
+    other = digest(await vault.create(of("bob", "sid-3")))
+    issuer = "https://op.test/"
+    assert await vault.sessions_of(issuer, sid="sid-1", sub=None) == [first]
+    assert await vault.sessions_of(issuer, sid="sid-1", sub="alice") == [first]
+    assert await vault.sessions_of(issuer, sid="sid-1", sub="bob") == []  # sid of another
+    assert sorted(await vault.sessions_of(issuer, sid=None, sub="alice")) == sorted(
+        [first, second]
+    )
+    assert await vault.sessions_of(issuer, sid=None, sub="bob") == [other]
+    assert await vault.sessions_of("https://other.test/", sid=None, sub="alice") == []
+    await vault.end(first)
+    assert await vault.sessions_of(issuer, sid=None, sub="alice") == [second]
+
+
+async def test_a_jti_is_used_once(vault: Vault, clock: Clock) -> None:
+    assert await vault.first_use("https://op.test/", "jti-1", 600)
+    assert not await vault.first_use("https://op.test/", "jti-1", 600)
+    assert await vault.first_use("https://other.test/", "jti-1", 600)
+    clock.now += 601
+    assert await vault.first_use("https://op.test/", "jti-1", 600)  # remembered 600 s
