@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from pingapp.auth.session import KEY_FILE, ServerSession
@@ -173,8 +173,11 @@ def stored_sessions(states_dir: Path) -> list[ServerSession]:
             continue  # ended meanwhile
         if float(expiry) < time.time():
             continue
-        data = json.loads(fernet.decrypt(sealed))
-        if data.get("access_token"):
+        try:
+            data = json.loads(fernet.decrypt(sealed))
+        except InvalidToken:
+            continue  # not sealed: a replay marker (jti) holds no secret
+        if isinstance(data, dict) and data.get("access_token"):
             found.append(ServerSession(**data))
     return found
 
