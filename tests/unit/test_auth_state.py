@@ -58,6 +58,9 @@ class FakeProvider:
         self.nonce = ""
         self.counter = 0
         self.down = False
+        #: Extra discovery fields (PAR, RFC 9207 ...) and what was pushed to /par.
+        self.metadata: dict[str, Any] = {}
+        self.pushed: list[dict[str, list[str]]] = []
 
     def id_token(self, **overrides: Any) -> str:
         now = int(time.time())
@@ -91,7 +94,13 @@ class FakeProvider:
                     "userinfo_endpoint": ISSUER + "userinfo",
                     "revocation_endpoint": ISSUER + "revoke",
                     "end_session_endpoint": ISSUER + "logout",
+                    **self.metadata,
                 },
+            )
+        if path == "/par":
+            self.pushed.append(parse_qs(request.content.decode()))
+            return httpx.Response(
+                201, json={"request_uri": "urn:ietf:params:oauth:request_uri:r1", "expires_in": 60}
             )
         if path == "/jwks":
             jwk = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
@@ -230,7 +239,7 @@ async def login(state: AuthState, provider: FakeProvider, return_to: str = "") -
     record.browser = digest(binding)
     await session.vault().put_login(record.login.state, record)
     at(state, cookie=with_cookie(state.router.headers.cookie, LOGIN_COOKIE, digest(binding)))
-    provider.nonce = query_of(record.authorize_url)["nonce"][0]
+    provider.nonce = record.login.nonce
     return record.authorize_url
 
 
@@ -823,3 +832,80 @@ def test_auth0_logout_without_end_session_endpoint() -> None:
     assert url is not None
     assert url.startswith("https://tenant.auth0.test/v2/logout?")
     assert query_of(url) == {"client_id": [CLIENT_ID], "returnTo": [FRONTEND + "/"]}
+
+
+# --- PAR, RFC 9207, max_age ------------------------------------------------------------------
+
+
+async def test_par_puts_only_client_id_and_request_uri_in_the_browsers_url(
+    env: Vault, provider: FakeProvider
+) -> None:
+    provider.metadata["pushed_authorization_request_endpoint"] = ISSUER + "par"
+    state = new_tab("/ping")
+    url = await login(state, provider)
+    assert query_of(url) == {
+        "client_id": [CLIENT_ID],
+        "request_uri": ["urn:ietf:params:oauth:request_uri:r1"],
+    }
+    [pushed] = provider.pushed
+    assert pushed["code_challenge_method"] == ["S256"]
+    assert pushed["redirect_uri"] == [FRONTEND + "/callback"]
+    assert pushed["state"][0] and pushed["nonce"][0]
+
+
+async def test_auth_use_par_true_without_an_endpoint_is_explained(
+    env: Vault, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(auth_issuer=ISSUER, auth_client_id=CLIENT_ID, auth_use_par="true")
+    monkeypatch.setattr("pingapp.auth.state.get_settings", lambda: settings)
+    state = new_tab()
+    events = await run(AuthState.login, state, "")
+    assert navigations(events) == []
+    assert state.error_title == "The sign-in provider does not offer pushed authorization requests"
+
+
+async def test_a_response_naming_another_issuer_is_refused_before_any_token_request(
+    env: Vault, provider: FakeProvider
+) -> None:
+    state = new_tab()
+    url = await login(state, provider)
+    await callback(state, f"code=abc&state={state_of(url)}&iss=https://evil.example/")
+    assert state.error_title == "The answer came from another provider"
+    assert provider.token_requests == []
+    assert not state.signed_in
+
+
+async def test_iss_is_required_when_the_provider_promises_it(
+    env: Vault, provider: FakeProvider
+) -> None:
+    provider.metadata["authorization_response_iss_parameter_supported"] = True
+    state = new_tab()
+    url = await login(state, provider)
+    await callback(state, f"code=abc&state={state_of(url)}")
+    assert state.error_title == "The answer came from another provider"
+    assert provider.token_requests == []
+    again = new_tab(token="tab-2")
+    url = await login(again, provider)
+    events = await callback(again, f"code=abc&state={state_of(url)}&iss={ISSUER}")
+    assert again.error_title == ""
+    await bind(again, events)
+    assert again.signed_in
+
+
+async def test_step_up_asks_for_max_age_and_checks_auth_time(
+    env: Vault, provider: FakeProvider
+) -> None:
+    state = await signed_in(provider)
+    [url] = navigations(await run(AuthState.sign_in_recently, state))
+    record = await session.vault().take_login(query_of(url)["tx"][0])
+    assert record is not None
+    assert query_of(record.authorize_url)["max_age"] == ["300"]
+    binding = new_secret()
+    record.browser = digest(binding)
+    await session.vault().put_login(record.login.state, record)
+    at(state, cookie=with_cookie(state.router.headers.cookie, LOGIN_COOKIE, digest(binding)))
+    provider.nonce = record.login.nonce
+    # A provider that ignored max_age: the sign-in behind the token is an hour old.
+    provider.id_claims["auth_time"] = int(time.time()) - 3600
+    await callback(state, f"code=abc&state={record.login.state}")
+    assert state.error_title == "The sign-in was not recent enough"

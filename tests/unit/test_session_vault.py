@@ -403,9 +403,7 @@ async def test_sessions_are_found_by_sid_and_by_sub(vault: Vault) -> None:
     assert await vault.sessions_of(issuer, sid="sid-1", sub=None) == [first]
     assert await vault.sessions_of(issuer, sid="sid-1", sub="alice") == [first]
     assert await vault.sessions_of(issuer, sid="sid-1", sub="bob") == []  # sid of another
-    assert sorted(await vault.sessions_of(issuer, sid=None, sub="alice")) == sorted(
-        [first, second]
-    )
+    assert sorted(await vault.sessions_of(issuer, sid=None, sub="alice")) == sorted([first, second])
     assert await vault.sessions_of(issuer, sid=None, sub="bob") == [other]
     assert await vault.sessions_of("https://other.test/", sid=None, sub="alice") == []
     await vault.end(first)
