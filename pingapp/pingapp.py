@@ -6,7 +6,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import reflex as rx
+from reflex import constants
 from reflex.utils import prerequisites
+from reflex_base.environment import environment
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,10 +24,20 @@ from pingapp.pages.callback import callback
 from pingapp.pages.home import home
 from pingapp.pages.profile import profile
 from pingapp.ping.page import ping
-from pingapp.settings import backend_url, get_settings, origin_of
+from pingapp.settings import (
+    backend_url,
+    check_public_url,
+    frontend_url,
+    get_settings,
+    origin_of,
+)
 
 # Fail at start, with a message per bad variable, rather than at first use.
-get_settings()
+check_public_url(
+    frontend_url(),
+    get_settings(),
+    prod=environment.REFLEX_ENV_MODE.get() == constants.Env.PROD,
+)
 
 # Reflex's page states may hold a user's profile: owner-only (SECURITY.md 34).
 _states = prerequisites.get_states_dir()

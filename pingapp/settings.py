@@ -324,6 +324,18 @@ def backend_url() -> str:
     return get_config().api_url.rstrip("/")
 
 
+def check_public_url(url: str, settings: Settings, *, prod: bool) -> None:
+    """In prod, browsers must reach the app over https (or on this machine): cookies
+    and tokens would travel in clear otherwise. ALLOW_INSECURE_HTTP=true lifts it."""
+    if prod and not is_secure_url(url) and not settings.allow_insecure_http:
+        msg = (
+            f"pingapp: the public URL {url} is plain http on another machine. Serve the "
+            "app over https (PUBLIC_URL / REFLEX_DEPLOY_URL=https://...), or set "
+            "ALLOW_INSECURE_HTTP=true to accept it knowingly."
+        )
+        raise ConfigurationError(msg)
+
+
 def frontend_url() -> str:
     """Where the browser loads the app (the provider sends it back here)."""
     from reflex.config import get_config

@@ -8,7 +8,9 @@ from pydantic import ValidationError
 from pingapp.settings import (
     DEFAULT_AUDIENCE,
     EMBEDDED_DOCS_CLIENT_ID,
+    ConfigurationError,
     Settings,
+    check_public_url,
     explain,
     is_secure_url,
     origin_of,
@@ -255,3 +257,25 @@ def test_docs_client_can_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().docs_client_id == "swagger"
     monkeypatch.setenv("API_DOCS_CLIENT_ID", "")
     assert Settings().docs_client_id == "pingapp-docs"
+
+
+@pytest.mark.parametrize(
+    ("url", "prod", "allowed", "refused"),
+    [
+        ("http://app.example.org", True, False, True),
+        ("http://app.example.org", True, True, False),
+        ("http://app.example.org", False, False, False),
+        ("https://app.example.org", True, False, False),
+        ("http://localhost:8080", True, False, False),
+        ("http://127.0.0.1:3000", True, False, False),
+    ],
+)
+def test_a_plain_http_public_url_is_refused_in_prod(
+    url: str, prod: bool, allowed: bool, refused: bool
+) -> None:
+    settings = Settings(allow_insecure_http=allowed)
+    if refused:
+        with pytest.raises(ConfigurationError, match="ALLOW_INSECURE_HTTP"):
+            check_public_url(url, settings, prod=prod)
+    else:
+        check_public_url(url, settings, prod=prod)
