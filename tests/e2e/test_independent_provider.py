@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -28,6 +29,7 @@ from tests.e2e.conftest import (
     free_port,
     start_app,
     stop_process_group,
+    stored_sessions,
     wait_for_sessions,
 )
 
@@ -95,7 +97,7 @@ def op(
     process = subprocess.Popen(
         [node, "server.mjs", port],
         cwd=op_installed,
-        env={**os.environ, "FRONTEND": app.url},
+        env={**os.environ, "FRONTEND": app.url, "BACKEND": app.backend},
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -188,3 +190,38 @@ def test_default_scope_gets_a_refresh_token(
     [stored] = wait_for_sessions(states_dir, 1)
     assert "offline_access" in stored.scope.split(), f"granted: {stored.scope!r}"
     assert stored.refresh_token
+
+
+def test_signing_out_at_the_provider_signs_every_tab_out_by_back_channel(
+    app: RunningApp, op: str, context: BrowserContext, states_dir: Path
+) -> None:
+    before = len(stored_sessions(states_dir))  # earlier tests' sessions, other browsers
+    page = context.new_page()
+    authorize: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            authorize.append(request.url) if request.url.startswith(op + "/auth?") else None
+        ),
+    )
+    page.goto(app.url + "/")
+    page.click("#qsLoginBtn")
+    sign_in_at_oidc_provider(page, op)
+    expect(page).to_have_url(app.url + "/")
+    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    # PAR (RFC 9126): the browser's authorization URL carries only these two.
+    query = parse_qs(urlsplit(authorize[0]).query)
+    assert sorted(query) == ["client_id", "request_uri"], authorize[0]
+    second = context.new_page()
+    second.goto(app.url + "/profile")
+    expect(second.locator("#profile-name")).to_have_text(NAME)
+    wait_for_sessions(states_dir, before + 1)
+
+    # Sign out at the provider itself, in a third tab: it tells the app by back channel.
+    provider_tab = context.new_page()
+    provider_tab.goto(op + "/session/end")
+    provider_tab.get_by_role("button", name="Yes, sign me out").click()
+    for tab in (page, second):
+        expect(tab.locator("#qsLoginBtn")).to_be_visible(timeout=2_000)
+    # Only this browser's provider session (its `sid`) ended.
+    wait_for_sessions(states_dir, before)

@@ -1,16 +1,20 @@
 // An OpenID Provider nobody on the team wrote (panva's oidc-provider), for the
 // browser test that signs in against it: tests/e2e/test_independent_provider.py.
 //
-//   FRONTEND=http://localhost:3000 node server.mjs 4000
+//   FRONTEND=http://localhost:3000 BACKEND=http://127.0.0.1:8000 node server.mjs 4000
 //
 // Listens on 127.0.0.1:<port> (argv[2], else PORT) with the issuer
-// http://localhost:<port>. One public client, "pingapp", for the app at FRONTEND.
+// http://localhost:<port>. One public client, "pingapp", for the app at FRONTEND;
+// with BACKEND, its back-channel logout URI is BACKEND/auth/backchannel-logout.
+// Pushed authorization requests and `iss` in authorization responses are on by
+// default in this version.
 // Its built-in development login form accepts any login and password; the login
 // becomes the subject, and the profile and email scopes give a name and email.
 import Provider from 'oidc-provider';
 
 const port = Number(process.argv[2] ?? process.env.PORT);
 const frontend = process.env.FRONTEND;
+const backend = process.env.BACKEND;
 if (!Number.isInteger(port) || port <= 0 || !frontend) {
   console.error('usage: FRONTEND=http://localhost:3000 node server.mjs <port>');
   process.exit(2);
@@ -25,6 +29,12 @@ const provider = new Provider(`http://localhost:${port}`, {
       response_types: ['code'],
       redirect_uris: [`${frontend}/callback`],
       post_logout_redirect_uris: [`${frontend}/`],
+      ...(backend
+        ? {
+            backchannel_logout_uri: `${backend}/auth/backchannel-logout`,
+            backchannel_logout_session_required: true,
+          }
+        : {}),
     },
   ],
   pkce: { required: () => true }, // S256 is the only method this version accepts
@@ -35,6 +45,7 @@ const provider = new Provider(`http://localhost:${port}`, {
     devInteractions: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     revocation: { enabled: true },
+    backchannelLogout: { enabled: true },
   },
   cookies: { keys: ['pingapp-independent-op-test-only'] },
   async findAccount(_ctx, id) {
