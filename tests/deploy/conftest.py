@@ -242,7 +242,8 @@ def sign_in(page: Page, url: str, user: str = "alice") -> None:
     page.goto(url + "/ping")
     page.click("#qsLoginBtn")
     sign_in_at_provider(page, user)
-    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    # Callback, token request, session hop: a cold backend on a busy machine takes a while.
+    expect(page.locator("#qsLogoutBtn")).to_be_visible(timeout=20_000)
     # Back where the login started; prod's own server redirects /ping to /ping/.
     expect(page).to_have_url(re.compile(re.escape(url) + "/ping/?$"))
 
