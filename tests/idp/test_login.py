@@ -178,7 +178,7 @@ def test_prompt_login_asks_for_the_password_again(idp: dict[str, Any]) -> None:
 def test_prompt_none_without_session_returns_login_required(idp: dict[str, Any]) -> None:
     back, state, *_ = start(idp, Browser(idp["issuer"]), rp(), prompt="none")
     params = callback_params(back)
-    assert params == {"error": "login_required", "state": state} | (
+    assert params == {"error": "login_required", "state": state, "iss": idp["issuer"]} | (
         {"error_description": params["error_description"]} if "error_description" in params else {}
     )
 
