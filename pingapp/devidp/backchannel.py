@@ -69,7 +69,9 @@ class LogoutDelivery:
     """POSTs Logout Tokens in the background, with bounded retries.
 
     `http` is the client to send with (one is made, and kept, when not given);
-    `sleep` waits between attempts (tests pass a fast one, or a fast `backoff`).
+    `sleep` waits between attempts and `clock` measures the total time (tests pass
+    fakes, or a fast `backoff`). Attempt `n` waits `backoff * 2**(n-1)` before the
+    next; no attempt starts after `total_timeout`, and none lasts past it.
     An attempt succeeds on 200 or 204; a 4xx other than 429 means the client
     refused the token, and is not retried; transport errors, 429 and 5xx are.
     """
@@ -83,6 +85,7 @@ class LogoutDelivery:
         total_timeout: float = 10.0,
         backoff: float = 0.5,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
@@ -92,6 +95,7 @@ class LogoutDelivery:
         self.total_timeout = total_timeout
         self.backoff = backoff
         self._sleep = sleep
+        self._clock = clock
         self._tasks: set[asyncio.Task[bool]] = set()
 
     @property
@@ -126,11 +130,11 @@ class LogoutDelivery:
 
     async def deliver(self, notice: LogoutNotice) -> bool:
         """Try up to `attempts` times within `total_timeout` seconds; True once delivered."""
-        deadline = time.monotonic() + self.total_timeout
+        deadline = self._clock() + self.total_timeout
         reason = "no attempt made"
         tried = 0
         for attempt in range(1, self.attempts + 1):
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if remaining <= 0:
                 break
             tried = attempt
@@ -151,7 +155,7 @@ class LogoutDelivery:
                     break  # the client refused the token: sending it again will not help
             if attempt < self.attempts:
                 pause = self.backoff * 2 ** (attempt - 1)
-                if time.monotonic() + pause >= deadline:
+                if self._clock() + pause >= deadline:
                     break
                 await self._sleep(pause)
         # The client's registered URI and the reason only: never the token.
