@@ -72,8 +72,9 @@ class LogoutDelivery:
     `sleep` waits between attempts and `clock` measures the total time (tests pass
     fakes, or a fast `backoff`). Attempt `n` waits `backoff * 2**(n-1)` before the
     next; no attempt starts after `total_timeout`, and none lasts past it.
-    An attempt succeeds on 200 or 204; a 4xx other than 429 means the client
-    refused the token, and is not retried; transport errors, 429 and 5xx are.
+    An attempt succeeds on 200 or 204. Only transport errors (timeouts included),
+    429 and 5xx are retried: a 400 is the client refusing the token (section 2.8)
+    and a redirect is not followed, so sending the same token again cannot help.
     """
 
     def __init__(
@@ -90,6 +91,7 @@ class LogoutDelivery:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         self._http = http
+        self._owns_http = http is None
         self.attempts = attempts
         self.attempt_timeout = attempt_timeout
         self.total_timeout = total_timeout
@@ -113,7 +115,11 @@ class LogoutDelivery:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            anyio.from_thread.run_sync(self._spawn, notices)
+            try:
+                anyio.from_thread.run_sync(self._spawn, notices)
+            except RuntimeError:  # a thread anyio did not start: no loop to run on
+                clients = ", ".join(notice.client_id for notice in notices)
+                log.warning("back-channel logout not sent (no event loop): %s", clients)
         else:
             self._spawn(notices)
 
@@ -122,6 +128,13 @@ class LogoutDelivery:
             task = asyncio.get_running_loop().create_task(self.deliver(notice))
             self._tasks.add(task)  # a reference, so the task is not collected mid-way
             task.add_done_callback(self._tasks.discard)
+
+    async def aclose(self) -> None:
+        """Finish the deliveries under way, then close the client if it is ours."""
+        await self.wait()
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     async def wait(self) -> None:
         """Until every delivery started so far has finished (for tests and shutdown)."""
@@ -151,8 +164,8 @@ class LogoutDelivery:
                 if response.status_code in (200, 204):
                     return True
                 reason = f"HTTP {response.status_code}"
-                if 400 <= response.status_code < 500 and response.status_code != 429:
-                    break  # the client refused the token: sending it again will not help
+                if response.status_code != 429 and response.status_code < 500:
+                    break
             if attempt < self.attempts:
                 pause = self.backoff * 2 ** (attempt - 1)
                 if self._clock() + pause >= deadline:

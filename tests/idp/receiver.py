@@ -3,7 +3,8 @@
 
 `POST /bcl/{name}` records what it got (content type and form) and answers 200;
 names starting with `down` answer 503 (a receiver that is down), `refuse` 400
-(a token the client refused), `slow` 200 after 3 s. `GET /_received` lists every POST so far.
+(a token the client refused), `moved` a 307 to `/bcl/followed`, `slow` 200 after
+3 s. `GET /_received` lists every POST so far.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ async def receive(request: Request) -> Response:
     )
     if name.startswith("down"):
         return Response(status_code=503)
+    if name.startswith("moved"):
+        return Response(status_code=307, headers={"Location": "/bcl/followed"})
     if name.startswith("refuse"):
         return JSONResponse({"error": "invalid_request"}, status_code=400)
     if name.startswith("slow"):

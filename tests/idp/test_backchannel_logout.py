@@ -241,6 +241,26 @@ async def test_a_refused_logout_token_is_not_sent_again(receiver_server: str) ->
     assert sum(post["name"] == "refuse-once" for post in posts) == 1
 
 
+async def test_a_redirect_is_neither_followed_nor_retried(receiver_server: str) -> None:
+    async with httpx.AsyncClient() as http:
+        delivery = LogoutDelivery(http=http, backoff=0)
+        notice = LogoutNotice("x", f"{receiver_server}/bcl/moved-once", "not-a-jwt")
+        assert await delivery.deliver(notice) is False
+        posts = (await http.get(f"{receiver_server}/_received")).json()
+    assert sum(post["name"] == "moved-once" for post in posts) == 1
+    assert all(post["name"] != "followed" for post in posts)
+
+
+def test_sending_from_a_thread_without_a_loop_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    delivery = LogoutDelivery()
+    with caplog.at_level("WARNING", logger="pingapp.devidp"):
+        delivery.send([LogoutNotice("pingapp", "http://127.0.0.1:9/", "a-token")])
+    assert "not sent (no event loop): pingapp" in caplog.text
+    assert "a-token" not in caplog.text
+
+
 @pytest.mark.parametrize("attempts", [0, -1])
 def test_delivery_needs_at_least_one_attempt(attempts: int) -> None:
     with pytest.raises(ValueError, match="at least 1"):
