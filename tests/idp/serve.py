@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from pingapp.devidp import create_idp, embedded_provider_mounts
@@ -65,9 +66,10 @@ async def move_clock(request: Request) -> PlainTextResponse:
     return PlainTextResponse(str(clock.now))
 
 
-def bcl_clients(receiver: str) -> list[Client]:
+def bcl_clients(receiver: str, base: str) -> list[Client]:
     """Clients of `/bcl/idp`: `pingapp` and `other` reach the receiver, `down` gets
-    503s, `slow` an answer after 3 s, `silent` registered no back-channel URI."""
+    503s, `slow` an answer after 3 s, `silent` registered no back-channel URI, and
+    `self` is served by this very process (`/_self`), as the app is by the provider's."""
 
     def at(name: str, redirect: str = APP_REDIRECT, *, sid_required: bool = False) -> Client:
         return Client(
@@ -84,7 +86,21 @@ def bcl_clients(receiver: str) -> list[Client]:
         at("down"),
         at("slow"),
         Client("silent", (APP_REDIRECT,), (APP_LOGOUT,)),
+        Client("self", (APP_REDIRECT,), (APP_LOGOUT,), backchannel_logout_uri=f"{base}/_self"),
     ]
+
+
+SELF_RECEIVED: list[dict[str, Any]] = []
+
+
+async def self_receiver(request: Request) -> Response:
+    """The app's `/auth/backchannel-logout` in the provider's own process."""
+    if request.method == "GET":
+        return JSONResponse(SELF_RECEIVED)
+    async with request.form() as form:
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    SELF_RECEIVED.append({"content_type": request.headers.get("content-type", ""), "form": fields})
+    return Response(status_code=200)
 
 
 class Remember(logging.Handler):
@@ -125,6 +141,7 @@ def build() -> Starlette:
         routes=[
             Route("/_clock", move_clock, methods=["POST"]),
             Route("/_logs", logs),
+            Route("/_self", self_receiver, methods=["GET", "POST"]),
             Mount(
                 "/clocked/idp",
                 app=create_idp(
@@ -150,7 +167,7 @@ def build() -> Starlette:
                     issuer=f"{base}/bcl/idp",
                     settings=normal,
                     store=store_for(redis_url),
-                    clients=bcl_clients(receiver),
+                    clients=bcl_clients(receiver, base),
                     audiences=common["audiences"],
                     logout_delivery=LogoutDelivery(backoff=0.01),
                 ),

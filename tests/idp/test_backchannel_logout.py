@@ -31,16 +31,20 @@ def wait_for(check: Callable[[], Any], seconds: float = 10) -> Any:
     raise AssertionError("not received in time")
 
 
+def for_session(posts: list[dict[str, Any]], sid: str) -> list[dict[str, Any]]:
+    """The POSTs whose Logout Token names the provider session `sid` (unverified)."""
+
+    def sid_in(post: dict[str, Any]) -> str:
+        token = post["form"]["logout_token"]
+        return jwt.decode(token, options={"verify_signature": False}).get("sid", "")
+
+    return [post for post in posts if sid_in(post) == sid]
+
+
 def received(receiver: str, name: str, sid: str) -> list[dict[str, Any]]:
     """What the receiver got at `/bcl/{name}` for the provider session `sid`."""
     posts = httpx.get(f"{receiver}/_received").json()
-    return [
-        post
-        for post in posts
-        if post["name"] == name
-        and jwt.decode(post["form"]["logout_token"], options={"verify_signature": False}).get("sid")
-        == sid
-    ]
+    return for_session([post for post in posts if post["name"] == name], sid)
 
 
 def sid_of(idp: dict[str, Any], id_token: str, client_id: str = "pingapp") -> str:
@@ -134,6 +138,22 @@ def test_logout_answers_at_once_while_a_slow_client_is_told(
     assert response.status_code == 200
     assert time.monotonic() - started < 2  # the receiver takes 3 s to answer
     wait_for(lambda: received(receiver_server, "slow", sid))
+
+
+def test_a_client_in_the_providers_own_process_is_told_over_http(
+    bcl_idp: dict[str, Any],
+) -> None:
+    """The app and the provider in one backend (one worker): the POST to the app's
+    own route is served while the provider's logout has already answered."""
+    result = login(bcl_idp, client=rp("self"))
+    sid = sid_of(bcl_idp, result.token["id_token"], "self")
+    assert end_session(bcl_idp, result.browser, result.token["id_token"]).status_code == 200
+
+    def got() -> list[dict[str, Any]]:
+        return for_session(httpx.get(f"{bcl_idp['base']}/_self").json(), sid)
+
+    post = wait_for(got)[0]
+    check_logout_token(bcl_idp, post, client_id="self", sid=sid, sub="alice")
 
 
 def test_a_client_without_a_back_channel_uri_is_not_told(
