@@ -10,6 +10,10 @@ Errors before the redirect URI is known to be registered give an error page and
 never a redirect (SECURITY.md item 28); later errors go back to the client as
 RFC 6749 section 4.1.2.1 says.
 
+A request may be pushed first (`/par`, RFC 9126) and then named by its
+`request_uri`; every redirect back to the client carries `iss` (RFC 9207). Ending
+a provider session sends Logout Tokens to its clients (`backchannel.py`).
+
 Failed sign-ins are throttled per user name and per client address (`throttle.py`);
 no answer depends on whether a user name exists. Sign-out asks first unless the
 request names the signed-in user (SECURITY.md items 33 and 35).
@@ -284,8 +288,10 @@ class Interaction:
         location = response.headers.get("location")
         if response.status_code in (302, 303) and location:
             parts = urlsplit(location)
-            query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-            query = [(k, v) for k, v in query if k != "iss"] + [("iss", self.provider.issuer)]
+            query = [
+                (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "iss"
+            ]
+            query.append(("iss", self.provider.issuer))
             response.headers["location"] = urlunsplit(parts._replace(query=urlencode(query)))
         return response
 
