@@ -155,10 +155,10 @@ class LogoutDelivery:
                 response = await self.http.post(
                     notice.uri,
                     data={"logout_token": notice.token},
-                    headers={"Cache-Control": "no-store"},
                     timeout=min(self.attempt_timeout, remaining),
+                    follow_redirects=False,  # even on a client given that follows them
                 )
-            except httpx.HTTPError as error:
+            except (httpx.HTTPError, httpx.InvalidURL) as error:
                 reason = type(error).__name__
             else:
                 if response.status_code in (200, 204):

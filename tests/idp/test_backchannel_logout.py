@@ -262,13 +262,20 @@ async def test_a_refused_logout_token_is_not_sent_again(receiver_server: str) ->
 
 
 async def test_a_redirect_is_neither_followed_nor_retried(receiver_server: str) -> None:
-    async with httpx.AsyncClient() as http:
+    # even with a client given that would follow redirects
+    async with httpx.AsyncClient(follow_redirects=True) as http:
         delivery = LogoutDelivery(http=http, backoff=0)
         notice = LogoutNotice("x", f"{receiver_server}/bcl/moved-once", "not-a-jwt")
         assert await delivery.deliver(notice) is False
         posts = (await http.get(f"{receiver_server}/_received")).json()
     assert sum(post["name"] == "moved-once" for post in posts) == 1
     assert all(post["name"] != "followed" for post in posts)
+
+
+async def test_an_unusable_uri_is_a_logged_failure() -> None:
+    delivery = LogoutDelivery(backoff=0)
+    assert await delivery.deliver(LogoutNotice("x", "not a url", "a-token")) is False
+    await delivery.aclose()
 
 
 def test_sending_from_a_thread_without_a_loop_is_logged_not_raised(
