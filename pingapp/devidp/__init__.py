@@ -5,12 +5,17 @@ A real OpenID Provider built on authlib's server components, so the app signs in
 with zero configuration and every test runs offline. Not for production.
 
 Endpoints (relative to the issuer `{backend}/idp`): `/.well-known/openid-configuration`,
-`/.well-known/jwks.json`, `/authorize`, `/login`, `/consent`, `/token`, `/userinfo`,
-`/revoke`, `/logout`. Grants: authorization code (PKCE S256 required, OpenID Connect)
-and refresh token (rotated; reuse revokes the grant). Clients: the app's
-(AUTH_CLIENT_ID, `/callback` only) and the API docs' (`DOCS_CLIENT_ID`). Sign-out:
-RP-Initiated Logout 1.0 with `id_token_hint`, or `client_id` + `logout_hint`.
-Failed sign-ins are throttled (IDP_SIGNIN_*).
+`/.well-known/jwks.json`, `/authorize`, `/par`, `/login`, `/consent`, `/token`,
+`/userinfo`, `/revoke`, `/logout`. Grants: authorization code (PKCE S256 required,
+OpenID Connect; pushed authorization requests, RFC 9126, required when
+IDP_REQUIRE_PAR=1; `iss` in every authorization response, RFC 9207) and refresh
+token (rotated; reuse revokes the grant). `max_age` and `prompt=login` ask for the
+password again; `auth_time` is in ID and access tokens. Clients: the app's
+(AUTH_CLIENT_ID, `/callback` only, Logout Tokens to `{backend}/auth/backchannel-logout`)
+and the API docs' (`DOCS_CLIENT_ID`). Sign-out: RP-Initiated Logout 1.0 with
+`id_token_hint`, or `client_id` + `logout_hint`; Back-Channel Logout 1.0 (`sid` in ID
+tokens; a Logout Token to each client of the session when it ends at `/logout`, or
+when a grant is revoked). Failed sign-ins are throttled (IDP_SIGNIN_*).
 
 Limits: records live in process memory unless REFLEX_REDIS_URL (or IDP_REDIS_URL) is
 set, so several workers need Redis; revoking a grant stops its refresh tokens and

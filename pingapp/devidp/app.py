@@ -10,6 +10,10 @@ Errors before the redirect URI is known to be registered give an error page and
 never a redirect (SECURITY.md item 28); later errors go back to the client as
 RFC 6749 section 4.1.2.1 says.
 
+A request may be pushed first (`/par`, RFC 9126) and then named by its
+`request_uri`; every redirect back to the client carries `iss` (RFC 9207). Ending
+a provider session sends Logout Tokens to its clients (`backchannel.py`).
+
 Failed sign-ins are throttled per user name and per client address (`throttle.py`);
 no answer depends on whether a user name exists. Sign-out asks first unless the
 request names the signed-in user (SECURITY.md items 33 and 35).
@@ -23,9 +27,9 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any, cast
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from authlib.oauth2.rfc6749 import OAuth2Error, scope_to_list
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error, scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from authlib.oidc.rpinitiated import EndSessionRequest
 from starlette.applications import Starlette
@@ -35,6 +39,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from pingapp.devidp import pages
+from pingapp.devidp.backchannel import LogoutDelivery
 from pingapp.devidp.config import (
     DOCS_CLIENT_ID,
     DOCS_REDIRECT_PATH,
@@ -45,7 +50,10 @@ from pingapp.devidp.config import (
 from pingapp.devidp.keys import SigningKeys, load_signing_keys
 from pingapp.devidp.models import Client, Subject
 from pingapp.devidp.server import (
+    CLIENT_AUTH_METHODS,
+    PAR_TTL,
     HttpIn,
+    InvalidRequestUriError,
     InvalidTargetError,
     Provider,
     StarletteOAuth2Request,
@@ -112,6 +120,10 @@ class Interaction:
     # -- the authorization endpoint --------------------------------------------
 
     def authorize(self, http: HttpIn) -> Response:
+        pushed = self._pushed(http)
+        if isinstance(pushed, Response):
+            return pushed
+        http = pushed
         request = StarletteOAuth2Request(http)
         session = self.session(http)
         grant = None
@@ -126,7 +138,7 @@ class Interaction:
             needs_login = (
                 session is None
                 or bool(prompts & {"login", "select_account"})
-                or self._too_old(session, data.get("max_age"))
+                or self._too_old(session, data.get("max_age"), self.provider.clock())
             )
             if "none" in prompts and needs_login:
                 raise LoginRequiredError()
@@ -152,7 +164,9 @@ class Interaction:
             return self._authorize_error(error)
 
         if not needs_login and not needs_consent and session is not None:
-            subject = self._subject(session["user"], session["auth_time"], audience)
+            subject = self._subject(
+                session["user"], session["auth_time"], audience, session.get("sid", "")
+            )
             return self._issue(http.params, subject, requested)
 
         bid, new_browser = self._browser(http)
@@ -166,6 +180,7 @@ class Interaction:
             "audience": audience,
             "user": None if needs_login else session and session["user"],
             "auth_time": None if needs_login else session and session["auth_time"],
+            "sid": None if needs_login else session and session.get("sid"),
             "force_consent": "consent" in prompts,
         }
         self.store.put(f"tx:{tx_id}", transaction, TRANSACTION_TTL)
@@ -174,6 +189,50 @@ class Interaction:
         if new_browser:
             self._set_cookie(response, BROWSER_COOKIE, bid, None)
         return response
+
+    # -- pushed authorization requests (RFC 9126) ------------------------------------
+
+    #: Client authentication, not part of the authorization request that is kept.
+    CLIENT_CREDENTIALS = ("client_secret", "client_assertion", "client_assertion_type")
+
+    def par(self, http: HttpIn) -> Response:
+        """RFC 9126 section 2: the client authenticates as at `/token`; the request is
+        checked as `/authorize` checks it (client, exact redirect URI, PKCE S256,
+        scopes, audience); it is kept for PAR_TTL seconds and named by a `request_uri`."""
+        request = StarletteOAuth2Request(http)
+        try:
+            client = cast(
+                Client, self.server.authenticate_client(request, CLIENT_AUTH_METHODS, "par")
+            )
+            params = [(k, v) for k, v in http.form if k not in self.CLIENT_CREDENTIALS]
+            names = [k for k, _ in params]
+            if "request_uri" in names:
+                raise InvalidRequestError("'request_uri' is not allowed in a pushed request.")
+            if "request" in names:
+                raise InvalidRequestError("Request objects ('request') are not supported.")
+            sent = [v for k, v in params if k == "client_id"]
+            if len(sent) > 1 or (sent and sent[0] != client.client_id):
+                raise InvalidRequestError("'client_id' differs from the authenticated client.")
+            if not sent:  # authenticated with HTTP Basic
+                params.insert(0, ("client_id", client.client_id))
+            query = urlencode(params)
+            pushed = StarletteOAuth2Request(
+                HttpIn("GET", self.provider.url(f"/authorize?{query}"), {}, query=params)
+            )
+            # Any signed-in user, so that `prompt=none` is checked when it is used.
+            self.server.get_consent_grant(pushed, end_user="pushed")
+            self._audience(payload_of(pushed).datalist)
+        except OAuth2Error as error:
+            # A JSON answer to the client, never a redirect (section 2.3).
+            error.redirect_uri = None
+            error.state = None
+            return cast(Response, self.server.handle_error_response(request, error))
+        request_uri = self.provider.push_request(client.client_id, params)
+        return JSONResponse(
+            {"request_uri": request_uri, "expires_in": PAR_TTL},
+            status_code=201,
+            headers={"Cache-Control": "no-store"},
+        )
 
     def _audience(self, datalist: Any) -> str | None:
         """`audience` (Auth0) or `resource` (RFC 8707): one known API identifier, or none."""
@@ -187,20 +246,64 @@ class Interaction:
             raise InvalidTargetError("Unknown audience (API identifier).")
         return values[0]
 
+    def _pushed(self, http: HttpIn) -> HttpIn | Response:
+        """RFC 9126 section 4: with `request_uri`, the request is the one pushed to
+        `/par` (every other parameter but `client_id` is ignored); without one, the
+        request as sent, unless IDP_REQUIRE_PAR says every request must be pushed."""
+        values = dict(http.params)
+        request_uri = values.get("request_uri")
+        if request_uri is None:
+            if self.provider.settings.require_par:
+                return pages.error_page(
+                    "Sign-in request refused: invalid_request",
+                    "This provider accepts only pushed authorization requests (PAR, "
+                    "RFC 9126): POST the request to the pushed_authorization_request_endpoint "
+                    "first, then send only client_id and request_uri here.",
+                )
+            return http
+        try:
+            params = self.provider.take_pushed_request(request_uri, values.get("client_id", ""))
+        except InvalidRequestUriError as error:
+            # No redirect: nothing says the redirect URI belongs to this client.
+            return pages.error_page(f"Sign-in request refused: {error.error}", error.description)
+        return HttpIn(
+            "GET",
+            self.provider.url(f"/authorize?{urlencode(params)}"),
+            http.headers,
+            query=params,
+            cookies=http.cookies,
+            client=http.client,
+        )
+
     @staticmethod
-    def _too_old(session: Record, max_age: str | None) -> bool:
+    def _too_old(session: Record, max_age: str | None, now: float) -> bool:
+        """OIDC Core section 3.1.2.1: `max_age=0` is `prompt=login`; otherwise a sign-in
+        longer ago than `max_age` seconds is asked for again."""
         if max_age is None or not max_age.isdigit():
             return False
-        return time.time() - session["auth_time"] > int(max_age)
+        return int(max_age) == 0 or now - session["auth_time"] > int(max_age)
+
+    def _with_iss(self, response: Response) -> Response:
+        """RFC 9207: `iss` in every authorization response sent back to the client."""
+        location = response.headers.get("location")
+        if response.status_code in (302, 303) and location:
+            parts = urlsplit(location)
+            query = [
+                (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "iss"
+            ]
+            query.append(("iss", self.provider.issuer))
+            response.headers["location"] = urlunsplit(parts._replace(query=urlencode(query)))
+        return response
 
     def _authorize_error(self, error: OAuth2Error) -> Response:
         if error.redirect_uri:
-            return cast(Response, self.server.handle_error_response(cast(Any, None), error))
+            response = self.server.handle_error_response(cast(Any, None), error)
+            return self._with_iss(cast(Response, response))
         detail = error.description or error.error or "invalid request"
         return pages.error_page(f"Sign-in request refused: {error.error}", str(detail))
 
-    def _subject(self, username: str, auth_time: int, audience: str | None) -> Subject:
-        return Subject(username, int(auth_time), secrets.token_urlsafe(16), audience)
+    def _subject(self, username: str, auth_time: int, audience: str | None, sid: str) -> Subject:
+        return Subject(username, int(auth_time), secrets.token_urlsafe(16), audience, sid=sid)
 
     def _issue(
         self, params: list[tuple[str, str]], subject: Subject | None, granted: list[str]
@@ -217,7 +320,7 @@ class Interaction:
         response = self.server.create_authorization_response(
             request, grant_user=subject, grant=grant
         )
-        return cast(Response, response)
+        return self._with_iss(cast(Response, response))
 
     # -- transactions (sign-in and consent pages) ---------------------------------
 
@@ -285,17 +388,26 @@ class Interaction:
                 error="Wrong user name or password.",
             )
         throttle.succeeded(username)
-        # A new session id at each sign-in (no fixation); the old one ends.
+        # A new session cookie at each sign-in (no fixation); the old one ends. The
+        # session's public id (`sid`) lives on when the same user signs in again
+        # (prompt=login, max_age: step-up), as the provider session does; another
+        # user's sign-in ends the old session for its clients too.
+        session_id = ""
         if old := http.cookies.get(SESSION_COOKIE):
-            self.store.delete(f"sess:{digest(old)}")
-        sid = secrets.token_urlsafe(32)
-        now = int(time.time())
+            previous = self.store.take(f"sess:{digest(old)}")
+            if previous is not None and previous.get("user") == username:
+                session_id = previous.get("sid", "")
+            elif previous is not None:
+                self.provider.end_session(previous.get("sid", ""), previous["user"])
+        session_id = session_id or secrets.token_urlsafe(24)
+        cookie = secrets.token_urlsafe(32)
+        now = int(self.provider.clock())
         self.store.put(
-            f"sess:{digest(sid)}",
-            {"user": username, "auth_time": now},
+            f"sess:{digest(cookie)}",
+            {"user": username, "auth_time": now, "sid": session_id},
             self.provider.settings.session_ttl,
         )
-        record.update(user=username, auth_time=now)
+        record.update(user=username, auth_time=now, sid=session_id)
         consented = self._consented(username, record["client_id"])
         if record["force_consent"] or not set(record["scopes"]) <= consented:
             self.store.put(f"tx:{tx_id}", record, TRANSACTION_TTL)
@@ -304,7 +416,7 @@ class Interaction:
             )
         else:
             response = self._finish(tx_id, record, record["scopes"])
-        self._set_cookie(response, SESSION_COOKIE, sid, self.provider.settings.session_ttl)
+        self._set_cookie(response, SESSION_COOKIE, cookie, self.provider.settings.session_ttl)
         return response
 
     def consent(self, http: HttpIn) -> Response:
@@ -337,7 +449,9 @@ class Interaction:
             return pages.error_page("This sign-in was already completed", "Start again.", 400)
         subject = None
         if granted is not None:
-            subject = self._subject(record["user"], record["auth_time"], record["audience"])
+            subject = self._subject(
+                record["user"], record["auth_time"], record["audience"], record.get("sid") or ""
+            )
         params = [tuple(pair) for pair in record["params"]]
         return self._issue(params, subject, granted or [])  # type: ignore[arg-type]
 
@@ -371,8 +485,10 @@ class Interaction:
             if new_browser:
                 self._set_cookie(response, BROWSER_COOKIE, bid, None)
             return response
-        if sid := http.cookies.get(SESSION_COOKIE):
-            self.store.delete(f"sess:{digest(sid)}")
+        if cookie := http.cookies.get(SESSION_COOKIE):
+            ended = self.store.take(f"sess:{digest(cookie)}")
+            if ended is not None:  # Back-Channel Logout: every client of this session
+                self.provider.end_session(ended.get("sid", ""), ended["user"])
         response = (
             self.server.create_endpoint_response("end_session", end) or pages.signed_out_page()
         )
@@ -498,6 +614,7 @@ def build_app(provider: Provider) -> Starlette:
             route("/consent", interaction.consent, get_post),
             route("/logout", interaction.logout, get_post),
             route("/token", token, ["POST"]),
+            route("/par", interaction.par, ["POST"]),
             route("/revoke", revoke, ["POST"]),
             route("/userinfo", userinfo, get_post),
         ]
@@ -506,12 +623,21 @@ def build_app(provider: Provider) -> Starlette:
     return app
 
 
-def default_client(client_id: str, secret: str | None) -> Client:
-    """The app's own client: redirect and post-logout URIs of dev, prod and static set-ups.
+#: Where the app receives Logout Tokens, on the backend (as `/auth/login`).
+BACKCHANNEL_LOGOUT_PATH = "/auth/backchannel-logout"
+
+
+def default_client(client_id: str, secret: str | None, backend: str | None = None) -> Client:
+    """The app's own client: redirect and post-logout URIs of dev, prod and static set-ups,
+    and the back-channel logout URI `{backend}/auth/backchannel-logout` (with `sid`).
 
     Only the app's `/callback` pages (and IDP_REDIRECT_URIS): the API docs have a
-    client of their own (`docs_client`).
+    client of their own (`docs_client`). `backend` defaults to this backend's URL.
     """
+    if backend is None:
+        from pingapp.settings import backend_url
+
+        backend = backend_url()
     settings = get_idp_settings()
     origins = frontend_origins()
     return Client(
@@ -523,6 +649,8 @@ def default_client(client_id: str, secret: str | None) -> Client:
             dict.fromkeys([*(f"{o}/" for o in origins), *settings.post_logout_redirect_uris])
         ),
         secret=secret,
+        backchannel_logout_uri=f"{backend.rstrip('/')}{BACKCHANNEL_LOGOUT_PATH}",
+        backchannel_logout_session_required=True,
     )
 
 
@@ -546,11 +674,14 @@ def create_idp(
     store: Store | None = None,
     keys: SigningKeys | None = None,
     clock: Callable[[], float] = time.time,
+    logout_delivery: LogoutDelivery | None = None,
 ) -> Starlette:
     """The provider as an ASGI app, to mount at `/idp` (its issuer's path).
 
     Every argument defaults to the configuration (pingapp's settings and `IDP_*`);
-    `clock` is the sign-in throttle's, for tests that move time.
+    `clock` is for tests that move time (sign-in times and `max_age`, pushed
+    requests' expiry, the sign-in throttle); `logout_delivery` sends back-channel
+    Logout Tokens (its own httpx client, 3 attempts within 10 s, by default).
     """
     from pingapp.settings import backend_url, get_settings
 
@@ -562,7 +693,9 @@ def create_idp(
         secret = app_settings.auth_client_secret
         clients = [
             default_client(
-                app_settings.auth_client_id, secret.get_secret_value() if secret else None
+                app_settings.auth_client_id,
+                secret.get_secret_value() if secret else None,
+                backend_url(),
             ),
             docs_client(backend_url()),
         ]
@@ -581,6 +714,7 @@ def create_idp(
         store=store or store_for(settings.redis_url),
         keys=keys,
         clock=clock,
+        logout_delivery=logout_delivery,
     )
     log.warning("embedded development OpenID Provider at %s (not for production)", provider.issuer)
     return build_app(provider)

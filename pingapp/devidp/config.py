@@ -71,6 +71,9 @@ class IdpSettings(BaseSettings):
     #: Absolute lifetime of a grant: refresh tokens stop working after it.
     refresh_token_ttl: int = Field(default=86_400, ge=60, le=30 * 86_400)
     session_ttl: int = Field(default=8 * 3600, ge=60, le=30 * 86_400)
+    #: RFC 9126: refuse authorization requests that were not pushed to `/par` first
+    #: (discovery then says `require_pushed_authorization_requests: true`).
+    require_par: bool = False
     #: Failed sign-ins a user name may have in a window before it is locked.
     signin_max_failures: int = Field(default=5, ge=1, le=1000)
     #: Failed sign-ins (any names) a client address may have in a window.

@@ -21,6 +21,10 @@ class Client(ClientMixin):
     redirect_uris: tuple[str, ...]
     post_logout_redirect_uris: tuple[str, ...] = ()
     secret: str | None = None
+    #: OIDC Back-Channel Logout 1.0: where Logout Tokens are POSTed, if anywhere.
+    backchannel_logout_uri: str | None = None
+    #: Whether the client needs `sid` in Logout Tokens (this provider always sends it).
+    backchannel_logout_session_required: bool = False
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -54,7 +58,15 @@ class Client(ClientMixin):
 
     @property
     def client_metadata(self) -> dict[str, Any]:
-        return {"post_logout_redirect_uris": list(self.post_logout_redirect_uris)}
+        metadata: dict[str, Any] = {
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris)
+        }
+        if self.backchannel_logout_uri:
+            metadata["backchannel_logout_uri"] = self.backchannel_logout_uri
+            metadata["backchannel_logout_session_required"] = (
+                self.backchannel_logout_session_required
+            )
+        return metadata
 
 
 @dataclass(frozen=True)
@@ -62,8 +74,9 @@ class Subject:
     """The signed-in user as one grant sees them (authlib's `user`).
 
     Carries what the tokens of this grant need: when the user signed in, the
-    audience asked for, and the grant id that ties codes, access and refresh
-    tokens together so a replay can revoke them all.
+    audience asked for, the grant id that ties codes, access and refresh tokens
+    together so a replay can revoke them all, and the provider session's public
+    id (`sid`, OIDC Back-Channel Logout 1.0), never the session cookie.
     """
 
     username: str
@@ -71,6 +84,7 @@ class Subject:
     gid: str
     audience: str | None = None
     grant_expires: int = 0
+    sid: str = ""
 
     def get_user_id(self) -> str:
         return self.username

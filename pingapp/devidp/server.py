@@ -39,6 +39,7 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
 from joserfc.jwk import KeySet
 from starlette.responses import JSONResponse, Response
 
+from pingapp.devidp.backchannel import LogoutDelivery, LogoutNotice, logout_token
 from pingapp.devidp.config import IdpSettings
 from pingapp.devidp.keys import ALGORITHM, SigningKeys
 from pingapp.devidp.models import AuthorizationCode, Client, IssuedToken, Subject
@@ -49,6 +50,10 @@ log = logging.getLogger("pingapp.devidp")
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 STANDARD_SCOPES = ("openid", "profile", "email", "offline_access")
+#: RFC 9126 section 2.2: the prefix of a pushed request's handle.
+REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
+#: How long a pushed authorization request can be used (RFC 9126 suggests 5 to 600 s).
+PAR_TTL = 60
 
 
 def digest(secret: str) -> str:
@@ -135,6 +140,12 @@ def is_bad_input(error: ValueError) -> bool:
     """authlib raises ValueError, not an OAuth error, when an error description would
     quote a character RFC 6749 forbids there (e.g. a `"` in a redirect URI)."""
     return "forbidden characters" in str(error)
+
+
+class InvalidRequestUriError(OAuth2Error):
+    """RFC 9126 section 4: a `request_uri` unknown, used, expired or of another client."""
+
+    error = "invalid_request_uri"
 
 
 class InvalidTargetError(OAuth2Error):
@@ -277,7 +288,11 @@ class AccessTokens(JWTBearerTokenGenerator):
         return user.audience
 
     def get_auth_time(self, user: Subject) -> int:
+        # RFC 9068 section 2.2.1 and RFC 9470: the API can ask for a recent sign-in.
         return user.auth_time
+
+    def get_amr(self, user: Subject) -> list[str]:
+        return ["pwd"]
 
     def generate(
         self,
@@ -321,7 +336,10 @@ class _IdTokenSigning:
 
     def get_compatible_claims(self, request: OAuth2Request) -> dict[str, Any]:
         claims = self.get_client_claims(client_of(request))
-        claims["auth_time"] = subject_of(request).auth_time
+        subject = subject_of(request)
+        claims["auth_time"] = subject.auth_time
+        if subject.sid:  # Back-Channel Logout 1.0 section 2.1
+            claims["sid"] = subject.sid
         return claims
 
     def generate_user_info(self, user: Subject, scope: str) -> UserInfo:
@@ -426,8 +444,12 @@ class Provider:
         store: Store,
         keys: SigningKeys,
         clock: Callable[[], float] = time.time,
+        logout_delivery: LogoutDelivery | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/")
+        #: Sign-in times, `max_age`, pushed requests' expiry and the throttle use it.
+        self.clock = clock
+        self.logout_delivery = logout_delivery or LogoutDelivery()
         self.settings = settings
         self.clients = {client.client_id: client for client in clients}
         self.audiences = list(dict.fromkeys(audiences))
@@ -500,6 +522,11 @@ class Provider:
             "subject": subject.__dict__,
         }
         self.store.put(f"code:{digest(code)}", record, self.settings.code_ttl)
+        if subject.sid:
+            # This client got tokens in this provider session: it hears of its end.
+            # One record per client, so two sign-ins at once cannot lose one.
+            key = f"sess_client:{subject.sid}:{client.client_id}"
+            self.store.put(key, {}, self.settings.session_ttl)
         if nonce := data.get("nonce"):
             key = f"nonce:{client.client_id}:{digest(nonce)}"
             self.store.put(key, {}, self.settings.id_token_ttl)
@@ -512,10 +539,11 @@ class Provider:
             used = self.store.get(f"used_code:{key}")
             if used is not None:
                 log.warning("authorization code used twice: revoking its grant")
-                self.revoke_grant(used["gid"])
+                self.revoke_grant(used["gid"], used)
             return None
         subject = Subject(**record.pop("subject"))
-        self.store.put(f"used_code:{key}", {"gid": subject.gid}, self.settings.refresh_token_ttl)
+        used = self._grant_owner(subject.gid, record["client_id"], subject)
+        self.store.put(f"used_code:{key}", used, self.settings.refresh_token_ttl)
         if record["client_id"] != client.client_id or record["expires_at"] < time.time():
             return None
         return AuthorizationCode(subject=subject, **record)
@@ -525,8 +553,19 @@ class Provider:
 
     # -- grants and tokens -----------------------------------------------------
 
-    def revoke_grant(self, gid: str) -> None:
+    @staticmethod
+    def _grant_owner(gid: str, client_id: str, subject: Subject) -> Record:
+        """What revoking a grant later needs: whom to tell (client, user, session)."""
+        return {"gid": gid, "client_id": client_id, "sub": subject.username, "sid": subject.sid}
+
+    def revoke_grant(self, gid: str, owner: Record | None = None) -> None:
+        """End a grant; the first time, tell its client by back-channel logout when
+        `owner` (see `_grant_owner`) names the client and the provider session."""
+        if self.grant_revoked(gid):
+            return
         self.store.put(f"revoked:{gid}", {}, self.settings.refresh_token_ttl)
+        if owner and owner.get("sid") and owner.get("client_id"):
+            self.send_logout(owner["sid"], owner["sub"], [owner["client_id"]])
 
     def grant_revoked(self, gid: str) -> bool:
         return self.store.get(f"revoked:{gid}") is not None
@@ -559,7 +598,7 @@ class Provider:
             used = self.store.get(f"used_rt:{key}")
             if used is not None:
                 log.warning("refresh token reused: revoking its grant")
-                self.revoke_grant(used["gid"])
+                self.revoke_grant(used["gid"], used)
             return None
         if self.grant_revoked(record["gid"]):
             return None
@@ -567,11 +606,18 @@ class Provider:
             key, "refresh_token", record["client_id"], record["gid"], record["scope"], record
         )
 
+    def _owner_of(self, token: IssuedToken) -> Record | None:
+        if "subject" not in token.record:
+            return None
+        return self._grant_owner(token.gid, token.client_id, self.subject_of(token.record))
+
     def claim_refresh_token(self, token: IssuedToken) -> bool:
+        owner = self._owner_of(token)
         if self.store.take(f"rt:{token.key}") is None:
-            self.revoke_grant(token.gid)
+            self.revoke_grant(token.gid, owner)
             return False
-        self.store.put(f"used_rt:{token.key}", {"gid": token.gid}, self.settings.refresh_token_ttl)
+        used = owner or {"gid": token.gid}
+        self.store.put(f"used_rt:{token.key}", used, self.settings.refresh_token_ttl)
         return True
 
     def access_token_active(self, access_token: str) -> bool:
@@ -590,9 +636,69 @@ class Provider:
         """RFC 7009: revoking a refresh token ends its grant; an access token, itself."""
         if token.kind == "refresh_token":
             self.store.delete(f"rt:{token.key}")
-            self.revoke_grant(token.gid)
+            self.revoke_grant(token.gid, self._owner_of(token))
         else:
             self.store.delete(f"at:{token.key}")
+
+    # -- back-channel logout (OIDC Back-Channel Logout 1.0) ---------------------------
+
+    def end_session(self, sid: str, sub: str) -> None:
+        """A provider session ended: tell every client that got tokens in it."""
+        if not sid:
+            return
+        told = [
+            client_id
+            for client_id in self.clients
+            if self.store.take(f"sess_client:{sid}:{client_id}") is not None
+        ]
+        self.send_logout(sid, sub, told)
+
+    def send_logout(self, sid: str, sub: str, client_ids: list[str]) -> None:
+        """Sign a Logout Token for each client that registered a back-channel logout
+        URI, and hand them to the background delivery."""
+        now = time.time()  # the receiver checks `iat`/`exp` against real time
+        notices = [
+            LogoutNotice(
+                client.client_id,
+                client.backchannel_logout_uri,
+                logout_token(self.keys, self.issuer, client.client_id, sub=sub, sid=sid, now=now),
+            )
+            for client_id in dict.fromkeys(client_ids)
+            if (client := self.clients.get(client_id)) and client.backchannel_logout_uri
+        ]
+        self.logout_delivery.send(notices)
+
+    # -- pushed authorization requests (RFC 9126) --------------------------------
+
+    def push_request(self, client_id: str, params: list[tuple[str, str]]) -> str:
+        """Keep a validated authorization request; its `request_uri`."""
+        handle = secrets.token_urlsafe(32)
+        record = {
+            "client_id": client_id,
+            "params": params,
+            "expires_at": self.clock() + PAR_TTL,
+        }
+        # The store's own expiry is a backstop; `expires_at` (the clock's) decides.
+        self.store.put(f"par:{digest(handle)}", record, PAR_TTL + 60)
+        return REQUEST_URI_PREFIX + handle
+
+    def take_pushed_request(self, request_uri: str, client_id: str) -> list[tuple[str, str]]:
+        """The pushed parameters, once: for the client that pushed them, before they expire.
+
+        Raises `InvalidRequestUriError` otherwise; a wrong client does not use it up.
+        """
+        handle = request_uri.removeprefix(REQUEST_URI_PREFIX)
+        key = f"par:{digest(handle)}"
+        record = self.store.get(key) if request_uri.startswith(REQUEST_URI_PREFIX) else None
+        if record is None:
+            raise InvalidRequestUriError("Unknown or already used 'request_uri'.")
+        if not secrets.compare_digest(record["client_id"].encode(), client_id.encode()):
+            raise InvalidRequestUriError("This 'request_uri' was pushed by another client.")
+        if self.store.take(key) is None:  # one use, even if two tabs race
+            raise InvalidRequestUriError("Unknown or already used 'request_uri'.")
+        if record["expires_at"] <= self.clock():
+            raise InvalidRequestUriError("This 'request_uri' has expired.")
+        return [(str(name), str(value)) for name, value in record["params"]]
 
     # -- discovery ---------------------------------------------------------------
 
@@ -609,7 +715,15 @@ class Provider:
             # RP-Initiated Logout 1.0 only: id_token_hint, or client_id + logout_hint
             # (the user's `sub`), post_logout_redirect_uri (registered), state.
             "frontchannel_logout_supported": False,
-            "backchannel_logout_supported": False,
+            # Back-Channel Logout 1.0: a Logout Token with `sid` and `sub` to each client
+            # with a `backchannel_logout_uri`, at logout and when a grant is revoked.
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
+            # RFC 9126
+            "pushed_authorization_request_endpoint": self.url("/par"),
+            "require_pushed_authorization_requests": self.settings.require_par,
+            # RFC 9207: `iss` in every authorization response, success or error.
+            "authorization_response_iss_parameter_supported": True,
             "scopes_supported": self.scopes,
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
@@ -627,6 +741,8 @@ class Provider:
                 "exp",
                 "iat",
                 "auth_time",
+                "amr",
+                "sid",
                 "nonce",
                 "azp",
                 "name",

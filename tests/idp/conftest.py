@@ -113,8 +113,17 @@ def idp_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def idp_server(idp_key_dir: Path) -> Iterator[str]:
-    base, process = serve(idp_key_dir)
+def receiver_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A back-channel logout receiver (`receiver.py`), started before the provider."""
+    folder = tmp_path_factory.mktemp("receiver")
+    base, process = serve(folder, factory="tests.idp.receiver:build", health="/_received")
+    yield base
+    stop(process)
+
+
+@pytest.fixture(scope="session")
+def idp_server(idp_key_dir: Path, receiver_server: str) -> Iterator[str]:
+    base, process = serve(idp_key_dir, env={"IDP_TEST_RECEIVER": receiver_server})
     yield base
     stop(process)
 
@@ -128,6 +137,24 @@ def idp(idp_server: str) -> dict[str, Any]:
 def default_idp(idp_server: str) -> dict[str, Any]:
     """The same server's provider with the default clients (`pingapp`, `pingapp-docs`)."""
     return describe(idp_server, "/default/idp")
+
+
+@pytest.fixture
+def bcl_idp(idp_server: str) -> dict[str, Any]:
+    """The same server's provider whose clients have back-channel logout URIs."""
+    return describe(idp_server, "/bcl/idp")
+
+
+@pytest.fixture
+def clocked_idp(idp_server: str) -> dict[str, Any]:
+    """The same server's provider with a clock that `POST /_clock?clock=clocked` moves."""
+    return describe(idp_server, "/clocked/idp")
+
+
+@pytest.fixture
+def par_idp(idp_server: str) -> dict[str, Any]:
+    """The same server's provider that requires pushed authorization requests."""
+    return describe(idp_server, "/par/idp")
 
 
 @pytest.fixture

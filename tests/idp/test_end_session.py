@@ -247,4 +247,5 @@ def test_discovery_says_which_logout_is_supported(idp: dict[str, Any]) -> None:
     meta = idp["metadata"]
     assert meta["end_session_endpoint"] == f"{idp['issuer']}/logout"
     assert meta["frontchannel_logout_supported"] is False
-    assert meta["backchannel_logout_supported"] is False
+    assert meta["backchannel_logout_supported"] is True
+    assert meta["backchannel_logout_session_supported"] is True

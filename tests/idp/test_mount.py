@@ -45,6 +45,12 @@ def test_on_by_default_at_idp(fresh_settings: None, tmp_path: Path) -> None:
     client = provider.clients["pingapp"]
     assert "http://localhost:3000/callback" in client.redirect_uris
     assert "http://localhost:3000/" in client.post_logout_redirect_uris
+    # Logout Tokens go to the app's backend, as `/auth/login` is there
+    from pingapp.settings import backend_url
+
+    assert client.backchannel_logout_uri == f"{backend_url()}/auth/backchannel-logout"
+    assert client.backchannel_logout_session_required is True
+    assert client.client_metadata["backchannel_logout_uri"] == client.backchannel_logout_uri
     # the API docs' "Authorize" has a client of its own (SECURITY.md item 30)
     assert not [uri for uri in client.redirect_uris if "/api/docs" in uri]
     docs = provider.clients[DOCS_CLIENT_ID]
@@ -64,6 +70,8 @@ def test_registered_uris_follow_the_ports_and_extra_configuration(
     monkeypatch.setenv("IDP_REDIRECT_URIS", "https://app.example/callback")
     monkeypatch.setenv("IDP_POST_LOGOUT_REDIRECT_URIS", "https://app.example/")
     client = default_client("pingapp", None)
+    on_backend = default_client("pingapp", None, "http://127.0.0.1:8123/")
+    assert on_backend.backchannel_logout_uri == "http://127.0.0.1:8123/auth/backchannel-logout"
     for origin in ("http://localhost:4173", "http://127.0.0.1:8123", "http://localhost:3000"):
         assert f"{origin}/callback" in client.redirect_uris
         assert f"{origin}/" in client.post_logout_redirect_uris

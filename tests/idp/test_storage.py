@@ -12,7 +12,9 @@ import redis
 
 from pingapp.devidp.storage import MemoryStore, RedisStore, Store
 from tests.idp.conftest import describe, serve, stop
-from tests.idp.flow import Browser, login, rp, start
+from tests.idp.flow import Browser, login, rp, start, verify
+from tests.idp.serve import OTHER_REDIRECT
+from tests.idp.test_backchannel_logout import received, wait_for
 
 
 def check_take_is_single_winner(store: Store) -> None:
@@ -94,9 +96,12 @@ def test_redis_store_expires(redis_url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def two_workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory):
+def two_workers(redis_url: str, tmp_path_factory: pytest.TempPathFactory, receiver_server: str):
     base, process = serve(
-        tmp_path_factory.mktemp("idp-redis") / "keys", workers=2, redis_url=redis_url
+        tmp_path_factory.mktemp("idp-redis") / "keys",
+        workers=2,
+        redis_url=redis_url,
+        env={"IDP_TEST_RECEIVER": receiver_server},
     )
     yield base
     stop(process)
@@ -127,6 +132,26 @@ def test_two_workers_share_codes_sessions_and_refresh_tokens(two_workers: str) -
             },
         )
         assert reuse.json()["error"] == "invalid_grant"
+
+
+def test_two_workers_tell_the_clients_of_a_session_whichever_ends_it(
+    two_workers: str, receiver_server: str
+) -> None:
+    """Which clients got tokens in a session is in Redis: the worker that answers the
+    logout knows them even if another one issued the codes."""
+    idp = describe(two_workers, "/bcl/idp")
+    for _ in range(3):
+        result = login(idp)
+        login(idp, result.browser, client=rp("other", redirect_uri=OTHER_REDIRECT))
+        sid = verify(idp, result.token["id_token"], audience="pingapp", typ="JWT")["sid"]
+        response = result.browser.http.get(
+            idp["metadata"]["end_session_endpoint"],
+            params={"id_token_hint": result.token["id_token"]},
+        )
+        assert response.status_code == 200
+        for name in ("pingapp", "other"):
+            posts = wait_for(lambda name=name, sid=sid: received(receiver_server, name, sid))
+            assert len(posts) == 1
 
 
 def test_redis_holds_hashes_not_usable_secrets(two_workers: str, redis_url: str) -> None:
