@@ -340,9 +340,10 @@ def test_logout_puts_no_id_token_in_any_url(app: RunningApp, browser: Browser) -
     frames: list[str] = []
     page.on("request", lambda request: urls.append(request.url))
     page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
-    page.click("#qsLogoutBtn")
+    with page.expect_request(lambda request: "/idp/logout" in request.url) as sent:
+        page.click("#qsLogoutBtn")
+    logout = sent.value.url
     expect(page.locator("#qsLoginBtn")).to_be_visible()
-    [logout] = [u for u in urls if "/idp/logout" in u]
     query = parse_qs(urlsplit(logout).query)
     assert "id_token_hint" not in query
     assert query["client_id"] == ["pingapp"]
