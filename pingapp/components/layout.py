@@ -26,8 +26,8 @@ FOCUS_FLAG = "pingapp:focus-main"
 # when a sign-in or sign-out asked for it, focus the page's h1, so keyboard and
 # screen-reader users start at the new content, not at the top of the document.
 # The callback page keeps the flag: the sign-in has not finished there.
-_FOCUS_MAIN_HEADING = f"""(() => {{
-  const path = window.location.pathname;
+_FOCUS_MAIN_HEADING = rf"""(() => {{
+  const path = window.location.pathname.replace(/\/+$/, "") || "/";
   const moved = window.__pingappPath !== undefined && window.__pingappPath !== path;
   window.__pingappPath = path;
   if (path === {json.dumps(routes.CALLBACK)}) return;
@@ -78,8 +78,10 @@ def color_mode_toggle() -> rx.Component:
 
 
 def navbar() -> rx.Component:
-    """The tutorial's navbar: Home, Profile, Ping, and Log In / Log Out."""
+    """The tutorial's navbar: Home, Profile, Ping, and Log In / Log Out, after a
+    "Skip to content" link (the first tab stop)."""
     return rx.el.header(
+        rx.el.a("Skip to content", href=f"#{MAIN_ID}", class_name="skip-link"),
         rx.hstack(
             rx.link(
                 rx.hstack(
@@ -203,7 +205,6 @@ def page(*children: rx.Component) -> rx.Component:
     """A page of the app: the header and a readable column of content, whose first
     child is the page's one h1."""
     return rx.box(
-        rx.el.a("Skip to content", href=f"#{MAIN_ID}", class_name="skip-link"),
         navbar(),
         rx.el.main(
             rx.container(
