@@ -81,7 +81,15 @@ def navbar() -> rx.Component:
     """The tutorial's navbar: Home, Profile, Ping, and Log In / Log Out, after a
     "Skip to content" link (the first tab stop)."""
     return rx.el.header(
-        rx.el.a("Skip to content", href=f"#{MAIN_ID}", class_name="skip-link"),
+        # A plain fragment link (rx.el.a is React Router's Link): the browser moves
+        # the focus to <main>.
+        rx.el.a(
+            "Skip to content",
+            href=f"#{MAIN_ID}",
+            reload_document=True,
+            id="skip-link",
+            class_name="skip-link",
+        ),
         rx.hstack(
             rx.link(
                 rx.hstack(

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import (
@@ -412,18 +413,27 @@ def test_keyboard_only_sign_in_ping_profile_and_sign_out(app: RunningApp, browse
     page.goto(app.url + "/ping")
     expect(page.locator("#ping-public")).to_be_visible()
 
-    # First stop: the skip link, shown once focused.
-    page.keyboard.press("Tab")
-    assert focused(page)["name"] == "Skip to content"
-    assert focused(page)["ring"]
-    stops = tab_to(page, "qsLoginBtn")
-    assert stops[:3] == ["pingapp", "nav-home", "nav-profile"], stops
+    # The header in reading order, after a skip link (shown once focused).
+    stops = tab_to(page, "color-mode")
+    assert stops == [
+        "skip-link",
+        "pingapp",
+        "nav-home",
+        "nav-profile",
+        "nav-ping",
+        "qsLoginBtn",
+        "color-mode",
+    ], stops
     # The colour toggle is named and works from the keyboard.
-    tab_to(page, "color-mode")
     assert focused(page)["name"] == "Switch to dark mode"
     page.keyboard.press("Enter")
     expect(page.locator("html")).to_have_class(re.compile(r"\bdark\b"))
     assert focused(page)["name"] == "Switch to light mode"
+    # The skip link leads past the header to the page's first control.
+    tab_to(page, "skip-link", back=True)
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert focused(page)["id"] == "ping-public"
     tab_to(page, "qsLoginBtn", back=True)
     page.keyboard.press("Enter")
 
@@ -501,3 +511,9 @@ def test_spinners_stand_still_for_reduced_motion(app: RunningApp, browser: Brows
     expect(page.locator("#ping-timing")).to_be_visible()
     context.close()
     assert running == 0, f"{running} animations still run with prefers-reduced-motion: reduce"
+
+
+def test_the_favicon_is_an_icon(app: RunningApp) -> None:
+    answer = httpx.get(app.url + "/favicon.ico")
+    assert answer.status_code == 200
+    assert answer.content.startswith(b"\x00\x00\x01\x00")  # an ICO, not the app's HTML
