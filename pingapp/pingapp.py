@@ -85,7 +85,8 @@ class PingApp(rx.App):
         return own_routes_first(super().__call__())
 
 
-app = PingApp()
+# assets/a11y.css: focus ring, skip link, reduced motion, dark-mode hover contrast.
+app = PingApp(stylesheets=["/a11y.css"])
 
 
 @contextlib.asynccontextmanager

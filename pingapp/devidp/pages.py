@@ -38,6 +38,10 @@ button.primary { background: var(--accent); border-color: var(--accent);
   color: var(--on-accent); }
 .actions { display: flex; gap: .6rem; margin-top: 1.25rem; }
 .error { color: var(--err); font-weight: 600; }
+fieldset { border: 0; margin: 0; padding: 0; }
+legend { font-weight: 600; padding: 0; margin: .75rem 0 .25rem; }
+:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
+input[type=text]:focus-visible, input[type=password]:focus-visible { outline-offset: 1px; }
 .muted { color: var(--muted); font-size: .9rem; }
 code { font-size: .9em; }
 """
@@ -109,6 +113,8 @@ def sign_in_page(
     message = (
         f'<p class="error" id="signin-error" role="alert">{escape(error)}</p>' if error else ""
     )
+    # After a failed attempt the fields say so, and point at the message.
+    invalid = ' aria-invalid="true" aria-describedby="signin-error"' if error else ""
     body = f"""
 <h1>Sign in</h1>
 <p class="muted">to continue to <strong>{escape(client_id)}</strong></p>
@@ -116,9 +122,11 @@ def sign_in_page(
 <form method="post" action="{escape(action)}">
 {_hidden(fields)}
 <label for="username">Username</label>
-<input type="text" id="username" name="username" autocomplete="username" required autofocus>
+<input type="text" id="username" name="username" autocomplete="username" required
+ autofocus{invalid}>
 <label for="password">Password</label>
-<input type="password" id="password" name="password" autocomplete="current-password" required>
+<input type="password" id="password" name="password" autocomplete="current-password"
+ required{invalid}>
 <div class="actions"><button class="primary" id="signin" type="submit">Sign in</button></div>
 </form>
 {listed}
@@ -147,7 +155,9 @@ def consent_page(
 <strong>{escape(username)}</strong>. Untick what it should not get.</p>
 <form method="post" action="{escape(action)}">
 {_hidden(fields)}
+<fieldset><legend>What it may do</legend>
 {"".join(rows)}
+</fieldset>
 <div class="actions">
 <button class="primary" id="consent-allow" name="decision" value="allow"
  type="submit">Allow</button>

@@ -11,16 +11,21 @@ from pingapp.components.layout import page
 
 def callback() -> rx.Component:
     # While the sign-in finishes, a spinner; if it fails, the error callout that
-    # every page shows explains why, with a Log In button.
+    # every page shows (role="alert") explains why, with a Log In button.
     return page(
+        rx.heading(
+            rx.cond(AuthState.error_title == "", "Signing you in", "Sign-in did not finish"),
+            size="7",
+        ),
         rx.cond(
             AuthState.error_title == "",
             rx.center(
                 rx.vstack(
-                    rx.spinner(size="3"),
+                    rx.spinner(size="3", aria_hidden="true"),
                     rx.text("Signing you in…", color_scheme="gray"),
                     align="center",
                     id="callback-pending",
+                    role="status",
                 ),
                 width="100%",
                 padding_y="4em",

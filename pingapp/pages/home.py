@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex_components_core.react_router.dom import ReactRouterLink
 
 from pingapp import routes
 from pingapp.auth.state import AuthState
 from pingapp.components.layout import page
+from pingapp.settings import backend_url
 
 
 def home() -> rx.Component:
@@ -24,17 +26,32 @@ def home() -> rx.Component:
                 "You are logged in! You can now send authenticated requests to your server.",
                 icon="circle-check",
                 color_scheme="green",
+                high_contrast=True,
                 id="home-status",
             ),
             rx.callout(
                 "You are not logged in! Please Log In to continue.",
                 icon="info",
+                high_contrast=True,
                 id="home-status",
             ),
         ),
+        # Links that look like buttons: one tab stop each, not a button inside a link.
         rx.hstack(
-            rx.link(rx.button("Go to the ping page", size="3"), href=routes.PING),
-            rx.link(rx.button("API documentation", size="3", variant="soft"), href="/api/docs"),
+            rx.button(
+                ReactRouterLink.create("Go to the ping page", to=routes.PING),
+                as_child=True,
+                size="3",
+            ),
+            # The API's docs are a page of the backend, not of the app: a full load.
+            rx.button(
+                rx.el.a(
+                    "API documentation", href=f"{backend_url()}/api/docs", reload_document=True
+                ),
+                as_child=True,
+                size="3",
+                variant="soft",
+            ),
             wrap="wrap",
         ),
     )

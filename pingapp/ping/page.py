@@ -12,13 +12,17 @@ from pingapp.ping.state import PingState
 
 
 def ping_button(label: str, which: str, handler: EventType[()], **props) -> rx.Component:
-    """A ping button that shows a spinner while its call runs."""
+    """A ping button that shows a spinner while its call runs.
+
+    While a ping runs the buttons are aria-disabled, not disabled: a disabled
+    button would drop the keyboard focus of whoever pressed it. The handlers
+    ignore a press while a ping runs."""
     return rx.button(
-        rx.spinner(loading=PingState.running == which),
+        rx.spinner(loading=PingState.running == which, aria_hidden="true"),
         label,
         id=f"ping-{which}",
         on_click=handler,
-        disabled=PingState.running != "",
+        aria_disabled=rx.cond(PingState.running != "", "true", "false"),
         size="3",
         **props,
     )
@@ -31,14 +35,24 @@ def answer() -> rx.Component:
             rx.text("Answer", size="2", weight="bold", color_scheme="gray"),
             rx.cond(
                 PingState.running != "",
-                rx.hstack(rx.spinner(), rx.text("Calling the API…"), id="ping-loading"),
+                rx.hstack(
+                    rx.spinner(aria_hidden="true"),
+                    rx.text("Calling the API…"),
+                    id="ping-loading",
+                    align="center",
+                ),
             ),
-            rx.heading(
+            # A live region, always in the page: screen readers announce each answer
+            # where it appears, and the focus stays on the button that was pressed.
+            rx.text(
                 PingState.message,
                 id="ping-message",
                 size="4",
+                weight="medium",
                 color_scheme=rx.cond(PingState.ok, "green", "red"),
+                role="status",
                 aria_live="polite",
+                aria_busy=rx.cond(PingState.running != "", "true", "false"),
             ),
             rx.cond(
                 PingState.has_answer,
@@ -114,7 +128,7 @@ def token_inspector() -> rx.Component:
     """The access token as the API will see it: decoded, never the raw string."""
     return rx.card(
         rx.vstack(
-            rx.heading("Your access token", size="4"),
+            rx.heading("Your access token", as_="h2", size="4"),
             rx.text(
                 "It stays on the server; this is what it says.",
                 size="2",
@@ -147,9 +161,9 @@ def token_inspector() -> rx.Component:
                             id="token-expiry",
                         ),
                     ),
-                    rx.text("Header", weight="bold", size="2"),
+                    rx.heading("Header", as_="h3", size="2"),
                     json_block(AuthState.token_header, "token-header"),
-                    rx.text("Claims", weight="bold", size="2"),
+                    rx.heading("Claims", as_="h3", size="2"),
                     json_block(AuthState.token_claims, "token-claims"),
                     width="100%",
                 ),
@@ -160,6 +174,7 @@ def token_inspector() -> rx.Component:
                     "(in Auth0: Applications > APIs) and log in again.",
                     icon="triangle-alert",
                     color_scheme="amber",
+                    high_contrast=True,
                     id="token-opaque",
                 ),
             ),
