@@ -98,7 +98,7 @@ class AuthorizationCode(AuthorizationCodeMixin):
     subject: Subject
     code_challenge: str
     code_challenge_method: str
-    expires_at: int
+    expires_at: float
     nonce: str | None = None
 
     def get_redirect_uri(self) -> str:

@@ -509,7 +509,7 @@ class Provider:
         subject = subject_of(request)
         client = client_of(request)
         data = payload_of(request).data
-        now = int(time.time())
+        now = self.clock()
         record = {
             "client_id": client.client_id,
             "redirect_uri": payload_of(request).redirect_uri,
@@ -544,7 +544,7 @@ class Provider:
         subject = Subject(**record.pop("subject"))
         used = self._grant_owner(subject.gid, record["client_id"], subject)
         self.store.put(f"used_code:{key}", used, self.settings.refresh_token_ttl)
-        if record["client_id"] != client.client_id or record["expires_at"] < time.time():
+        if record["client_id"] != client.client_id or record["expires_at"] < self.clock():
             return None
         return AuthorizationCode(subject=subject, **record)
 

@@ -157,12 +157,6 @@ def par_idp(idp_server: str) -> dict[str, Any]:
     return describe(idp_server, "/par/idp")
 
 
-@pytest.fixture
-def fast_idp(idp_server: str) -> dict[str, Any]:
-    """The same server's provider with a 1 s code lifetime and 10 s access tokens."""
-    return describe(idp_server, "/fast/idp")
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("redis-server")

@@ -1,7 +1,6 @@
 """The provider under test, as granian serves it: `granian --factory tests.idp.serve:build`.
 
-Several providers in one app: `/idp` as the app would mount it, `/fast/idp` with
-the shortest lifetimes, for the expiry tests, and `/default/idp` with the clients
+Several providers in one app: `/idp` as the app would mount it, and `/default/idp` with the clients
 and users registered by default (the app's and the API docs'; alice and bob), as
 `create_idp` makes them.
 `/throttle/idp` has its own store and a clock that `POST /_clock?seconds=N` moves
@@ -131,9 +130,6 @@ def build() -> Starlette:
     # carol and dave are each used by one test only, so they start with no consent.
     users = ["alice:alice", "bob:bob", "carol:carol", "dave:dave"]
     normal = IdpSettings(users=users, key_dir=key_dir, redis_url=redis_url, access_token_ttl=300)
-    fast = IdpSettings(
-        users=users, key_dir=key_dir, redis_url=redis_url, code_ttl=1, access_token_ttl=10
-    )
     demo = IdpSettings(key_dir=key_dir, redis_url=redis_url, access_token_ttl=300)
     par_only = IdpSettings(users=users, key_dir=key_dir, redis_url=redis_url, require_par=True)
     common = {"clients": CLIENTS, "audiences": [AUDIENCE, OTHER_AUDIENCE]}
@@ -195,12 +191,6 @@ def build() -> Starlette:
                     settings=demo,
                     store=store_for(redis_url),
                     audiences=common["audiences"],
-                ),
-            ),
-            Mount(
-                "/fast/idp",
-                app=create_idp(
-                    issuer=f"{base}/fast/idp", settings=fast, store=store_for(redis_url), **common
                 ),
             ),
         ]
