@@ -350,8 +350,7 @@ async def pushed_authorization_url(
     )
     request_uri = body.get("request_uri")
     if status != 201 or "error" in body or not isinstance(request_uri, str):
-        code = str(body.get("error", "server_error"))
-        description = str(body.get("error_description", "")) or "no description given"
+        code, description = _error_of(body)
         raise LoginError(
             "The sign-in provider refused the sign-in request",
             f"{code}: {description}. Check AUTH_CLIENT_ID and the application's "
@@ -440,6 +439,12 @@ async def _post_form(
     return response.status_code, body
 
 
+def _error_of(body: Mapping[str, Any]) -> tuple[str, str]:
+    """An OAuth error answer's `error` and `error_description` (RFC 6749 5.2)."""
+    code = str(body.get("error", "server_error"))
+    return code, str(body.get("error_description", "")) or "no description given"
+
+
 async def _token_request(
     client: httpx.AsyncClient,
     metadata: Mapping[str, Any],
@@ -450,8 +455,7 @@ async def _token_request(
         client, metadata.get("token_endpoint"), settings, form, what="token endpoint"
     )
     if status != 200 or "error" in body:
-        code = str(body.get("error", "server_error"))
-        description = str(body.get("error_description", "")) or "no description given"
+        code, description = _error_of(body)
         if code == "invalid_grant":
             raise GrantRejected(
                 "The sign-in has expired or was already used",

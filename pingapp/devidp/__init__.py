@@ -25,7 +25,6 @@ issued until it expires (IDP_ACCESS_TOKEN_TTL, 600 s by default).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit
 from starlette.routing import Mount
 
 from pingapp.devidp.app import create_idp
+from pingapp.settings import is_loopback_host
 
 if TYPE_CHECKING:
     from pingapp.settings import Settings
@@ -46,15 +46,7 @@ def is_loopback_url(url: str) -> bool:
     """Whether the URL's host is `localhost`, `::1` or a `127.x` address (nothing else:
     not `0.0.0.0`, not a private address, not a name that merely starts with one)."""
     try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return False
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
+        return is_loopback_host(urlsplit(url).hostname)
     except ValueError:
         return False
 

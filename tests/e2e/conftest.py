@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode, urljoin
 
 import httpx
 import pytest
@@ -157,6 +158,25 @@ def sign_in_at_provider(
         for scope in untick:
             page.uncheck("#scope-" + scope.replace(":", "-"))
         page.click("#consent-allow" if allow else "#consent-deny")
+
+
+def consent_without_following(page: Page) -> str:
+    """Press Allow on the embedded provider's consent page without following the
+    redirect back: the callback URL (code, state, iss) the browser would have loaded."""
+    action, fields = page.evaluate(
+        """() => {
+            const form = document.querySelector('form');
+            const data = new FormData(form, document.getElementById('consent-allow'));
+            return [form.action, [...data.entries()]];
+        }"""
+    )
+    answer = page.request.post(
+        urljoin(page.url, action),
+        data=urlencode([tuple(pair) for pair in fields]),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        max_redirects=0,
+    )
+    return answer.headers["location"]
 
 
 def stored_sessions(states_dir: Path) -> list[ServerSession]:

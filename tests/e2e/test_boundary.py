@@ -13,7 +13,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -25,6 +25,7 @@ from pingapp.auth.session import KEY_FILE, LOGIN_COOKIE, SESSION_COOKIE
 from tests.e2e.conftest import (
     ROOT,
     RunningApp,
+    consent_without_following,
     sign_in_at_provider,
     start_app,
     stored_sessions,
@@ -258,20 +259,7 @@ def test_the_callback_url_of_another_browser_signs_nobody_in(
     attacker.click("#signin")
     attacker.wait_for_selector("#consent-allow")
     # Allow, but do not follow the redirect back: keep the callback URL.
-    action, fields = attacker.evaluate(
-        """() => {
-            const form = document.querySelector('form');
-            const data = new FormData(form, document.getElementById('consent-allow'));
-            return [form.action, [...data.entries()]];
-        }"""
-    )
-    answer = attacker.request.post(
-        urljoin(attacker.url, action),
-        data=urlencode([tuple(pair) for pair in fields]),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        max_redirects=0,
-    )
-    callback = answer.headers["location"]
+    callback = consent_without_following(attacker)
     assert "/callback?" in callback and "code=" in callback
 
     victim = browser.new_context().new_page()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from pingapp.auth.session import SESSION_COOKIE
 from tests.deploy.conftest import start_redis
-from tests.e2e.conftest import RunningApp, sign_in_at_provider, start_app
+from tests.e2e.conftest import RunningApp, consent_without_following, sign_in_at_provider, start_app
 
 RECENT = "Hello from a private endpoint! You signed in recently enough to see this."
 
@@ -105,20 +105,8 @@ def test_an_answer_naming_another_issuer_is_refused(app: RunningApp, page: Page)
     page.fill("#password", "bob")
     page.click("#signin")
     page.wait_for_selector("#consent-allow")
-    action, fields = page.evaluate(
-        """() => {
-            const form = document.querySelector('form');
-            const data = new FormData(form, document.getElementById('consent-allow'));
-            return [form.action, [...data.entries()]];
-        }"""
-    )
-    answer = page.request.post(
-        urljoin(page.url, action),
-        data=urlencode([tuple(pair) for pair in fields]),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        max_redirects=0,
-    )
-    callback = urlsplit(answer.headers["location"])
+    location = consent_without_following(page)
+    callback = urlsplit(location)
     query = parse_qs(callback.query)
     assert query["iss"], "the embedded provider sends iss (RFC 9207)"
     query["iss"] = ["https://evil.example/"]
