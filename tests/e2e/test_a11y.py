@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -31,12 +31,13 @@ from playwright.sync_api import (
     Browser,
     BrowserContext,
     Page,
+    Route,
     ViewportSize,
     WebSocketRoute,
     expect,
 )
 
-from tests.e2e.conftest import RunningApp, start_app
+from tests.e2e.conftest import RunningApp, consent_without_following, start_app
 
 AXE_OPTIONS = {
     "runOnly": {
@@ -243,36 +244,70 @@ class Tour:
             "This sign-in cannot be finished here"
         )
 
-    def _login_state(self) -> str:
-        """Press Log In; at the provider's consent page, this login's `state`."""
-        with self.page.expect_request(re.compile(r"/idp/authorize\?")) as request:
-            self.page.click("#auth-error button:has-text('Log In')")
+    def _to_consent(self) -> None:
+        """Press Log In, up to the provider's consent page."""
+        self.page.click("#auth-error button:has-text('Log In')")
         expect(self.page.locator("#consent-allow")).to_be_visible()
-        return parse_qs(urlsplit(request.value.url).query)["state"][0]
 
-    def _callback_error(self, query: str) -> str:
-        """A callback for a real login of this browser, with `query` added: the
-        error title shown."""
-        state = self._login_state()
-        self.page.goto(f"{self.app.url}/callback?state={state}{query}")
+    def _real_answer(self) -> str:
+        """Press Log In and walk the provider's redirects without following the last
+        one: the callback URL (code, state, iss) this browser would have loaded."""
+        hops: list[str] = []
+
+        def keep(route: Route) -> None:
+            hops.append(route.request.url)
+            route.abort()
+
+        self.page.route("**/auth/login?*", keep)
+        try:
+            self.page.click("#auth-error button:has-text('Log In')")
+            deadline = time.monotonic() + 20
+            while not hops and time.monotonic() < deadline:
+                self.page.wait_for_timeout(50)
+        finally:
+            self.page.unroute("**/auth/login?*", keep)
+        url = hops[0]
+        for _ in range(10):  # /auth/login, then the provider's own redirects
+            answer = self.page.request.get(url, max_redirects=0)
+            location = answer.headers.get("location")
+            if location is None:  # a page: the provider wants consent first
+                self.page.goto(url)
+                expect(self.page.locator("#consent-allow")).to_be_visible()
+                return consent_without_following(self.page)
+            url = urljoin(url, location)
+            if "/callback?" in url:
+                return url
+        pytest.fail("the provider never sent the browser back")
+
+    def _callback_error(self, **changes: str | None) -> str:
+        """The provider's real answer to a login of this browser, with `changes` made
+        to its query (None removes a parameter): the error title shown."""
+        answer = urlsplit(self._real_answer())
+        query = {name: values[0] for name, values in parse_qs(answer.query).items()}
+        for name, value in changes.items():
+            if value is None:
+                query.pop(name, None)
+            else:
+                query[name] = value
+        self.page.goto(urlunsplit(answer._replace(query=urlencode(query))))
         title = self.page.locator("#auth-error-title")
         expect(title).not_to_have_text("")
         return title.inner_text()
 
     def step_callback_cancelled(self) -> None:
-        self._login_state()
+        self._to_consent()
         self.page.click("#consent-deny")
         expect(self.page.locator("#auth-error-title")).to_have_text("Sign-in was cancelled")
 
     def step_callback_no_code(self) -> None:
-        assert self._callback_error("") == "The provider sent no code"
+        assert self._callback_error(code=None) == "The provider sent no code"
 
     def step_callback_other_issuer(self) -> None:
-        title = self._callback_error("&code=x&iss=https%3A%2F%2Fissuer.invalid%2F")
+        title = self._callback_error(iss="https://issuer.invalid/")
         assert title == "The answer came from another provider"
 
     def step_callback_code_refused(self) -> None:
-        self._callback_error("&code=forged")  # the provider refuses to trade it
+        self._callback_error(code="forged")  # the provider refuses to trade it
 
     # The provider's other pages, and the sign-in hop's.
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
@@ -173,3 +174,38 @@ def test_a_logout_token_signs_out_every_tab_of_that_user_without_a_reload(
     assert sessions_of(states_dir, "bob") >= 1
     alice.close()
     bob.close()
+
+
+def test_signing_out_at_the_embedded_provider_signs_the_apps_tabs_out(
+    app: RunningApp, browser: Browser, states_dir: Path
+) -> None:
+    """The provider's own logout, in another tab: it POSTs a Logout Token to the app
+    (over HTTP, as to any client), which signs out both of the user's tabs."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    authorize: list[str] = []
+    page.on(
+        "request",
+        lambda request: authorize.append(request.url) if "/idp/authorize?" in request.url else None,
+    )
+    page.goto(app.url + "/")
+    page.click("#qsLoginBtn")
+    sign_in_at_provider(page, "alice")
+    expect(page).to_have_url(app.url + "/")
+    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    # PAR (RFC 9126): the embedded provider advertises it, so the app pushes the
+    # request and the browser's URL carries only these two.
+    assert sorted(parse_qs(urlsplit(authorize[0]).query)) == ["client_id", "request_uri"]
+    second = context.new_page()
+    second.goto(app.url + "/ping")
+    expect(second.locator("#ping-private")).to_be_visible()
+    before = sessions_of(states_dir, "alice")
+
+    provider_tab = context.new_page()
+    provider_tab.goto(f"{app.backend.replace('127.0.0.1', 'localhost')}/idp/logout")
+    provider_tab.click("#logout-confirm")
+    for tab in (page, second):
+        expect(tab.locator("#qsLoginBtn")).to_be_visible(timeout=2_000)
+    assert sessions_of(states_dir, "alice") == before - 1
+    context.close()
