@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pingapp import routes
 from pingapp.api import create_api, verifier_lifespan
+from pingapp.auth import oidc
 from pingapp.auth.routes import create_auth_routes
 from pingapp.auth.session import digest_our_cookies
 from pingapp.auth.state import AuthState
@@ -38,6 +39,7 @@ check_public_url(
     get_settings(),
     prod=environment.REFLEX_ENV_MODE.get() == constants.Env.PROD,
 )
+oidc.set_failure_cooldown(get_settings().auth_failure_cooldown)
 
 # Reflex's page states may hold a user's profile: owner-only (SECURITY.md 34).
 _states = prerequisites.get_states_dir()

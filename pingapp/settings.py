@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     auth_use_par: Literal["auto", "true", "false"] = "auto"
     #: How recent a sign-in `/api/private-recent` wants (its token's `auth_time`).
     api_recent_auth_max_age: int = Field(default=300, ge=0, le=86_400)
+    #: Seconds a failed discovery or key-set fetch is answered from memory, without
+    #: a new outbound call (SECURITY.md 39).
+    auth_failure_cooldown: float = Field(default=5.0, ge=0, le=300)
     #: Accept non-loopback `http://` URLs (issuer, API, public URL) in prod.
     allow_insecure_http: bool = False
 

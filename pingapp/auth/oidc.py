@@ -233,6 +233,11 @@ async def signing_key(
     )
 
 
+def set_failure_cooldown(seconds: float) -> None:
+    """How long a failed discovery or key-set fetch is remembered (AUTH_FAILURE_COOLDOWN)."""
+    _discovery.failure_cooldown = _key_sets.failure_cooldown = seconds
+
+
 def clear_caches() -> None:
     """Forget discovery, keys and remembered failures (tests; a provider that changed)."""
     _metadata.clear()

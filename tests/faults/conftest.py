@@ -42,7 +42,8 @@ HTTP_TIMEOUT = 2.0
 SLACK = 2.5
 #: The delay of a "slow" server: well past HTTP_TIMEOUT.
 SLOW = 8.0
-APP_ENV = {"HTTP_TIMEOUT": str(HTTP_TIMEOUT)}
+#: Each fault test starts from a fresh attempt: no failure remembered from the last one.
+APP_ENV = {"HTTP_TIMEOUT": str(HTTP_TIMEOUT), "AUTH_FAILURE_COOLDOWN": "0"}
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
