@@ -52,7 +52,11 @@ def test_a_restart_without_redis_keeps_the_user_signed_in(
     restart_app(app, app_env)
     assert not list(states_dir.glob("*.pkl"))  # Reflex's page states were emptied
     assert len(stored_sessions(states_dir)) == 1  # the session was not
-    page.reload()
+    # A new tab of the same browser (the old one may be reloading itself while the
+    # dev server comes back, which a reload here would race with).
+    page = page.context.new_page()
+    page.goto(app.url + "/ping")
+    message = page.locator("#ping-message")
     expect(page.locator("#qsLogoutBtn")).to_be_visible()
     page.click("#ping-private")
     expect(message).to_contain_text(PRIVATE_MESSAGE)
