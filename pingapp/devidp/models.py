@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, scope_to_list
@@ -98,7 +98,6 @@ class AuthorizationCode(AuthorizationCodeMixin):
     subject: Subject
     code_challenge: str
     code_challenge_method: str
-    expires_at: float
     nonce: str | None = None
 
     def get_redirect_uri(self) -> str:
@@ -124,12 +123,13 @@ class AuthorizationCode(AuthorizationCodeMixin):
 class IssuedToken(TokenMixin):
     """A refresh or access token this provider issued, as revocation sees it."""
 
-    key: str
+    key: str  # the token's digest
     kind: str  # "refresh_token" or "access_token"
     client_id: str
     gid: str
     scope: str = ""
-    record: dict[str, Any] = field(default_factory=dict)
+    #: Whom the grant is for (refresh tokens only).
+    subject: Subject | None = None
 
     def check_client(self, client: ClientMixin) -> bool:
         return client.get_client_id() == self.client_id
@@ -141,7 +141,7 @@ class IssuedToken(TokenMixin):
         return 0
 
     def is_expired(self) -> bool:
-        return False  # expired records are gone from the store
+        return False  # expired records read as absent
 
     def is_revoked(self) -> bool:
         return False  # revoked records are gone from the store

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 Record = dict[str, Any]
@@ -40,16 +41,20 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    """A dict with expiry and a lock. Enough for one backend process."""
+    """A dict with expiry and a lock. Enough for one backend process.
 
-    def __init__(self) -> None:
+    `clock` (monotonic seconds) decides expiry; tests pass one they move.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._items: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
         self._writes = 0
 
     def put(self, key: str, value: Record, ttl: int) -> None:
         with self._lock:
-            self._items[key] = (time.monotonic() + ttl, json.dumps(value))
+            self._items[key] = (self._clock() + ttl, json.dumps(value))
             self._writes += 1
             if self._writes % 256 == 0:
                 self._purge()
@@ -69,8 +74,8 @@ class MemoryStore:
     def add(self, key: str, ttl: int) -> int:
         with self._lock:
             item = self._items.get(key)
-            if item is None or item[0] <= time.monotonic():
-                item = (time.monotonic() + ttl, "0")
+            if item is None or item[0] <= self._clock():
+                item = (self._clock() + ttl, "0")
             value = int(item[1]) + 1
             self._items[key] = (item[0], str(value))
             self._writes += 1
@@ -81,7 +86,7 @@ class MemoryStore:
     def count(self, key: str) -> int:
         with self._lock:
             item = self._items.get(key)
-            return int(item[1]) if item and item[0] > time.monotonic() else 0
+            return int(item[1]) if item and item[0] > self._clock() else 0
 
     def __len__(self) -> int:
         """Records held, expired ones not yet purged included."""
@@ -93,13 +98,13 @@ class MemoryStore:
         if item is None:
             return None
         expires, text = item
-        if expires <= time.monotonic():
+        if expires <= self._clock():
             self._items.pop(key, None)
             return None
         return json.loads(text)
 
     def _purge(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         for key in [k for k, (expires, _) in self._items.items() if expires <= now]:
             del self._items[key]
 

@@ -24,10 +24,14 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from functools import partial
 
+from pingapp.devidp.records import counter_key
 from pingapp.devidp.storage import Store
 
 log = logging.getLogger("pingapp.devidp")
+
+Counter = partial[str]
 
 #: Hex digits of a hash that name a bucket: 16**3 = 4,096 buckets per kind.
 BUCKET_DIGITS = 3
@@ -69,10 +73,13 @@ class SignInThrottle:
         self.window = window
         self.clock = clock
 
-    def _counters(self, username: str, address: str) -> list[tuple[str, int]]:
+    def _counters(self, username: str, address: str) -> list[tuple[Counter, int]]:
+        """Each counter (a window's index to its store key) and its limit."""
+        user = bucket("user", username.casefold())
+        addr = bucket("addr", address_of(address))
         return [
-            (f"throttle:user:{bucket('user', username.casefold())}", self.per_user),
-            (f"throttle:addr:{bucket('addr', address_of(address))}", self.per_address),
+            (partial(counter_key, "user", user), self.per_user),
+            (partial(counter_key, "addr", addr), self.per_address),
         ]
 
     def retry_after(self, username: str, address: str) -> int:
@@ -82,7 +89,7 @@ class SignInThrottle:
         wait = 0.0
         for key, limit in self._counters(username, address):
             for index in (current, current - 1):
-                if self.store.count(f"{key}:{index}") >= limit:
+                if self.store.count(key(index)) >= limit:
                     # locked until the end of the window after the one that hit the limit
                     wait = max(wait, (index + 2) * self.window - now)
                     break
@@ -92,12 +99,12 @@ class SignInThrottle:
         """Count one failure for the name and for the address."""
         index = int(self.clock() // self.window)
         for key, limit in self._counters(username, address):
-            if self.store.add(f"{key}:{index}", 2 * self.window) == limit:
-                log.warning("sign-in throttled: %s failures for a %s", limit, key.split(":")[1])
+            if self.store.add(key(index), 2 * self.window) == limit:
+                log.warning("sign-in throttled: %s failures for a %s", limit, key.args[0])
 
     def succeeded(self, username: str) -> None:
         """A right password clears the name's count (not the address's)."""
         index = int(self.clock() // self.window)
         key = self._counters(username, "")[0][0]
         for i in (index, index - 1):
-            self.store.delete(f"{key}:{i}")
+            self.store.delete(key(i))

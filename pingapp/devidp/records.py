@@ -1,0 +1,236 @@
+"""The provider's records, typed: the one place that knows the store's key space.
+
+Each kind of record is a dataclass and a `Table` (its key prefix). `Records` puts,
+gets and takes them over a `Store` (memory or Redis). Every record carries its own
+`expires_at` on the provider's clock, and a record past it reads as absent, so every
+expiry the provider decides (codes, pushed requests, sign-in transactions, sessions,
+consents, grants) follows the clock it was given; tests move that clock instead of
+waiting. The store's own TTL only clears records out, a little after they expired.
+
+Secrets (codes, tokens, session cookies, request handles) are keyed by their
+`digest`, so a dump of the store holds none that could be used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Generic, TypeVar
+
+from pingapp.devidp.models import AuthorizationCode, Subject
+from pingapp.devidp.storage import Store
+
+#: Seconds the store keeps a record after it expired on the provider's clock.
+BACKSTOP = 60
+
+Params = list[tuple[str, str]]
+
+
+def digest(secret: str) -> str:
+    """What a secret is stored under: its SHA-256, never the secret itself."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _params(pairs: Any) -> Params:
+    return [(str(name), str(value)) for name, value in pairs]
+
+
+# -- the records -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A record whose presence is all it says (a revoked grant, a used nonce…)."""
+
+
+@dataclass(frozen=True)
+class GrantOwner:
+    """Whom a grant's revocation concerns: its client, user and provider session."""
+
+    gid: str
+    client_id: str = ""
+    sub: str = ""
+    sid: str = ""
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """An access token issued, so that revoking it (or its grant) stops userinfo."""
+
+    gid: str
+    client_id: str
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    """A live refresh token: its grant, client, the grant's scope and subject."""
+
+    gid: str
+    client_id: str
+    scope: str
+    subject: Subject
+
+
+@dataclass(frozen=True)
+class PushedRequest:
+    """RFC 9126: an authorization request pushed to `/par`, for the client that pushed it."""
+
+    client_id: str
+    params: Params
+
+
+@dataclass(frozen=True)
+class Session:
+    """A provider session (behind the session cookie): who signed in, when, its `sid`."""
+
+    user: str
+    auth_time: int
+    sid: str = ""
+
+
+@dataclass(frozen=True)
+class Consent:
+    """The scopes a user allowed a client."""
+
+    scopes: list[str]
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """An authorization request parked while the user signs in or consents.
+
+    `bid` binds it to the browser that started it, `csrf` to the form shown there.
+    """
+
+    params: Params
+    bid: str
+    csrf: str
+    client_id: str
+    scopes: list[str]
+    audience: str | None
+    user: str | None = None
+    auth_time: int | None = None
+    sid: str | None = None
+    force_consent: bool = False
+
+    def signed_in(self, user: str, auth_time: int, sid: str) -> Transaction:
+        return replace(self, user=user, auth_time=auth_time, sid=sid)
+
+
+@dataclass(frozen=True)
+class LogoutConfirmation:
+    """A sign-out confirmation form shown to one browser."""
+
+    bid: str
+
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Table(Generic[R]):
+    """One kind of record: its key prefix and its class."""
+
+    prefix: str
+    kind: type[R]
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def encode(self, record: R) -> dict[str, Any]:
+        return asdict(record)  # pyright: ignore[reportArgumentType]
+
+    def decode(self, data: dict[str, Any]) -> R:
+        values: dict[str, Any] = {}
+        for item in fields(self.kind):  # pyright: ignore[reportArgumentType]
+            if item.name not in data:
+                continue
+            value = data[item.name]
+            if item.name == "subject":
+                value = Subject(**value)
+            elif item.name == "params":
+                value = _params(value)
+            values[item.name] = value
+        return self.kind(**values)
+
+
+#: by code digest
+CODES = Table("code", AuthorizationCode)
+#: by code digest: a redeemed code, so that a replay revokes its grant
+USED_CODES = Table("used_code", GrantOwner)
+#: by grant id
+REVOKED_GRANTS = Table("revoked", Marker)
+#: by access-token digest
+ACCESS_TOKENS = Table("at", AccessRecord)
+#: by refresh-token digest
+REFRESH_TOKENS = Table("rt", RefreshRecord)
+#: by refresh-token digest: a rotated refresh token, so that reuse revokes its grant
+USED_REFRESH_TOKENS = Table("used_rt", GrantOwner)
+#: by client id and nonce digest: nonces already in an ID token
+NONCES = Table("nonce", Marker)
+#: by session id (`sid`) and client id: a client that got tokens in that session
+SESSION_CLIENTS = Table("sess_client", Marker)
+#: by request-handle digest
+PUSHED_REQUESTS = Table("par", PushedRequest)
+#: by session-cookie digest
+SESSIONS = Table("sess", Session)
+#: by user name and client id
+CONSENTS = Table("consent", Consent)
+#: by transaction id (the `tx` of the sign-in and consent pages)
+TRANSACTIONS = Table("tx", Transaction)
+#: by the form token of the sign-out confirmation
+LOGOUT_CONFIRMATIONS = Table("logout", LogoutConfirmation)
+
+
+def counter_key(kind: str, bucket: str, window: int) -> str:
+    """The sign-in throttle's counter of failures for one bucket in one window."""
+    return f"throttle:{kind}:{bucket}:{window}"
+
+
+@dataclass(frozen=True)
+class Stored(Generic[R]):
+    """A record as read, expired or not."""
+
+    record: R
+    expires_at: float
+
+
+class Records:
+    """Typed records over a `Store`, expiring on `clock`."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+
+    def put(self, table: Table[R], record: R, *key: str, ttl: int) -> None:
+        """Keep `record` for `ttl` seconds of the clock, replacing what was there."""
+        data = {"expires_at": self.clock() + ttl, "record": table.encode(record)}
+        self.store.put(table.key(*key), data, ttl + BACKSTOP)
+
+    def read(self, table: Table[R], *key: str, remove: bool) -> Stored[R] | None:
+        """The record under `key` even if expired (`remove`: taken, atomically)."""
+        name = table.key(*key)
+        data = self.store.take(name) if remove else self.store.get(name)
+        if data is None:
+            return None
+        return Stored(table.decode(data["record"]), float(data["expires_at"]))
+
+    def live(self, stored: Stored[R] | None) -> R | None:
+        if stored is None or stored.expires_at <= self.clock():
+            return None
+        return stored.record
+
+    def get(self, table: Table[R], *key: str) -> R | None:
+        return self.live(self.read(table, *key, remove=False))
+
+    def take(self, table: Table[R], *key: str) -> R | None:
+        """Read and delete in one step: of two concurrent callers one gets None."""
+        return self.live(self.read(table, *key, remove=True))
+
+    def has(self, table: Table[R], *key: str) -> bool:
+        return self.get(table, *key) is not None
+
+    def delete(self, table: Table[R], *key: str) -> None:
+        self.store.delete(table.key(*key))

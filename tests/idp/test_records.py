@@ -1,0 +1,74 @@
+"""The provider's typed records: what goes in comes out, and expiry follows the
+provider's clock (moved here, never waited for)."""
+
+from __future__ import annotations
+
+from pingapp.devidp import records as r
+from pingapp.devidp.models import Subject
+from pingapp.devidp.records import BACKSTOP, Records
+from pingapp.devidp.storage import MemoryStore
+
+
+def records_at(start: float = 1_000.0) -> tuple[Records, list[float], MemoryStore]:
+    now = [start]
+    store = MemoryStore()
+    return Records(store, clock=lambda: now[0]), now, store
+
+
+def test_records_come_back_as_their_types() -> None:
+    records, _, _ = records_at()
+    subject = Subject("alice", 990, "gid-1", "urn:api", grant_expires=5_000, sid="s1")
+    transaction = r.Transaction(
+        params=[("client_id", "pingapp"), ("scope", "openid")],
+        bid="b",
+        csrf="c",
+        client_id="pingapp",
+        scopes=["openid"],
+        audience=None,
+    ).signed_in("alice", 990, "s1")
+    records.put(r.TRANSACTIONS, transaction, "tx1", ttl=600)
+    records.put(
+        r.REFRESH_TOKENS, r.RefreshRecord("gid-1", "pingapp", "openid", subject), "k", ttl=60
+    )
+    assert records.get(r.TRANSACTIONS, "tx1") == transaction
+    assert records.get(r.REFRESH_TOKENS, "k") == r.RefreshRecord(
+        "gid-1", "pingapp", "openid", subject
+    )
+
+
+def test_a_record_expires_on_the_clock() -> None:
+    records, now, _ = records_at()
+    records.put(r.SESSIONS, r.Session("alice", 1_000, "s1"), "cookie", ttl=60)
+    now[0] += 59.9
+    assert records.get(r.SESSIONS, "cookie") == r.Session("alice", 1_000, "s1")
+    now[0] += 0.1
+    assert records.get(r.SESSIONS, "cookie") is None
+    assert records.take(r.SESSIONS, "cookie") is None
+
+
+def test_an_expired_record_can_still_be_told_from_a_missing_one() -> None:
+    records, now, _ = records_at()
+    records.put(r.PUSHED_REQUESTS, r.PushedRequest("pingapp", [("a", "b")]), "h", ttl=60)
+    now[0] += 61
+    stored = records.read(r.PUSHED_REQUESTS, "h", remove=True)
+    assert stored is not None
+    assert stored.record.params == [("a", "b")]
+    assert records.live(stored) is None
+    assert records.read(r.PUSHED_REQUESTS, "h", remove=True) is None
+
+
+def test_take_is_single_use() -> None:
+    records, _, _ = records_at()
+    records.put(r.LOGOUT_CONFIRMATIONS, r.LogoutConfirmation("b"), "t", ttl=600)
+    assert records.take(r.LOGOUT_CONFIRMATIONS, "t") == r.LogoutConfirmation("b")
+    assert records.take(r.LOGOUT_CONFIRMATIONS, "t") is None
+
+
+def test_keys_are_prefixed_by_kind_and_kept_a_little_past_expiry() -> None:
+    records, _, store = records_at()
+    records.put(r.NONCES, r.Marker(), "pingapp", "n", ttl=60)
+    records.put(r.CONSENTS, r.Consent(["openid"]), "alice", "pingapp", ttl=60)
+    assert set(store._items) == {"nonce:pingapp:n", "consent:alice:pingapp"}  # pyright: ignore[reportPrivateUsage]
+    assert records.has(r.NONCES, "pingapp", "n")
+    assert not records.has(r.NONCES, "other", "n")
+    assert BACKSTOP > 0
