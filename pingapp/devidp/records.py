@@ -215,7 +215,10 @@ class Records:
         data = self.store.take(name) if remove else self.store.get(name)
         if data is None:
             return None
-        return Stored(table.decode(data["record"]), float(data["expires_at"]))
+        try:
+            return Stored(table.decode(data["record"]), float(data["expires_at"]))
+        except (KeyError, TypeError, ValueError):
+            return None  # another layout (kept in Redis by an older version): absent
 
     def live(self, stored: Stored[R] | None) -> R | None:
         if stored is None or stored.expires_at <= self.clock():

@@ -5,8 +5,8 @@ and users registered by default (the app's and the API docs'; alice and bob), as
 `create_idp` makes them.
 `/throttle/idp` has its own store and a clock that `POST /_clock?seconds=N` moves
 forward, for the sign-in throttle's tests; `/clocked/idp` has another
-(`POST /_clock?clock=clocked&seconds=N`), for sign-in times, `max_age` and pushed
-requests' expiry. `/par/idp` requires pushed authorization requests
+(`POST /_clock?clock=clocked&seconds=N`), for the expiry of codes and pushed
+requests, sign-in times and `max_age`. `/par/idp` requires pushed authorization requests
 (IDP_REQUIRE_PAR). `/bcl/idp` has clients with back-channel logout URIs at the test
 receiver (`receiver.py`, IDP_TEST_RECEIVER) and retries with a fast backoff;
 `GET /_logs` lists what the provider logged. Configuration comes from the

@@ -72,3 +72,10 @@ def test_keys_are_prefixed_by_kind_and_kept_a_little_past_expiry() -> None:
     assert records.has(r.NONCES, "pingapp", "n")
     assert not records.has(r.NONCES, "other", "n")
     assert BACKSTOP > 0
+
+
+def test_a_record_of_another_layout_reads_as_absent() -> None:
+    """Redis may still hold records an older version wrote: no error, no session."""
+    records, _, store = records_at()
+    store.put("sess:old", {"user": "alice", "auth_time": 1, "sid": "s"}, 60)
+    assert records.get(r.SESSIONS, "old") is None
