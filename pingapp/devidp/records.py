@@ -1,11 +1,12 @@
 """The provider's records, typed: the one place that knows the store's key space.
 
 Each kind of record is a dataclass and a `Table` (its key prefix). `Records` puts,
-gets and takes them over a `Store` (memory or Redis). Every record carries its own
-`expires_at` on the provider's clock, and a record past it reads as absent, so every
-expiry the provider decides (codes, pushed requests, sign-in transactions, sessions,
-consents, grants) follows the clock it was given; tests move that clock instead of
-waiting. The store's own TTL only clears records out, a little after they expired.
+gets and takes them over a `Store` (memory or Redis), as the record's fields plus
+`expires_at`: when it expires on the provider's clock. A record past it reads as
+absent, so every expiry the provider decides (codes, pushed requests, sign-in
+transactions, sessions, consents, grants) follows the clock it was given, and tests
+move that clock instead of waiting. The store's own TTL only clears records out, a
+little after they expired.
 
 Secrets (codes, tokens, session cookies, request handles) are keyed by their
 `digest`, so a dump of the store holds none that could be used.
@@ -22,6 +23,8 @@ from typing import Any, Generic, TypeVar
 from pingapp.devidp.models import AuthorizationCode, Subject
 from pingapp.devidp.storage import Store
 
+#: The member of every stored record that says when it expires on the provider's clock.
+EXPIRES_AT = "expires_at"
 #: Seconds the store keeps a record after it expired on the provider's clock.
 BACKSTOP = 60
 
@@ -206,7 +209,7 @@ class Records:
 
     def put(self, table: Table[R], record: R, *key: str, ttl: int) -> None:
         """Keep `record` for `ttl` seconds of the clock, replacing what was there."""
-        data = {"expires_at": self.clock() + ttl, "record": table.encode(record)}
+        data = {**table.encode(record), EXPIRES_AT: self.clock() + ttl}
         self.store.put(table.key(*key), data, ttl + BACKSTOP)
 
     def read(self, table: Table[R], *key: str, remove: bool) -> Stored[R] | None:
@@ -216,7 +219,7 @@ class Records:
         if data is None:
             return None
         try:
-            return Stored(table.decode(data["record"]), float(data["expires_at"]))
+            return Stored(table.decode(data), float(data[EXPIRES_AT]))
         except (KeyError, TypeError, ValueError):
             return None  # another layout (kept in Redis by an older version): absent
 
