@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc.jwk import ECKey, OKPKey, RSAKey, thumbprint
 from jwt.algorithms import get_default_algorithms
+from jwt.exceptions import PyJWTError
 
 #: Signature algorithms a proof may use (asymmetric only: never `none`, never `HS*`).
 ASYMMETRIC_ALGS = frozenset(
@@ -97,7 +98,10 @@ class DPoPKey:
         self.private_key = private_key
         self.alg = alg
         # Fails now, not at the first proof, when the key does not fit the algorithm.
-        _ALGORITHMS[alg].prepare_key(private_key)
+        try:
+            _ALGORITHMS[alg].prepare_key(private_key)
+        except (PyJWTError, TypeError, ValueError):
+            raise ValueError(f"this key cannot sign {alg}") from None
 
     @classmethod
     def generate(cls, alg: str = "ES256") -> DPoPKey:

@@ -14,7 +14,6 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import re
 import secrets
 import time
@@ -107,6 +106,8 @@ def normalize_htu(url: str) -> str:
         raise ValueError("not a URL") from None
     if parsed.scheme not in ("http", "https") or not parsed.host or parsed.userinfo:
         raise ValueError("not an absolute http(s) URL")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ValueError("not a TCP port")
     path = _PERCENT.sub(_normal_escape, parsed.raw_path.split(b"?", 1)[0].decode("ascii"))
     return str(parsed.copy_with(raw_path=path.encode("ascii"), fragment=None))
 
@@ -171,8 +172,7 @@ def _iat(claims: Mapping[str, Any]) -> float:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 <= value < 2**53
+        or not 0 <= value < 2**53  # also refuses NaN and infinities
     ):
         raise DPoPError("iat missing or malformed")
     return float(value)
