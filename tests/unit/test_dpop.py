@@ -268,6 +268,7 @@ def test_alg_none_is_refused(key: DPoPKey) -> None:
     signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(good_claims()).encode())}"
     refused(signing_input + ".")
     refused(signing_input + "." + b64(b"x"))
+    refused(signing_input + ".", allowed_algs=("none", "NONE", "ES256"))
 
 
 def test_an_hmac_proof_is_refused_even_when_allowed(key: DPoPKey) -> None:
