@@ -10,7 +10,7 @@ never the proof or the token.
 
 from __future__ import annotations
 
-import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -19,13 +19,14 @@ import secrets
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import jwt
 from jwt import PyJWK
 from jwt.api_jws import PyJWS
 from jwt.exceptions import PyJWTError
+from jwt.utils import base64url_decode, base64url_encode
 
 from pingapp.dpop.keys import (
     ASYMMETRIC_ALGS,
@@ -68,23 +69,27 @@ class DPoPError(Exception):
         self.description = description
 
 
+class _Key(NamedTuple):
+    alg: str
+    verifier: PyJWK
+    jkt: str
+    jwk: dict[str, str]
+
+
 @dataclass(frozen=True)
 class VerifiedProof:
-    """What a valid proof says: its key's thumbprint, its public key and its claims."""
+    """What a valid proof says: its key's thumbprint, public JWK (the members the
+    thumbprint covers), algorithm and claims."""
 
     jkt: str
-    jwk: dict[str, Any]
+    jwk: dict[str, str]
     alg: str
     claims: dict[str, Any]
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def token_hash(access_token: str) -> str:
     """The `ath` of an access token: base64url of its SHA-256 (RFC 9449 §4.2)."""
-    return _b64(hashlib.sha256(access_token.encode()).digest())
+    return base64url_encode(hashlib.sha256(access_token.encode()).digest()).decode()
 
 
 def _normal_escape(match: re.Match[str]) -> str:
@@ -92,6 +97,7 @@ def _normal_escape(match: re.Match[str]) -> str:
     return chr(byte) if byte in _UNRESERVED else match.group().upper()
 
 
+@functools.lru_cache(maxsize=1024)
 def normalize_htu(url: str) -> str:
     """`url` as a proof's `htu` is compared (RFC 9449 §4.3, RFC 3986 §6.2.2 and §6.2.3).
 
@@ -142,7 +148,15 @@ def _same(given: str, expected: str) -> bool:
     )
 
 
-def _public_key(header: Mapping[str, Any], allowed_algs: Collection[str]) -> tuple[str, PyJWK]:
+@functools.lru_cache(maxsize=1024)
+def _load_key(alg: str, public: tuple[tuple[str, str], ...]) -> tuple[PyJWK, str]:
+    """The verifying key and thumbprint of a public JWK. A client signs every proof with
+    the same key, so this runs once per key rather than once per proof."""
+    jwk = dict(public)
+    return PyJWK(jwk, alg), jwk_thumbprint(jwk)
+
+
+def _public_key(header: Mapping[str, Any], allowed_algs: Collection[str]) -> _Key:
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in allowed_algs or alg not in ASYMMETRIC_ALGS:
         raise DPoPError("alg is not an allowed asymmetric algorithm")
@@ -154,10 +168,12 @@ def _public_key(header: Mapping[str, Any], allowed_algs: Collection[str]) -> tup
     members = thumbprint_members(jwk)
     if members is None or not all(isinstance(jwk.get(name), str) for name in members):
         raise DPoPError("jwk is not a public EC, OKP or RSA key")
+    public = tuple((name, jwk[name]) for name in members)
     try:
-        return alg, PyJWK(jwk, alg)
+        key, jkt = _load_key(alg, public)
     except (PyJWTError, ValueError, TypeError):
         raise DPoPError("jwk does not fit alg") from None
+    return _Key(alg, key, jkt, dict(public))
 
 
 def _string_claim(claims: Mapping[str, Any], name: str) -> str:
@@ -178,20 +194,24 @@ def _iat(claims: Mapping[str, Any]) -> float:
     return float(value)
 
 
-def _decode(proof: object, allowed_algs: Collection[str]) -> tuple[str, dict[str, Any], dict]:
+def _decode(proof: object, allowed_algs: Collection[str]) -> tuple[_Key, dict[str, Any]]:
     if not isinstance(proof, str) or not 0 < len(proof) <= MAX_PROOF_LENGTH:
         raise DPoPError("proof missing or too long")
     if not proof.isascii() or proof.count(".") != 2:
         raise DPoPError("proof is not one compact JWS")
+    # A first look at the header finds the key; PyJWT then parses the whole proof
+    # strictly and checks the signature, so a header it would read otherwise fails there.
     try:
-        header = _JWS.get_unverified_header(proof)
-    except (PyJWTError, ValueError):
-        raise DPoPError("proof is not one compact JWS") from None
+        header = json.loads(base64url_decode(proof.partition(".")[0]))
+    except (ValueError, RecursionError):
+        header = None
+    if not isinstance(header, dict):
+        raise DPoPError("proof is not one compact JWS")
     if header.get("typ") != PROOF_TYPE:
         raise DPoPError("typ is not dpop+jwt")
-    alg, key = _public_key(header, allowed_algs)
+    key = _public_key(header, allowed_algs)
     try:
-        payload = _JWS.decode_complete(proof, key, [alg])["payload"]
+        payload = _JWS.decode_complete(proof, key.verifier, [key.alg])["payload"]
     except (PyJWTError, ValueError):
         raise DPoPError("signature invalid") from None
     try:
@@ -200,7 +220,7 @@ def _decode(proof: object, allowed_algs: Collection[str]) -> tuple[str, dict[str
         claims = None
     if not isinstance(claims, dict):
         raise DPoPError("claims are not a JSON object")
-    return alg, header["jwk"], claims
+    return key, claims
 
 
 def verify_proof(
@@ -221,7 +241,7 @@ def verify_proof(
     `nonce` is the nonce the server requires, or a function telling whether a nonce is
     still good (`NonceSource.is_valid`); `expected_jkt` the token's `cnf.jkt`.
     """
-    alg, jwk, claims = _decode(proof, allowed_algs)
+    key, claims = _decode(proof, allowed_algs)
     _string_claim(claims, "jti")
     if _string_claim(claims, "htm") != method:
         raise DPoPError("htm does not match the request")
@@ -244,10 +264,9 @@ def verify_proof(
         _string_claim(claims, "ath"), token_hash(access_token)
     ):
         raise DPoPError("ath does not match the access token")
-    jkt = jwk_thumbprint(jwk)
-    if expected_jkt is not None and not _same(jkt, expected_jkt):
+    if expected_jkt is not None and not _same(key.jkt, expected_jkt):
         raise DPoPError("proof key does not match the token's binding")
-    return VerifiedProof(jkt=jkt, jwk=jwk, alg=alg, claims=claims)
+    return VerifiedProof(jkt=key.jkt, jwk=key.jwk, alg=key.alg, claims=claims)
 
 
 async def check_proof(
