@@ -107,15 +107,16 @@ def normalize_htu(url: str) -> str:
     an absolute `http`/`https` URL without user information.
     """
     try:
-        parsed = httpx.URL(url)
+        # Escapes first, so that an escaped dot segment is resolved like a plain one.
+        parsed = httpx.URL(_PERCENT.sub(_normal_escape, url))
     except (httpx.InvalidURL, TypeError):
         raise ValueError("not a URL") from None
     if parsed.scheme not in ("http", "https") or not parsed.host or parsed.userinfo:
         raise ValueError("not an absolute http(s) URL")
     if parsed.port is not None and not 0 < parsed.port < 65536:
         raise ValueError("not a TCP port")
-    path = _PERCENT.sub(_normal_escape, parsed.raw_path.split(b"?", 1)[0].decode("ascii"))
-    return str(parsed.copy_with(raw_path=path.encode("ascii"), fragment=None))
+    path = parsed.raw_path.partition(b"?")[0] or b"/"
+    return str(parsed.copy_with(raw_path=path, fragment=None))
 
 
 def make_proof(
