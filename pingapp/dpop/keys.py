@@ -145,7 +145,7 @@ class DPoPKey:
             raise ValueError(f"unsupported DPoP algorithm {alg!r}")
         try:
             key = _ALGORITHMS[alg].from_jwk(jwk)
-        except Exception as error:  # PyJWT raises several types for a malformed JWK
+        except (PyJWTError, ValueError, TypeError, KeyError) as error:
             raise ValueError("not a usable private JWK") from error
         if not isinstance(key, PrivateKey):
             raise ValueError("the JWK holds no private key")

@@ -15,6 +15,7 @@ clock) and tells whether it was new. Two implementations:
 from __future__ import annotations
 
 import heapq
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -33,7 +34,8 @@ class SetIfAbsent(Protocol):
 
 
 class MemoryReplayCache:
-    """Keys with an expiry in one process, at most `max_entries` of them."""
+    """Keys with an expiry in one process, at most `max_entries` of them; safe to share
+    between threads."""
 
     def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.time):
         if max_entries < 1:
@@ -43,12 +45,17 @@ class MemoryReplayCache:
         self._expiry: dict[str, float] = {}
         self._queue: list[tuple[float, str]] = []  # (expiry, key), soonest first
         self._horizon = float("-inf")  # expiries up to here may have been forgotten
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._expiry)
 
     def remember(self, key: str, expires: float) -> bool:
         """`first_use` for callers without an event loop."""
+        with self._lock:
+            return self._remember(key, expires)
+
+    def _remember(self, key: str, expires: float) -> bool:
         self._purge(self._clock())
         if key in self._expiry or expires <= self._horizon:
             return False

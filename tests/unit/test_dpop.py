@@ -110,6 +110,7 @@ def test_a_proof_of_each_algorithm_round_trips(alg: str) -> None:
     verified = verify(proof, method="POST", nonce="n", allowed_algs=ASYMMETRIC_ALGS)
     assert verified.jkt == key.jkt
     assert verified.alg == alg
+    assert verified.jwk == key.public_jwk
     header = jwt.get_unverified_header(proof)
     assert header == {"typ": "dpop+jwt", "alg": alg, "jwk": key.public_jwk}
     assert verified.claims["htu"] == URL
