@@ -9,6 +9,7 @@ API all use.
 - `DPoPError`: every refusal, with the RFC's error code.
 """
 
+from pingapp.dpop.htu import normalize_htu
 from pingapp.dpop.keys import ASYMMETRIC_ALGS, DPoPKey, jwk_thumbprint
 from pingapp.dpop.nonce import NonceSource
 from pingapp.dpop.proof import (
@@ -21,7 +22,6 @@ from pingapp.dpop.proof import (
     VerifiedProof,
     check_proof,
     make_proof,
-    normalize_htu,
     token_hash,
     verify_proof,
 )

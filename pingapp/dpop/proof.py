@@ -14,20 +14,19 @@ import functools
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import httpx
 import jwt
 from jwt import PyJWK
 from jwt.api_jws import PyJWS
 from jwt.exceptions import PyJWTError
 from jwt.utils import base64url_decode, base64url_encode
 
+from pingapp.dpop.htu import normalize_htu
 from pingapp.dpop.keys import (
     ASYMMETRIC_ALGS,
     PRIVATE_MEMBERS,
@@ -53,8 +52,6 @@ DEFAULT_IAT_WINDOW = 60.0
 MAX_PROOF_LENGTH = 8192
 
 _MAX_CLAIM_LENGTH = 2048
-_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
-_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _JWS = PyJWS(options={"enforce_minimum_key_length": True})
 
 NonceCheck = str | Callable[[str], bool]
@@ -90,33 +87,6 @@ class VerifiedProof:
 def token_hash(access_token: str) -> str:
     """The `ath` of an access token: base64url of its SHA-256 (RFC 9449 §4.2)."""
     return base64url_encode(hashlib.sha256(access_token.encode()).digest()).decode()
-
-
-def _normal_escape(match: re.Match[str]) -> str:
-    byte = int(match.group()[1:], 16)
-    return chr(byte) if byte in _UNRESERVED else match.group().upper()
-
-
-@functools.lru_cache(maxsize=1024)
-def normalize_htu(url: str) -> str:
-    """`url` as a proof's `htu` is compared (RFC 9449 §4.3, RFC 3986 §6.2.2 and §6.2.3).
-
-    Query and fragment dropped; scheme and host in lower case; default port removed;
-    an empty path is `/`; dot segments resolved; percent-escapes in upper case, and
-    decoded when they stand for an unreserved character. `ValueError` for anything but
-    an absolute `http`/`https` URL without user information.
-    """
-    try:
-        # Escapes first, so that an escaped dot segment is resolved like a plain one.
-        parsed = httpx.URL(_PERCENT.sub(_normal_escape, url))
-    except (httpx.InvalidURL, TypeError):
-        raise ValueError("not a URL") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host or parsed.userinfo:
-        raise ValueError("not an absolute http(s) URL")
-    if parsed.port is not None and not 0 < parsed.port < 65536:
-        raise ValueError("not a TCP port")
-    path = parsed.raw_path.partition(b"?")[0] or b"/"
-    return str(parsed.copy_with(raw_path=path, fragment=None))
 
 
 def make_proof(
