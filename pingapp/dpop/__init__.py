@@ -1,0 +1,50 @@
+"""DPoP (RFC 9449): sender-constrained tokens, the parts a client, a provider and an
+API all use.
+
+- `DPoPKey`: a client's key (ES256 by default), its storage form, public JWK and `jkt`.
+- `make_proof` / `check_proof` (`verify_proof` without the replay check): proofs.
+- `MemoryReplayCache`, `StoreReplayCache`: "this `jti` was seen" for one process or
+  for every backend on a shared store.
+- `NonceSource`: stateless rotating server nonces (`DPoP-Nonce`).
+- `DPoPError`: every refusal, with the RFC's error code.
+"""
+
+from pingapp.dpop.htu import normalize_htu
+from pingapp.dpop.keys import ASYMMETRIC_ALGS, DPoPKey, jwk_thumbprint
+from pingapp.dpop.nonce import NonceSource
+from pingapp.dpop.proof import (
+    DEFAULT_ALGS,
+    DEFAULT_IAT_WINDOW,
+    INVALID_PROOF,
+    PROOF_TYPE,
+    USE_NONCE,
+    DPoPError,
+    VerifiedProof,
+    check_proof,
+    make_proof,
+    token_hash,
+    verify_proof,
+)
+from pingapp.dpop.replay import MemoryReplayCache, ReplayCache, StoreReplayCache
+
+__all__ = [
+    "ASYMMETRIC_ALGS",
+    "DEFAULT_ALGS",
+    "DEFAULT_IAT_WINDOW",
+    "INVALID_PROOF",
+    "PROOF_TYPE",
+    "USE_NONCE",
+    "DPoPError",
+    "DPoPKey",
+    "MemoryReplayCache",
+    "NonceSource",
+    "ReplayCache",
+    "StoreReplayCache",
+    "VerifiedProof",
+    "check_proof",
+    "jwk_thumbprint",
+    "make_proof",
+    "normalize_htu",
+    "token_hash",
+    "verify_proof",
+]
