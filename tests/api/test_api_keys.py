@@ -14,6 +14,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from pingapp.api.jws import TokenRefused
 from pingapp.api.verifier import TokenVerifier
+from pingapp.keys import KeyStore
 from tests.api.conftest import (
     AUDIENCE,
     FakeClock,
@@ -314,3 +315,23 @@ async def test_old_keys_are_refetched_in_the_background(
     with pytest.raises(TokenRefused):
         await verifier.verify(mint.token())
     await verifier.verify(mint.token(key=keys[1]))
+
+
+async def test_verifiers_of_one_issuer_can_share_its_key_store(
+    issuer: Issuer, clock: FakeClock, mint: Minter, keys: list[Key]
+) -> None:
+    async with httpx.AsyncClient() as shared:
+        store = KeyStore(f"{issuer.url}/jwks.json", client=shared, monotonic=clock.monotonic)
+        first = make_verifier(issuer, clock, client=shared, keys=store)
+        other = make_verifier(issuer, clock, client=shared, keys=store, audience="urn:other")
+        assert first.keys is other.keys is store
+        await first.verify(mint.token())
+        await other.verify(mint.token(aud="urn:other"))
+        assert issuer.jwks_fetches == store.fetches == 1
+        # A key withdrawn for one is withdrawn for both.
+        issuer.publish(keys[1])
+        clock.advance(store.cooldown)
+        await first.verify(mint.token(key=keys[1]))
+        with pytest.raises(TokenRefused, match="not signed by a key"):
+            await other.verify(mint.token(aud="urn:other"))
+        assert issuer.discovery_fetches == 0  # the store was given its jwks_uri
