@@ -23,8 +23,8 @@ from authlib.common.security import generate_token
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from pingapp.http import SingleFlight
 from pingapp.settings import Settings, is_loopback_host, is_secure_url
+from pingapp.singleflight import SingleFlight
 
 #: How long discovery and JWKS documents are reused before being fetched again.
 METADATA_TTL = 600.0

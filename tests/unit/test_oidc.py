@@ -16,8 +16,8 @@ import jwt
 import pytest
 
 from pingapp.auth import oidc
-from pingapp.http import SingleFlight
 from pingapp.settings import Settings
+from pingapp.singleflight import SingleFlight
 from tests.api.conftest import FakeClock, Issuer, Server, new_key, start_server
 
 CLIENT_ID = "my-app"
