@@ -99,7 +99,7 @@ class StarletteOAuth2Request(OAuth2Request):
         self.payload = _Payload(http.params)
         self._args = dict(http.query)
         self._form = dict(http.form)
-        self.dpop_proofs = http.dpop_proofs
+        self.dpop_proofs: tuple[str, ...] = http.dpop_proofs
         #: The thumbprint of the key of the request's valid DPoP proof (`proofs.py`).
         self.dpop_jkt: str | None = None
 

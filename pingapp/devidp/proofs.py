@@ -15,7 +15,7 @@ that token (`ath`) by the key it is bound to; errors answer `WWW-Authenticate: D
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from authlib.oauth2.base import OAuth2Error
 from starlette.responses import Response
@@ -102,7 +102,7 @@ class Proofs:
         expected_jkt: str | None = None,
     ) -> VerifiedProof | None:
         """The request's proof, checked in full; None when it has none."""
-        proofs = request.dpop_proofs
+        proofs = list(request.dpop_proofs)
         if not proofs:
             return None
         if len(proofs) > 1:
@@ -134,9 +134,9 @@ class Proofs:
             proof = self.check(request, "/token")
         except DPoPError as error:
             refusal = ProofRefused(error.error, error.description, self.nonce())
-            return server.handle_error_response(request, refusal)
+            return cast(Response, server.handle_error_response(request, refusal))
         request.dpop_jkt = proof.jkt if proof else None
-        response: Response = server.create_token_response(request)
+        response = cast(Response, server.create_token_response(request))
         if nonce := self.nonce():
             response.headers[NONCE_HEADER] = nonce
         return response

@@ -121,7 +121,7 @@ class UserInfoAdapter(UserInfoEndpoint):
     def __call__(self, request: OAuth2Request) -> tuple[int, Any, list[tuple[str, str]]]:
         assert self.resource_protector is not None
         provider: Provider = cast(Any, self.server).provider
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        scheme, _, token = (request.headers or {}).get("Authorization", "").partition(" ")
         if scheme.lower() == "dpop":
             claims = self._dpop_claims(provider, request, token.strip())
         else:
