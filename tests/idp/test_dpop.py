@@ -353,6 +353,16 @@ def test_a_bearer_token_sent_as_dpop_is_refused(idp: dict[str, Any], key: DPoPKe
     assert challenge(userinfo(idp, "DPoP", at, made)).startswith('DPoP error="invalid_token"')
 
 
+@pytest.mark.parametrize("token", ["garbage", "", "a.b.c"])
+def test_a_malformed_dpop_token_is_refused(idp: dict[str, Any], key: DPoPKey, token: str) -> None:
+    made = proof(idp, key, "/userinfo", method="GET", access_token=token or "x")
+    response = httpx.get(
+        idp["metadata"]["userinfo_endpoint"],
+        headers={"Authorization": f"DPoP {token}".strip(), "DPoP": made},
+    )
+    assert challenge(response).startswith('DPoP error="invalid_token"')
+
+
 def test_revocation_of_bound_tokens(idp: dict[str, Any], key: DPoPKey) -> None:
     token = bound_tokens(idp, key)
     at, rt = token["access_token"], token["refresh_token"]
