@@ -157,6 +157,12 @@ def par_idp(idp_server: str) -> dict[str, Any]:
     return describe(idp_server, "/par/idp")
 
 
+@pytest.fixture
+def nonce_idp(idp_server: str) -> dict[str, Any]:
+    """The same server's provider that requires DPoP nonces (IDP_DPOP_NONCE)."""
+    return describe(idp_server, "/nonce/idp")
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("redis-server")
