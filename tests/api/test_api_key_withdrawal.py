@@ -13,18 +13,9 @@ import httpx
 import pytest
 
 from pingapp.api.verify import TokenRefused, TokenVerifier
-from tests.api.conftest import (
-    FakeClock,
-    Issuer,
-    Key,
-    Minter,
-    Server,
-    bearer,
-    challenge,
-    make_api,
-    make_verifier,
-    serve,
-)
+from tests.support.api import bearer, challenge, make_api, make_verifier, serve
+from tests.support.clock import FakeClock
+from tests.support.issuers import Issuer, Key, Minter, Server
 
 TEN_YEARS = 10 * 365 * 86_400
 

@@ -13,17 +13,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from pingapp.api.verify import TokenRefused, TokenVerifier
-from tests.api.conftest import (
-    AUDIENCE,
-    FakeClock,
-    Issuer,
-    Key,
-    Minter,
-    Server,
-    bearer,
-    make_api,
-    make_verifier,
-)
+from tests.support.api import bearer, make_api, make_verifier
+from tests.support.clock import FakeClock
+from tests.support.issuers import AUDIENCE, Issuer, Key, Minter, Server
 
 
 def client_for(verifier: TokenVerifier) -> httpx.AsyncClient:

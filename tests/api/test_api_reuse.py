@@ -9,7 +9,8 @@ from fastapi import APIRouter, FastAPI
 
 from pingapp.api.errors import install_error_handlers
 from pingapp.api.verify import AccessToken, Claims, TokenVerifier, require_scopes
-from tests.api.conftest import Minter, bearer, challenge
+from tests.support.api import bearer, challenge
+from tests.support.issuers import Minter
 
 router = APIRouter(prefix="/things", tags=["things"])
 

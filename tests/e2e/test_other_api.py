@@ -14,7 +14,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.conftest import ROOT, RunningApp, free_port, sign_in_at_provider, start_app
+from tests.support.app import RunningApp, start_app
+from tests.support.browser import sign_in_at_provider
+from tests.support.net import free_port
+from tests.support.processes import ROOT
 
 
 def start_second_api(port: int, issuer: str, log: Path) -> subprocess.Popen:

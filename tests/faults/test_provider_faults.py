@@ -21,10 +21,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.deploy.conftest import PRIVATE_MESSAGE, PUBLIC_MESSAGE
-from tests.e2e.conftest import RunningApp, sign_in_at_provider, start_app, stored_sessions
-from tests.faults.conftest import APP_ENV, HTTP_TIMEOUT, SLACK, SLOW, Provider
 from tests.faults.provider import ACCESS_TOKEN_TTL, AUDIENCE
+from tests.support.app import (
+    PRIVATE_MESSAGE,
+    PUBLIC_MESSAGE,
+    RunningApp,
+    start_app,
+    stored_sessions,
+)
+from tests.support.browser import sign_in_at_provider
+from tests.support.faults import APP_ENV, HTTP_TIMEOUT, SLACK, SLOW, Provider
 
 WAIT_MS = (HTTP_TIMEOUT + SLACK + 5) * 1000
 

@@ -18,9 +18,17 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.deploy.conftest import PRIVATE_MESSAGE, PUBLIC_MESSAGE, sign_in
-from tests.e2e.conftest import RunningApp, start_app, stored_sessions, wait_for_sessions
-from tests.faults.conftest import APP_ENV, restart_app
+from tests.support.app import (
+    PRIVATE_MESSAGE,
+    PUBLIC_MESSAGE,
+    RunningApp,
+    restart_app,
+    start_app,
+    stored_sessions,
+    wait_for_sessions,
+)
+from tests.support.browser import sign_in
+from tests.support.faults import APP_ENV
 
 
 @pytest.fixture(scope="module")

@@ -23,54 +23,15 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.deploy.conftest import PRIVATE_MESSAGE, PUBLIC_MESSAGE, REDIS, Server, sign_in
-from tests.e2e.conftest import RunningApp, free_port, start_app
-from tests.faults.conftest import APP_ENV, restart_app
-
-
-class Redis(Server):
-    """redis-server with an append-only file in `data`, restartable on its port."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.data = tmp / "redis-data"
-        self.data.mkdir()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        super().__init__(
-            "redis",
-            [
-                REDIS,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.data),
-            ],
-            {},
-            tmp / "redis.log",
-        )
-
-    def start(self) -> Redis:
-        ready = self.log.read_text().count("Ready to accept") if self.log.exists() else 0
-        super().start()
-        deadline = time.monotonic() + 20
-        while self.log.read_text().count("Ready to accept") == ready:
-            assert time.monotonic() < deadline and self.running(), self.log.read_text()
-            time.sleep(0.05)
-        return self
+from tests.support.app import PRIVATE_MESSAGE, PUBLIC_MESSAGE, RunningApp, restart_app, start_app
+from tests.support.browser import sign_in
+from tests.support.faults import APP_ENV
+from tests.support.redis import Redis
 
 
 @dataclass
@@ -123,7 +84,7 @@ class Load:
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
-    server = Redis(tmp_path_factory.mktemp("redis")).start()
+    server = Redis(tmp_path_factory.mktemp("redis"), append_only=True).start()
     yield server
     server.stop()
 
