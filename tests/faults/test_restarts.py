@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.support.app import PRIVATE_MESSAGE, PUBLIC_MESSAGE, RunningApp, restart_app, start_app
 from tests.support.browser import sign_in
@@ -101,15 +101,6 @@ def app(app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> It
     running.stop()
 
 
-@pytest.fixture
-def tab(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
-
-
 def pings(page: Page) -> None:
     """A public then a private ping, each a new answer, without a reload."""
     message = page.locator("#ping-message")
@@ -134,46 +125,46 @@ def restart_redis_under_load(app: RunningApp, redis: Redis, *, keep_data: bool) 
 
 
 def test_redis_restart_with_its_data_keeps_the_user_signed_in(
-    app: RunningApp, redis: Redis, tab: Page
+    app: RunningApp, redis: Redis, page: Page
 ) -> None:
-    sign_in(tab, app.url)
-    pings(tab)
+    sign_in(page, app.url)
+    pings(page)
     load = restart_redis_under_load(app, redis, keep_data=True)
     assert sum(load.statuses.values()) > 20
     assert not load.failures, sorted(set(load.failures))[:5]
     assert load.statuses[503], "no request came while Redis was away"
-    tab.reload()
-    expect(tab.locator("#qsLogoutBtn")).to_be_visible()
-    pings(tab)
+    page.reload()
+    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    pings(page)
 
 
 def test_redis_restart_without_its_data_asks_the_user_to_sign_in_again(
-    app: RunningApp, redis: Redis, tab: Page
+    app: RunningApp, redis: Redis, page: Page
 ) -> None:
-    sign_in(tab, app.url)
-    pings(tab)
+    sign_in(page, app.url)
+    pings(page)
     load = restart_redis_under_load(app, redis, keep_data=False)
     assert sum(load.statuses.values()) > 20
     assert not load.failures, sorted(set(load.failures))[:5]
     assert load.statuses[503], "no request came while Redis was away"
-    tab.reload()
-    expect(tab.locator("#qsLoginBtn")).to_be_visible()
-    tab.goto(app.url + "/")
-    expect(tab.locator("#home-status")).to_contain_text("You are not logged in!")
-    sign_in(tab, app.url)
-    pings(tab)
+    page.reload()
+    expect(page.locator("#qsLoginBtn")).to_be_visible()
+    page.goto(app.url + "/")
+    expect(page.locator("#home-status")).to_contain_text("You are not logged in!")
+    sign_in(page, app.url)
+    pings(page)
 
 
 def test_backend_restart_reconnects_and_the_user_is_still_signed_in(
-    app: RunningApp, app_env: dict[str, str], tab: Page
+    app: RunningApp, app_env: dict[str, str], page: Page
 ) -> None:
-    sign_in(tab, app.url)
-    pings(tab)
+    sign_in(page, app.url)
+    pings(page)
     away = restart_app(app, app_env)
     print(f"\nmake run restarted in {away:.1f} s")
     # The same page, not reloaded: its websocket comes back and events flow again.
-    expect(tab.locator("#qsLogoutBtn")).to_be_visible()
-    pings(tab)
-    tab.reload()
-    expect(tab.locator("#qsLogoutBtn")).to_be_visible()
-    pings(tab)
+    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    pings(page)
+    page.reload()
+    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    pings(page)

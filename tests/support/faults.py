@@ -83,6 +83,12 @@ class Provider:
         except OSError:
             return True
 
+    def token_lifetime(self, expires_in: int | None) -> None:
+        """Token answers say `expires_in` (negative: already expired; None: the
+        provider's own), so the app holds its tokens as expired without waiting."""
+        value = "" if expires_in is None else str(expires_in)
+        httpx.get(f"{self.base}/_fault", params={"expires_in": value}).raise_for_status()
+
     def slow(self, path: str, delay: float = SLOW) -> None:
         """Requests to paths under `path` wait `delay` s (0: no more)."""
         httpx.get(f"{self.base}/_fault", params={"path": path, "delay": delay}).raise_for_status()
