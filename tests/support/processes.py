@@ -82,11 +82,14 @@ class Server:
         if self.process is not None:
             stop_process_group(self.process)
 
-    def wait_until(self, url: str, answer: str, timeout: float = 60) -> None:
-        """Until GET `url` answers with `answer` in its body; stopped if it never does."""
+    def wait_until(
+        self, url: str, answer: str, timeout: float = 60, *, status: int | None = None
+    ) -> None:
+        """Until GET `url` answers (with `status`, None: any) with `answer` in its body;
+        stopped if it never does."""
         try:
             wait_until(
-                lambda: answers(url, answer, status=None, timeout=5),
+                lambda: answers(url, answer, status=status, timeout=5),
                 what=f"{self.name} at {url}",
                 timeout=timeout,
                 interval=0.3,
