@@ -163,7 +163,9 @@ def test_backend_restart_reconnects_and_the_user_is_still_signed_in(
     away = restart_app(app, app_env)
     print(f"\nmake run restarted in {away:.1f} s")
     # The same page, not reloaded: its websocket comes back and events flow again.
-    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    # (It retries with a back-off, and the dev server may make it reload itself:
+    # the page's own actions' timeout, not expect's 5 s.)
+    expect(page.locator("#qsLogoutBtn")).to_be_visible(timeout=20_000)
     pings(page)
     page.reload()
     expect(page.locator("#qsLogoutBtn")).to_be_visible()
