@@ -7,17 +7,9 @@ import logging
 import httpx
 import pytest
 
-from tests.api.conftest import (
-    FakeClock,
-    Issuer,
-    Key,
-    Minter,
-    Server,
-    bearer,
-    challenge,
-    make_api,
-    make_verifier,
-)
+from tests.support.api import bearer, challenge, make_api, make_verifier
+from tests.support.clock import FakeClock
+from tests.support.issuers import Issuer, Key, Minter, Server
 
 SCOPED = "/private-scoped"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from pingapp.http import AllowedTarget, Allowlist, BearerAuth
+from pingapp.http import AllowedTarget, Allowlist, BearerAuth, make_client
 
 ALLOWED = [
     "https://api.example.test",
@@ -124,8 +124,9 @@ async def call(
     headers: dict[str, str] | None = None,
     follow_redirects: bool = False,
 ) -> httpx.Response:
-    """One call through a client set up like the shared one (no redirects of its own)."""
-    async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
+    """One call through pingapp's client (the shared one's options: no redirects of its
+    own, no cookies), answered by `server`."""
+    async with make_client(transport=httpx.MockTransport(server)) as client:
         return await client.request(
             method,
             url,
@@ -222,9 +223,10 @@ async def test_the_token_is_read_for_each_call_not_kept() -> None:
     assert session.reads == 2
 
 
-async def test_the_client_itself_keeps_no_token() -> None:
+async def test_the_shared_client_keeps_no_token_for_the_next_caller() -> None:
+    # One user's call with BearerAuth, then anyone's call on the same pingapp client.
     server = Server()
-    async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
+    async with make_client(transport=httpx.MockTransport(server)) as client:
         await client.get("https://api.example.test/a", auth=Session().auth())
         await client.get("https://api.example.test/b")
         assert "Authorization" not in client.headers

@@ -18,7 +18,8 @@ import pytest
 from pingapp.auth import oidc
 from pingapp.settings import Settings
 from pingapp.singleflight import SingleFlight
-from tests.api.conftest import FakeClock, Issuer, Server, new_key, start_server
+from tests.support.clock import FakeClock
+from tests.support.issuers import Issuer, Server, new_key, start_server
 
 CLIENT_ID = "my-app"
 RETURN_TO = "http://localhost:3000/"
