@@ -1,8 +1,9 @@
-"""The process's one shared HTTP client.
+"""The process's one shared HTTP client and the token-attaching auth.
 
-One `httpx.AsyncClient` per backend process, opened and closed by a Reflex
-lifespan task, so every outbound call (the API, the provider) reuses the same
-connection pool instead of paying for a new TCP/TLS connection per call.
+One `httpx.AsyncClient` per backend process (`make_client`), opened and closed
+by the app's lifespan with the application context (`pingapp.context`), so
+every outbound call (the API, the provider) reuses the same connection pool
+instead of paying for a new TCP/TLS connection per call.
 
 The user's access token is never stored on that client: each call passes a
 `BearerAuth` built for it, which attaches the token only to URLs on the
@@ -17,29 +18,23 @@ every later call to that upstream, whoever makes it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
     Generator,
     Hashable,
     Iterable,
-    Mapping,
 )
 from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import Generic, TypeVar
 
 import httpx
-from starlette.types import ASGIApp
 
 from pingapp.settings import get_settings
-
-_client: httpx.AsyncClient | None = None
 
 
 class NoCookieJar(CookieJar):
@@ -63,16 +58,17 @@ class NoCookieJar(CookieJar):
         del cookie
 
 
-def make_client(**kwargs: object) -> httpx.AsyncClient:
+def make_client(*, http_timeout: float | None = None, **kwargs: object) -> httpx.AsyncClient:
     """A client with pingapp's explicit timeouts and limits, and no cookies.
 
+    `http_timeout` is the budget of one call in seconds (default: HTTP_TIMEOUT).
     `kwargs` are passed to `httpx.AsyncClient` and may replace any option
     except `cookies`: the client always has a `NoCookieJar`.
     """
     if "cookies" in kwargs:
         msg = "the shared client keeps no cookies; send a Cookie header per request instead"
         raise ValueError(msg)
-    total = get_settings().http_timeout
+    total = get_settings().http_timeout if http_timeout is None else http_timeout
     options: dict = {
         # connect gets a shorter budget: a refused or unroutable host should
         # fail fast, a slow answer may take the whole budget.
@@ -88,41 +84,6 @@ def make_client(**kwargs: object) -> httpx.AsyncClient:
     }
     options.update(kwargs)
     return httpx.AsyncClient(**options)
-
-
-def shared_client() -> httpx.AsyncClient:
-    """The shared client; only available while the backend is running."""
-    if _client is None:
-        msg = "the shared HTTP client is not open (is the backend's lifespan running?)"
-        raise RuntimeError(msg)
-    return _client
-
-
-@contextlib.asynccontextmanager
-async def use_client(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
-    """Install `client` as the shared client for the duration of the block."""
-    global _client  # the one process-wide client, by design
-    previous, _client = _client, client
-    try:
-        async with client:
-            yield client
-    finally:
-        _client = previous
-
-
-@contextlib.asynccontextmanager
-async def http_client_lifespan(
-    in_process: Mapping[str, ASGIApp] | None = None,
-) -> AsyncIterator[None]:
-    """Reflex lifespan task: open the shared client at start, close it at stop.
-
-    `in_process` maps an origin (this backend's own) to the ASGI app that serves
-    it there: calls to it are answered in this process, without a TCP round trip
-    to ourselves, and still pass through the same client and its auth flow.
-    """
-    mounts = {origin: httpx.ASGITransport(app=asgi) for origin, asgi in (in_process or {}).items()}
-    async with use_client(make_client(mounts=mounts)):
-        yield
 
 
 # --- Outbound fetches that a request can trigger --------------------------------
@@ -286,7 +247,9 @@ def _says_invalid_token(response: httpx.Response) -> bool:
     )
 
 
-TokenSource = Callable[[], Awaitable[str | None]]
+#: Called as `provide(None)` for the call's token, and `provide(rejected)` for one
+#: to replace a token the server refused; None: no token.
+TokenProvider = Callable[[str | None], Awaitable[str | None]]
 
 
 class BearerAuth(httpx.Auth):
@@ -294,19 +257,20 @@ class BearerAuth(httpx.Auth):
 
     Build one per call, never store it on the shared client:
 
-        auth = BearerAuth(session.access_token, allowlist, refresh=session.refresh)
-        response = await shared_client().get(url, auth=auth)
+        auth = BearerAuth(session_tokens, context().allowlist)
+        response = await context().client.get(url, auth=auth)
 
-    - The token comes from `get_token()` once per call (not cached between calls);
-      None means "no token": the request goes out without one.
+    - The token comes from `provide(None)`, awaited the first time a request of
+      the call goes to an allowed URL (never when none does), not kept between
+      calls. None means "no token": the request goes out without one.
     - Redirects are followed here, hop by hop, up to `max_redirects` (then
       `httpx.TooManyRedirects`). Every hop is checked against the allowlist, and
       a hop that is not allowed is sent with no `Authorization` at all. Method and
       body follow httpx's redirect rules: 303 (and 301/302 after POST) become a GET
       without body; 307/308 resend the same method and body.
-    - A 401 with `error="invalid_token"` to a request that carried the token calls
-      `refresh()` once and resends that request once with the new token; any
-      further 401 is returned as is. `refresh()` returning None ends the call.
+    - A 401 with `error="invalid_token"` to a request that carried token T calls
+      `provide(T)` once (with `retry`, the default) and resends that request once
+      with the token it gives; any further 401 is returned as is. None ends the call.
 
     Needs a client with `follow_redirects=False` (the shared one): if the client
     follows redirects itself, the hops bypass this check and the call fails with
@@ -318,15 +282,15 @@ class BearerAuth(httpx.Auth):
 
     def __init__(
         self,
-        get_token: TokenSource,
+        provide: TokenProvider,
         allowlist: Allowlist | Iterable[str],
         *,
-        refresh: TokenSource | None = None,
+        retry: bool = True,
         max_redirects: int = 5,
     ) -> None:
-        self.get_token = get_token
+        self.provide = provide
         self.allowlist = allowlist if isinstance(allowlist, Allowlist) else Allowlist(allowlist)
-        self.refresh = refresh
+        self.retry = retry
         self.max_redirects = max_redirects
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
@@ -347,7 +311,7 @@ class BearerAuth(httpx.Auth):
             sends_token = False
             if self.allowlist.allows(request.url):
                 if not token_read:
-                    token, token_read = await self.get_token(), True
+                    token, token_read = await self.provide(None), True
                 if token:
                     request.headers["Authorization"] = f"Bearer {token}"
                     sends_token = True
@@ -362,9 +326,9 @@ class BearerAuth(httpx.Auth):
                 raise RuntimeError(msg)
             received += 1
 
-            if sends_token and not retried and self.refresh and _says_invalid_token(response):
+            if sends_token and not retried and self.retry and _says_invalid_token(response):
                 retried = True
-                token = await self.refresh()
+                token = await self.provide(token)
                 if token:
                     continue  # the same request once more, with the new token
                 return

@@ -288,6 +288,16 @@ class Settings(BaseSettings):
         """The issuer in force: the external one, or the embedded provider's."""
         return self.issuer or f"{backend_url.rstrip('/')}/idp"
 
+    def audience_params(self) -> dict[str, str]:
+        """How an authorization request names the API (AUTH_AUDIENCE): Auth0's
+        `audience`, RFC 8707's `resource`, or both (AUTH_AUDIENCE_PARAM)."""
+        if not self.auth_audience:
+            return {}
+        names = {"both": ("audience", "resource")}.get(
+            self.auth_audience_param, (self.auth_audience_param,)
+        )
+        return dict.fromkeys(names, self.auth_audience)
+
     def api_base_url(self, backend_url: str) -> str:
         """Where the pings go: API_URL, or this backend's `/api`."""
         return self.api_url or f"{backend_url.rstrip('/')}/api"
