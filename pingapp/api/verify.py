@@ -32,7 +32,6 @@ issuer's and the key set is younger than `jwks_max_age` (SECURITY.md item 37).
 
 from __future__ import annotations
 
-import asyncio
 import binascii
 import contextlib
 import functools
@@ -53,11 +52,12 @@ from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
 from fastapi.security.base import SecurityBase
 from jwt import PyJWK
-from jwt.exceptions import PyJWTError
 
 from pingapp.api import errors
 from pingapp.auth.oidc import LoginError, check_metadata
-from pingapp.http import NoCookieJar, SingleFlight
+from pingapp.http import NoCookieJar
+from pingapp.keys import AmbiguousKey, KeyStore, KeysUnavailable, UnknownKey
+from pingapp.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +75,6 @@ _COMPACT_JWS = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)
 #: is another kind of token.
 _AT_TYP = "at+jwt"
 _GENERIC_TYP = "jwt"
-
-#: Which key types can verify which algorithm, for JWKs that carry no `alg`.
-_ALGORITHMS_BY_KEY = {
-    "RSA": {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"},
-    "EC": {"ES256", "ES384", "ES512"},
-    "OKP": {"EdDSA"},
-}
-_EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
-_MIN_RSA_BITS = 2048
 
 
 class NotConfigured(RuntimeError):
@@ -233,14 +224,12 @@ class TokenVerifier:
         cache_size: int = 4096,
         max_token_lifetime: float = 0,
         client: httpx.AsyncClient | None = None,
+        keys: KeyStore | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 <= leeway <= 60:
             msg = "leeway must be between 0 and 60 seconds"
-            raise ValueError(msg)
-        if jwks_cooldown < 30:
-            msg = "jwks_cooldown must be at least 30 seconds"
             raise ValueError(msg)
         if max_token_lifetime < 0:
             msg = "max_token_lifetime must be 0 (no ceiling) or a number of seconds"
@@ -255,8 +244,6 @@ class TokenVerifier:
         self.leeway = float(leeway)
         self.client_id = client_id
         self.require_at_jwt = require_at_jwt
-        self.jwks_cooldown = jwks_cooldown
-        self.jwks_max_age = jwks_max_age
         self.failure_retry = failure_retry
         self.fetch_timeout = fetch_timeout
         self.cache_size = cache_size
@@ -267,22 +254,38 @@ class TokenVerifier:
         self._owns_client = client is None
 
         self.metadata: dict[str, Any] | None = None
-        #: (kid, alg) -> key. A kid may serve several algorithms when its JWK has no alg.
-        self._keys: dict[tuple[str | None, str], PyJWK] = {}
-        self._fingerprints: dict[tuple[str | None, str], str] = {}
-        self._kids: frozenset[str | None] = frozenset()
-        #: For tokens without a kid: the one key of each algorithm, if there is just one.
-        self._sole_key: dict[str, PyJWK] = {}
-        self._refresh_task: asyncio.Task[None] | None = None
-        self._next_refresh = 0.0
-        #: When the keys we hold are old enough to be fetched again in the background.
-        self._stale_at = 0.0
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self._discovery: SingleFlight[dict[str, Any]] = SingleFlight(
             failure_cooldown=failure_retry, monotonic=monotonic
         )
-        #: How many JWKS documents were fetched (tests and metrics read it).
-        self.jwks_fetches = 0
+        self.keys = (
+            keys
+            if keys is not None
+            else KeyStore(
+                self._jwks_uri,
+                client=self._http,
+                algorithms=self.algorithms,
+                cooldown=jwks_cooldown,
+                max_age=jwks_max_age,
+                failure_retry=failure_retry,
+                fetch_timeout=fetch_timeout,
+                monotonic=monotonic,
+            )
+        )
+        self._key_changes = self.keys.changes
+
+    @property
+    def jwks_cooldown(self) -> float:
+        return self.keys.cooldown
+
+    @property
+    def jwks_max_age(self) -> float:
+        return self.keys.max_age
+
+    @property
+    def jwks_fetches(self) -> int:
+        """How many JWKS documents were asked for (tests and metrics)."""
+        return self.keys.fetches
 
     @property
     def discovery_fetches(self) -> int:
@@ -334,149 +337,32 @@ class TokenVerifier:
             raise ValueError(msg)
         return metadata
 
-    def _load_keys(self, document: object) -> dict[tuple[str | None, str], tuple[PyJWK, str]]:
-        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-            msg = "the JWKS document has no 'keys' list"
-            raise ValueError(msg)
-        keys: dict[tuple[str | None, str], tuple[PyJWK, str]] = {}
-        for jwk in document["keys"]:
-            if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig" or "d" in jwk:
-                continue  # encryption keys and (wrongly published) private keys
-            kid = jwk.get("kid")
-            if kid is not None and not isinstance(kid, str):
-                continue
-            kty, declared = jwk.get("kty"), jwk.get("alg")
-            if not isinstance(kty, str) or not isinstance(declared, str | None):
-                continue
-            if declared is not None:
-                candidates = {declared} & self.algorithms
-            else:
-                candidates = _ALGORITHMS_BY_KEY.get(kty, set()) & self.algorithms
-                if kty == "EC":
-                    candidates = {a for a in candidates if _EC_CURVES[a] == jwk.get("crv")}
-            for alg in candidates:
-                try:
-                    key = PyJWK(jwk, algorithm=alg)
-                except (PyJWTError, ValueError, TypeError, KeyError):
-                    log.warning("JWKS: skipped an unusable key (kid %r)", kid)
-                    continue
-                size = getattr(key.key, "key_size", None)
-                if kty == "RSA" and (size is None or size < _MIN_RSA_BITS):
-                    log.warning("JWKS: skipped an RSA key shorter than 2048 bits (kid %r)", kid)
-                    continue
-                keys[(kid, alg)] = (key, json.dumps(jwk, sort_keys=True))
-        return keys
-
-    async def _refresh(self) -> None:
-        ok = False
-        try:
-            # One deadline for the whole refresh: httpx's timeouts are per read,
-            # and a server sending a byte now and then would never trip them.
-            async with asyncio.timeout(self.fetch_timeout):
-                metadata = await self.discover()
-                self.jwks_fetches += 1
-                document = await self._get_json(metadata["jwks_uri"])
-            keys = self._load_keys(document)
-            if not keys:
-                msg = "the JWKS has no usable signing key"
-                raise ValueError(msg)
-            # A key whose JWK did not change keeps its object, so the tokens it
-            # verified stay cached; a withdrawn or replaced key's tokens do not.
-            self._keys = {
-                ident: self._keys[ident]
-                if self._fingerprints.get(ident) == fingerprint and ident in self._keys
-                else key
-                for ident, (key, fingerprint) in keys.items()
-            }
-            self._fingerprints = {ident: fingerprint for ident, (_, fingerprint) in keys.items()}
-            self._kids = frozenset(kid for kid, _ in keys)
-            by_alg: dict[str, list[PyJWK]] = {}
-            for (_, alg), key in self._keys.items():
-                by_alg.setdefault(alg, []).append(key)
-            self._sole_key = {alg: found[0] for alg, found in by_alg.items() if len(found) == 1}
-            self._stale_at = self._monotonic() + self.jwks_max_age
-            self._drop_untrusted()
-            ok = True
-        except (
-            httpx.HTTPError,
-            httpx.InvalidURL,
-            TimeoutError,
-            ValueError,
-            KeyError,
-            TypeError,
-        ) as error:
-            # Keep the keys we have; say why (no token ever reaches this code).
-            log.warning(
-                "JWKS refresh for %s failed: %s: %s", self.issuer, type(error).__name__, error
-            )
-        except Exception:
-            # A bug must not turn into a 500 for every request waiting on the keys.
-            log.exception("JWKS refresh for %s failed unexpectedly", self.issuer)
-        finally:
-            delay = self.jwks_cooldown if ok else self.failure_retry
-            self._next_refresh = self._monotonic() + delay
-            self._refresh_task = None
-
-    async def _await_refresh(self) -> None:
-        """Start a refetch unless one runs or the cooldown holds; wait a bounded time."""
-        task = self._refresh_task
-        if task is None:
-            if self._monotonic() < self._next_refresh:
-                return
-            task = self._refresh_task = asyncio.create_task(self._refresh())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(task), self.fetch_timeout)
-
-    def _refresh_if_stale(self) -> None:
-        """Refetch old keys in the background, so a withdrawn key stops working
-        even if no token ever names an unknown kid; requests do not wait."""
-        if self._refresh_task is None and self._monotonic() >= max(
-            self._stale_at, self._next_refresh
-        ):
-            self._refresh_task = asyncio.create_task(self._refresh())
+    async def _jwks_uri(self) -> str:
+        return (await self.discover())["jwks_uri"]
 
     async def _key(self, kid: str | None, alg: str) -> PyJWK:
-        if self._kids:
-            self._refresh_if_stale()
-        key = self._keys.get((kid, alg))
-        if key is None and kid is None:
-            # No kid: fine while the issuer has a single key for this algorithm.
-            if not self._kids:
-                await self._await_refresh()
-            return self._sole(alg)
-        if key is None and kid not in self._kids:
-            await self._await_refresh()
-            key = self._keys.get((kid, alg))
-        if key is None:
-            raise TokenRefused("the token is not signed by a key of the issuer")
-        return key
-
-    def _sole(self, alg: str) -> PyJWK:
-        key = self._keys.get((None, alg)) or self._sole_key.get(alg)
-        if key is None:
-            raise TokenRefused("the token names no key and the issuer has several")
-        return key
+        try:
+            return await self.keys.key(kid, alg)
+        except KeysUnavailable:
+            raise TokenRefused("the issuer's keys are not available") from None
+        except AmbiguousKey:
+            raise TokenRefused("the token names no key and the issuer has several") from None
+        except UnknownKey:
+            raise TokenRefused("the token is not signed by a key of the issuer") from None
 
     # -- the verified-token cache -----------------------------------------
 
-    def _keys_fresh(self) -> bool:
-        """Whether the key set we hold is younger than `jwks_max_age`."""
-        return self._monotonic() < self._stale_at
-
     def _trusted(self, entry: _Verified) -> bool:
-        """A cache entry counts while its key is still the one we hold for its
-        kid (the same object: not withdrawn, not replaced) and the key set is fresh."""
-        if not self._keys_fresh():
-            return False
-        current = self._keys.get((entry.kid, entry.alg))
-        if current is None and entry.kid is None:
-            current = self._sole_key.get(entry.alg)
-        return current is entry.key
+        """A cache entry counts while the key store still holds the very key that
+        verified it (not withdrawn, not replaced) and its key set is fresh."""
+        return self.keys.holds(entry.kid, entry.alg, entry.key)
 
-    def _drop_untrusted(self) -> None:
+    def _drop_withdrawn(self) -> None:
         """After a key-set change: forget the tokens of keys we no longer hold."""
-        for token in [token for token, entry in self._cache.items() if not self._trusted(entry)]:
-            del self._cache[token]
+        current = self.keys.current
+        for token, entry in list(self._cache.items()):
+            if current(entry.kid, entry.alg) is not entry.key:
+                del self._cache[token]
 
     def _remember(self, token: str, entry: _Verified, now: float) -> None:
         if self.cache_size <= 0 or entry.token.expires_at <= now or not self._trusted(entry):
@@ -490,6 +376,9 @@ class TokenVerifier:
     async def verify(self, token: str) -> AccessToken:
         """The verified token, or `TokenRefused` saying why (never the token)."""
         now = self._clock()
+        if self._key_changes != self.keys.changes:
+            self._key_changes = self.keys.changes
+            self._drop_withdrawn()
         cached = self._cache.get(token)
         if cached is not None:
             if cached.token.expires_at > now and self._trusted(cached):

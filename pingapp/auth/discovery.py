@@ -14,11 +14,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import jwt
 
 from pingapp.auth.errors import LoginError, ProviderUnavailable
-from pingapp.http import SingleFlight
 from pingapp.settings import is_loopback_host, is_secure_url
+from pingapp.singleflight import SingleFlight
 
 #: How long a discovery document is reused before being fetched again.
 METADATA_TTL = 600.0
@@ -166,69 +165,3 @@ class Discovery:
             )
         self._cached = (self._monotonic(), document)
         return document
-
-
-class SigningKeys:
-    """The issuer's published signing keys (its `jwks_uri`), cached for `ttl` seconds;
-    an unknown `kid` refetches once. Fetches are single-flight, and a failed one is
-    given again without a new call for `failure_cooldown` seconds (SECURITY.md 39)."""
-
-    def __init__(
-        self,
-        discovery: Discovery,
-        *,
-        failure_cooldown: float = DISCOVERY_FAILURE_COOLDOWN,
-        ttl: float = METADATA_TTL,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.discovery = discovery
-        self.ttl = ttl
-        self._monotonic = monotonic
-        self._flight: SingleFlight[jwt.PyJWKSet] = SingleFlight(
-            failure_cooldown=failure_cooldown, monotonic=monotonic
-        )
-        self._cached: dict[str, tuple[float, jwt.PyJWKSet]] = {}
-
-    async def _fetch(self, url: str) -> jwt.PyJWKSet:
-        document = await get_json(self.discovery.client, url, "key set")
-        try:
-            key_set = jwt.PyJWKSet.from_dict(document)
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError):
-            raise ProviderUnavailable(
-                "The sign-in provider's keys cannot be used",
-                f"Its key set at {url} has no usable key. Check AUTH_ISSUER.",
-            ) from None
-        self._cached[url] = (self._monotonic(), key_set)
-        return key_set
-
-    async def get(self, kid: str | None, alg: str) -> jwt.PyJWK:
-        """The issuer's key `kid` (for `alg`), or `LoginError` when it publishes none."""
-        del alg  # PyJWT checks the key against the algorithm when it verifies
-        url = (await self.discovery.get()).get("jwks_uri")
-        if not isinstance(url, str):
-            raise ProviderUnavailable(
-                "The sign-in provider has no keys", "Its metadata has no jwks_uri."
-            )
-        for attempt in range(2):
-            cached = self._cached.get(url)
-            fresh = cached is not None and self._monotonic() - cached[0] < self.ttl
-            if cached is None or not fresh or attempt == 1:
-                key_set = await self._flight.run(url, lambda: self._fetch(url))
-            else:
-                key_set = cached[1]
-            matches = [
-                key
-                for key in key_set.keys
-                if (kid is None or key.key_id == kid) and key.public_key_use in (None, "sig")
-            ]
-            if len(matches) == 1 or (matches and kid is not None):
-                return matches[0]
-        raise LoginError(
-            "The sign-in could not be verified",
-            "The ID token is signed with a key the provider does not publish.",
-            code="unknown_key",
-        )
-
-    @property
-    def fetches(self) -> int:
-        return self._flight.fetches

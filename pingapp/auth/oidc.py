@@ -19,13 +19,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
+import jwt
 from authlib.common.urls import add_params_to_uri
 
-from pingapp.auth.discovery import (
-    Discovery,
-    SigningKeys,
-    check_metadata,
-)
+from pingapp.auth.discovery import Discovery, check_metadata
 from pingapp.auth.errors import GrantRejected, LoginError, ProviderUnavailable
 from pingapp.auth.id_token import (
     BACKCHANNEL_LOGOUT_EVENT,
@@ -34,6 +31,7 @@ from pingapp.auth.id_token import (
     check_logout_token,
 )
 from pingapp.auth.login import PendingLogin, authorization_params, end_session_url
+from pingapp.keys import KeyStore, KeysUnavailable, UnknownKey
 from pingapp.settings import Settings
 
 __all__ = [
@@ -70,7 +68,15 @@ class OIDCClient:
         self.issuer = issuer
         cooldown = settings.auth_failure_cooldown
         self.discovery = Discovery(client, issuer, failure_cooldown=cooldown, monotonic=monotonic)
-        self.keys = SigningKeys(self.discovery, failure_cooldown=cooldown, monotonic=monotonic)
+        #: The issuer's signing keys, for ID and logout tokens (`pingapp.keys`).
+        self.keys = KeyStore(
+            self._jwks_uri,
+            client=client,
+            algorithms=settings.auth_algorithms,
+            failure_retry=cooldown,
+            fetch_timeout=min(settings.http_timeout, 5.0),
+            monotonic=monotonic,
+        )
 
     async def metadata(self) -> dict[str, Any]:
         """The provider's checked discovery document (cached; SECURITY.md 39-40)."""
@@ -242,9 +248,32 @@ class OIDCClient:
 
     # --- what the provider sends -----------------------------------------------------------
 
-    async def signing_key(self, kid: str | None, alg: str):
-        """The issuer's key `kid`; an unknown kid refetches the key set once."""
-        return await self.keys.get(kid, alg)
+    async def _jwks_uri(self) -> str:
+        try:
+            url = (await self.metadata()).get("jwks_uri")
+        except LoginError as error:
+            raise ValueError(error.detail) from None
+        if not isinstance(url, str):
+            msg = "the provider's metadata has no jwks_uri"
+            raise ValueError(msg)
+        return url
+
+    async def signing_key(self, kid: str | None, alg: str) -> jwt.PyJWK:
+        """The issuer's key `kid` for `alg` (`KeyStore.key`), or `LoginError`."""
+        await self.metadata()  # the provider's own error, if it cannot be had
+        try:
+            return await self.keys.key(kid, alg)
+        except KeysUnavailable as error:
+            raise ProviderUnavailable(
+                "The sign-in provider's keys cannot be used",
+                f"Its key set gave no usable key ({error.reason}). Check AUTH_ISSUER.",
+            ) from None
+        except UnknownKey:
+            raise LoginError(
+                "The sign-in could not be verified",
+                "The ID token is signed with a key the provider does not publish.",
+                code="unknown_key",
+            ) from None
 
     async def validate_id_token(
         self,

@@ -38,9 +38,7 @@ async def api(verifier: TokenVerifier) -> AsyncIterator[httpx.AsyncClient]:
 
 async def settled(verifier: TokenVerifier) -> None:
     """Wait for the key refresh the last request started, if any."""
-    task = verifier._refresh_task
-    if task is not None:
-        await task
+    await verifier.keys.settled()
 
 
 async def assert_refused(api: httpx.AsyncClient, token: str) -> None:

@@ -301,7 +301,7 @@ async def test_old_keys_are_refetched_in_the_background(
     clock.advance(2)
     await verifier.verify(mint.token())  # served at once with the keys we hold...
     for _ in range(100):  # ...while the refetch runs in the background
-        if issuer.jwks_fetches == 2 and verifier._refresh_task is None:
+        if issuer.jwks_fetches == 2 and not verifier.keys.refreshing:
             break
         await asyncio.sleep(0.01)
     assert issuer.jwks_fetches == 2

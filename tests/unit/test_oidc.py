@@ -18,8 +18,8 @@ from pingapp.auth import oidc
 from pingapp.auth.discovery import DISCOVERY_FAILURE_COOLDOWN, Discovery, check_metadata
 from pingapp.auth.errors import LoginError, ProviderUnavailable
 from pingapp.auth.login import end_session_url
-from pingapp.http import SingleFlight
 from pingapp.settings import Settings
+from pingapp.singleflight import SingleFlight
 from tests.api.conftest import FakeClock, Issuer, Server, new_key, start_server
 
 CLIENT_ID = "my-app"
