@@ -18,7 +18,8 @@ from starlette.types import ASGIApp
 from pingapp.auth.oidc import OIDCClient
 from pingapp.auth.session import Vault, build_vault
 from pingapp.http import Allowlist, make_client
-from pingapp.settings import Settings, backend_url, frontend_url, get_settings
+from pingapp.settings import Settings, get_settings
+from pingapp.urls import backend_url, frontend_url
 
 #: Shows the signed-out page in the given tabs (Reflex client tokens), except one.
 TabNotifier = Callable[[list[str], str], Awaitable[None]]

@@ -25,13 +25,8 @@ from pingapp.pages.callback import callback
 from pingapp.pages.home import home
 from pingapp.pages.profile import profile
 from pingapp.ping.page import ping
-from pingapp.settings import (
-    backend_url,
-    check_public_url,
-    frontend_url,
-    get_settings,
-    origin_of,
-)
+from pingapp.settings import check_public_url, get_settings
+from pingapp.urls import backend_url, frontend_url, origin_of
 
 # Fail at start, with a message per bad variable, rather than at first use.
 check_public_url(

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from pingapp.auth.errors import LoginError, ProviderUnavailable
-from pingapp.settings import is_loopback_host, is_secure_url
 from pingapp.singleflight import SingleFlight
+from pingapp.urls import is_loopback_host, is_secure_url
 
 #: How long a discovery document is reused before being fetched again.
 METADATA_TTL = 600.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -24,6 +24,7 @@ from authlib.common.urls import add_params_to_uri
 
 from pingapp.auth.discovery import Discovery, check_metadata
 from pingapp.auth.errors import GrantRejected, LoginError, ProviderUnavailable
+from pingapp.auth.forms import client_authentication, error_of, post_form
 from pingapp.auth.id_token import (
     BACKCHANNEL_LOGOUT_EVENT,
     LOGOUT_TOKEN_MAX_AGE,
@@ -44,12 +45,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def _error_of(body: Mapping[str, Any]) -> tuple[str, str]:
-    """An OAuth error answer's `error` and `error_description` (RFC 6749 5.2)."""
-    code = str(body.get("error", "server_error"))
-    return code, str(body.get("error_description", "")) or "no description given"
 
 
 class OIDCClient:
@@ -109,14 +104,16 @@ class OIDCClient:
         params = authorization_params(self.settings, pending, prompt=prompt)
         if not await self.uses_par():
             return add_params_to_uri(metadata["authorization_endpoint"], list(params.items()))
-        status, body = await self._post_form(
+        status, body = await post_form(
+            self.http,
+            self.settings,
             metadata["pushed_authorization_request_endpoint"],
             params,
             what="pushed authorization request endpoint",
         )
         request_uri = body.get("request_uri")
         if status != 201 or "error" in body or not isinstance(request_uri, str):
-            code, description = _error_of(body)
+            code, description = error_of(body)
             raise LoginError(
                 "The sign-in provider refused the sign-in request",
                 f"{code}: {description}. Check AUTH_CLIENT_ID and the application's "
@@ -143,53 +140,11 @@ class OIDCClient:
 
     # --- the token endpoint --------------------------------------------------------------
 
-    def _client_authentication(
-        self, form: dict[str, str]
-    ) -> tuple[httpx.Auth | httpx._client.UseClientDefault, dict[str, str]]:
-        """HTTP Basic with the secret for a confidential client; else `client_id` in the form."""
-        settings = self.settings
-        if settings.auth_client_secret is not None:
-            secret = settings.auth_client_secret.get_secret_value()
-            return httpx.BasicAuth(settings.auth_client_id, secret), form
-        return httpx.USE_CLIENT_DEFAULT, {**form, "client_id": settings.auth_client_id}
-
-    async def _post_form(
-        self, url: object, form: dict[str, str], *, what: str
-    ) -> tuple[int, dict[str, Any]]:
-        """POST `form` with the client's authentication; the status and the JSON body."""
-        if not isinstance(url, str):
-            raise ProviderUnavailable(f"The sign-in provider has no {what}", "Check AUTH_ISSUER.")
-        auth, form = self._client_authentication(form)
-        try:
-            response = await self.http.post(
-                url, data=form, auth=auth, headers={"Accept": "application/json"}
-            )
-        except httpx.TimeoutException:
-            raise ProviderUnavailable(
-                "The sign-in provider is too slow",
-                f"Its {what} did not answer in time. Try again in a moment.",
-            ) from None
-        except httpx.TransportError:
-            raise ProviderUnavailable(
-                "The sign-in provider cannot be reached",
-                f"Its {what} did not answer. Check that the provider is up, then try again.",
-            ) from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise ProviderUnavailable(
-                "The sign-in provider answered something unexpected",
-                f"Its {what} answered {response.status_code} without JSON.",
-            )
-        return response.status_code, body
-
     async def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
         url = (await self.metadata()).get("token_endpoint")
-        status, body = await self._post_form(url, form, what="token endpoint")
+        status, body = await post_form(self.http, self.settings, url, form, what="token endpoint")
         if status != 200 or "error" in body:
-            code, description = _error_of(body)
+            code, description = error_of(body)
             if code == "invalid_grant":
                 raise GrantRejected(
                     "The sign-in has expired or was already used",
@@ -236,8 +191,8 @@ class OIDCClient:
             return False
         if not isinstance(url, str):
             return False
-        auth, form = self._client_authentication(
-            {"token": token, "token_type_hint": "refresh_token"}
+        auth, form = client_authentication(
+            self.settings, {"token": token, "token_type_hint": "refresh_token"}
         )
         try:
             response = await self.http.post(url, data=form, auth=auth)

@@ -10,7 +10,7 @@ from pingapp.auth.state import AuthState
 from pingapp.context import context
 from pingapp.http import BearerAuth, TokenProvider
 from pingapp.ping.calls import PingResult, call_api
-from pingapp.settings import origin_of
+from pingapp.urls import origin_of
 
 SIGN_IN_FIRST = PingResult(False, "Sign in first: the private endpoints need your access token.")
 CANNOT_RENEW = PingResult(
