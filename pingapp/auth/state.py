@@ -288,12 +288,10 @@ class AuthState(rx.State):
     def dismiss_error(self):
         self.error_title = self.error_detail = ""
 
-    # --- for other states (PingState) ---------------------------------------------
-    # Private (a leading underscore): Reflex never exposes these as events.
-
     async def _access_token(self, rejected: str | None = None) -> str | None:
-        """A valid access token for this connection's session (`current_token`),
-        or None; the page shows what happened (`_render`)."""
+        """For PingState (private: never an event): a valid access token for this
+        connection's session (`current_token`), or None; the page shows what
+        happened (`_render`)."""
         ctx = context()
         outcome = await current_token(
             ctx.vault, ctx.oidc, self._connection_session_hash(), rejected=rejected

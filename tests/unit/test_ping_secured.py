@@ -20,6 +20,7 @@ import reflex as rx
 from cryptography.fernet import Fernet
 from reflex.istate.data import HeaderData, ReflexURL, RouterData, SessionData
 
+from pingapp.auth.errors import ProviderUnavailable
 from pingapp.auth.session import SESSION_COOKIE, ServerSession, Vault, digest
 from pingapp.auth.state import AuthState
 from pingapp.auth.store import DiskStore
@@ -200,3 +201,21 @@ async def test_a_stolen_client_token_sends_no_token(
     assert not ping.ok
     assert ping.message.startswith("Sign in first")
     assert await vault.load(victim) is not None  # the victim's session is untouched
+
+
+async def test_a_token_that_cannot_be_renewed_is_not_sent_and_is_explained(
+    vault: Vault, api: Seen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ping, auth = await tree(signed_in=True, expires_in=-1)  # expired
+    async with vault.modify(auth._session_hash) as stored:
+        assert stored is not None
+        stored.refresh_token = "refresh-1"
+
+    async def provider_down(refresh_token: str) -> dict:
+        raise ProviderUnavailable("The sign-in provider cannot be reached", "down")
+
+    monkeypatch.setattr(context().oidc, "refresh", provider_down)
+    await run(PingState.ping_private, ping)
+    assert api == []  # nothing was sent
+    assert auth.signed_in  # the session stays for when the provider is back
+    assert ping.message.startswith("Your session could not be renewed")
