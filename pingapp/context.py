@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 import httpx
 from starlette.types import ASGIApp
 
+from pingapp.allowlist import Allowlist
 from pingapp.auth.oidc import OIDCClient
 from pingapp.auth.session import Vault, build_vault
-from pingapp.http import Allowlist, make_client
+from pingapp.http import http_client_lifespan
 from pingapp.settings import Settings, get_settings
 from pingapp.urls import backend_url, frontend_url
 
@@ -117,8 +118,7 @@ async def serve_context(
     to ourselves, and still pass through the same client and its auth flow.
     """
     settings = settings or get_settings()
-    mounts = {origin: httpx.ASGITransport(app=asgi) for origin, asgi in (in_process or {}).items()}
-    async with make_client(http_timeout=settings.http_timeout, mounts=mounts) as client:
+    async with http_client_lifespan(in_process, http_timeout=settings.http_timeout) as client:
         built = build_context(client, settings=settings, vault=vault, sign_out_tabs=sign_out_tabs)
         with use_context(built):
             yield built

@@ -17,19 +17,23 @@ every later call to that upstream, whoever makes it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import (
     AsyncGenerator,
+    AsyncIterator,
     Awaitable,
     Callable,
     Generator,
     Iterable,
+    Mapping,
 )
-from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 
 import httpx
+from starlette.types import ASGIApp
 
+from pingapp.allowlist import Allowlist
 from pingapp.settings import get_settings
 
 
@@ -82,85 +86,46 @@ def make_client(*, http_timeout: float | None = None, **kwargs: object) -> httpx
     return httpx.AsyncClient(**options)
 
 
+_client: httpx.AsyncClient | None = None
+
+
+def shared_client() -> httpx.AsyncClient:
+    """The process's shared client (the app reaches it as `context().client`)."""
+    if _client is None:
+        msg = "the shared HTTP client is not open (is the backend's lifespan running?)"
+        raise RuntimeError(msg)
+    return _client
+
+
+@contextlib.asynccontextmanager
+async def use_client(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+    """Install `client` as the shared client for the duration of the block."""
+    global _client  # the one process-wide client, by design
+    previous, _client = _client, client
+    try:
+        async with client:
+            yield client
+    finally:
+        _client = previous
+
+
+@contextlib.asynccontextmanager
+async def http_client_lifespan(
+    in_process: Mapping[str, ASGIApp] | None = None, *, http_timeout: float | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Open the shared client for the block (a lifespan task: the app's, through
+    `pingapp.context.serve_context`, or the API's when it is served on its own).
+
+    `in_process` maps an origin (this backend's own) to the ASGI app that serves
+    it there: calls to it are answered in this process, without a TCP round trip
+    to ourselves, and still pass through the same client and its auth flow.
+    """
+    mounts = {origin: httpx.ASGITransport(app=asgi) for origin, asgi in (in_process or {}).items()}
+    async with use_client(make_client(http_timeout=http_timeout, mounts=mounts)) as client:
+        yield client
+
+
 # --- The token-attaching auth: where a bearer token may go -------------------
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-#: Encoded `.`, `/` or `\` (or a raw `\`) in a path: a server may decode them into
-#: `../` and leave the allowed prefix, so such paths never match a prefix.
-_PATH_TRICKS = re.compile(r"%2e|%2f|%5c|\\", re.IGNORECASE)
-
-
-def _port(url: httpx.URL) -> int:
-    """The port a URL really uses (httpx reports default ports as None)."""
-    return url.port or _DEFAULT_PORTS[url.scheme]
-
-
-def _raw_path(url: httpx.URL) -> str:
-    """The path as sent on the wire: still percent-encoded, without the query."""
-    return url.raw_path.partition(b"?")[0].decode("ascii", "replace")
-
-
-@dataclass(frozen=True, slots=True)
-class AllowedTarget:
-    """One allowlist entry: an exact origin, optionally narrowed to a path prefix.
-
-    Hosts are compared as httpx sends them: lower case, IDNA-encoded. So a
-    look-alike Unicode host, a percent-encoded host, a longer host ending in an
-    allowed one, or a URL with `allowed@` user information never matches.
-    """
-
-    scheme: str
-    host: bytes
-    port: int
-    #: "" for the whole origin, else e.g. "/v1" (allows /v1 and /v1/..., not /v10).
-    path: str
-
-    @classmethod
-    def parse(cls, entry: str) -> AllowedTarget:
-        try:
-            url = httpx.URL(entry)
-        except httpx.InvalidURL as error:
-            msg = f"an allowed origin must be a valid URL, got {entry!r}: {error}"
-            raise ValueError(msg) from None
-        if url.scheme not in _DEFAULT_PORTS or not url.raw_host:
-            msg = f"an allowed origin must be an absolute http(s) URL, got {entry!r}"
-            raise ValueError(msg)
-        if url.userinfo or url.query or url.fragment:
-            msg = f"an allowed origin must not have user information, query or fragment: {entry!r}"
-            raise ValueError(msg)
-        path = _raw_path(url).rstrip("/")
-        if _PATH_TRICKS.search(path):
-            msg = f"an allowed path prefix must not contain encoded '.', '/' or '\\': {entry!r}"
-            raise ValueError(msg)
-        return cls(url.scheme, url.raw_host, _port(url), path)
-
-    def matches(self, url: httpx.URL) -> bool:
-        if url.scheme != self.scheme:
-            return False
-        if (url.raw_host, _port(url)) != (self.host, self.port):
-            return False
-        if not self.path:
-            return True
-        path = _raw_path(url)
-        if _PATH_TRICKS.search(path):
-            return False
-        return path == self.path or path.startswith(self.path + "/")
-
-
-class Allowlist:
-    """The URLs a bearer token may be sent to (API_ALLOWED_ORIGINS, parsed once).
-
-    `Allowlist(get_settings().allowed_origins(backend_url()))`; an empty list
-    allows nothing. A bad entry raises ValueError when the list is built.
-    """
-
-    def __init__(self, entries: Iterable[str]) -> None:
-        self.targets = tuple(AllowedTarget.parse(entry) for entry in entries)
-
-    def allows(self, url: httpx.URL | str) -> bool:
-        url = httpx.URL(url)
-        return url.scheme in _DEFAULT_PORTS and any(t.matches(url) for t in self.targets)
-
 
 #: One `name=value` or `name="quoted value"` parameter of a WWW-Authenticate
 #: challenge; quoted strings are consumed whole, so text inside them never counts.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Set
+from collections.abc import Iterable, Set
 from typing import Any
 
 from jwt import PyJWK
@@ -29,6 +29,18 @@ ALGORITHMS_BY_KEY_TYPE: dict[str, frozenset[str]] = {
 ASYMMETRIC_ALGORITHMS = frozenset().union(*ALGORITHMS_BY_KEY_TYPE.values())
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 _MIN_RSA_BITS = 2048
+
+
+def asymmetric_only(algorithms: Iterable[str]) -> frozenset[str]:
+    """`algorithms` as a set; `ValueError` for `none` (in any casing) and `HS*`
+    (RFC 8725 section 3.1-3.2: no unsigned tokens, no RS/HS key confusion)."""
+    names = frozenset(algorithms)
+    for name in names:
+        if name.lower() == "none" or name.upper().startswith("HS"):
+            msg = f"{name} is not allowed: only asymmetric signatures are verified"
+            raise ValueError(msg)
+    return names
+
 
 #: A key's name in a key set: its `kid` (None when the JWK has none) and an algorithm.
 KeyId = tuple[str | None, str]

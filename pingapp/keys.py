@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable
 import httpx
 from jwt import PyJWK
 
-from pingapp.jwks import ASYMMETRIC_ALGORITHMS, KeyId, signing_keys
+from pingapp.jwks import ASYMMETRIC_ALGORITHMS, KeyId, asymmetric_only, signing_keys
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,7 @@ class KeyStore:
         if failure_retry < 0 or fetch_timeout <= 0 or max_age <= 0:
             msg = "failure_retry must not be negative; fetch_timeout and max_age must be positive"
             raise ValueError(msg)
-        self.algorithms = frozenset(algorithms)
-        unsafe = self.algorithms - ASYMMETRIC_ALGORITHMS
-        if any(name.lower() == "none" or name.upper().startswith("HS") for name in unsafe):
-            msg = f"{sorted(unsafe)} not allowed: only asymmetric signatures are verified"
-            raise ValueError(msg)
+        self.algorithms = asymmetric_only(algorithms)
         self.cooldown = cooldown
         self.max_age = max_age
         self.failure_retry = failure_retry

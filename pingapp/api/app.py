@@ -21,15 +21,17 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from pingapp.api.errors import install_error_handlers, insufficient_user_authentication
-from pingapp.api.verify import (
-    AccessToken,
-    Claims,
+from pingapp.api.security import (
     NotConfigured,
-    TokenVerifier,
+    VerifiedToken,
     require_scopes,
+    route_scopes,
+    security_scheme,
     verifier_lifespan,
     verifier_of,
 )
+from pingapp.api.verifier import AccessToken, TokenVerifier
+from pingapp.http import http_client_lifespan
 from pingapp.settings import get_settings, origin_of
 
 #: The scope the tutorial's scoped endpoint needs.
@@ -54,7 +56,7 @@ async def public() -> Message:
 
 
 @router.get("/private", response_model=Message)
-async def private(token: Claims) -> Message:
+async def private(token: VerifiedToken) -> Message:
     """Any valid access token for this API."""
     del token  # checked by the dependency; the route needs no claim
     return Message(
@@ -81,7 +83,7 @@ async def private_scoped(
     response_model=Message,
     responses={401: {"description": "No sign-in recent enough (RFC 9470 step-up)"}},
 )
-async def private_recent(token: Claims) -> Message:
+async def private_recent(token: VerifiedToken) -> Message:
     """A valid access token from a sign-in at most API_RECENT_AUTH_MAX_AGE seconds
     old (its `auth_time`); otherwise 401 `insufficient_user_authentication` with
     `max_age`, and the client signs the user in again (RFC 9470)."""
@@ -104,17 +106,6 @@ def _own_origins() -> list[str]:
     return sorted({origin_of(url) for url in urls if url})
 
 
-def _route_scopes(schema: dict[str, Any]) -> dict[str, str]:
-    """Every scope a route of the schema asks for, so "Authorize" can offer it."""
-    found: dict[str, str] = {}
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
-            for requirement in operation.get("security", []):
-                for scope in requirement.get("OAuth2", []):
-                    found.setdefault(scope, f"Needed by {operation.get('summary', 'a route')}")
-    return found
-
-
 def _docs_router(api: FastAPI) -> APIRouter:
     """`/openapi.json` and `/docs`, whose "Authorize" signs in with code + PKCE."""
     docs = APIRouter(include_in_schema=False)
@@ -127,26 +118,13 @@ def _docs_router(api: FastAPI) -> APIRouter:
             schema["servers"] = [{"url": root}]
         # The flow's URLs come from the provider's discovery document; without it
         # (provider down, unsafe document, API not configured) the schema is
-        # served with the placeholder URLs.
+        # served with placeholder URLs.
+        metadata = None
         with contextlib.suppress(
             httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError, NotConfigured
         ):
             metadata = await verifier_of(request).discover()
-            flow = {
-                "authorizationUrl": metadata["authorization_endpoint"],
-                "tokenUrl": metadata["token_endpoint"],
-                "scopes": {"openid": "Sign in", **_route_scopes(schema)},
-            }
-            schema["components"] = {
-                **schema.get("components", {}),
-                "securitySchemes": {
-                    "OAuth2": {
-                        "type": "oauth2",
-                        "description": "Authorization code with PKCE; no client secret.",
-                        "flows": {"authorizationCode": flow},
-                    }
-                },
-            }
+        schema = security_scheme(schema, metadata)
         return JSONResponse(schema)
 
     @docs.get("/docs")
@@ -167,7 +145,7 @@ def _docs_router(api: FastAPI) -> APIRouter:
             init_oauth={
                 "clientId": settings.docs_client_id,
                 "usePkceWithAuthorizationCodeGrant": True,
-                "scopes": f"openid {READ_MESSAGES}",
+                "scopes": " ".join(["openid", *route_scopes(api.openapi())]),
                 "additionalQueryStringParams": settings.audience_params(),
             },
         )
@@ -191,9 +169,10 @@ def create_api(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Runs when the API is served on its own; under Reflex's mount, pingapp
-        # registers `verifier_lifespan` as a lifespan task instead.
-        async with verifier_lifespan():
+        # Runs when the API is served on its own: the process's shared client
+        # for its outbound calls. Under Reflex's mount, pingapp registers the
+        # shared client's and `verifier_lifespan` as lifespan tasks instead.
+        async with http_client_lifespan(), verifier_lifespan():
             yield
 
     api = FastAPI(

@@ -33,7 +33,7 @@ from jwt.algorithms import RSAAlgorithm
 from starlette.types import ASGIApp
 
 from pingapp.api import create_api
-from pingapp.api.verify import TokenVerifier
+from pingapp.api.verifier import TokenVerifier
 
 AUDIENCE = "urn:pingapp:test-api"
 CLIENT_ID = "test-client"

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from pingapp.api.verify import TokenVerifier
+from pingapp.api.verifier import TokenVerifier
 from tests.api.conftest import (
     FakeClock,
     Issuer,

@@ -11,7 +11,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from pingapp.api.verify import TokenVerifier
+from pingapp.api.verifier import TokenVerifier
 from pingapp.settings import Settings, get_settings
 from tests.api.conftest import FRONTEND, Issuer, Minter, bearer, make_api
 

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from pingapp.api.verify import TokenRefused, TokenVerifier
+from pingapp.api.jws import TokenRefused
+from pingapp.api.verifier import TokenVerifier
 from tests.api.conftest import (
     FakeClock,
     Issuer,
@@ -60,7 +61,7 @@ async def test_a_cached_token_dies_with_its_key_once_the_key_set_is_past_its_max
     assert (await api.get("/private", headers=bearer(token))).status_code == 200  # cached
     assert issuer.jwks_fetches == 1
     issuer.publish(keys[1])  # key-1 withdrawn
-    clock.advance(verifier.jwks_max_age + 1)
+    clock.advance(verifier.keys.max_age + 1)
     # The key set is too old to vouch for the cached token: this request verifies
     # it in full with the keys held (still key-1) and starts the refetch...
     await api.get("/private", headers=bearer(token))
@@ -83,7 +84,7 @@ async def test_a_cached_token_dies_with_its_key_when_an_unknown_kid_refetches_th
     token = mint.token(exp=int(clock.time()) + TEN_YEARS)
     assert (await api.get("/private", headers=bearer(token))).status_code == 200
     issuer.publish(keys[1])  # rotation: key-1 withdrawn, key-2 in
-    clock.advance(verifier.jwks_cooldown + 1)
+    clock.advance(verifier.keys.cooldown + 1)
     rotated = mint.token(key=keys[1])
     assert (await api.get("/private", headers=bearer(rotated))).status_code == 200
     assert issuer.jwks_fetches == 2
@@ -102,7 +103,7 @@ async def test_a_key_replaced_under_the_same_kid_ends_the_old_tokens(
     assert (await api.get("/private", headers=bearer(token))).status_code == 200
     impostor = Key("key-1", keys[2].private)  # same kid, other key material
     issuer.publish(impostor)
-    clock.advance(verifier.jwks_max_age + 1)
+    clock.advance(verifier.keys.max_age + 1)
     await api.get("/private", headers=bearer(token))
     await settled(verifier)
     await assert_refused(api, token)
@@ -116,7 +117,7 @@ async def test_a_cached_token_is_not_served_past_the_max_age_even_if_the_refetch
     first = await verifier.verify(token)
     assert await verifier.verify(token) is first  # from the cache
     server.stop()
-    clock.advance(verifier.jwks_max_age + 1)
+    clock.advance(verifier.keys.max_age + 1)
     again = await verifier.verify(token)  # verified in full with the keys held...
     assert again is not first
     await settled(verifier)  # ...the refetch fails...
@@ -129,7 +130,7 @@ async def test_an_unchanged_key_keeps_its_tokens_cached_across_a_refetch(
 ) -> None:
     token = mint.token(exp=int(clock.time()) + 3 * 3600)
     first = await verifier.verify(token)
-    clock.advance(verifier.jwks_max_age + 1)
+    clock.advance(verifier.keys.max_age + 1)
     await verifier.verify(mint.token(exp=int(clock.time()) + 3600))  # starts the refetch
     await settled(verifier)
     assert issuer.jwks_fetches == 2
@@ -145,7 +146,7 @@ async def test_a_verification_that_raced_a_withdrawal_is_not_trusted_from_the_ca
     await verifier.verify(token)
     entry = verifier._cache[token]
     issuer.publish(keys[1])
-    clock.advance(verifier.jwks_cooldown + 1)
+    clock.advance(verifier.keys.cooldown + 1)
     await verifier.verify(mint.token(key=keys[1]))  # refetch: key-1 gone
     verifier._cache[token] = entry  # as if a verification finished just after it
     with pytest.raises(TokenRefused, match="not signed by a key"):

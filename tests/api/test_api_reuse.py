@@ -8,14 +8,15 @@ import httpx
 from fastapi import APIRouter, FastAPI
 
 from pingapp.api.errors import install_error_handlers
-from pingapp.api.verify import AccessToken, Claims, TokenVerifier, require_scopes
+from pingapp.api.security import VerifiedToken, require_scopes
+from pingapp.api.verifier import AccessToken, TokenVerifier
 from tests.api.conftest import Minter, bearer, challenge
 
 router = APIRouter(prefix="/things", tags=["things"])
 
 
 @router.get("/mine")
-async def mine(token: Claims) -> dict[str, object]:
+async def mine(token: VerifiedToken) -> dict[str, object]:
     return {"sub": token.subject, "scopes": sorted(token.scopes)}
 
 
@@ -26,7 +27,7 @@ async def create() -> dict[str, str]:
 
 @router.get("/both")
 async def both(
-    token: Claims, scoped: Annotated[AccessToken, require_scopes("read:messages")]
+    token: VerifiedToken, scoped: Annotated[AccessToken, require_scopes("read:messages")]
 ) -> dict[str, bool]:
     return {"same": token.claims == scoped.claims}
 

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from pingapp.api import create_api
-from pingapp.api.verify import NotConfigured, TokenVerifier, default_verifier
+from pingapp.api.security import NotConfigured, default_verifier
+from pingapp.api.verifier import TokenVerifier
 from pingapp.settings import Settings, get_settings
 
 
@@ -40,7 +41,7 @@ def test_embedded_provider_by_default(configure) -> None:
     assert verifier.algorithms == frozenset({"RS256"})
     assert verifier.require_at_jwt is True  # the embedded provider sets typ at+jwt
     assert verifier.client_id == get_settings().auth_client_id
-    assert verifier.jwks_cooldown >= 30
+    assert verifier.keys.cooldown >= 30
     assert verifier.cache_size == 4096
     assert verifier.max_token_lifetime == 0  # no ceiling unless asked for
 

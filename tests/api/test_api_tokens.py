@@ -13,7 +13,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from pingapp.api.verify import TokenVerifier
+from pingapp.api.verifier import TokenVerifier
 from tests.api.conftest import (
     AUDIENCE,
     CLIENT_ID,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pingapp.api.verify import TokenVerifier
+from pingapp.api.verifier import TokenVerifier
 from tests.api.conftest import bearer, challenge, make_api
 from tests.idp.conftest import describe, serve, stop
 from tests.idp.flow import login

@@ -7,13 +7,18 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from pingapp.http import make_client, use_client
 from pingapp.pingapp import backend
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the backend, with the shared client open as the app's lifespan has it."""
     transport = httpx.ASGITransport(app=backend)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+    async with (
+        use_client(make_client()),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client,
+    ):
         yield client
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from pingapp.http import AllowedTarget, Allowlist, BearerAuth
+from pingapp.allowlist import AllowedTarget, Allowlist
+from pingapp.http import BearerAuth
 
 ALLOWED = [
     "https://api.example.test",

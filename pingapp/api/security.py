@@ -1,0 +1,217 @@
+"""The API's FastAPI security dependencies, and its OpenAPI security scheme.
+
+Use them in any route::
+
+    from pingapp.api.security import VerifiedToken, require_scopes
+
+    @router.get("/me")
+    async def me(token: VerifiedToken) -> dict: ...          # any valid access token
+
+    @router.get("/reports")
+    async def reports(
+        token: Annotated[AccessToken, require_scopes("read:reports")],
+    ) -> dict: ...                                          # plus a scope
+
+The token is read from the `Authorization: Bearer` header only (RFC 6750
+section 2.1; SECURITY.md items 9-10) and checked by the app's `TokenVerifier`
+(`app.state.token_verifier`, or else the one built from the settings, on the
+shared HTTP client); refusals are RFC 6750 errors (`pingapp.api.errors`).
+The scopes a route needs are listed in its OpenAPI operation; `security_scheme`
+turns them into the one OAuth2 scheme (code + PKCE) the docs page signs in with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.encoders import jsonable_encoder
+from fastapi.openapi.models import OAuth2 as OAuth2Model
+from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
+from fastapi.security.base import SecurityBase
+
+from pingapp.api import errors
+from pingapp.api.jws import TokenRefused
+from pingapp.api.verifier import AccessToken, TokenVerifier
+
+log = logging.getLogger(__name__)
+
+#: The name of the OAuth2 scheme in the OpenAPI document.
+SCHEME_NAME = "OAuth2"
+
+#: RFC 6750 section 2.1 `b64token`, the only token syntax a Bearer header allows.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+class NotConfigured(RuntimeError):
+    """The API cannot verify any token with the current configuration."""
+
+
+def oauth2_model(
+    scopes: Mapping[str, str], metadata: Mapping[str, Any] | None = None
+) -> OAuth2Model:
+    """The OAuth2 scheme: authorization code + PKCE at the provider's endpoints
+    (`metadata` from discovery; placeholders without it), offering `scopes`."""
+    metadata = metadata or {}
+    return OAuth2Model(
+        flows=OAuthFlows(
+            authorizationCode=OAuthFlowAuthorizationCode(
+                authorizationUrl=metadata.get("authorization_endpoint", "/authorize"),
+                tokenUrl=metadata.get("token_endpoint", "/token"),
+                scopes=dict(scopes),
+            )
+        ),
+        description="Authorization code with PKCE; no client secret.",
+    )
+
+
+def route_scopes(schema: Mapping[str, Any]) -> dict[str, str]:
+    """Every scope a route of `schema` asks for, described by the route."""
+    found: dict[str, str] = {}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for requirement in operation.get("security", []):
+                for scope in requirement.get(SCHEME_NAME, []):
+                    found.setdefault(scope, f"Needed by {operation.get('summary', 'a route')}")
+    return found
+
+
+def security_scheme(
+    schema: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """`schema` whose OAuth2 scheme offers `openid` and every scope its routes need."""
+    scopes = {"openid": "Sign in", **route_scopes(schema)}
+    scheme = jsonable_encoder(oauth2_model(scopes, metadata), by_alias=True, exclude_none=True)
+    components = {**schema.get("components", {})}
+    components["securitySchemes"] = {**components.get("securitySchemes", {}), SCHEME_NAME: scheme}
+    return {**schema, "components": components}
+
+
+def _token_from(request: Request) -> str:
+    """The token of the `Authorization: Bearer` header (RFC 6750 section 2.1 only)."""
+    scope = request.scope
+    # Read the raw ASGI scope: this runs on every request, and building
+    # Starlette's header and query objects costs more than the check itself.
+    if scope.get("query_string") and "access_token" in request.query_params:
+        raise errors.invalid_request(
+            "Send the access token in the Authorization header, not in the URL."
+        )
+    values = [value for name, value in scope["headers"] if name == b"authorization"]
+    if not values:
+        raise errors.missing_token()
+    if len(values) > 1:
+        raise errors.invalid_request("Send one Authorization header.")
+    scheme, _, credentials = values[0].decode("latin-1").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise errors.invalid_request("Use the Bearer authorization scheme.")
+    credentials = credentials.strip(" ")
+    if not credentials:
+        raise errors.invalid_request("The Authorization header has no token.")
+    if _B64TOKEN.fullmatch(credentials) is None:
+        raise errors.invalid_request("The Authorization header must hold exactly one token.")
+    return credentials
+
+
+@functools.cache
+def default_verifier() -> TokenVerifier:
+    """The process's verifier, built from the settings on first use; its calls go
+    through the shared HTTP client (`pingapp.http.shared_client`)."""
+    from pingapp.http import shared_client
+    from pingapp.settings import backend_url, get_settings
+
+    settings = get_settings()
+    if settings.auth_audience is None:
+        msg = "AUTH_AUDIENCE is empty: the API cannot check which API a token is for"
+        raise NotConfigured(msg)
+    return TokenVerifier(
+        issuer=settings.effective_issuer(backend_url()),
+        audience=settings.auth_audience,
+        algorithms=settings.auth_algorithms,
+        leeway=settings.auth_leeway,
+        client_id=settings.auth_client_id,
+        # The embedded provider issues RFC 9068 tokens (typ at+jwt); Auth0 does not.
+        require_at_jwt=(
+            settings.uses_embedded_provider
+            if settings.auth_require_at_jwt is None
+            else settings.auth_require_at_jwt
+        ),
+        fetch_timeout=min(settings.http_timeout, 5.0),
+        cache_size=settings.auth_token_cache_size,
+        max_token_lifetime=settings.auth_max_token_lifetime,
+        client=shared_client,
+    )
+
+
+def verifier_of(request: Request) -> TokenVerifier:
+    """The verifier of the app serving `request` (`app.state.token_verifier`), or the default."""
+    verifier = getattr(request.app.state, "token_verifier", None)
+    return verifier if verifier is not None else default_verifier()
+
+
+class BearerToken(SecurityBase):
+    """The security dependency: verifies the token, then this instance's scopes.
+
+    A `SecurityBase`, so the OpenAPI document lists the scheme and each route's
+    scopes (`security_scheme` fills in the provider's endpoints). The scopes are
+    fixed per instance rather than read from FastAPI's `SecurityScopes`, which
+    would cost an extra object on every request.
+    """
+
+    def __init__(self, scopes: Iterable[str] = ()) -> None:
+        self.scopes = tuple(scopes)
+        self.model = oauth2_model(dict.fromkeys(self.scopes, "Needed by a route"))
+        self.scheme_name = SCHEME_NAME
+        self.auto_error = True
+
+    async def __call__(self, request: Request) -> AccessToken:
+        token = _token_from(request)
+        try:
+            verifier = verifier_of(request)
+        except NotConfigured as problem:
+            # A configuration mistake: logged on every such request, and never a 500.
+            log.error("%s", problem)
+            raise errors.invalid_token("This API cannot verify access tokens.") from None
+        try:
+            verified = await verifier.verify(token)
+        except TokenRefused as refusal:
+            log.debug("access token refused: %s", refusal)
+            raise errors.invalid_token(str(refusal).capitalize() + ".") from None
+        if self.scopes:
+            missing = [scope for scope in self.scopes if scope not in verified.scopes]
+            if missing:
+                raise errors.insufficient_scope(missing)
+        return verified
+
+
+@functools.cache
+def _bearer_with(scopes: tuple[str, ...]) -> BearerToken:
+    return BearerToken(scopes)
+
+
+#: A dependency: the verified access token of the request (any valid one for this API).
+VerifiedToken = Annotated[AccessToken, Depends(_bearer_with(()))]
+
+
+def require_scopes(*scopes: str) -> Any:
+    """A dependency: a valid access token holding every one of `scopes` (else 403).
+
+    Use it as `token: Annotated[AccessToken, require_scopes("read:reports")]`
+    or in `dependencies=[require_scopes(...)]`; the OpenAPI document lists the scopes.
+    """
+    return Security(_bearer_with(tuple(scopes)), scopes=list(scopes))
+
+
+@contextlib.asynccontextmanager
+async def verifier_lifespan() -> AsyncIterator[None]:
+    """Lifespan task: close what the default verifier opened, at stop (nothing
+    while it uses the shared client, whose own lifespan task closes it)."""
+    try:
+        yield
+    finally:
+        if default_verifier.cache_info().currsize:
+            await default_verifier().aclose()
