@@ -7,7 +7,11 @@
 // http://localhost:<port>. One public client, "pingapp", for the app at FRONTEND;
 // with BACKEND, its back-channel logout URI is BACKEND/auth/backchannel-logout.
 // Pushed authorization requests and `iss` in authorization responses are on by
-// default in this version.
+// default in this version; DPoP (RFC 9449) is turned on below, so a token request
+// with a proof gets a DPoP-bound token (`token_type: DPoP`, `cnf.jkt`).
+// With RESOURCE=<audience>, access tokens are RFC 9068 JWTs for that resource
+// server (RFC 8707), so the app's own API can verify them; without it they are
+// opaque tokens for the userinfo endpoint.
 // Its built-in development login form accepts any login and password; the login
 // becomes the subject, and the profile and email scopes give a name and email.
 import Provider from 'oidc-provider';
@@ -15,6 +19,7 @@ import Provider from 'oidc-provider';
 const port = Number(process.argv[2] ?? process.env.PORT);
 const frontend = process.env.FRONTEND;
 const backend = process.env.BACKEND;
+const resource = process.env.RESOURCE;
 if (!Number.isInteger(port) || port <= 0 || !frontend) {
   console.error('usage: FRONTEND=http://localhost:3000 node server.mjs <port>');
   process.exit(2);
@@ -46,6 +51,25 @@ const provider = new Provider(`http://localhost:${port}`, {
     rpInitiatedLogout: { enabled: true },
     revocation: { enabled: true },
     backchannelLogout: { enabled: true },
+    dPoP: { enabled: true },
+    ...(resource
+      ? {
+          resourceIndicators: {
+            enabled: true,
+            defaultResource: () => resource,
+            useGrantedResource: () => true,
+            getResourceServerInfo: (_ctx, indicator) => {
+              if (indicator !== resource) throw new Error(`unknown resource ${indicator}`);
+              return {
+                scope: 'read:messages',
+                audience: resource,
+                accessTokenFormat: 'jwt',
+                jwt: { sign: { alg: 'RS256' } },
+              };
+            },
+          },
+        }
+      : {}),
   },
   cookies: { keys: ['pingapp-independent-op-test-only'] },
   async findAccount(_ctx, id) {
