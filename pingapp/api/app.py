@@ -20,7 +20,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
+from pingapp.api.dpop import WELL_KNOWN, DPoPPolicy
 from pingapp.api.errors import install_error_handlers, insufficient_user_authentication
+from pingapp.api.metadata import metadata_route
 from pingapp.api.security import (
     NotConfigured,
     VerifiedToken,
@@ -164,13 +166,17 @@ def _docs_router(api: FastAPI) -> APIRouter:
 
 
 def create_api(
-    verifier: TokenVerifier | None = None, *, cors_origins: list[str] | None = None
+    verifier: TokenVerifier | None = None,
+    *,
+    cors_origins: list[str] | None = None,
+    dpop: DPoPPolicy | None = None,
 ) -> FastAPI:
     """Build the API app; Reflex mounts it at `/api`.
 
     `verifier` defaults to one built from the settings on first use (the
-    caller owns a verifier it passes in). `cors_origins` defaults to
-    CORS_ORIGINS, or the app's own origins.
+    caller owns a verifier it passes in); `dpop` likewise (`default_dpop_policy`).
+    `cors_origins` defaults to CORS_ORIGINS, or the app's own origins. The app
+    in front serves the RFC 9728 metadata with `pingapp.api.metadata.well_known_route`.
     """
 
     @contextlib.asynccontextmanager
@@ -191,8 +197,10 @@ def create_api(
         lifespan=lifespan,
     )
     api.state.token_verifier = verifier
+    api.state.dpop_policy = dpop
     install_error_handlers(api)
     api.include_router(router)
+    api.router.routes.append(metadata_route(api, WELL_KNOWN))
     api.include_router(_docs_router(api))
     # Swagger UI's files, as the fastapi-offline package ships them.
     api.mount(
@@ -207,9 +215,10 @@ def create_api(
         CORSMiddleware,
         allow_origins=origins,
         allow_methods=["GET"],
-        allow_headers=["Authorization"],
-        # So the frontend can read why a call was refused (RFC 6750 challenge).
-        expose_headers=["WWW-Authenticate"],
+        allow_headers=["Authorization", "DPoP"],
+        # So the frontend can read why a call was refused (RFC 6750 challenge),
+        # and the server nonce its next proof needs.
+        expose_headers=["WWW-Authenticate", "DPoP-Nonce"],
         # Bearer tokens, not cookies: no credentials mode.
         allow_credentials=False,
         max_age=600,
