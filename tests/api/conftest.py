@@ -33,8 +33,9 @@ from granian.server.embed import Server as EmbeddedServer
 from jwt.algorithms import RSAAlgorithm
 from starlette.types import ASGIApp
 
-from pingapp.api import create_api
+from pingapp.api import DPoPPolicy, create_api
 from pingapp.api.verifier import TokenVerifier
+from pingapp.dpop import DPoPKey, MemoryReplayCache, make_proof
 
 AUDIENCE = "urn:pingapp:test-api"
 CLIENT_ID = "test-client"
@@ -343,3 +344,48 @@ def challenge(response: httpx.Response, scheme: str = "Bearer") -> dict[str, str
     found = challenges(response)
     assert scheme in found, response.headers.get("www-authenticate")
     return found[scheme]
+
+
+# -- DPoP (RFC 9449) ------------------------------------------------------------------
+
+#: The URL the DPoP tests' clients call, and the API's public URL behind the "proxy".
+DPOP_BASE = "http://127.0.0.1"
+PUBLIC_API = "https://api.example.test/api"
+
+
+@pytest.fixture(scope="session")
+def dpop_key() -> DPoPKey:
+    return DPoPKey.generate()
+
+
+def dpop_policy(clock: FakeClock, **options: Any) -> DPoPPolicy:
+    """A policy on the test's clock, the API public at `PUBLIC_API`."""
+    return DPoPPolicy(
+        **{"public_url": PUBLIC_API, "clock": clock.time, "replay": MemoryReplayCache(), **options}
+    )
+
+
+@contextlib.asynccontextmanager
+async def dpop_client(
+    verifier: TokenVerifier, policy: DPoPPolicy
+) -> AsyncIterator[httpx.AsyncClient]:
+    api = create_api(verifier, cors_origins=[FRONTEND], dpop=policy)
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url=DPOP_BASE) as client:
+        yield client
+
+
+def with_proof(
+    key: DPoPKey,
+    token: str,
+    path: str,
+    clock: FakeClock,
+    *,
+    method: str = "GET",
+    **options: Any,
+) -> dict[str, str]:
+    """`Authorization: DPoP <token>` and a fresh proof for `method PUBLIC_API+path`."""
+    proof = make_proof(
+        key, method, PUBLIC_API + path, access_token=token, now=clock.time(), **options
+    )
+    return {"Authorization": f"DPoP {token}", "DPoP": proof}
