@@ -26,8 +26,10 @@ from pingapp.api.metadata import metadata_route
 from pingapp.api.security import (
     NotConfigured,
     VerifiedToken,
+    challenged,
     require_scopes,
     route_scopes,
+    scheme_of,
     security_scheme,
     verifier_lifespan,
     verifier_of,
@@ -85,7 +87,7 @@ async def private_scoped(
     response_model=Message,
     responses={401: {"description": "No sign-in recent enough (RFC 9470 step-up)"}},
 )
-async def private_recent(token: VerifiedToken) -> Message:
+async def private_recent(token: VerifiedToken, request: Request) -> Message:
     """A valid access token from a sign-in at most API_RECENT_AUTH_MAX_AGE seconds
     old (its `auth_time`); otherwise 401 `insufficient_user_authentication` with
     `max_age`, and the client signs the user in again (RFC 9470)."""
@@ -93,7 +95,8 @@ async def private_recent(token: VerifiedToken) -> Message:
     auth_time = token.claims.get("auth_time")
     fresh = isinstance(auth_time, int | float) and not isinstance(auth_time, bool)
     if not fresh or time.time() - float(auth_time) > max_age:  # type: ignore[arg-type]
-        raise insufficient_user_authentication(max_age)
+        refusal = insufficient_user_authentication(max_age, scheme_of(request))
+        raise challenged(refusal, request)
     return Message(
         message=("Hello from a private endpoint! You signed in recently enough to see this.")
     )

@@ -151,7 +151,7 @@ def insufficient_scope(scopes: list[str], scheme: str = "Bearer") -> BearerError
     )
 
 
-def insufficient_user_authentication(max_age: int) -> BearerError:
+def insufficient_user_authentication(max_age: int, scheme: str = "Bearer") -> BearerError:
     """A valid token whose `auth_time` is older than `max_age` seconds: 401 asking
     the client to sign the user in again (RFC 9470 step-up)."""
     return BearerError(
@@ -160,6 +160,7 @@ def insufficient_user_authentication(max_age: int) -> BearerError:
         f"A sign-in within the last {max_age} seconds is required.",
         max_age=max_age,
         message=f"Sign in again: this needs a sign-in within the last {max_age} seconds.",
+        scheme=scheme,
     )
 
 

@@ -161,6 +161,26 @@ def verifier_of(request: Request) -> TokenVerifier:
     return verifier if verifier is not None else default_verifier()
 
 
+def scheme_of(request: Request) -> str:
+    """`DPoP` when the request's token came with that scheme, else `Bearer`."""
+    value = request.headers.get("authorization", "")
+    return "DPoP" if value.strip().lower().startswith("dpop ") else "Bearer"
+
+
+def challenged(error: errors.BearerError, request: Request) -> errors.BearerError:
+    """`error` whose challenges name every scheme the API accepts, DPoP's `algs`
+    and the RFC 9728 metadata URL (a 401, or any refusal of a DPoP request)."""
+    if error.status_code == 401 or error.scheme == "DPoP":
+        policy = dpop_policy_of(request)
+        error.challenge_all(
+            accept_bearer=not policy.required,
+            algs=policy.algs,
+            resource_metadata=policy.metadata_url(request),
+            nonce=fresh_nonce(policy, error.error, None),
+        )
+    return error
+
+
 class BearerToken(SecurityBase):
     """The security dependency: verifies the token, then this instance's scopes.
 
@@ -181,14 +201,7 @@ class BearerToken(SecurityBase):
         try:
             return await self._check(request, response, policy)
         except errors.BearerError as error:
-            if error.status_code == 401 or error.scheme == "DPoP":
-                error.challenge_all(
-                    accept_bearer=not policy.required,
-                    algs=policy.algs,
-                    resource_metadata=policy.metadata_url(request),
-                    nonce=fresh_nonce(policy, error.error, None),
-                )
-            raise
+            raise challenged(error, request) from None
 
     async def _check(self, request: Request, response: Response, policy: DPoPPolicy) -> AccessToken:
         scheme, token = _credentials_from(request)
