@@ -244,14 +244,14 @@ async def test_insufficient_scope_with_dpop_names_the_dpop_scheme(
 async def test_a_step_up_refusal_names_the_scheme_used(
     client: httpx.AsyncClient, mint: Minter, dpop_key: DPoPKey, clock: FakeClock
 ) -> None:
-    old = {"auth_time": int(clock.time()) - 86_400}
-    token = mint.token(cnf={"jkt": dpop_key.jkt}, **old)
+    old = int(clock.time()) - 86_400
+    token = mint.token(cnf={"jkt": dpop_key.jkt}, auth_time=old)
     path = "/private-recent"
     response = await client.get(path, headers=with_proof(dpop_key, token, path, clock))
     assert response.status_code == 401
     assert challenge(response, "DPoP")["error"] == "insufficient_user_authentication"
     assert "max_age" in challenge(response, "DPoP")
-    plain = await client.get(path, headers=bearer(mint.token(**old)))
+    plain = await client.get(path, headers=bearer(mint.token(auth_time=old)))
     assert challenge(plain)["error"] == "insufficient_user_authentication"
     assert "error" not in challenge(plain, "DPoP")
     assert challenge(plain)["resource_metadata"].endswith("/oauth-protected-resource/api")
