@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
-from starlette._utils import get_route_path
 
 from pingapp.dpop import (
     DEFAULT_ALGS,
@@ -66,7 +65,11 @@ class DPoPPolicy:
 
     def request_url(self, request: Request) -> str:
         """The URL of `request` as the client saw it: what its proof's `htu` names."""
-        return self.api_url(request) + get_route_path(request.scope)
+        # The path below the mount point (a mounted app's scope keeps the full path).
+        path, root = request.scope["path"], request.scope.get("root_path", "")
+        if root and path.startswith(root + "/"):
+            path = path[len(root) :]
+        return self.api_url(request) + path
 
     def metadata_url(self, request: Request) -> str:
         """The RFC 9728 metadata URL of the API (§3.1: well-known part, then path)."""

@@ -4,7 +4,9 @@ Every refusal is a `BearerError`: the status code, the `WWW-Authenticate`
 challenge and a JSON body `{"error", "error_description", "message"}`. It is an
 `HTTPException`, so a route in another FastAPI app that uses the dependencies
 still answers with the right status and challenge; `install_error_handlers`
-adds the RFC 6750 body.
+adds the RFC 6750 body. `challenge_all` rewrites the challenge to name every
+scheme the API accepts: `Bearer` and `DPoP` (RFC 9449 section 7.1, with `algs`),
+each with the RFC 9728 `resource_metadata` URL.
 
 No text here ever contains the token: descriptions are fixed strings chosen by
 the verifier, never an exception message from a parser.

@@ -270,13 +270,18 @@ async def test_two_backends_sharing_a_store_refuse_each_others_proofs(
         proof_refused(await two.get("/private", headers=headers))
 
 
-async def test_the_protected_resource_metadata(verifier: TokenVerifier, clock: FakeClock) -> None:
+async def test_the_protected_resource_metadata(
+    verifier: TokenVerifier, clock: FakeClock, bound: str, dpop_key: DPoPKey
+) -> None:
     api = create_api(verifier, dpop=dpop_policy(clock, required=True))
     outer = Starlette(routes=[well_known_route(api), Mount("/api", app=api)])
     transport = httpx.ASGITransport(app=outer)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
         response = await client.get("/.well-known/oauth-protected-resource/api")
         inner = await client.get("/api/.well-known/oauth-protected-resource")
+        # Mounted at /api, the request's htu is still the public URL plus the route.
+        headers = with_proof(dpop_key, bound, "/private", clock)
+        assert (await client.get("/api/private", headers=headers)).status_code == 200
     assert response.status_code == 200
     document = response.json()
     assert document == inner.json()
