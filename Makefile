@@ -115,12 +115,15 @@ lint: install-dev
 	$(BIN)/pyright
 
 # Unit, API and provider tests run in one pytest process; the browser tests (e2e,
-# deploy) in others, since Playwright's event loop breaks asyncio tests collected after it.
+# deploy, faults) each in another, since Playwright's event loop breaks asyncio tests
+# collected after it. tests/conftest.py marks each folder and stops a run that mixes them.
+FAST := not browser and not deploy and not faults
+
 test-fast: install-dev
-	$(BIN)/python -m pytest tests --ignore=tests/e2e --ignore=tests/deploy
+	$(BIN)/python -m pytest tests -m "$(FAST)"
 
 test-e2e: install-dev
-	$(BIN)/python -m pytest tests/e2e
+	$(BIN)/python -m pytest tests/e2e -m browser
 
 test: lint test-fast test-e2e test-deploy test-faults
 
@@ -146,9 +149,9 @@ backend: install
 
 # The deploy set-ups with real nginx and Redis, in a pytest process of their own.
 test-deploy: install-dev
-	$(BIN)/python -m pytest tests/deploy
+	$(BIN)/python -m pytest tests/deploy -m deploy
 
 # Faults (provider, API, Redis, backend down or slow) and bad input, with real
 # processes, in a pytest process of their own.
 test-faults: install-dev
-	$(BIN)/python -m pytest tests/faults
+	$(BIN)/python -m pytest tests/faults -m faults

@@ -35,17 +35,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -53,74 +49,24 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.algorithms import RSAAlgorithm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pingapp.dpop import DPoPKey, make_proof  # noqa: E402 - after the path
+from tests.support.issuers import Issuer, new_key, start_server  # noqa: E402
+from tests.support.net import answers, free_port, wait_until  # noqa: E402
+from tests.support.processes import stop_process_group  # noqa: E402
 
 AUDIENCE = "urn:pingapp:bench"
 KID = "bench-key"
 #: The verified-token cache's size (AUTH_TOKEN_CACHE_SIZE's default).
 CACHE_SIZE = 4096
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# -- the local issuer -------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def local_issuer(public_jwk: dict[str, Any]) -> Iterator[str]:
-    """Serve discovery and the JWKS on 127.0.0.1; yield the issuer URL."""
-    state: dict[str, Any] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            url = state["url"]
-            documents = {
-                "/.well-known/openid-configuration": {
-                    "issuer": url,
-                    "jwks_uri": f"{url}/jwks.json",
-                    "authorization_endpoint": f"{url}/authorize",
-                    "token_endpoint": f"{url}/token",
-                },
-                "/jwks.json": {"keys": [public_jwk]},
-            }
-            if self.path not in documents:
-                self.send_error(404)
-                return
-            data = json.dumps(documents[self.path]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            del format, args
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state["url"] = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.1,), daemon=True)
-    thread.start()
-    try:
-        yield state["url"]
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -234,34 +180,18 @@ def backend(server: str, issuer: str, port: int, log: Path, cache_size: int) -> 
             start_new_session=True,
         )
         try:
-            wait_until_up(f"{api}/public", process)
+            wait_until(
+                lambda: answers(f"{api}/public"),
+                what=f"the backend at {api}",
+                timeout=120,
+                interval=0.3,
+                alive=lambda: process.poll() is None,
+                log=log,
+            )
             yield api
         finally:
             # Our own child's process group: reflex starts granian under it.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            msg = f"the backend exited with {process.returncode}; see its log"
-            raise SystemExit(msg)
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(url, timeout=2) as response,  # noqa: S310 - 127.0.0.1
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.3)
-    msg = f"the backend did not answer {url} within {timeout:.0f} s"
-    raise SystemExit(msg)
+            stop_process_group(process, timeout=15)
 
 
 def get(url: str, token: str | None = None, proof: str | None = None) -> int:
@@ -371,62 +301,57 @@ def main() -> None:
     if args.tokens <= args.cache_size:
         raise SystemExit(f"--tokens must exceed the cache size ({args.cache_size})")
 
-    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_jwk = {
-        **json.loads(RSAAlgorithm.to_jwk(private_key.public_key())),
-        "kid": KID,
-        "use": "sig",
-        "alg": "RS256",
-    }
-    pem = private_key.private_bytes(
+    key = new_key(KID)
+    local = Issuer(jwks={"keys": [key.jwk(alg="RS256")]})
+    pem = key.private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
     work = Path(tempfile.mkdtemp(prefix="pingapp-bench-"))
+    server = start_server(local)
+    issuer = local.url
     try:
-        with local_issuer(public_jwk) as issuer:
-            started = time.perf_counter()
-            tokens = mint_tokens(pem, issuer, args.tokens + 1)
-            print(f"minted {len(tokens)} tokens in {time.perf_counter() - started:.1f} s")
-            one, many = tokens[0], tokens[1:]
-            tokens_file = work / "tokens.txt"
-            tokens_file.write_text("\n".join(many) + "\n")
-            one_lua = work / "one.lua"
-            one_lua.write_text(REUSED_SCRIPT.format(token=one))
-            many_lua = work / "many.lua"
-            many_lua.write_text(ROTATING_SCRIPT.format(path=tokens_file, headers=BEARER_HEADERS))
-            dpop_key = DPoPKey.generate()
-            bound = _mint(pem, issuer, 1, jkt=dpop_key.jkt)[0]
-            proofs_file = work / "proofs.txt"
-            dpop_lua = work / "dpop.lua"
-            dpop_lua.write_text(
-                ROTATING_SCRIPT.format(path=proofs_file, headers=dpop_headers(bound))
-            )
+        started = time.perf_counter()
+        tokens = mint_tokens(pem, issuer, args.tokens + 1)
+        print(f"minted {len(tokens)} tokens in {time.perf_counter() - started:.1f} s")
+        one, many = tokens[0], tokens[1:]
+        tokens_file = work / "tokens.txt"
+        tokens_file.write_text("\n".join(many) + "\n")
+        one_lua = work / "one.lua"
+        one_lua.write_text(REUSED_SCRIPT.format(token=one))
+        many_lua = work / "many.lua"
+        many_lua.write_text(ROTATING_SCRIPT.format(path=tokens_file, headers=BEARER_HEADERS))
+        dpop_key = DPoPKey.generate()
+        bound = _mint(pem, issuer, 1, jkt=dpop_key.jkt)[0]
+        proofs_file = work / "proofs.txt"
+        dpop_lua = work / "dpop.lua"
+        dpop_lua.write_text(ROTATING_SCRIPT.format(path=proofs_file, headers=dpop_headers(bound)))
 
-            port = free_port()
-            log = work / "backend.log"
-            mode = (
-                "reflex run --env prod --backend-only (granian, 1 worker)"
-                if args.server == "reflex"
-                else "granian, 1 worker, the API app alone"
+        port = free_port()
+        log = work / "backend.log"
+        mode = (
+            "reflex run --env prod --backend-only (granian, 1 worker)"
+            if args.server == "reflex"
+            else "granian, 1 worker, the API app alone"
+        )
+        print(f"backend: {mode} on 127.0.0.1:{port}")
+        with backend(args.server, issuer, port, log, args.cache_size) as api:
+            assert get(f"{api}/private", one) == 200, "a valid token was refused"
+            assert get(f"{api}/private", many[0] + "x") == 401
+            assert get(f"{api}/private") == 401
+            proof = make_proof(dpop_key, "GET", f"{api}/private", access_token=bound)
+            assert get(f"{api}/private", bound, proof) == 200, "a valid proof was refused"
+            assert get(f"{api}/private", bound, proof) == 401, "a replay was accepted"
+            assert get(f"{api}/private", bound) == 401, "a bound token worked as Bearer"
+            fresh = Proofs(
+                dpop_key, f"{api}/private", bound, args.proofs, proofs_file, args.threads
             )
-            print(f"backend: {mode} on 127.0.0.1:{port}")
-            with backend(args.server, issuer, port, log, args.cache_size) as api:
-                assert get(f"{api}/private", one) == 200, "a valid token was refused"
-                assert get(f"{api}/private", many[0] + "x") == 401
-                assert get(f"{api}/private") == 401
-                proof = make_proof(dpop_key, "GET", f"{api}/private", access_token=bound)
-                assert get(f"{api}/private", bound, proof) == 200, "a valid proof was refused"
-                assert get(f"{api}/private", bound, proof) == 401, "a replay was accepted"
-                assert get(f"{api}/private", bound) == 401, "a bound token worked as Bearer"
-                fresh = Proofs(
-                    dpop_key, f"{api}/private", bound, args.proofs, proofs_file, args.threads
-                )
-                load_before = os.getloadavg()[0]
-                cases = bench(api, args, one_lua, many_lua, (dpop_lua, fresh))
-                load_after = os.getloadavg()[0]
+            load_before = os.getloadavg()[0]
+            cases = bench(api, args, one_lua, many_lua, (dpop_lua, fresh))
+            load_after = os.getloadavg()[0]
     finally:
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
     report(cases, args, (load_before, load_after))
 

@@ -34,43 +34,7 @@ machine has other work on it and this script's own client runs on the same cores
 
 Every loop is bounded by a count and a time limit.
 
-Notes (2026-11-28, 2 cores shared with other test runs; load average in the table)
-
-    .venv/bin/python bench/load.py --sessions 100,300,1000 --duration 30 --rate 0.2
-    sessions sign-in s pings/s p50 ms p99 ms errors RSS MiB KB/sess CPU %  load avg
-         100       7.6    20.0    5.6  235.0      0   122.3   260.3    18  4.58/4.94
-         300      21.1    59.8   27.1  713.1      0   165.7   234.9    57  6.50/5.41
-        1000      95.6    56.5 3101.0 9831.1   1885   312.1   220.4    72  7.26/5.83
-    (an earlier run, load 3.9-5.3: p99 286 / 181 / 9920 ms, 0 / 0 / 2799 errors;
-    --sessions 500: 99.5 pings/s, p50 26 ms, p99 867 ms, 0 errors, CPU 90 %, load 3.9;
-    --sessions 1000 at load 3.4: 46.5 pings/s, p50 539 ms, p99 8321 ms, 2157 errors)
-    ... --redis (two backends on Redis behind nginx):
-         100      15.5    20.0    9.4  212.5      0   207.1   272.6    16  3.41/4.16
-         300      25.7    60.0   16.3  255.5      0   248.5   232.2    45  4.61/4.37
-        1000     107.5   107.2 5634.5 9769.8    691   380.8   205.1   128  5.06/4.78
-
-- 1,000 sessions: missed. py-spy (0.4.3) on the backend during the 1,000-session
-  phase: 77 % of its samples are in httpcore's
-  `AsyncConnectionPool._assign_requests_to_connections` (connection_pool.py
-  ~285-330), reached from `PingState._secured_ping` -> `call_api` ->
-  `shared_client().get`. For every request added or finished it scans every
-  queued request against every connection (can_handle_request, is_available,
-  is_idle, Origin.__eq__), and its idle check counts all connections, so with more
-  than 50 (`max_keepalive_connections=50` in pingapp/http.py) idle ones are closed
-  and reopened. At 200 pings/s the backend calls its own /api over HTTP on the same
-  event loop; once calls queue behind the 200-connection limit the scan grows with
-  the queue, the loop slows, more calls queue: the answers take 3-10 s and the
-  app's own 10 s HTTP timeout answers "did not answer in time". With Redis the
-  second backend raises throughput 16 -> 107 pings/s, but both backends then use
-  the machine's CPU (load 5) and the same pool pattern is 20 % of their samples.
-- Memory per idle session (~200-260 KB, target 50 KB): missed, and not pingapp's.
-  A bare Socket.IO connection (a token, no hydrate, no state) costs ~190 KB of the
-  backend's RSS; /proc/<pid>/smaps puts ~171 KB of it in malloc arenas of
-  non-main threads (granian's Rust websocket, tokio-tungstenite 0.30, whose
-  default read buffer alone is 128 KiB) and ~5 KB in the Python heap. The app's
-  part: ~7 KB for an anonymous tab's state, ~35 KB more signed in (session,
-  tokens, claims JSON, the embedded provider's records). Freed connection memory
-  is kept by the allocator (RSS does not drop on disconnect) but reused.
+Figures from past runs, and what limits them: bench/results.md.
 """
 
 from __future__ import annotations
@@ -112,16 +76,28 @@ from wsproto.utilities import LocalProtocolError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import reflex as rx  # noqa: E402 - after the repository is on sys.path
+from reflex.utils.format import format_event_handler  # noqa: E402
+
+from pingapp.auth.session import SESSION_COOKIE  # noqa: E402
+from pingapp.auth.state import AuthState  # noqa: E402
+from pingapp.ping.state import PingState  # noqa: E402
+from tests.support.app import PRIVATE_MESSAGE, start_app  # noqa: E402
+from tests.support.deploy import StaticSite, backend, start_backends, start_nginx  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
+from tests.support.redis import start_redis  # noqa: E402
+
 NAMESPACE = "/_reflex/_event"
 EVENT_PATH = NAMESPACE + "/"
-ROOT_STATE = "reflex___state____state"
-AUTH_STATE = ROOT_STATE + ".pingapp___auth___state____auth_state"
-PING_STATE = ROOT_STATE + ".pingapp___ping___state____ping_state"
-HYDRATE = ROOT_STATE + ".hydrate_and_load"
-LOGIN = AUTH_STATE + ".login"
-PING_PRIVATE = PING_STATE + ".ping_private"
-PRIVATE_MESSAGE = "Hello from a private endpoint!"
-COOKIE_NAME = "pingapp_session"
+# The names the frontend uses for the states and their events (Reflex derives them
+# from the classes' modules and names).
+ROOT_STATE = rx.State.get_full_name()
+AUTH_STATE = AuthState.get_full_name()
+PING_STATE = PingState.get_full_name()
+HYDRATE = format_event_handler(rx.State.hydrate_and_load)  # pyright: ignore[reportArgumentType]
+LOGIN = format_event_handler(AuthState.login)  # pyright: ignore[reportArgumentType]
+PING_PRIVATE = format_event_handler(PingState.ping_private)  # pyright: ignore[reportArgumentType]
+COOKIE_NAME = SESSION_COOKIE
 REPLACE = re.compile(r"window\.location\.replace\((\".*\")\)")
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
@@ -712,8 +688,6 @@ async def main_async(args: argparse.Namespace) -> int:
         levels = await run(base, [args.backend_port or port], args)
         report(levels, args, f"--url {base}")
         return 0
-    from tests.e2e.conftest import start_app
-
     with tempfile.TemporaryDirectory(prefix="pingapp-load-") as tmp:
         if args.redis:
             return await redis_setup(Path(tmp), args)
@@ -729,15 +703,6 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 async def redis_setup(tmp: Path, args: argparse.Namespace) -> int:
-    from tests.deploy.conftest import (
-        StaticSite,
-        backend,
-        start_backends,
-        start_nginx,
-        start_redis,
-    )
-    from tests.e2e.conftest import free_port
-
     # nginx only proxies here: a one-line page stands in for the static export.
     root = tmp / "site"
     root.mkdir()
@@ -750,7 +715,7 @@ async def redis_setup(tmp: Path, args: argparse.Namespace) -> int:
         servers.append(redis)
         ports = [free_port(), free_port()]
         backends = [
-            backend(f"backend{i}", p, site.url, tmp, REFLEX_REDIS_URL=redis.env["url"])
+            backend(f"backend{i}", p, site.url, tmp, REFLEX_REDIS_URL=redis.url)
             for i, p in enumerate(ports)
         ]
         servers += backends

@@ -9,6 +9,9 @@ unmeasured clicks. Each click is timed in the page: from `click()` to the
 moment a MutationObserver on `ping-message` sees the answer. The server-side
 time of each call (the handler's httpx call, shown in `ping-timing`) is
 collected too. It prints p50 / p95 / p99 for both and the private/public ratio.
+
+It drives Chromium with Playwright: run `make install-dev` first (the test tools,
+Debian's Chromium); `make install` alone is not enough.
 """
 
 from __future__ import annotations
@@ -23,12 +26,8 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.e2e.conftest import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    sign_in_at_provider,
-    start_app,
-)
+from tests.support.app import start_app
+from tests.support.browser import launch, sign_in_at_provider
 
 # Runs in the page: click `button` n times; for each, the time until
 # `ping-message` shows an answer, and the server time from `ping-timing`.
@@ -87,7 +86,7 @@ def main() -> int:
         url = app.url
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = launch(playwright)
             page = browser.new_page()
             page.set_default_timeout(30_000)
             page.goto(url + "/ping")

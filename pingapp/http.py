@@ -1,8 +1,9 @@
-"""The process's one shared HTTP client.
+"""The process's one shared HTTP client and the token-attaching auth.
 
-One `httpx.AsyncClient` per backend process, opened and closed by a Reflex
-lifespan task, so every outbound call (the API, the provider) reuses the same
-connection pool instead of paying for a new TCP/TLS connection per call.
+One `httpx.AsyncClient` per backend process (`make_client`), opened and closed
+by the app's lifespan with the application context (`pingapp.context`), so
+every outbound call (the API, the provider) reuses the same connection pool
+instead of paying for a new TCP/TLS connection per call.
 
 The user's access token is never stored on that client: each call passes a
 `BearerAuth` built for it, which attaches the token only to URLs on the
@@ -27,15 +28,13 @@ from collections.abc import (
     Iterable,
     Mapping,
 )
-from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 
 import httpx
 from starlette.types import ASGIApp
 
+from pingapp.allowlist import Allowlist
 from pingapp.settings import get_settings
-
-_client: httpx.AsyncClient | None = None
 
 
 class NoCookieJar(CookieJar):
@@ -59,16 +58,17 @@ class NoCookieJar(CookieJar):
         del cookie
 
 
-def make_client(**kwargs: object) -> httpx.AsyncClient:
+def make_client(*, http_timeout: float | None = None, **kwargs: object) -> httpx.AsyncClient:
     """A client with pingapp's explicit timeouts and limits, and no cookies.
 
+    `http_timeout` is the budget of one call in seconds (default: HTTP_TIMEOUT).
     `kwargs` are passed to `httpx.AsyncClient` and may replace any option
     except `cookies`: the client always has a `NoCookieJar`.
     """
     if "cookies" in kwargs:
         msg = "the shared client keeps no cookies; send a Cookie header per request instead"
         raise ValueError(msg)
-    total = get_settings().http_timeout
+    total = get_settings().http_timeout if http_timeout is None else http_timeout
     options: dict = {
         # connect gets a shorter budget: a refused or unroutable host should
         # fail fast, a slow answer may take the whole budget.
@@ -86,8 +86,11 @@ def make_client(**kwargs: object) -> httpx.AsyncClient:
     return httpx.AsyncClient(**options)
 
 
+_client: httpx.AsyncClient | None = None
+
+
 def shared_client() -> httpx.AsyncClient:
-    """The shared client; only available while the backend is running."""
+    """The process's shared client (the app reaches it as `context().client`)."""
     if _client is None:
         msg = "the shared HTTP client is not open (is the backend's lifespan running?)"
         raise RuntimeError(msg)
@@ -108,98 +111,21 @@ async def use_client(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClie
 
 @contextlib.asynccontextmanager
 async def http_client_lifespan(
-    in_process: Mapping[str, ASGIApp] | None = None,
-) -> AsyncIterator[None]:
-    """Reflex lifespan task: open the shared client at start, close it at stop.
+    in_process: Mapping[str, ASGIApp] | None = None, *, http_timeout: float | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Open the shared client for the block (a lifespan task: the app's, through
+    `pingapp.context.serve_context`, or the API's when it is served on its own).
 
     `in_process` maps an origin (this backend's own) to the ASGI app that serves
     it there: calls to it are answered in this process, without a TCP round trip
     to ourselves, and still pass through the same client and its auth flow.
     """
     mounts = {origin: httpx.ASGITransport(app=asgi) for origin, asgi in (in_process or {}).items()}
-    async with use_client(make_client(mounts=mounts)):
-        yield
+    async with use_client(make_client(http_timeout=http_timeout, mounts=mounts)) as client:
+        yield client
 
 
 # --- The token-attaching auth: where a bearer token may go -------------------
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-#: Encoded `.`, `/` or `\` (or a raw `\`) in a path: a server may decode them into
-#: `../` and leave the allowed prefix, so such paths never match a prefix.
-_PATH_TRICKS = re.compile(r"%2e|%2f|%5c|\\", re.IGNORECASE)
-
-
-def _port(url: httpx.URL) -> int:
-    """The port a URL really uses (httpx reports default ports as None)."""
-    return url.port or _DEFAULT_PORTS[url.scheme]
-
-
-def _raw_path(url: httpx.URL) -> str:
-    """The path as sent on the wire: still percent-encoded, without the query."""
-    return url.raw_path.partition(b"?")[0].decode("ascii", "replace")
-
-
-@dataclass(frozen=True, slots=True)
-class AllowedTarget:
-    """One allowlist entry: an exact origin, optionally narrowed to a path prefix.
-
-    Hosts are compared as httpx sends them: lower case, IDNA-encoded. So a
-    look-alike Unicode host, a percent-encoded host, a longer host ending in an
-    allowed one, or a URL with `allowed@` user information never matches.
-    """
-
-    scheme: str
-    host: bytes
-    port: int
-    #: "" for the whole origin, else e.g. "/v1" (allows /v1 and /v1/..., not /v10).
-    path: str
-
-    @classmethod
-    def parse(cls, entry: str) -> AllowedTarget:
-        try:
-            url = httpx.URL(entry)
-        except httpx.InvalidURL as error:
-            msg = f"an allowed origin must be a valid URL, got {entry!r}: {error}"
-            raise ValueError(msg) from None
-        if url.scheme not in _DEFAULT_PORTS or not url.raw_host:
-            msg = f"an allowed origin must be an absolute http(s) URL, got {entry!r}"
-            raise ValueError(msg)
-        if url.userinfo or url.query or url.fragment:
-            msg = f"an allowed origin must not have user information, query or fragment: {entry!r}"
-            raise ValueError(msg)
-        path = _raw_path(url).rstrip("/")
-        if _PATH_TRICKS.search(path):
-            msg = f"an allowed path prefix must not contain encoded '.', '/' or '\\': {entry!r}"
-            raise ValueError(msg)
-        return cls(url.scheme, url.raw_host, _port(url), path)
-
-    def matches(self, url: httpx.URL) -> bool:
-        if url.scheme != self.scheme:
-            return False
-        if (url.raw_host, _port(url)) != (self.host, self.port):
-            return False
-        if not self.path:
-            return True
-        path = _raw_path(url)
-        if _PATH_TRICKS.search(path):
-            return False
-        return path == self.path or path.startswith(self.path + "/")
-
-
-class Allowlist:
-    """The URLs a bearer token may be sent to (API_ALLOWED_ORIGINS, parsed once).
-
-    `Allowlist(get_settings().allowed_origins(backend_url()))`; an empty list
-    allows nothing. A bad entry raises ValueError when the list is built.
-    """
-
-    def __init__(self, entries: Iterable[str]) -> None:
-        self.targets = tuple(AllowedTarget.parse(entry) for entry in entries)
-
-    def allows(self, url: httpx.URL | str) -> bool:
-        url = httpx.URL(url)
-        return url.scheme in _DEFAULT_PORTS and any(t.matches(url) for t in self.targets)
-
 
 #: One `name=value` or `name="quoted value"` parameter of a WWW-Authenticate
 #: challenge; quoted strings are consumed whole, so text inside them never counts.
@@ -217,7 +143,9 @@ def _says_invalid_token(response: httpx.Response) -> bool:
     )
 
 
-TokenSource = Callable[[], Awaitable[str | None]]
+#: Called as `provide(None)` for the call's token, and `provide(rejected)` for one
+#: to replace a token the server refused; None: no token.
+TokenProvider = Callable[[str | None], Awaitable[str | None]]
 
 
 class BearerAuth(httpx.Auth):
@@ -225,19 +153,20 @@ class BearerAuth(httpx.Auth):
 
     Build one per call, never store it on the shared client:
 
-        auth = BearerAuth(session.access_token, allowlist, refresh=session.refresh)
-        response = await shared_client().get(url, auth=auth)
+        auth = BearerAuth(session_tokens, context().allowlist)
+        response = await context().client.get(url, auth=auth)
 
-    - The token comes from `get_token()` once per call (not cached between calls);
-      None means "no token": the request goes out without one.
+    - The token comes from `provide(None)`, awaited the first time a request of
+      the call goes to an allowed URL (never when none does), not kept between
+      calls. None means "no token": the request goes out without one.
     - Redirects are followed here, hop by hop, up to `max_redirects` (then
       `httpx.TooManyRedirects`). Every hop is checked against the allowlist, and
       a hop that is not allowed is sent with no `Authorization` at all. Method and
       body follow httpx's redirect rules: 303 (and 301/302 after POST) become a GET
       without body; 307/308 resend the same method and body.
-    - A 401 with `error="invalid_token"` to a request that carried the token calls
-      `refresh()` once and resends that request once with the new token; any
-      further 401 is returned as is. `refresh()` returning None ends the call.
+    - A 401 with `error="invalid_token"` to a request that carried token T calls
+      `provide(T)` once (with `retry`, the default) and resends that request once
+      with the token it gives; any further 401 is returned as is. None ends the call.
 
     Needs a client with `follow_redirects=False` (the shared one): if the client
     follows redirects itself, the hops bypass this check and the call fails with
@@ -249,15 +178,15 @@ class BearerAuth(httpx.Auth):
 
     def __init__(
         self,
-        get_token: TokenSource,
+        provide: TokenProvider,
         allowlist: Allowlist | Iterable[str],
         *,
-        refresh: TokenSource | None = None,
+        retry: bool = True,
         max_redirects: int = 5,
     ) -> None:
-        self.get_token = get_token
+        self.provide = provide
         self.allowlist = allowlist if isinstance(allowlist, Allowlist) else Allowlist(allowlist)
-        self.refresh = refresh
+        self.retry = retry
         self.max_redirects = max_redirects
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
@@ -278,7 +207,7 @@ class BearerAuth(httpx.Auth):
             sends_token = False
             if self.allowlist.allows(request.url):
                 if not token_read:
-                    token, token_read = await self.get_token(), True
+                    token, token_read = await self.provide(None), True
                 if token:
                     request.headers["Authorization"] = f"Bearer {token}"
                     sends_token = True
@@ -293,9 +222,9 @@ class BearerAuth(httpx.Auth):
                 raise RuntimeError(msg)
             received += 1
 
-            if sends_token and not retried and self.refresh and _says_invalid_token(response):
+            if sends_token and not retried and self.retry and _says_invalid_token(response):
                 retried = True
-                token = await self.refresh()
+                token = await self.provide(token)
                 if token:
                     continue  # the same request once more, with the new token
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 import reflex as rx
@@ -15,23 +16,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pingapp import routes
 from pingapp.api import create_api, verifier_lifespan
-from pingapp.auth import oidc
+from pingapp.auth.cookies import digest_our_cookies
 from pingapp.auth.routes import create_auth_routes
-from pingapp.auth.session import digest_our_cookies
 from pingapp.auth.state import AuthState
+from pingapp.context import serve_context
 from pingapp.devidp import embedded_provider_mounts
-from pingapp.http import http_client_lifespan
 from pingapp.pages.callback import callback
 from pingapp.pages.home import home
 from pingapp.pages.profile import profile
 from pingapp.ping.page import ping
-from pingapp.settings import (
-    backend_url,
-    check_public_url,
-    frontend_url,
-    get_settings,
-    origin_of,
-)
+from pingapp.settings import check_public_url, get_settings
+from pingapp.urls import backend_url, frontend_url, origin_of
 
 # Fail at start, with a message per bad variable, rather than at first use.
 check_public_url(
@@ -39,7 +34,6 @@ check_public_url(
     get_settings(),
     prod=environment.REFLEX_ENV_MODE.get() == constants.Env.PROD,
 )
-oidc.set_failure_cooldown(get_settings().auth_failure_cooldown)
 
 # Reflex's page states may hold a user's profile: owner-only (SECURITY.md 34).
 _states = prerequisites.get_states_dir()
@@ -91,16 +85,36 @@ class PingApp(rx.App):
 app = PingApp(stylesheets=["/a11y.css"])
 
 
+logger = logging.getLogger(__name__)
+
+
+async def sign_out_tabs(tabs: list[str], except_token: str) -> None:
+    """Show the signed-out page in these tabs (Reflex client tokens) now: their
+    session ended in another tab or by the provider's back-channel logout."""
+    for client_token in tabs:
+        if client_token == except_token:
+            continue
+        try:
+            token = rx.BaseStateToken(ident=client_token, cls=AuthState)
+            async with app.modify_state(token) as root:
+                (await root.get_state(AuthState))._signed_out()
+        except Exception:  # one tab must not stop the others, nor the logout
+            logger.warning("could not show the signed-out page in a tab", exc_info=True)
+
+
 @contextlib.asynccontextmanager
-async def shared_http_client() -> AsyncIterator[None]:
-    """The shared client. The pings and the sign-in call this backend's own /api
-    and /idp: those are answered in-process (same client, same auth flow, no TCP
-    round trip to ourselves); every other origin goes over the network."""
-    async with http_client_lifespan(in_process={origin_of(backend_url()): backend}):
+async def application_context() -> AsyncIterator[None]:
+    """The application context (`pingapp.context`) for as long as the backend runs.
+    The pings and the sign-in call this backend's own /api and /idp: those are
+    answered in-process (same client, same auth flow, no TCP round trip to
+    ourselves); every other origin goes over the network."""
+    async with serve_context(
+        in_process={origin_of(backend_url()): backend}, sign_out_tabs=sign_out_tabs
+    ):
         yield
 
 
-app.register_lifespan_task(shared_http_client)
+app.register_lifespan_task(application_context)
 app.register_lifespan_task(verifier_lifespan)
 
 app.add_page(home, route=routes.HOME, title="pingapp", on_load=AuthState.restore)

@@ -8,13 +8,22 @@ what to change, instead of surfacing later as a confusing login or API error.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pingapp.jwks import ASYMMETRIC_ALGORITHMS
+
+# URLs: checks and this app's own (other modules import them from here too).
+from pingapp.urls import backend_url as backend_url
+from pingapp.urls import frontend_url as frontend_url
+from pingapp.urls import http_url as http_url
+from pingapp.urls import is_loopback_host as is_loopback_host
+from pingapp.urls import is_secure_url as is_secure_url
+from pingapp.urls import origin_of as origin_of
 
 #: The API identifier asked for at login and required by the API when
 #: AUTH_AUDIENCE is not set. With the embedded provider it just works; with
@@ -26,24 +35,6 @@ DEFAULT_CLIENT_ID = "pingapp"
 #: a public client of its own, whose redirect URI is the docs page's.
 EMBEDDED_DOCS_CLIENT_ID = "pingapp-docs"
 
-#: Signature algorithms an access token may use. Symmetric (HS*) algorithms
-#: would let anyone holding the client secret mint tokens; `none` means no
-#: signature at all (RFC 8725 section 3.1-3.2).
-ASYMMETRIC_ALGORITHMS = frozenset(
-    {
-        "RS256",
-        "RS384",
-        "RS512",
-        "PS256",
-        "PS384",
-        "PS512",
-        "ES256",
-        "ES384",
-        "ES512",
-        "EdDSA",
-    }
-)
-
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$")
 
 CommaList = Annotated[list[str], NoDecode]
@@ -54,42 +45,6 @@ def split_commas(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
-
-
-def http_url(value: str, name: str) -> str:
-    """Check that `value` is an absolute http(s) URL; return it unchanged."""
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        msg = f"{name} must be an absolute http:// or https:// URL, got {value!r}"
-        raise ValueError(msg)
-    return value
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """Whether `host` is `localhost`, an address in 127.0.0.0/8, or `::1`."""
-    if not host:
-        return False
-    host = host.strip("[]").rstrip(".").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def is_secure_url(url: str) -> bool:
-    """Whether `url` is `https:`, or `http:` to a loopback host (this machine only)."""
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        return bool(parts.hostname)
-    return parts.scheme == "http" and is_loopback_host(parts.hostname)
-
-
-def origin_of(url: str) -> str:
-    """The origin (scheme://host[:port]) of an absolute URL, in lower case."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}".lower()
 
 
 class Settings(BaseSettings):
@@ -293,6 +248,16 @@ class Settings(BaseSettings):
         """The issuer in force: the external one, or the embedded provider's."""
         return self.issuer or f"{backend_url.rstrip('/')}/idp"
 
+    def audience_params(self) -> dict[str, str]:
+        """How an authorization request names the API (AUTH_AUDIENCE): Auth0's
+        `audience`, RFC 8707's `resource`, or both (AUTH_AUDIENCE_PARAM)."""
+        if not self.auth_audience:
+            return {}
+        names = {"both": ("audience", "resource")}.get(
+            self.auth_audience_param, (self.auth_audience_param,)
+        )
+        return dict.fromkeys(names, self.auth_audience)
+
     def api_base_url(self, backend_url: str) -> str:
         """Where the pings go: API_URL, or this backend's `/api`."""
         return self.api_url or f"{backend_url.rstrip('/')}/api"
@@ -325,13 +290,6 @@ def get_settings() -> Settings:
         raise ConfigurationError(explain(error)) from None
 
 
-def backend_url() -> str:
-    """This backend's base URL, as Reflex knows it (follows the port it runs on)."""
-    from reflex.config import get_config
-
-    return get_config().api_url.rstrip("/")
-
-
 def check_public_url(url: str, settings: Settings, *, prod: bool) -> None:
     """In prod, browsers must reach the app over https (or on this machine): cookies
     and tokens would travel in clear otherwise. ALLOW_INSECURE_HTTP=true lifts it."""
@@ -342,11 +300,3 @@ def check_public_url(url: str, settings: Settings, *, prod: bool) -> None:
             "ALLOW_INSECURE_HTTP=true to accept it knowingly."
         )
         raise ConfigurationError(msg)
-
-
-def frontend_url() -> str:
-    """Where the browser loads the app (the provider sends it back here)."""
-    from reflex.config import get_config
-
-    config = get_config()
-    return (config.deploy_url or config.api_url).rstrip("/")

@@ -136,12 +136,6 @@ def _docs_router(api: FastAPI) -> APIRouter:
     async def swagger(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         settings = get_settings()
-        extra: dict[str, str] = {}
-        if settings.auth_audience:
-            if settings.auth_audience_param in {"audience", "both"}:
-                extra["audience"] = settings.auth_audience
-            if settings.auth_audience_param in {"resource", "both"}:
-                extra["resource"] = settings.auth_audience
         return get_swagger_ui_html(
             openapi_url=f"{root}/openapi.json",
             title=f"{api.title} - docs",
@@ -157,7 +151,7 @@ def _docs_router(api: FastAPI) -> APIRouter:
                 "clientId": settings.docs_client_id,
                 "usePkceWithAuthorizationCodeGrant": True,
                 "scopes": " ".join(["openid", *route_scopes(api.openapi())]),
-                "additionalQueryStringParams": extra,
+                "additionalQueryStringParams": settings.audience_params(),
             },
         )
 

@@ -29,34 +29,28 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from pingapp.auth import oidc
-from pingapp.auth.oidc import safe_return_path
-from pingapp.auth.session import (
+from pingapp.auth.cookies import (
     LOGIN_COOKIE,
-    LOGIN_TTL,
     SESSION_COOKIE,
     cookie_name,
     digest,
     new_secret,
     read_cookie,
     same_digest,
-    vault,
 )
-from pingapp.auth.state import revoke_quietly, sign_out_tabs
-from pingapp.http import shared_client
-from pingapp.settings import backend_url, frontend_url, get_settings
+from pingapp.auth.errors import LoginError, LogoutTokenRefused
+from pingapp.auth.id_token import LOGOUT_TOKEN_MAX_AGE
+from pingapp.auth.login import safe_return_path
+from pingapp.auth.session import LOGIN_TTL
+from pingapp.context import context
 
 logger = logging.getLogger(__name__)
 
 NO_STORE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
-def _secure() -> bool:
-    return frontend_url().startswith("https://")
-
-
 def _page(title: str, text: str, status: int) -> HTMLResponse:
-    home = html.escape(frontend_url() + "/", quote=True)
+    home = html.escape(context().frontend_url + "/", quote=True)
     return HTMLResponse(
         f'<!doctype html><html lang="en"><title>{title}</title><main><h1>{title}</h1>'
         f'<p>{text} <a href="{home}">Back to pingapp</a></p></main></html>',
@@ -82,8 +76,9 @@ def _redirect(target: str) -> RedirectResponse:
 
 async def start_login(request: Request) -> Response:
     handle = request.query_params.get("tx", "")
+    ctx = context()
     try:
-        record = await vault().take_login(handle)
+        record = await ctx.vault.take_login(handle)
         if record is None:
             return _page(
                 "Sign-in link expired",
@@ -92,27 +87,28 @@ async def start_login(request: Request) -> Response:
             )
         binding = new_secret()
         record.browser = digest(binding)
-        await vault().put_login(record.login.state, record)
+        await ctx.vault.put_login(record.login.state, record)
     except (RedisError, OSError):
         return _store_down()
     response = _redirect(record.authorize_url)
     response.set_cookie(
-        cookie_name(LOGIN_COOKIE, secure=_secure()),
+        cookie_name(LOGIN_COOKIE, secure=ctx.secure),
         binding,
         max_age=int(LOGIN_TTL),
         path="/",
         httponly=True,
         samesite="lax",
-        secure=_secure(),
+        secure=ctx.secure,
     )
     return response
 
 
 async def bind_session(request: Request) -> Response:
     ticket = request.query_params.get("ticket", "")
-    secure = _secure()
+    ctx = context()
+    secure = ctx.secure
     try:
-        record = await vault().redeem_ticket(ticket)
+        record = await ctx.vault.redeem_ticket(ticket)
     except (RedisError, OSError):
         return _store_down()  # the ticket is still unspent
     if record is None:
@@ -131,11 +127,11 @@ async def bind_session(request: Request) -> Response:
             "Press Log In to sign in yourself.",
             400,
         )
-    response = _redirect(frontend_url() + safe_return_path(record.return_to))
+    response = _redirect(ctx.frontend_url + safe_return_path(record.return_to))
     response.set_cookie(
         cookie_name(SESSION_COOKIE, secure=secure),
         record.session_id,
-        max_age=get_settings().session_max_age,
+        max_age=ctx.settings.session_max_age,
         path="/",
         httponly=True,
         samesite="lax",
@@ -172,34 +168,33 @@ async def backchannel_logout(request: Request) -> Response:
     token = form.get("logout_token")
     if not isinstance(token, str) or not token or len(token) > 16_384:
         return _logout_refused("logout_token is missing")
-    settings = get_settings()
+    ctx = context()
     try:
-        metadata = await oidc.discover(shared_client(), settings.effective_issuer(backend_url()))
-        claims = await oidc.validate_logout_token(shared_client(), metadata, settings, token)
+        claims = await ctx.oidc.validate_logout_token(token)
         issuer = str(claims["iss"])
-        if not await vault().first_use(issuer, claims["jti"], oidc.LOGOUT_TOKEN_MAX_AGE * 2):
+        if not await ctx.vault.first_use(issuer, claims["jti"], LOGOUT_TOKEN_MAX_AGE * 2):
             return _logout_refused("this logout token was already used")
-        named = await vault().sessions_of(issuer, sid=claims.get("sid"), sub=claims.get("sub"))
-        ended = [session for h in named if (session := await vault().end(h)) is not None]
-    except oidc.LogoutTokenRefused as refused:
+        named = await ctx.vault.sessions_of(issuer, sid=claims.get("sid"), sub=claims.get("sub"))
+        ended = [session for h in named if (session := await ctx.vault.end(h)) is not None]
+    except LogoutTokenRefused as refused:
         return _logout_refused(str(refused))
-    except oidc.LoginError as error:  # the provider's metadata cannot be had
+    except LoginError as error:  # the provider's metadata cannot be had
         return _logout_refused(f"the logout token cannot be checked now: {error.title}")
     except (RedisError, OSError):
         return _logout_refused("the session store is not reachable; try again")
     logger.info("back-channel logout ended %d session(s)", len(ended))
     for session in ended:
-        await sign_out_tabs(session.tabs)
+        await ctx.sign_out_tabs(session.tabs, "")
         if session.refresh_token:
             # The provider may be the caller, waiting for this answer: revoke later.
-            task = asyncio.create_task(revoke_quietly(metadata, session.refresh_token))
+            task = asyncio.create_task(ctx.oidc.revoke(session.refresh_token))
             _background.add(task)
             task.add_done_callback(_background.discard)
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
 #: Revocations still running (kept referenced until they finish).
-_background: set[asyncio.Task[None]] = set()
+_background: set[asyncio.Task[bool]] = set()
 
 
 def create_auth_routes() -> Starlette:

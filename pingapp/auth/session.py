@@ -18,27 +18,26 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import hmac
 import json
 import logging
 import os
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from starlette.requests import cookie_parser
 
-from pingapp.auth.oidc import PendingLogin
+# The cookie names are part of this module's interface (the browser tests read them).
+from pingapp.auth.cookies import LOGIN_COOKIE as LOGIN_COOKIE
+from pingapp.auth.cookies import SESSION_COOKIE as SESSION_COOKIE
+from pingapp.auth.cookies import digest, new_secret
+from pingapp.auth.login import PendingLogin
 from pingapp.auth.store import DiskStore, RedisStore, Store
+from pingapp.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SESSION_COOKIE = "pingapp_session"
-LOGIN_COOKIE = "pingapp_login"
 #: How long a login may take, from Log In to the callback.
 LOGIN_TTL = 600.0
 #: How long a one-time ticket that binds a new session to the browser lives.
@@ -47,54 +46,6 @@ TICKET_TTL = 60.0
 INDEX_LIMIT = 50
 #: The generated key (git-ignored), when SESSION_ENCRYPTION_KEY is not set.
 KEY_FILE = Path(".keys") / "session.key"
-
-
-def new_secret() -> str:
-    """A random, URL-safe secret (256 bits)."""
-    return secrets.token_urlsafe(32)
-
-
-def digest(secret: str) -> str:
-    """The SHA-256 of a secret: what the store and the tab state keep instead of it."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def same_digest(secret: str, expected_digest: str) -> bool:
-    """Whether `secret` hashes to `expected_digest`, compared in constant time."""
-    return bool(secret and expected_digest) and hmac.compare_digest(digest(secret), expected_digest)
-
-
-def cookie_name(base: str, *, secure: bool) -> str:
-    """`__Host-<base>` over https (Secure, Path=/, no Domain: one host only), else `base`."""
-    return f"__Host-{base}" if secure else base
-
-
-def read_cookie(header: str, base: str, *, secure: bool) -> str:
-    """One of our cookies from a `Cookie:` header, or ''."""
-    return cookie_parser(header).get(cookie_name(base, secure=secure), "")
-
-
-def digest_our_cookies(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """`headers` with our cookies' values replaced by their digest().
-
-    Applied to the event websocket's handshake: Reflex keeps the handshake's headers
-    in every tab's state (and so in its state files or Redis), and event handlers
-    need no more than the digest, which is what the store is keyed by. A digest
-    sent back as a cookie is hashed again, so it signs nobody in."""
-    ours = {
-        cookie_name(base, secure=secure)
-        for base in (SESSION_COOKIE, LOGIN_COOKIE)
-        for secure in (False, True)
-    }
-    rewritten = []
-    for name, value in headers:
-        if name.lower() == b"cookie":
-            cookies = cookie_parser(value.decode("latin-1"))
-            value = "; ".join(
-                f"{key}={digest(item) if key in ours else item}" for key, item in cookies.items()
-            ).encode("latin-1")
-        rewritten.append((name, value))
-    return rewritten
 
 
 @dataclasses.dataclass
@@ -306,23 +257,6 @@ class Vault:
         return BindTicket(**data) if data else None
 
 
-_vault: Vault | None = None
-
-
-def vault() -> Vault:
-    """The process's vault, built on first use from the settings and Reflex's config."""
-    global _vault
-    if _vault is None:
-        _vault = build_vault()
-    return _vault
-
-
-def install_vault(replacement: Vault | None) -> None:
-    """Use `replacement` from now on (tests); None builds a fresh one at next use."""
-    global _vault
-    _vault = replacement
-
-
 def sessions_dir() -> Path:
     """The disk store's folder: beside Reflex's states folder (`.states-sessions`),
     not inside it, since `reflex run` empties that one at every start."""
@@ -332,12 +266,11 @@ def sessions_dir() -> Path:
     return states.with_name(states.name + "-sessions")
 
 
-def build_vault() -> Vault:
+def build_vault(settings: Settings) -> Vault:
+    """The vault the settings and Reflex's config describe: on Redis when Reflex
+    uses it (REFLEX_REDIS_URL), else on disk beside the state files."""
     from reflex.config import get_config
 
-    from pingapp.settings import get_settings
-
-    settings = get_settings()
     redis_url = get_config().redis_url
     store: Store = RedisStore(redis_url) if redis_url else DiskStore(sessions_dir())
     configured = settings.session_encryption_key

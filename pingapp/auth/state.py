@@ -1,9 +1,10 @@
 """AuthState: sign-in, the callback, the session as the page sees it, sign-out.
 
 Everything secret stays on the server: the pending login (state, nonce, PKCE
-verifier) in a backend-only var of this tab's state, the tokens in the server
-session (`pingapp.auth.session`). The page gets the user's name, email, picture,
-claims, granted scopes and expiry time — never a token.
+verifier) and the tokens in the vault (`pingapp.auth.session`). The page gets the
+user's name, email, picture, claims, granted scopes and expiry time — never a
+token. The shared objects (settings, OIDC client, vault, URLs) come from the
+application context (`pingapp.context`).
 """
 
 from __future__ import annotations
@@ -12,31 +13,21 @@ import hmac
 import json
 import logging
 import time
-from typing import Any
 
 import reflex as rx
 
-from pingapp.auth import oidc
-from pingapp.auth.session import (
-    LOGIN_COOKIE,
-    SESSION_COOKIE,
-    LoginRecord,
-    ServerSession,
-    digest,
-    new_secret,
-    read_cookie,
-    vault,
-)
-from pingapp.http import shared_client
+from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE, digest, new_secret, read_cookie
+from pingapp.auth.errors import LoginError
+from pingapp.auth.flow import end_at_provider, finish_login
+from pingapp.auth.id_token import peek
+from pingapp.auth.login import new_pending_login
+from pingapp.auth.refresh import Outcome, TokenOutcome, current_token, expired
+from pingapp.auth.session import LoginRecord, ServerSession
+from pingapp.context import context
 from pingapp.routes import CALLBACK, HOME
-from pingapp.settings import backend_url, frontend_url, get_settings
+from pingapp.settings import get_settings
 
 logger = logging.getLogger(__name__)
-
-#: A login not finished within this many seconds must start again.
-LOGIN_TIMEOUT = 600
-#: Refresh the access token when it has less than this many seconds left.
-REFRESH_MARGIN = 30
 
 
 def navigate(url: str) -> rx.event.EventSpec:
@@ -85,7 +76,7 @@ class AuthState(rx.State):
             self.token_is_jwt = True
             self.expires_at = 0
             return
-        decoded = oidc.peek(session.access_token)
+        decoded = peek(session.access_token)
         self.token_is_jwt = decoded is not None
         header, claims = decoded or ({}, {})
         self.token_header = json.dumps(header, indent=2, sort_keys=True)
@@ -103,7 +94,27 @@ class AuthState(rx.State):
         self.expires_at = int(session.expires_at)
         self.claims_json = json.dumps(profile, indent=2, sort_keys=True, default=str)
 
-    def _fail(self, error: oidc.LoginError) -> None:
+    def _signed_out(self, title: str = "", detail: str = "") -> None:
+        """Show the signed-out page (with an explanation, if given)."""
+        self._session_hash = ""
+        self._show(None)
+        if title:
+            self.error_title, self.error_detail = title, detail
+
+    def _render(self, outcome: TokenOutcome) -> None:
+        """What the page shows of a token outcome (`pingapp.auth.refresh`)."""
+        if outcome.kind is Outcome.EXPIRED:
+            self._signed_out("Your session has expired", "Log in again to continue.")
+        elif outcome.kind is Outcome.REVOKED:
+            self._signed_out(
+                "Your session has ended", "The provider no longer accepts it. Log in again."
+            )
+        elif outcome.kind is Outcome.NO_SESSION:
+            self._signed_out()
+        elif outcome.kind is Outcome.REFRESHED:
+            self._show(outcome.session)
+
+    def _fail(self, error: LoginError) -> None:
         self.busy = False
         self.error_title = error.title
         self.error_detail = error.detail
@@ -114,8 +125,6 @@ class AuthState(rx.State):
         """True when no audience is asked for: the API cannot verify the token."""
         return get_settings().auth_audience is None
 
-    # --- events ------------------------------------------------------------------
-
     # --- this connection's session ---------------------------------------------------
 
     def _cookie_digest(self, name: str) -> str:
@@ -125,8 +134,7 @@ class AuthState(rx.State):
         so a client cannot set them per event, and a stolen client token brings no
         cookie along. The app hashes our cookies in the handshake before Reflex
         sees them (`digest_our_cookies`): no state file holds a cookie's value."""
-        secure = frontend_url().startswith("https://")
-        return read_cookie(self.router.headers.cookie, name, secure=secure)
+        return read_cookie(self.router.headers.cookie, name, secure=context().secure)
 
     def _connection_session_hash(self) -> str:
         """The session this connection may act for: the one its cookie names, and
@@ -138,33 +146,27 @@ class AuthState(rx.State):
             return ""
         return session_hash
 
-    async def _session(self) -> tuple[str, ServerSession] | None:
-        """This connection's live session and its hash, or None (SECURITY.md 25)."""
-        session_hash = self._connection_session_hash()
-        session = await vault().load(session_hash)
-        return (session_hash, session) if session else None
-
     # --- events ------------------------------------------------------------------
 
     @rx.event
     async def restore(self):
         """On every page load: pick up the session this browser's cookie names."""
+        vault = context().vault
         self.busy = False  # a page load ends any navigation a login or logout began
         self._session_hash = self._cookie_digest(SESSION_COOKIE)
-        session = await vault().load(self._session_hash)
-        if session and 0 < session.expires_at < time.time() and not session.refresh_token:
-            await vault().end(self._session_hash)
-            self.error_title = "Your session has expired"
-            self.error_detail = "Log in again to continue."
-            session = None
+        session = await vault.load(self._session_hash)
+        if session and expired(session, time.time()):
+            await vault.end(self._session_hash)
+            self._signed_out("Your session has expired", "Log in again to continue.")
+            return
         if session is None:
-            self._session_hash = ""
-        else:
-            client_token = self.router.session.client_token
-            if client_token not in session.tabs:
-                async with vault().modify(self._session_hash) as stored:
-                    if stored is not None:
-                        stored.tabs = [*stored.tabs[-19:], client_token]
+            self._signed_out()
+            return
+        client_token = self.router.session.client_token
+        if client_token not in session.tabs:
+            async with vault.modify(self._session_hash) as stored:
+                if stored is not None:
+                    stored.tabs = [*stored.tabs[-19:], client_token]
         self._show(session)
 
     @rx.event
@@ -183,7 +185,7 @@ class AuthState(rx.State):
     async def sign_in_recently(self):
         """Step-up (RFC 9470): sign in again, asking the provider for a sign-in at most
         API_RECENT_AUTH_MAX_AGE seconds old (`max_age`); the callback checks it."""
-        max_age = get_settings().api_recent_auth_max_age
+        max_age = context().settings.api_recent_auth_max_age
         async for update in self._start_login("", prompt=None, max_age=max_age):
             yield update
 
@@ -191,37 +193,22 @@ class AuthState(rx.State):
         self.busy = True
         self.error_title = self.error_detail = ""
         yield
-        settings = get_settings()
-        try:
-            metadata = await oidc.discover(
-                shared_client(), settings.effective_issuer(backend_url())
-            )
-        except oidc.LoginError as error:
-            self._fail(error)
-            return
-        pending = oidc.new_pending_login(
-            redirect_uri=frontend_url() + CALLBACK,
+        ctx = context()
+        pending = new_pending_login(
+            redirect_uri=ctx.frontend_url + CALLBACK,
             return_to=return_to or self.router.url.path or HOME,
             max_age=max_age,
         )
         try:
-            if oidc.uses_par(metadata, settings):
-                # RFC 9126: the request goes to the provider directly; the browser's
-                # URL carries only client_id and request_uri.
-                url = await oidc.pushed_authorization_url(
-                    shared_client(), metadata, settings, pending, prompt=prompt
-                )
-            else:
-                url = oidc.authorization_url(metadata, settings, pending, prompt=prompt)
-        except oidc.LoginError as error:
+            url = await ctx.oidc.authorization_url(pending, prompt=prompt)
+        except LoginError as error:
             self._fail(error)
             return
-        record = LoginRecord(login=pending, authorize_url=url)
         # The browser fetches its login cookie over HTTP (a websocket cannot set
         # one); the one-time handle lets only that request continue this login.
         handle = new_secret()
-        await vault().put_login(handle, record)
-        yield navigate(f"{backend_url()}/auth/login?tx={handle}")
+        await ctx.vault.put_login(handle, LoginRecord(login=pending, authorize_url=url))
+        yield navigate(f"{ctx.backend_url}/auth/login?tx={handle}")
 
     @rx.event
     async def require_sign_in(self):
@@ -233,6 +220,7 @@ class AuthState(rx.State):
     @rx.event
     async def handle_callback(self):
         """The provider sent the browser back: finish the login, or explain why not."""
+        ctx = context()
         params = dict(self.router.url.query_parameters)
         self.busy = True
         self.error_title = self.error_detail = ""
@@ -240,229 +228,73 @@ class AuthState(rx.State):
         yield rx.call_script(f"window.history.replaceState(null, '', {json.dumps(CALLBACK)})")
         try:
             # One use: whatever happens next, this pending login is spent.
-            record = await vault().take_login(str(params.get("state", "")))
-            session_id = await self._finish_login(record, params)
-        except oidc.LoginError as error:
+            record = await ctx.vault.take_login(str(params.get("state", "")))
+            session_id, session = await finish_login(
+                ctx,
+                record,
+                params,
+                browser=self._cookie_digest(LOGIN_COOKIE),
+                replaces=self._cookie_digest(SESSION_COOKIE),
+                tab=self.router.session.client_token,
+            )
+        except LoginError as error:
             self._fail(error)
             return
         except Exception:
             logger.exception("unexpected failure while finishing a sign-in")
             self._fail(
-                oidc.LoginError(
+                LoginError(
                     "Sign-in failed",
                     "Something unexpected went wrong while finishing the sign-in. "
                     "Press Log In to try again.",
                 )
             )
             return
-        assert record is not None  # _finish_login refuses a missing one
-        ticket = await vault().issue_ticket(
-            session_id, record.login.return_to, browser=record.browser
-        )
-        yield navigate(f"{backend_url()}/auth/session?ticket={ticket}")
-
-    async def _finish_login(self, record: LoginRecord | None, params: dict[str, Any]) -> str:
-        """Check the callback, trade the code, store the session; its id is returned."""
-        # `state` first (SECURITY.md 14, 31, 36): an answer that belongs to no login
-        # this browser started gets a generic message, whatever else it carries.
-        browser = self._cookie_digest(LOGIN_COOKIE)
-        if record is None or not browser or not hmac.compare_digest(browser, record.browser):
-            raise oidc.LoginError(
-                "This sign-in cannot be finished here",
-                "The answer from the provider does not belong to a login started in this "
-                "browser, or was already used. Press Log In to start again.",
-                code="bad_state",
-            )
-        pending = record.login
-        settings = get_settings()
-        client = shared_client()
-        metadata = await oidc.discover(client, settings.effective_issuer(backend_url()))
-        # RFC 9207: the answer names its issuer; a different one is a mix-up attack.
-        # Required whenever the provider says it sends it.
-        iss = params.get("iss")
-        promised = metadata.get("authorization_response_iss_parameter_supported") is True
-        if (iss is not None and iss != metadata["issuer"]) or (promised and iss is None):
-            raise oidc.LoginError(
-                "The answer came from another provider",
-                "The sign-in response does not name this app's provider as its issuer. "
-                "Press Log In to try again.",
-                code="issuer_mismatch",
-            )
-        if params.get("error"):
-            raise oidc.describe_provider_error(
-                str(params["error"]), str(params.get("error_description", ""))
-            )
-        if time.time() - pending.started_at > LOGIN_TIMEOUT:
-            raise oidc.LoginError(
-                "The sign-in took too long", "Press Log In to start again.", code="expired"
-            )
-        code = params.get("code")
-        if not isinstance(code, str) or not code:
-            raise oidc.LoginError(
-                "The provider sent no code", "Press Log In to try again.", code="no_code"
-            )
-        tokens = await oidc.exchange_code(client, metadata, settings, pending, code)
-        id_token = tokens.get("id_token")
-        if not isinstance(id_token, str):
-            raise oidc.LoginError(
-                "The provider sent no ID token",
-                "AUTH_SCOPE must include 'openid'. Check the provider's application settings.",
-                code="no_id_token",
-            )
-        claims = await oidc.validate_id_token(
-            client, metadata, settings, id_token, nonce=pending.nonce, max_age=pending.max_age
-        )
-        profile = await oidc.fetch_userinfo(client, metadata, tokens["access_token"])
-        if profile.get("sub") not in (None, claims["sub"]):
-            profile = {}  # OIDC Core 5.3.2: a userinfo for someone else is ignored
-        # A new id at every sign-in (SECURITY.md 20): the old session ends here.
-        await vault().end(self._cookie_digest(SESSION_COOKIE))
-        session = ServerSession(
-            access_token=tokens["access_token"],
-            refresh_token=str(tokens.get("refresh_token", "")),
-            id_token=id_token,
-            expires_at=time.time() + float(tokens.get("expires_in", 0) or 0),
-            scope=str(tokens.get("scope") or settings.auth_scope),
-            claims=claims,
-            profile=profile,
-            tabs=[self.router.session.client_token],
-        )
-        session_id = await vault().create(session)
+        assert record is not None  # finish_login refuses a missing one
         self._session_hash = digest(session_id)
         self._show(session)
-        return session_id
+        ticket = await ctx.vault.issue_ticket(
+            session_id, record.login.return_to, browser=record.browser
+        )
+        yield navigate(f"{ctx.backend_url}/auth/session?ticket={ticket}")
 
     @rx.event
     async def logout(self):
         """End the session everywhere, then at the provider."""
-        current = await self._session()
+        ctx = context()
+        session_hash = self._connection_session_hash()
         self.busy = True
         yield
-        ended = await vault().end(current[0]) if current else None
-        self._session_hash = ""
-        self._show(None)
+        ended = await ctx.vault.end(session_hash)
+        self._signed_out()
         self.busy = False
         if ended:
-            await sign_out_tabs(ended.tabs, except_token=self.router.session.client_token)
-        settings = get_settings()
+            await ctx.sign_out_tabs(ended.tabs, self.router.session.client_token)
         try:
-            metadata = await oidc.discover(
-                shared_client(), settings.effective_issuer(backend_url())
-            )
-        except oidc.LoginError:
+            url, reached = await end_at_provider(ctx, ended)
+        except LoginError:
             yield rx.redirect(HOME)  # signed out here; the provider is unreachable
             return
-        if ended and ended.refresh_token:
-            await revoke_quietly(metadata, ended.refresh_token)
-        # No ID token in a URL the browser sees (SECURITY.md 19, 24): the provider
-        # learns who is leaving from `client_id` and `logout_hint`.
-        url = oidc.logout_url(
-            metadata,
-            settings,
-            logout_hint=str(ended.claims["sub"]) if ended and "sub" in ended.claims else None,
-            return_to=frontend_url() + "/",
-        )
-        if url and not await oidc.reachable(shared_client(), url):
+        if not reached:
             # Sending the browser there would strand it on an error page.
             self.error_title = "Signed out of pingapp only"
             self.error_detail = (
                 "The sign-in provider could not be reached, so your session there may "
                 "still be open. Log out again later to end it."
             )
-            url = None
-        yield navigate(url) if url else rx.redirect(HOME)
+        yield navigate(url) if url and reached else rx.redirect(HOME)
 
     @rx.event
     def dismiss_error(self):
         self.error_title = self.error_detail = ""
 
-    # --- for other states (PingState) ---------------------------------------------
-    # Private (a leading underscore): Reflex never exposes these as events.
-
-    async def _access_token(self, *, rejected: str | None = None) -> str | None:
-        """A valid access token for this connection's session, refreshed when about
-        to expire or when the API just `rejected` it.
-
-        Returns None (and shows the signed-out page) when the connection carries no
-        session cookie for this tab's session, or the session cannot be renewed.
-        """
-        current = await self._session()  # the fast path reads without the lock
-        if current is None:
-            self._session_hash = ""
-            self._show(None)
-            return None
-        session_hash, session = current
-        if rejected is None and not _expiring(session):
-            return session.access_token
-        async with vault().modify(session_hash) as session:
-            # The lock is held: one refresh at a time per session, on every worker.
-            # Whoever waited for it finds the fresh token and uses it.
-            if session is None:
-                self._show(None)
-                return None
-            stale = session.access_token == rejected or (rejected is None and _expiring(session))
-            if not stale:
-                return session.access_token
-            if not session.refresh_token:
-                if rejected is None and 0 < session.expires_at < time.time():
-                    session.access_token = ""  # saved as ended: the record goes
-                    self._show(None)
-                    self.error_title = "Your session has expired"
-                    self.error_detail = "Log in again to continue."
-                    return None
-                return None if rejected else session.access_token
-            settings = get_settings()
-            client = shared_client()
-            try:
-                metadata = await oidc.discover(client, settings.effective_issuer(backend_url()))
-                tokens = await oidc.refresh_tokens(
-                    client, metadata, settings, session.refresh_token
-                )
-            except oidc.GrantRejected:
-                session.access_token = ""
-                self._show(None)
-                self.error_title = "Your session has ended"
-                self.error_detail = "The provider no longer accepts it. Log in again."
-                return None
-            except oidc.LoginError:
-                # Provider down or slow: keep the session, use the token while it lasts.
-                usable = rejected is None and session.expires_at > time.time()
-                return session.access_token if usable else None
-            session.access_token = tokens["access_token"]
-            session.refresh_token = str(tokens.get("refresh_token") or session.refresh_token)
-            session.expires_at = time.time() + float(tokens.get("expires_in", 0) or 0)
-            session.scope = str(tokens.get("scope") or session.scope)
-            if isinstance(tokens.get("id_token"), str):
-                session.id_token = tokens["id_token"]
-            self._show(session)
-            return session.access_token
-
-
-async def revoke_quietly(metadata: dict[str, Any], refresh_token: str) -> None:
-    """Revoke a refresh token at the provider (RFC 7009); a failure is only logged."""
-    try:
-        await oidc.revoke(shared_client(), metadata, get_settings(), refresh_token)
-    except oidc.LoginError as error:
-        logger.info("could not revoke the refresh token: %s", error.title)
-
-
-def _expiring(session: ServerSession) -> bool:
-    return bool(session.expires_at) and session.expires_at - REFRESH_MARGIN <= time.time()
-
-
-async def sign_out_tabs(tabs: list[str], except_token: str = "") -> None:
-    """Show the signed-out page in the session's other open tabs, now."""
-    from reflex.utils.prerequisites import get_app
-
-    app = get_app().app
-    for client_token in tabs:
-        if client_token == except_token:
-            continue
-        try:
-            token = rx.BaseStateToken(ident=client_token, cls=AuthState)
-            async with app.modify_state(token) as root:
-                other = await root.get_state(AuthState)
-                other._session_hash = ""
-                other._show(None)
-        except Exception:  # a closed tab must not stop the logout
-            logger.debug("could not update a closed tab", exc_info=True)
+    async def _access_token(self, rejected: str | None = None) -> str | None:
+        """For PingState (private: never an event): a valid access token for this
+        connection's session (`current_token`), or None; the page shows what
+        happened (`_render`)."""
+        ctx = context()
+        outcome = await current_token(
+            ctx.vault, ctx.oidc, self._connection_session_hash(), rejected=rejected
+        )
+        self._render(outcome)
+        return outcome.token

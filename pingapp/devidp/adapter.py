@@ -44,6 +44,8 @@ class HttpIn:
     cookies: Mapping[str, str] = field(default_factory=dict)
     #: The peer's address as the server saw it (no X-Forwarded-For: anyone can send one).
     client: str = ""
+    #: Every `DPoP` header sent (RFC 9449: more than one is an invalid request).
+    dpop_proofs: tuple[str, ...] = ()
 
     @property
     def params(self) -> list[tuple[str, str]]:
@@ -70,6 +72,7 @@ async def read_request(request: Request, url_of: Callable[[str], str]) -> HttpIn
         form=form,
         cookies=request.cookies,
         client=request.client.host if request.client else "",
+        dpop_proofs=tuple(request.headers.getlist("dpop")),
     )
 
 
@@ -96,6 +99,9 @@ class StarletteOAuth2Request(OAuth2Request):
         self.payload = _Payload(http.params)
         self._args = dict(http.query)
         self._form = dict(http.form)
+        self.dpop_proofs: tuple[str, ...] = http.dpop_proofs
+        #: The thumbprint of the key of the request's valid DPoP proof (`proofs.py`).
+        self.dpop_jkt: str | None = None
 
     @property
     def args(self) -> dict[str, str]:  # pyright: ignore[reportIncompatibleMethodOverride]
@@ -109,6 +115,11 @@ class StarletteOAuth2Request(OAuth2Request):
 def authorize_request(url_of: Callable[[str], str], params: list[tuple[str, str]]) -> HttpIn:
     """A GET of `/authorize` with these parameters (a replayed or pushed request)."""
     return HttpIn("GET", url_of(f"/authorize?{urlencode(params)}"), {}, query=params)
+
+
+def dpop_jkt_of(request: OAuth2Request) -> str | None:
+    """The key a valid DPoP proof of this token request was made with, if any."""
+    return getattr(request, "dpop_jkt", None)
 
 
 def payload_of(request: OAuth2Request) -> OAuth2Payload:

@@ -2,9 +2,9 @@
 
 Each route reads the request on the event loop (`adapter.py`) and runs its handler in
 a worker thread: discovery and keys, `/authorize` and `/consent` (`interaction.py`),
-`/login` (`signin.py`), `/logout` (`logout.py`), `/par` (`par.py`), and authlib's
-`/token`, `/revoke` and `/userinfo` (`provider.py`). The default clients (the app's
-and the API docs') are registered here.
+`/login` (`signin.py`), `/logout` (`logout.py`), `/par` (`par.py`), `/token` (with
+DPoP proofs, `proofs.py`), and authlib's `/revoke` and `/userinfo` (`provider.py`).
+The default clients (the app's and the API docs') are registered here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -80,9 +80,6 @@ def build_app(provider: Provider) -> Starlette:
             headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"},
         )
 
-    def token(http: HttpIn) -> Response:
-        return cast(Response, server.create_token_response(http))
-
     def revoke(http: HttpIn) -> Response:
         return server.create_endpoint_response("revocation", http)
 
@@ -106,7 +103,7 @@ def build_app(provider: Provider) -> Starlette:
             route("/login", partial(sign_in, flow), get_post),
             route("/consent", flow.consent, get_post),
             route("/logout", partial(sign_out, flow), get_post),
-            route("/token", token, ["POST"]),
+            route("/token", provider.proofs.token_response, ["POST"]),
             route("/par", provider.pushed.endpoint, ["POST"]),
             route("/revoke", revoke, ["POST"]),
             route("/userinfo", userinfo, get_post),

@@ -74,6 +74,9 @@ class IdpSettings(BaseSettings):
     #: RFC 9126: refuse authorization requests that were not pushed to `/par` first
     #: (discovery then says `require_pushed_authorization_requests: true`).
     require_par: bool = False
+    #: RFC 9449 section 8: DPoP proofs at `/token` and `/userinfo` must carry a recent
+    #: server nonce (answered `use_dpop_nonce` with a `DPoP-Nonce` header otherwise).
+    dpop_nonce: bool = False
     #: Failed sign-ins a user name may have in a window before it is locked.
     signin_max_failures: int = Field(default=5, ge=1, le=1000)
     #: Failed sign-ins (any names) a client address may have in a window.

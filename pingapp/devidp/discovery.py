@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pingapp.devidp.grants import CLIENT_AUTH_METHODS
 from pingapp.devidp.keys import ALGORITHM
+from pingapp.devidp.proofs import ALGS
 
 if TYPE_CHECKING:
     from pingapp.devidp.provider import Provider
@@ -41,6 +42,8 @@ def metadata(provider: Provider) -> dict[str, Any]:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [ALGORITHM],
         "code_challenge_methods_supported": ["S256"],
+        # RFC 9449: DPoP proofs at /token (bound tokens) and /userinfo.
+        "dpop_signing_alg_values_supported": list(ALGS),
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "prompt_values_supported": ["none", "login", "consent"],

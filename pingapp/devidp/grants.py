@@ -2,8 +2,10 @@
 
 Authorization code with PKCE (S256 only, required of every client) and an ID token
 (OpenID Connect); refresh token with rotation, where presenting a used refresh
-token again revokes the whole grant. The records behind them (codes, refresh
-tokens, nonces) are the provider's (`provider.py`).
+token again revokes the whole grant. With a valid DPoP proof (`proofs.py`) both
+issue tokens bound to its key; a code pushed or asked for with `dpop_jkt`, and a
+public client's bound refresh token, work only with a proof by that key. The records
+behind them (codes, refresh tokens, nonces) are the provider's (`provider.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from authlib.oidc.core import OpenIDCode, UserInfo
 from authlib.oidc.core.grants.code import OpenIDToken
 from joserfc.jwk import KeySet
 
-from pingapp.devidp.adapter import client_of, payload_of, subject_of
+from pingapp.devidp.adapter import client_of, dpop_jkt_of, payload_of, subject_of
 from pingapp.devidp.keys import ALGORITHM
 from pingapp.devidp.models import AuthorizationCode, Client, IssuedToken, Subject
 
@@ -73,12 +75,43 @@ class S256Challenge(CodeChallenge):
         super().validate_code_verifier(grant, result)
 
 
-class CodeGrant(AuthorizationCodeGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
+class _DPoPBound:
+    """Tokens bound to the key of the request's DPoP proof, when it has one."""
+
+    server: Any
+    request: OAuth2Request
+    GRANT_TYPE: str
 
     @property
     def provider(self) -> Provider:
         return self.server.provider
+
+    def generate_token(
+        self,
+        user: Any = None,
+        scope: Any = None,
+        grant_type: Any = None,
+        expires_in: Any = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        return self.provider.access_tokens.generate(
+            grant_type or self.GRANT_TYPE,
+            client_of(self.request),
+            user,
+            scope,
+            expires_in,
+            include_refresh_token,
+            jkt=dpop_jkt_of(self.request),
+        )
+
+    def require_key(self, jkt: str | None, what: str) -> None:
+        """RFC 9449 sections 5 and 10: a bound code or refresh token needs its key."""
+        if jkt and jkt != dpop_jkt_of(self.request):
+            raise InvalidGrantError(f"The {what} is bound to a DPoP key: prove it.")
+
+
+class CodeGrant(_DPoPBound, AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         self.provider.save_code(code, request)
@@ -86,7 +119,10 @@ class CodeGrant(AuthorizationCodeGrant):
     def query_authorization_code(  # pyright: ignore[reportIncompatibleMethodOverride]
         self, code: str, client: Client
     ) -> AuthorizationCode | None:
-        return self.provider.take_code(code, client)
+        found = self.provider.take_code(code, client)
+        if found is not None:
+            self.require_key(found.dpop_jkt, "code")
+        return found
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         return None  # `take_code` already removed it, atomically
@@ -96,21 +132,21 @@ class CodeGrant(AuthorizationCodeGrant):
         return subject if subject.username in self.provider.users else None
 
 
-class RefreshGrant(RefreshTokenGrant):
+class RefreshGrant(_DPoPBound, RefreshTokenGrant):
     """Refresh with rotation: each use returns a new refresh token, the old one dies,
-    and presenting a dead one again revokes the whole grant (RFC 9700 section 4.14.2)."""
+    and presenting a dead one again revokes the whole grant (RFC 9700 section 4.14.2).
+    A bound refresh token without a proof by its key is refused and stays valid."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    @property
-    def provider(self) -> Provider:
-        return self.server.provider
-
     def authenticate_refresh_token(  # pyright: ignore[reportIncompatibleMethodOverride]
         self, refresh_token: str
     ) -> IssuedToken | None:
-        return self.provider.find_refresh_token(refresh_token)
+        found = self.provider.find_refresh_token(refresh_token)
+        if found is not None:
+            self.require_key(found.jkt, "refresh token")
+        return found
 
     def authenticate_user(self, refresh_token: IssuedToken) -> Subject | None:
         subject = refresh_token.subject

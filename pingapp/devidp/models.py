@@ -99,6 +99,8 @@ class AuthorizationCode(AuthorizationCodeMixin):
     code_challenge: str
     code_challenge_method: str
     nonce: str | None = None
+    #: RFC 9449 section 10: the DPoP key the code must be redeemed with.
+    dpop_jkt: str | None = None
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -130,6 +132,8 @@ class IssuedToken(TokenMixin):
     scope: str = ""
     #: Whom the grant is for (refresh tokens only).
     subject: Subject | None = None
+    #: The DPoP key a refresh token is bound to ("" when none).
+    jkt: str = ""
 
     def check_client(self, client: ClientMixin) -> bool:
         return client.get_client_id() == self.client_id

@@ -4,9 +4,10 @@
 signing keys and the records (`records.py`), builds authlib's server with this
 provider's grants (`grants.py`) and token endpoints (`tokens.py`), and keeps what
 they issue: codes (single-use; a replay revokes the grant, SECURITY.md item 27),
-access and refresh tokens (rotated; reuse revokes the grant), pushed authorization
-requests (RFC 9126, `par.py`). Ending a session or revoking a grant sends Logout Tokens
-(`backchannel.py`). `clock` decides every expiry the provider keeps itself.
+access and refresh tokens (rotated; reuse revokes the grant; DPoP-bound, `proofs.py`),
+pushed authorization requests (RFC 9126, `par.py`). Ending a session or revoking a
+grant sends Logout Tokens (`backchannel.py`). `clock` decides every expiry the
+provider keeps itself.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from authlib.oauth2.rfc6749 import ResourceProtector
 from authlib.oidc.core import UserInfo
 
 from pingapp.devidp import records as r
-from pingapp.devidp.adapter import Server, client_of, payload_of, subject_of
+from pingapp.devidp.adapter import Server, client_of, dpop_jkt_of, payload_of, subject_of
 from pingapp.devidp.backchannel import LogoutDelivery, LogoutNotice, logout_token
 from pingapp.devidp.config import IdpSettings
 from pingapp.devidp.grants import (
@@ -36,6 +37,7 @@ from pingapp.devidp.grants import (
 from pingapp.devidp.keys import SigningKeys
 from pingapp.devidp.models import AuthorizationCode, Client, IssuedToken, Subject
 from pingapp.devidp.par import PushedRequests
+from pingapp.devidp.proofs import Proofs
 from pingapp.devidp.records import Records, digest
 from pingapp.devidp.storage import Store
 from pingapp.devidp.throttle import SignInThrottle
@@ -89,21 +91,24 @@ class Provider:
             window=settings.signin_window,
             clock=clock,
         )
+        self.access_tokens = AccessTokens(self)
+        self.access_validator = AccessTokenValidator(self)
         self.server = self._build_server()
         self.pushed = PushedRequests(self)
+        self.proofs = Proofs(self)
 
     def url(self, path: str) -> str:
         return f"{self.issuer}{path}"
 
     def _build_server(self) -> Server:
         server = Server(self)
-        server.register_token_generator("default", AccessTokens(self))
+        server.register_token_generator("default", self.access_tokens)
         server.register_grant(CodeGrant, [S256Challenge(required=True), IdTokenOnCode(self)])
         server.register_grant(RefreshGrant, [IdTokenOnRefresh(self)])
         server.register_endpoint(Revocation)
         server.register_endpoint(EndSession)
         protector = ResourceProtector()
-        protector.register_token_validator(AccessTokenValidator(self))
+        protector.register_token_validator(self.access_validator)
         server.register_endpoint(UserInfoAdapter(server, resource_protector=protector))
         return server
 
@@ -143,6 +148,7 @@ class Provider:
             code_challenge=data["code_challenge"],
             code_challenge_method=data["code_challenge_method"],
             nonce=data.get("nonce"),
+            dpop_jkt=data.get("dpop_jkt"),
         )
         settings = self.settings
         self.records.put(r.CODES, record, digest(code), ttl=settings.code_ttl)
@@ -201,14 +207,17 @@ class Provider:
         now = int(self.clock())
         if not isinstance(previous, IssuedToken):  # a new grant, from a code
             subject = replace(subject, grant_expires=now + self.settings.refresh_token_ttl)
-        client_id = client_of(request).client_id
+        client = client_of(request)
+        client_id = client.client_id
         access = r.AccessRecord(subject.gid, client_id)
         key = digest(token["access_token"])
         self.records.put(r.ACCESS_TOKENS, access, key, ttl=self.settings.access_token_ttl)
         if refresh := token.get("refresh_token"):
             # A rotated refresh token keeps the scope of the grant, not of this request.
             scope = previous.scope if isinstance(previous, IssuedToken) else token["scope"]
-            record = r.RefreshRecord(subject.gid, client_id, scope, subject)
+            # RFC 9449 section 5: a public client's, bound to its DPoP key (if any).
+            jkt = (dpop_jkt_of(request) or "") if client.secret is None else ""
+            record = r.RefreshRecord(subject.gid, client_id, scope, subject, jkt)
             ttl = subject.grant_expires - now
             if ttl > 0:
                 self.records.put(r.REFRESH_TOKENS, record, digest(refresh), ttl=ttl)
@@ -223,9 +232,7 @@ class Provider:
             return None
         if self.grant_revoked(record.gid):
             return None
-        return IssuedToken(
-            key, "refresh_token", record.client_id, record.gid, record.scope, record.subject
-        )
+        return record.issued(key)
 
     def _owner_of(self, token: IssuedToken) -> r.GrantOwner:
         if token.subject is None:
@@ -248,9 +255,7 @@ class Provider:
     def find_token(self, token_string: str) -> IssuedToken | None:
         key = digest(token_string)
         if refresh := self.records.get(r.REFRESH_TOKENS, key):
-            return IssuedToken(
-                key, "refresh_token", refresh.client_id, refresh.gid, subject=refresh.subject
-            )
+            return refresh.issued(key)
         if access := self.records.get(r.ACCESS_TOKENS, key):
             return IssuedToken(key, "access_token", access.client_id, access.gid)
         return None

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Generic, TypeVar
 
-from pingapp.devidp.models import AuthorizationCode, Subject
+from pingapp.devidp.models import AuthorizationCode, IssuedToken, Subject
 from pingapp.devidp.storage import Store
 
 #: The member of every stored record that says when it expires on the provider's clock.
@@ -74,6 +74,13 @@ class RefreshRecord:
     client_id: str
     scope: str
     subject: Subject
+    #: RFC 9449 section 5: the DPoP key a public client's refresh token is bound to.
+    jkt: str = ""
+
+    def issued(self, key: str) -> IssuedToken:
+        """The token as the grants and revocation see it (`key`: its digest)."""
+        kind = "refresh_token"
+        return IssuedToken(key, kind, self.client_id, self.gid, self.scope, self.subject, self.jkt)
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,8 @@ SESSIONS = Table("sess", Session)
 CONSENTS = Table("consent", Consent)
 #: by transaction id (the `tx` of the sign-in and consent pages)
 TRANSACTIONS = Table("tx", Transaction)
+#: by digest of a DPoP proof's key thumbprint and `jti`: a proof already used
+DPOP_PROOFS = Table("dpop_jti", Marker)
 #: by the form token of the sign-out confirmation
 LOGOUT_CONFIRMATIONS = Table("logout", LogoutConfirmation)
 
@@ -237,6 +246,12 @@ class Records:
 
     def has(self, table: Table[R], *key: str) -> bool:
         return self.get(table, *key) is not None
+
+    def first_use(self, table: Table[R], *key: str, ttl: int) -> bool:
+        """Record `key` for `ttl` seconds unless it is there already, atomically (the
+        store's counter): whether this was the first time. Expires on the store's own
+        clock, so it suits what another check already bounds in time (a DPoP `jti`)."""
+        return self.store.add(table.key(*key), ttl) == 1
 
     def delete(self, table: Table[R], *key: str) -> None:
         self.store.delete(table.key(*key))

@@ -1,7 +1,8 @@
 """The tokens this provider issues and the endpoints that read them.
 
 RFC 9068 access tokens (`typ: at+jwt`, RS256, the API and userinfo as audiences,
-`auth_time` and `amr` for step-up), checked again at userinfo with revocation;
+`auth_time` and `amr` for step-up, `cnf.jkt` when DPoP-bound), checked again at
+userinfo with revocation (a bound token only with `Authorization: DPoP` and a proof);
 revocation (RFC 7009); and RP-Initiated Logout's endpoint, whose session part the
 HTTP layer does (`logout.py`).
 """
@@ -9,9 +10,11 @@ HTTP layer does (`logout.py`).
 from __future__ import annotations
 
 import secrets
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
 
 from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -24,9 +27,14 @@ from pingapp.devidp.adapter import payload_of
 from pingapp.devidp.grants import CLIENT_AUTH_METHODS
 from pingapp.devidp.keys import ALGORITHM
 from pingapp.devidp.models import IssuedToken, Subject
+from pingapp.devidp.proofs import ResourceRefused
 
 if TYPE_CHECKING:
     from pingapp.devidp.provider import Provider
+
+#: The DPoP key the access token being generated is bound to (authlib's generator
+#: takes no request, so `generate` sets it for `get_extra_claims`).
+_BINDING: ContextVar[str | None] = ContextVar("dpop_jkt", default=None)
 
 
 class AccessTokens(JWTBearerTokenGenerator):
@@ -60,6 +68,10 @@ class AccessTokens(JWTBearerTokenGenerator):
     def get_amr(self, user: Subject) -> list[str]:
         return ["pwd"]
 
+    def get_extra_claims(self, client: Any, grant_type: str, user: Any, scope: str) -> dict:
+        jkt = _BINDING.get()
+        return {"cnf": {"jkt": jkt}} if jkt else {}  # RFC 9449 section 6.1
+
     def generate(
         self,
         grant_type: str,
@@ -68,12 +80,22 @@ class AccessTokens(JWTBearerTokenGenerator):
         scope: Any = None,
         expires_in: Any = None,
         include_refresh_token: bool = True,
+        *,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
+        """The token response; bound to the DPoP key `jkt` when given."""
         # A refresh token only with `offline_access` (as Auth0 and OIDC section 11).
         offline = "offline_access" in scope_to_list(scope or "")
-        return super().generate(
-            grant_type, client, user, scope, expires_in, include_refresh_token and offline
-        )
+        binding = _BINDING.set(jkt)
+        try:
+            token = super().generate(
+                grant_type, client, user, scope, expires_in, include_refresh_token and offline
+            )
+        finally:
+            _BINDING.reset(binding)
+        if jkt:
+            token["token_type"] = "DPoP"  # noqa: S105 (a token type, not a secret)
+        return token
 
 
 class AccessTokenValidator(JWTBearerTokenValidator):
@@ -98,9 +120,29 @@ class UserInfoAdapter(UserInfoEndpoint):
 
     def __call__(self, request: OAuth2Request) -> tuple[int, Any, list[tuple[str, str]]]:
         assert self.resource_protector is not None
-        claims = self.resource_protector.validate_request(["openid"], request)
+        provider: Provider = cast(Any, self.server).provider
+        scheme, _, token = (request.headers or {}).get("Authorization", "").partition(" ")
+        if scheme.lower() == "dpop":
+            claims = self._dpop_claims(provider, request, token.strip())
+        else:
+            claims = self.resource_protector.validate_request(["openid"], request)
+            if "cnf" in claims:  # RFC 9449 section 7.2: a bound token is no bearer token
+                raise ResourceRefused("invalid_token", "A DPoP-bound token needs DPoP.")
         info = self.generate_user_info(claims["sub"], claims.get("scope", ""))
         return 200, dict(info), [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+    def _dpop_claims(self, provider: Provider, request: OAuth2Request, token: str) -> Any:
+        validator = provider.access_validator
+        try:
+            claims = validator.authenticate_token(token)
+            validator.validate_token(claims, ["openid"], request)
+        except OAuth2Error as error:
+            status = error.status_code or 401
+            raise ResourceRefused(
+                str(error.error), error.description or "", status=status
+            ) from None
+        provider.proofs.bound_claims(cast(Any, request), token, claims)
+        return claims
 
     def generate_user_info(self, user: Any, scope: str) -> UserInfo:
         provider: Provider = cast(Any, self.server).provider

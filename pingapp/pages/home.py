@@ -8,7 +8,7 @@ from reflex_components_core.react_router.dom import ReactRouterLink
 from pingapp import routes
 from pingapp.auth.state import AuthState
 from pingapp.components.layout import page
-from pingapp.settings import backend_url
+from pingapp.urls import backend_url
 
 
 def home() -> rx.Component:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 
 import reflex as rx
 
 from pingapp.auth.state import AuthState
-from pingapp.http import Allowlist, BearerAuth, shared_client
+from pingapp.context import context
+from pingapp.http import BearerAuth, TokenProvider
 from pingapp.ping.calls import PingResult, call_api
-from pingapp.settings import backend_url, get_settings, origin_of
+from pingapp.urls import origin_of
 
 SIGN_IN_FIRST = PingResult(False, "Sign in first: the private endpoints need your access token.")
 CANNOT_RENEW = PingResult(
@@ -20,14 +20,21 @@ CANNOT_RENEW = PingResult(
 )
 
 
-@functools.cache
-def allowlist() -> Allowlist:
-    """Where the access token may go (API_ALLOWED_ORIGINS), parsed once."""
-    return Allowlist(get_settings().allowed_origins(backend_url()))
+class NoToken(Exception):
+    """The session gave no token for the call: nothing is sent."""
 
 
-def api_url(path: str) -> str:
-    return get_settings().api_base_url(backend_url()) + path
+def session_tokens(auth: AuthState) -> TokenProvider:
+    """`BearerAuth`'s token provider for this tab's session: asked only when a request
+    goes to an allowed origin; no first token ends the call before anything is sent."""
+
+    async def provide(rejected: str | None) -> str | None:
+        token = await auth._access_token(rejected)
+        if token is None and rejected is None:
+            raise NoToken
+        return token
+
+    return provide
 
 
 class PingState(rx.State):
@@ -62,7 +69,8 @@ class PingState(rx.State):
             return
         self._start("public")
         yield
-        self._show(await call_api(shared_client(), api_url("/public")))
+        ctx = context()
+        self._show(await call_api(ctx.client, ctx.api_url("/public")))
 
     @rx.event
     async def ping_private(self):
@@ -93,29 +101,18 @@ class PingState(rx.State):
         self._start(which)
         yield
         # The session comes from this connection's cookie, checked on every ping.
-        first = await auth._access_token()
-        if first is None:
+        ctx = context()
+        url = ctx.api_url(path)
+        try:
+            result = await call_api(
+                ctx.client, url, BearerAuth(session_tokens(auth), ctx.allowlist)
+            )
+        except NoToken:
             # Still signed in but no token: the provider could not renew it.
-            self._show(CANNOT_RENEW if auth.signed_in else SIGN_IN_FIRST)
-            return
-        tokens = [first]
-
-        async def token() -> str | None:
-            return tokens[-1]
-
-        async def refreshed() -> str | None:
-            renewed = await auth._access_token(rejected=tokens[-1])
-            if renewed:
-                tokens.append(renewed)
-            return renewed
-
-        url = api_url(path)
-        result = await call_api(
-            shared_client(), url, BearerAuth(token, allowlist(), refresh=refreshed)
-        )
+            result = CANNOT_RENEW
         if not auth.signed_in:  # the session ended (expired, revoked) meanwhile
             result = SIGN_IN_FIRST
-        elif result.status_code == 401 and not allowlist().allows(url):
+        elif result.status_code == 401 and not ctx.allowlist.allows(url):
             result = dataclasses.replace(
                 result,
                 message=(

@@ -15,16 +15,9 @@ import httpx
 import pytest
 
 from pingapp.api.verifier import TokenVerifier
-from tests.api.conftest import (
-    FakeClock,
-    Issuer,
-    Minter,
-    Server,
-    bearer,
-    challenge,
-    make_api,
-    serve,
-)
+from tests.support.api import bearer, challenge, make_api, serve
+from tests.support.clock import FakeClock
+from tests.support.issuers import Issuer, Minter, Server
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from starlette.routing import Mount
 
 from pingapp.api.verifier import TokenVerifier
 from pingapp.settings import Settings, get_settings
-from tests.api.conftest import FRONTEND, Issuer, Minter, bearer, make_api
+from tests.support.api import FRONTEND, bearer, make_api
+from tests.support.issuers import Issuer, Minter
 
 
 @pytest.fixture

@@ -19,15 +19,15 @@ from pingapp.settings import Settings, get_settings
 from tests.api.conftest import (
     DPOP_BASE,
     PUBLIC_API,
-    FakeClock,
-    Minter,
-    bearer,
     challenge,
     challenges,
     dpop_client,
     dpop_policy,
     with_proof,
 )
+from tests.support.api import bearer
+from tests.support.clock import FakeClock
+from tests.support.issuers import Minter
 
 SCOPED = "/private-scoped"
 PATHS = ["/private", SCOPED]

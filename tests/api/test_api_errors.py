@@ -7,17 +7,10 @@ import logging
 import httpx
 import pytest
 
-from tests.api.conftest import (
-    FakeClock,
-    Issuer,
-    Key,
-    Minter,
-    Server,
-    bearer,
-    challenge,
-    make_api,
-    make_verifier,
-)
+from tests.api.conftest import challenges
+from tests.support.api import bearer, challenge, make_api, make_verifier
+from tests.support.clock import FakeClock
+from tests.support.issuers import Issuer, Key, Minter, Server
 
 SCOPED = "/private-scoped"
 
@@ -111,7 +104,8 @@ async def test_no_token_is_401_with_a_bare_challenge(client: httpx.AsyncClient, 
     assert response.status_code == 401
     # A bare challenge per accepted scheme: no error, where the metadata is (RFC 9728).
     assert response.headers["www-authenticate"].startswith("Bearer resource_metadata=")
-    assert "error" not in challenge(response) and "error" not in challenge(response, "DPoP")
+    found = challenges(response)
+    assert "error" not in found["Bearer"] and "error" not in found["DPoP"]
     assert response.json()["error"] != "invalid_token"
     assert set(response.json()) == {"error", "error_description", "message"}
 

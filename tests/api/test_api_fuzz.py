@@ -13,7 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api.conftest import FakeClock, Issuer, Key, Minter, make_api, make_verifier, start_server
+from tests.support.api import make_api, make_verifier
+from tests.support.clock import FakeClock
+from tests.support.issuers import Issuer, Key, Minter, start_server
 
 PATHS = ["/public", "/private", "/private-scoped"]
 FUZZ = settings(

@@ -14,18 +14,9 @@ import pytest
 
 from pingapp.api.jws import TokenRefused
 from pingapp.api.verifier import TokenVerifier
-from tests.api.conftest import (
-    FakeClock,
-    Issuer,
-    Key,
-    Minter,
-    Server,
-    bearer,
-    challenge,
-    make_api,
-    make_verifier,
-    serve,
-)
+from tests.support.api import bearer, challenge, make_api, make_verifier, serve
+from tests.support.clock import FakeClock
+from tests.support.issuers import Issuer, Key, Minter, Server
 
 TEN_YEARS = 10 * 365 * 86_400
 

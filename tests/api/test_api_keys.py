@@ -15,17 +15,9 @@ from jwt.algorithms import RSAAlgorithm
 from pingapp.api.jws import TokenRefused
 from pingapp.api.verifier import TokenVerifier
 from pingapp.keys import KeyStore
-from tests.api.conftest import (
-    AUDIENCE,
-    FakeClock,
-    Issuer,
-    Key,
-    Minter,
-    Server,
-    bearer,
-    make_api,
-    make_verifier,
-)
+from tests.support.api import bearer, make_api, make_verifier
+from tests.support.clock import FakeClock
+from tests.support.issuers import AUDIENCE, Issuer, Key, Minter, Server
 
 
 def client_for(verifier: TokenVerifier) -> httpx.AsyncClient:

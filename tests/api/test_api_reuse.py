@@ -10,7 +10,8 @@ from fastapi import APIRouter, FastAPI
 from pingapp.api.errors import install_error_handlers
 from pingapp.api.security import VerifiedToken, require_scopes
 from pingapp.api.verifier import AccessToken, TokenVerifier
-from tests.api.conftest import Minter, bearer, challenge
+from tests.support.api import bearer, challenge
+from tests.support.issuers import Minter
 
 router = APIRouter(prefix="/things", tags=["things"])
 

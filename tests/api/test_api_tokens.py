@@ -14,18 +14,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from pingapp.api.verifier import TokenVerifier
-from tests.api.conftest import (
+from tests.support.api import bearer, challenge, make_api, make_verifier
+from tests.support.clock import FakeClock
+from tests.support.issuers import (
     AUDIENCE,
     CLIENT_ID,
-    FakeClock,
     Issuer,
     Key,
     Minter,
     b64,
-    bearer,
-    challenge,
-    make_api,
-    make_verifier,
     sign_raw,
     start_server,
 )

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from pingapp.api.verifier import TokenVerifier
-from tests.api.conftest import bearer, challenge, make_api
-from tests.idp.conftest import describe, serve, stop
 from tests.idp.flow import login
 from tests.idp.serve import AUDIENCE, OTHER_AUDIENCE
+from tests.support.api import bearer, challenge, make_api
+from tests.support.idp import describe, serve, stop
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.deploy.conftest import csp_watch, ping_private, sign_in, sign_out
-from tests.e2e.conftest import RunningApp, start_app
+from tests.support.app import RunningApp, start_app
+from tests.support.browser import csp_watch, ping_private, sign_in, sign_out
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,10 @@ from playwright.sync_api import Page, expect
 from reflex_base.constants import Bun, Node
 
 import rxconfig
-from tests.deploy.conftest import PUBLIC_MESSAGE, Server, StaticSite, start_nginx
-from tests.e2e.conftest import ROOT, RunningApp, free_port, stop_process_group, wait_until_up
+from tests.support.app import PUBLIC_MESSAGE, RunningApp
+from tests.support.deploy import StaticSite, start_nginx
+from tests.support.net import free_port
+from tests.support.processes import ROOT, Server, stop_process_group
 
 VENV = ROOT / ".venv"
 # "Your version (20.20.2) of Node.js is out of date. Upgrade to 22.22.0 or higher."
@@ -163,7 +165,7 @@ def dev_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningA
     )
     tree: list[int] = []
     try:
-        wait_until_up(app)
+        app.wait_until_up()
         tree = descendants(process.pid)
         yield app, executables(tree)
     finally:

@@ -14,18 +14,11 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.deploy.conftest import (
-    Server,
-    StaticSite,
-    backend,
-    ping_private,
-    sign_in,
-    sign_out,
-    start_backends,
-    start_nginx,
-    start_redis,
-)
-from tests.e2e.conftest import free_port
+from tests.support.browser import ping_private, sign_in, sign_out
+from tests.support.deploy import StaticSite, backend, start_backends, start_nginx
+from tests.support.net import free_port
+from tests.support.processes import Server
+from tests.support.redis import start_redis
 
 UPSTREAM = re.compile(r"127\.0\.0\.1:(\d+)")
 
@@ -73,7 +66,7 @@ def cluster(site: StaticSite, tmp_path_factory: pytest.TempPathFactory) -> Itera
     # Same working directory, so both sign with the embedded provider's one key
     # (.idp/); on several machines give them the same IDP_SIGNING_KEY instead.
     servers = {
-        port: backend(f"backend-{port}", port, site.url, tmp, REFLEX_REDIS_URL=redis.env["url"])
+        port: backend(f"backend-{port}", port, site.url, tmp, REFLEX_REDIS_URL=redis.url)
         for port in ports
     }
     nginx: Server | None = None

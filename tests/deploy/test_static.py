@@ -10,18 +10,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
-from tests.deploy.conftest import (
-    Server,
-    StaticSite,
-    backend,
-    csp_watch,
-    ping_private,
-    sign_in,
-    sign_out,
-    start_backends,
-    start_nginx,
-)
-from tests.e2e.conftest import free_port
+from tests.support.browser import csp_watch, ping_private, sign_in, sign_out
+from tests.support.deploy import StaticSite, backend, start_backends, start_nginx
+from tests.support.net import free_port
+from tests.support.processes import Server
 
 
 @pytest.fixture(scope="module")

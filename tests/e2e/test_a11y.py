@@ -37,7 +37,8 @@ from playwright.sync_api import (
     expect,
 )
 
-from tests.e2e.conftest import RunningApp, consent_without_following, start_app
+from tests.support.app import RunningApp, start_app
+from tests.support.browser import consent_without_following
 
 AXE_OPTIONS = {
     "runOnly": {

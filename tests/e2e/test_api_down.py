@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import RunningApp, free_port, start_app
+from tests.support.app import RunningApp, start_app
+from tests.support.net import free_port
 
 
 @pytest.fixture(scope="module")

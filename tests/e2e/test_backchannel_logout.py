@@ -23,7 +23,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from pingapp.auth.oidc import BACKCHANNEL_LOGOUT_EVENT
 from pingapp.devidp.keys import load_signing_keys
-from tests.e2e.conftest import ROOT, RunningApp, sign_in_at_provider, start_app, stored_sessions
+from tests.support.app import RunningApp, start_app, stored_sessions
+from tests.support.browser import sign_in_at_provider
+from tests.support.processes import ROOT
 
 USERS = "alice:alice,bob:bob"
 

@@ -22,14 +22,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from pingapp.auth.session import KEY_FILE, LOGIN_COOKIE, SESSION_COOKIE
-from tests.e2e.conftest import (
-    ROOT,
-    RunningApp,
-    consent_without_following,
-    sign_in_at_provider,
-    start_app,
-    stored_sessions,
-)
+from tests.support.app import RunningApp, start_app, stored_sessions
+from tests.support.browser import consent_without_following, sign_in_at_provider
+from tests.support.processes import ROOT
 
 #: Another port of the same host: in production, a sibling subdomain.
 FOREIGN = "http://localhost:5999"

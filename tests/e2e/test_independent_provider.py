@@ -24,14 +24,9 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.e2e.conftest import (
-    RunningApp,
-    free_port,
-    start_app,
-    stop_process_group,
-    stored_sessions,
-    wait_for_sessions,
-)
+from tests.support.app import RunningApp, start_app, stored_sessions, wait_for_sessions
+from tests.support.net import NotUp, free_port, wait_until
+from tests.support.processes import stop_process_group
 
 OP_DIR = Path(__file__).resolve().parent / "independent_op"
 OP_START_TIMEOUT = 30  # seconds
@@ -104,19 +99,25 @@ def op(
         start_new_session=True,
     )
     discovery = op_issuer + "/.well-known/openid-configuration"
-    deadline = time.monotonic() + OP_START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"oidc-provider exited with {process.returncode}:\n{log.read_text()}")
+
+    def serves_its_issuer() -> bool:
         try:
-            if httpx.get(discovery, timeout=2).json().get("issuer") == op_issuer:
-                break
-        except (httpx.TransportError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail(f"oidc-provider did not answer at {discovery}:\n{log.read_text()}")
-        time.sleep(0.2)
+            return httpx.get(discovery, timeout=2).json().get("issuer") == op_issuer
+        except ValueError:
+            return False  # up, but not answering JSON yet
+
+    try:
+        wait_until(
+            serves_its_issuer,
+            what=f"oidc-provider at {discovery}",
+            timeout=OP_START_TIMEOUT,
+            interval=0.2,
+            alive=lambda: process.poll() is None,
+            log=log,
+        )
+    except NotUp:
+        stop_process_group(process, timeout=10, signum=signal.SIGKILL)
+        raise
     yield op_issuer
     stop_process_group(process, timeout=10)
 

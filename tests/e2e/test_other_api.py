@@ -3,10 +3,7 @@ origin is on the allowlist."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,30 +11,25 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.e2e.conftest import ROOT, RunningApp, free_port, sign_in_at_provider, start_app
+from tests.support.app import RunningApp, start_app
+from tests.support.browser import sign_in_at_provider
+from tests.support.net import free_port
+from tests.support.processes import Server
 
 
-def start_second_api(port: int, issuer: str, log: Path) -> subprocess.Popen:
+def start_second_api(port: int, issuer: str, log: Path) -> Server:
     """pingapp's API app alone, on `port`, trusting the app's embedded provider."""
-    process = subprocess.Popen(
+    api = Server(
+        "the second API",
         [
             sys.executable, "-m", "granian", "--interface", "asgi",
             "--host", "127.0.0.1", "--port", str(port), "tests.e2e.second_api:app",
         ],
-        cwd=ROOT,
-        env={**os.environ, "AUTH_ISSUER": issuer},
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/public", timeout=2).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    pytest.fail(f"the second API did not start:\n{log.read_text()}")
+        {"AUTH_ISSUER": issuer},
+        log,
+    ).start()  # fmt: skip
+    api.wait_until(f"http://127.0.0.1:{port}/public", "", timeout=30, status=200)
+    return api
 
 
 @pytest.fixture(scope="module", params=["allowed", "not allowed"])
@@ -55,8 +47,7 @@ def setup(
     issuer = app.backend.replace("127.0.0.1", "localhost") + "/idp"
     api = start_second_api(port, issuer, folder / "second-api.log")
     yield app, second, allowed
-    api.terminate()
-    api.wait(timeout=10)
+    api.stop()
     app.stop()
 
 

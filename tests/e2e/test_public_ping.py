@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import RunningApp, start_app
+from tests.support.app import RunningApp, start_app
 
 PUBLIC_MESSAGE = "Hello from a public endpoint!"
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
-from tests.e2e.conftest import RunningApp, sign_in_at_provider, start_app
+from tests.support.app import RunningApp, start_app
+from tests.support.browser import sign_in_at_provider
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,8 @@ import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from pingapp.auth.session import SESSION_COOKIE
-from tests.e2e.conftest import (
-    RunningApp,
-    sign_in_at_provider,
-    start_app,
-    wait_for_sessions,
-)
+from tests.support.app import RunningApp, start_app, wait_for_sessions
+from tests.support.browser import sign_in_at_provider
 
 
 @pytest.fixture(scope="module")

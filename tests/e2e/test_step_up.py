@@ -16,8 +16,9 @@ import redis
 from playwright.sync_api import Browser, Page, expect
 
 from pingapp.auth.session import SESSION_COOKIE
-from tests.deploy.conftest import start_redis
-from tests.e2e.conftest import RunningApp, consent_without_following, sign_in_at_provider, start_app
+from tests.support.app import RunningApp, start_app
+from tests.support.browser import consent_without_following, sign_in_at_provider
+from tests.support.redis import start_redis
 
 RECENT = "Hello from a private endpoint! You signed in recently enough to see this."
 
@@ -25,7 +26,7 @@ RECENT = "Hello from a private endpoint! You signed in recently enough to see th
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = start_redis(tmp_path_factory.mktemp("step-up-redis"))
-    yield server.env["url"]
+    yield server.url
     server.stop()
 
 

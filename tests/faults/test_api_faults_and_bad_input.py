@@ -20,9 +20,15 @@ from hypothesis import strategies as st
 from playwright.sync_api import Browser, Page, expect
 
 from pingapp.auth.session import SESSION_COOKIE
-from tests.deploy.conftest import PRIVATE_MESSAGE, PUBLIC_MESSAGE, sign_in
-from tests.e2e.conftest import RunningApp, start_app, stored_sessions
-from tests.faults.conftest import APP_ENV, HTTP_TIMEOUT, SLACK, Gate
+from tests.support.app import (
+    PRIVATE_MESSAGE,
+    PUBLIC_MESSAGE,
+    RunningApp,
+    start_app,
+    stored_sessions,
+)
+from tests.support.browser import sign_in
+from tests.support.faults import APP_ENV, HTTP_TIMEOUT, SLACK, Gate
 
 JWT = re.compile(r"eyJ[\w-]{10,}\.eyJ[\w-]{10,}\.[\w-]{10,}")
 

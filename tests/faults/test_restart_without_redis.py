@@ -18,9 +18,17 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.deploy.conftest import PRIVATE_MESSAGE, PUBLIC_MESSAGE, sign_in
-from tests.e2e.conftest import RunningApp, start_app, stored_sessions, wait_for_sessions
-from tests.faults.conftest import APP_ENV, restart_app
+from tests.support.app import (
+    PRIVATE_MESSAGE,
+    PUBLIC_MESSAGE,
+    RunningApp,
+    restart_app,
+    start_app,
+    stored_sessions,
+    wait_for_sessions,
+)
+from tests.support.browser import sign_in
+from tests.support.faults import APP_ENV
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +56,16 @@ def test_a_restart_without_redis_keeps_the_user_signed_in(
     page.click("#ping-private")
     expect(message).to_contain_text(PRIVATE_MESSAGE)
     wait_for_sessions(states_dir, 1)
+    # The tab is closed first: open, it would reconnect as soon as the backend is
+    # back and write its page state again, racing with the check below.
+    browser_profile = page.context
+    page.close()
 
     restart_app(app, app_env)
     assert not list(states_dir.glob("*.pkl"))  # Reflex's page states were emptied
     assert len(stored_sessions(states_dir)) == 1  # the session was not
-    # A new tab of the same browser (the old one may be reloading itself while the
-    # dev server comes back, which a reload here would race with).
-    page = page.context.new_page()
+    # A new tab of the same browser: its cookie names the session.
+    page = browser_profile.new_page()
     page.goto(app.url + "/ping")
     message = page.locator("#ping-message")
     expect(page.locator("#qsLogoutBtn")).to_be_visible()

@@ -23,54 +23,15 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.deploy.conftest import PRIVATE_MESSAGE, PUBLIC_MESSAGE, REDIS, Server, sign_in
-from tests.e2e.conftest import RunningApp, free_port, start_app
-from tests.faults.conftest import APP_ENV, restart_app
-
-
-class Redis(Server):
-    """redis-server with an append-only file in `data`, restartable on its port."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.data = tmp / "redis-data"
-        self.data.mkdir()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        super().__init__(
-            "redis",
-            [
-                REDIS,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.data),
-            ],
-            {},
-            tmp / "redis.log",
-        )
-
-    def start(self) -> Redis:
-        ready = self.log.read_text().count("Ready to accept") if self.log.exists() else 0
-        super().start()
-        deadline = time.monotonic() + 20
-        while self.log.read_text().count("Ready to accept") == ready:
-            assert time.monotonic() < deadline and self.running(), self.log.read_text()
-            time.sleep(0.05)
-        return self
+from tests.support.app import PRIVATE_MESSAGE, PUBLIC_MESSAGE, RunningApp, restart_app, start_app
+from tests.support.browser import sign_in
+from tests.support.faults import APP_ENV
+from tests.support.redis import Redis
 
 
 @dataclass
@@ -123,7 +84,7 @@ class Load:
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
-    server = Redis(tmp_path_factory.mktemp("redis")).start()
+    server = Redis(tmp_path_factory.mktemp("redis"), append_only=True).start()
     yield server
     server.stop()
 
@@ -138,15 +99,6 @@ def app(app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> It
     running = start_app("run", tmp_path_factory.mktemp("restarts"), env=app_env)
     yield running
     running.stop()
-
-
-@pytest.fixture
-def tab(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
 
 
 def pings(page: Page) -> None:
@@ -173,46 +125,48 @@ def restart_redis_under_load(app: RunningApp, redis: Redis, *, keep_data: bool) 
 
 
 def test_redis_restart_with_its_data_keeps_the_user_signed_in(
-    app: RunningApp, redis: Redis, tab: Page
+    app: RunningApp, redis: Redis, page: Page
 ) -> None:
-    sign_in(tab, app.url)
-    pings(tab)
+    sign_in(page, app.url)
+    pings(page)
     load = restart_redis_under_load(app, redis, keep_data=True)
     assert sum(load.statuses.values()) > 20
     assert not load.failures, sorted(set(load.failures))[:5]
     assert load.statuses[503], "no request came while Redis was away"
-    tab.reload()
-    expect(tab.locator("#qsLogoutBtn")).to_be_visible()
-    pings(tab)
+    page.reload()
+    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    pings(page)
 
 
 def test_redis_restart_without_its_data_asks_the_user_to_sign_in_again(
-    app: RunningApp, redis: Redis, tab: Page
+    app: RunningApp, redis: Redis, page: Page
 ) -> None:
-    sign_in(tab, app.url)
-    pings(tab)
+    sign_in(page, app.url)
+    pings(page)
     load = restart_redis_under_load(app, redis, keep_data=False)
     assert sum(load.statuses.values()) > 20
     assert not load.failures, sorted(set(load.failures))[:5]
     assert load.statuses[503], "no request came while Redis was away"
-    tab.reload()
-    expect(tab.locator("#qsLoginBtn")).to_be_visible()
-    tab.goto(app.url + "/")
-    expect(tab.locator("#home-status")).to_contain_text("You are not logged in!")
-    sign_in(tab, app.url)
-    pings(tab)
+    page.reload()
+    expect(page.locator("#qsLoginBtn")).to_be_visible()
+    page.goto(app.url + "/")
+    expect(page.locator("#home-status")).to_contain_text("You are not logged in!")
+    sign_in(page, app.url)
+    pings(page)
 
 
 def test_backend_restart_reconnects_and_the_user_is_still_signed_in(
-    app: RunningApp, app_env: dict[str, str], tab: Page
+    app: RunningApp, app_env: dict[str, str], page: Page
 ) -> None:
-    sign_in(tab, app.url)
-    pings(tab)
+    sign_in(page, app.url)
+    pings(page)
     away = restart_app(app, app_env)
     print(f"\nmake run restarted in {away:.1f} s")
     # The same page, not reloaded: its websocket comes back and events flow again.
-    expect(tab.locator("#qsLogoutBtn")).to_be_visible()
-    pings(tab)
-    tab.reload()
-    expect(tab.locator("#qsLogoutBtn")).to_be_visible()
-    pings(tab)
+    # (It retries with a back-off, and the dev server may make it reload itself:
+    # the page's own actions' timeout, not expect's 5 s.)
+    expect(page.locator("#qsLogoutBtn")).to_be_visible(timeout=20_000)
+    pings(page)
+    page.reload()
+    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    pings(page)

@@ -7,9 +7,10 @@ and users registered by default (the app's and the API docs'; alice and bob), as
 forward, for the sign-in throttle's tests; `/clocked/idp` has another
 (`POST /_clock?clock=clocked&seconds=N`), for the expiry of codes and pushed
 requests, sign-in times and `max_age`. `/par/idp` requires pushed authorization requests
-(IDP_REQUIRE_PAR). `/bcl/idp` has clients with back-channel logout URIs at the test
-receiver (`receiver.py`, IDP_TEST_RECEIVER) and retries with a fast backoff;
-`GET /_logs` lists what the provider logged. Configuration comes from the
+(IDP_REQUIRE_PAR); `/nonce/idp` requires DPoP nonces (IDP_DPOP_NONCE). `/bcl/idp` has
+clients with back-channel logout URIs at the test receiver (`receiver.py`,
+IDP_TEST_RECEIVER) and retries with a fast backoff; `GET /_logs` lists what the
+provider logged. Configuration comes from the
 environment the fixture sets (port, key folder, optional Redis, the receiver).
 """
 
@@ -132,6 +133,7 @@ def build() -> Starlette:
     normal = IdpSettings(users=users, key_dir=key_dir, redis_url=redis_url, access_token_ttl=300)
     demo = IdpSettings(key_dir=key_dir, redis_url=redis_url, access_token_ttl=300)
     par_only = IdpSettings(users=users, key_dir=key_dir, redis_url=redis_url, require_par=True)
+    nonces = IdpSettings(users=users, key_dir=key_dir, redis_url=redis_url, dpop_nonce=True)
     common = {"clients": CLIENTS, "audiences": [AUDIENCE, OTHER_AUDIENCE]}
     return Starlette(
         routes=[
@@ -153,6 +155,15 @@ def build() -> Starlette:
                 app=create_idp(
                     issuer=f"{base}/par/idp",
                     settings=par_only,
+                    store=store_for(redis_url),
+                    **common,
+                ),
+            ),
+            Mount(
+                "/nonce/idp",
+                app=create_idp(
+                    issuer=f"{base}/nonce/idp",
+                    settings=nonces,
                     store=store_for(redis_url),
                     **common,
                 ),

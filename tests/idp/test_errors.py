@@ -226,7 +226,7 @@ params = st.dictionaries(
 
 @FUZZ
 @given(path=st.sampled_from(["/authorize", "/logout", "/login", "/consent"]), query=params)
-def test_no_query_causes_a_server_error(idp: dict[str, Any], path: str, query: dict) -> None:
+def test_any_query_is_answered_below_500(idp: dict[str, Any], path: str, query: dict) -> None:
     response = httpx.get(f"{idp['issuer']}{path}?{urlencode(query)}")
     assert response.status_code < 500, response.text[:300]
 
@@ -236,7 +236,7 @@ def test_no_query_causes_a_server_error(idp: dict[str, Any], path: str, query: d
     path=st.sampled_from(["/token", "/revoke", "/userinfo", "/authorize", "/logout", "/login"]),
     form=params,
 )
-def test_no_form_causes_a_server_error(idp: dict[str, Any], path: str, form: dict) -> None:
+def test_any_form_is_answered_below_500(idp: dict[str, Any], path: str, form: dict) -> None:
     response = httpx.post(f"{idp['issuer']}{path}", data=form)
     assert response.status_code < 500, response.text[:300]
 
@@ -251,7 +251,7 @@ def test_no_form_causes_a_server_error(idp: dict[str, Any], path: str, form: dic
         ),
     )
 )
-def test_no_authorization_header_causes_a_server_error(idp: dict[str, Any], header: str) -> None:
+def test_any_authorization_header_is_answered_below_500(idp: dict[str, Any], header: str) -> None:
     response = httpx.get(idp["metadata"]["userinfo_endpoint"], headers={"Authorization": header})
     assert response.status_code < 500
     response = httpx.post(

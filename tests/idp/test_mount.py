@@ -13,7 +13,7 @@ import pytest
 from pingapp.devidp import embedded_provider_mounts, is_loopback_url, should_mount
 from pingapp.devidp.config import DOCS_CLIENT_ID
 from pingapp.settings import Settings, get_settings
-from tests.idp.conftest import serve, stop
+from tests.support.idp import serve, stop
 
 
 @pytest.fixture

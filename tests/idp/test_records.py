@@ -79,3 +79,23 @@ def test_a_record_of_another_layout_reads_as_absent() -> None:
     records, _, store = records_at()
     store.put("sess:old", {"user": "alice", "auth_time": 1, "sid": "s"}, 60)
     assert records.get(r.SESSIONS, "old") is None
+
+
+def test_first_use_is_true_once_until_the_store_forgets() -> None:
+    store_now = [0.0]
+    records = Records(MemoryStore(clock=lambda: store_now[0]))
+    assert records.first_use(r.DPOP_PROOFS, "jkt-jti", ttl=62)
+    assert not records.first_use(r.DPOP_PROOFS, "jkt-jti", ttl=62)
+    assert records.first_use(r.DPOP_PROOFS, "other", ttl=62)
+    store_now[0] += 63
+    assert records.first_use(r.DPOP_PROOFS, "jkt-jti", ttl=62)
+
+
+def test_a_bound_refresh_record_keeps_its_key() -> None:
+    records, _, _ = records_at()
+    subject = Subject("alice", 990, "gid-1")
+    record = r.RefreshRecord("gid-1", "pingapp", "openid", subject, jkt="thumb")
+    records.put(r.REFRESH_TOKENS, record, "k", ttl=60)
+    found = records.get(r.REFRESH_TOKENS, "k")
+    assert found is not None
+    assert found.issued("k").jkt == "thumb"

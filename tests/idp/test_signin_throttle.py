@@ -18,8 +18,8 @@ import pytest
 
 from pingapp.devidp.storage import MemoryStore
 from pingapp.devidp.throttle import BUCKET_DIGITS, SignInThrottle, address_of, bucket
-from tests.idp.conftest import describe
 from tests.idp.flow import Browser, callback_params, form_error, parse_page, rp, start
+from tests.support.idp import describe
 
 WINDOW = 300  # IdpSettings.signin_window's default
 PER_USER = 5

@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from pingapp.devidp.storage import MemoryStore, RedisStore, Store
-from tests.idp.conftest import describe, serve, stop
 from tests.idp.flow import Browser, login, rp, start, verify
 from tests.idp.serve import OTHER_REDIRECT
 from tests.idp.test_backchannel_logout import received, wait_for
+from tests.support.idp import describe, serve, stop
 
 
 def check_take_is_single_winner(store: Store) -> None:

@@ -29,11 +29,12 @@ from jwt.algorithms import RSAAlgorithm
 from reflex.istate.data import HeaderData, ReflexURL, RouterData, SessionData
 from starlette.requests import cookie_parser
 
-from pingapp import http
-from pingapp.auth import oidc, session
+from pingapp.auth import login as request
+from pingapp.auth import session
 from pingapp.auth.session import LOGIN_COOKIE, SESSION_COOKIE, Vault, digest, new_secret
 from pingapp.auth.state import AuthState
 from pingapp.auth.store import DiskStore
+from pingapp.context import build_context, context, use_context
 from pingapp.settings import Settings
 
 ISSUER = "https://idp.example.test/"
@@ -136,29 +137,19 @@ def provider() -> FakeProvider:
 
 
 @pytest.fixture
-async def env(
-    provider: FakeProvider, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> AsyncIterator[Vault]:
+async def env(provider: FakeProvider, tmp_path: Path) -> AsyncIterator[Vault]:
     """Settings, the shared client (to the fake provider) and a vault on disk."""
     settings = Settings(auth_issuer=ISSUER, auth_client_id=CLIENT_ID)
     vault = Vault(DiskStore(tmp_path / "sessions"), Fernet.generate_key(), max_age=86_400)
-    monkeypatch.setattr("pingapp.auth.state.get_settings", lambda: settings)
-    monkeypatch.setattr("pingapp.auth.state.backend_url", lambda: BACKEND)
-    monkeypatch.setattr("pingapp.auth.state.frontend_url", lambda: FRONTEND)
-
-    async def no_other_tabs(tabs: list[str], except_token: str) -> None:
-        del tabs, except_token
-
-    monkeypatch.setattr("pingapp.auth.state.sign_out_tabs", no_other_tabs)
-    oidc.clear_caches()
-    session.install_vault(vault)
-    try:
-        transport = httpx.MockTransport(provider.handler)
-        async with http.use_client(httpx.AsyncClient(transport=transport)):
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider.handler)) as client:
+        with use_context(fake_context(client, settings, vault)):
             yield vault
-    finally:
-        session.install_vault(None)
-        oidc.clear_caches()
+
+
+def fake_context(client: httpx.AsyncClient, settings: Settings, vault: Vault):
+    """The application context of a backend at BACKEND serving FRONTEND, whose
+    other tabs are not open (the notifier does nothing)."""
+    return build_context(client, settings=settings, vault=vault, backend=BACKEND, frontend=FRONTEND)
 
 
 def new_tab(path: str = "/", cookie: str = "", token: str = "tab-1") -> AuthState:
@@ -233,11 +224,11 @@ async def login(state: AuthState, provider: FakeProvider, return_to: str = "") -
     The tab's connection then carries the new login cookie (as its digest), next
     to whatever cookies it had."""
     handle = await start_login(state, return_to)
-    record = await session.vault().take_login(handle)
+    record = await context().vault.take_login(handle)
     assert record is not None
     binding = new_secret()
     record.browser = digest(binding)
-    await session.vault().put_login(record.login.state, record)
+    await context().vault.put_login(record.login.state, record)
     at(state, cookie=with_cookie(state.router.headers.cookie, LOGIN_COOKIE, digest(binding)))
     provider.nonce = record.login.nonce
     return record.authorize_url
@@ -253,7 +244,7 @@ async def bind(state: AuthState, events: list[Any]) -> session.BindTicket:
     the login cookie is swapped for the session cookie and the tab restored."""
     [url] = navigations(events)
     assert url.startswith(BACKEND + "/auth/session?ticket=")
-    ticket = await session.vault().redeem_ticket(query_of(url)["ticket"][0])
+    ticket = await context().vault.redeem_ticket(query_of(url)["ticket"][0])
     assert ticket is not None
     assert ticket.browser == cookie_of(state, LOGIN_COOKIE)
     cookie = with_cookie(state.router.headers.cookie, LOGIN_COOKIE, None)
@@ -320,12 +311,10 @@ async def test_each_login_gets_fresh_secrets(env: Vault, provider: FakeProvider)
 )
 def test_audience_parameter_is_configurable(param: str, expected: list[str]) -> None:
     settings = Settings(auth_issuer=ISSUER, auth_audience_param=param)  # pyright: ignore[reportArgumentType]
-    pending = oidc.new_pending_login(FRONTEND + "/callback", "/")
-    url = oidc.authorization_url(
-        {"authorization_endpoint": ISSUER + "authorize"}, settings, pending
-    )
-    query = parse_qs(urlsplit(url).query)
+    pending = request.new_pending_login(FRONTEND + "/callback", "/")
+    query = request.authorization_params(settings, pending)
     assert [name for name in ("audience", "resource") if name in query] == expected
+    assert all(query[name] == settings.auth_audience for name in expected)
 
 
 @pytest.mark.parametrize(
@@ -341,11 +330,9 @@ def test_audience_parameter_is_configurable(param: str, expected: list[str]) -> 
 def test_offline_access_asks_for_consent_where_the_spec_needs_it(
     settings: Settings, prompt: list[str] | None
 ) -> None:
-    pending = oidc.new_pending_login(FRONTEND + "/callback", "/")
-    url = oidc.authorization_url(
-        {"authorization_endpoint": ISSUER + "authorize"}, settings, pending
-    )
-    assert parse_qs(urlsplit(url).query).get("prompt") == prompt
+    pending = request.new_pending_login(FRONTEND + "/callback", "/")
+    params = request.authorization_params(settings, pending)
+    assert ([params["prompt"]] if "prompt" in params else None) == prompt
 
 
 @pytest.mark.parametrize(
@@ -363,7 +350,7 @@ def test_offline_access_asks_for_consent_where_the_spec_needs_it(
     ],
 )
 def test_return_to_is_a_local_path_only(given: str, safe: str) -> None:
-    assert oidc.safe_return_path(given) == safe
+    assert request.safe_return_path(given) == safe
 
 
 # --- the callback --------------------------------------------------------------------------
@@ -676,7 +663,7 @@ def test_the_access_token_is_no_event_handler() -> None:
 
 
 async def expire(state: AuthState) -> None:
-    async with session.vault().modify(state._session_hash) as stored:
+    async with context().vault.modify(state._session_hash) as stored:
         assert stored is not None
         stored.expires_at = time.time() + 5
 
@@ -812,7 +799,7 @@ async def test_logout_with_the_provider_down_stays_in_the_app(
 
 def test_logout_url_sends_a_hint_and_no_id_token() -> None:
     settings = Settings(auth_issuer=ISSUER, auth_client_id=CLIENT_ID)
-    url = oidc.logout_url(
+    url = request.end_session_url(
         {"end_session_endpoint": ISSUER + "logout"},
         settings,
         logout_hint="user-1",
@@ -828,7 +815,7 @@ def test_logout_url_sends_a_hint_and_no_id_token() -> None:
 
 def test_auth0_logout_without_end_session_endpoint() -> None:
     settings = Settings(auth0_domain="tenant.auth0.test")
-    url = oidc.logout_url({}, settings, logout_hint="user-1", return_to=FRONTEND + "/")
+    url = request.end_session_url({}, settings, logout_hint="user-1", return_to=FRONTEND + "/")
     assert url is not None
     assert url.startswith("https://tenant.auth0.test/v2/logout?")
     assert query_of(url) == {"client_id": [CLIENT_ID], "returnTo": [FRONTEND + "/"]}
@@ -854,12 +841,12 @@ async def test_par_puts_only_client_id_and_request_uri_in_the_browsers_url(
 
 
 async def test_auth_use_par_true_without_an_endpoint_is_explained(
-    env: Vault, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+    env: Vault, provider: FakeProvider
 ) -> None:
     settings = Settings(auth_issuer=ISSUER, auth_client_id=CLIENT_ID, auth_use_par="true")
-    monkeypatch.setattr("pingapp.auth.state.get_settings", lambda: settings)
     state = new_tab()
-    events = await run(AuthState.login, state, "")
+    with use_context(fake_context(context().client, settings, env)):
+        events = await run(AuthState.login, state, "")
     assert navigations(events) == []
     assert state.error_title == "The sign-in provider does not offer pushed authorization requests"
 
@@ -897,12 +884,12 @@ async def test_step_up_asks_for_max_age_and_checks_auth_time(
 ) -> None:
     state = await signed_in(provider)
     [url] = navigations(await run(AuthState.sign_in_recently, state))
-    record = await session.vault().take_login(query_of(url)["tx"][0])
+    record = await context().vault.take_login(query_of(url)["tx"][0])
     assert record is not None
     assert query_of(record.authorize_url)["max_age"] == ["300"]
     binding = new_secret()
     record.browser = digest(binding)
-    await session.vault().put_login(record.login.state, record)
+    await context().vault.put_login(record.login.state, record)
     at(state, cookie=with_cookie(state.router.headers.cookie, LOGIN_COOKIE, digest(binding)))
     provider.nonce = record.login.nonce
     # A provider that ignored max_age: the sign-in behind the token is an hour old.

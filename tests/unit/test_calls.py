@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import socket
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
+from pingapp.ping import calls
 from pingapp.ping.calls import call_api
+from tests.support.clock import FakeClock
+from tests.support.net import free_port
 
 URL = "http://127.0.0.1:9/api/public"
 
@@ -16,13 +19,25 @@ def client_answering(handler) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.MockTransport(handler))
 
 
-async def test_message_is_shown_with_status_and_time() -> None:
-    async with client_answering(lambda _: httpx.Response(200, json={"message": "hi"})) as client:
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The clock call_api times its calls with, moved by hand."""
+    clock = FakeClock()
+    monkeypatch.setattr(calls, "time", SimpleNamespace(perf_counter=clock.monotonic))
+    return clock
+
+
+async def test_message_is_shown_with_status_and_time(clock: FakeClock) -> None:
+    def answer_after_a_quarter_second(_: httpx.Request) -> httpx.Response:
+        clock.advance(0.25)
+        return httpx.Response(200, json={"message": "hi"})
+
+    async with client_answering(answer_after_a_quarter_second) as client:
         result = await call_api(client, URL)
     assert result.ok
     assert result.message == "hi"
     assert result.status_code == 200
-    assert result.elapsed_ms >= 0
+    assert result.elapsed_ms == 250.0
 
 
 async def test_an_answer_without_a_message_is_an_error() -> None:
@@ -51,23 +66,22 @@ async def test_error_statuses_are_explained(status: int, body: dict | None, word
     assert words in result.message
 
 
-async def test_a_timeout_says_so() -> None:
-    def slow(request: httpx.Request) -> httpx.Response:
+async def test_a_timeout_says_so_and_is_timed_too(clock: FakeClock) -> None:
+    def time_out_after_two_seconds(request: httpx.Request) -> httpx.Response:
+        clock.advance(2.0)
         raise httpx.ReadTimeout("timed out", request=request)
 
-    async with client_answering(slow) as client:
+    async with client_answering(time_out_after_two_seconds) as client:
         result = await call_api(client, URL)
     assert not result.ok
     assert result.status_code == 0
     assert "did not answer in time" in result.message
+    assert result.elapsed_ms == 2000.0
 
 
 async def test_an_unreachable_api_names_its_url() -> None:
     # A real connection to a port nobody listens on.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/api/public"
+    url = f"http://127.0.0.1:{free_port()}/api/public"
     async with httpx.AsyncClient(timeout=5) as client:
         result = await call_api(client, url)
     assert not result.ok

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from pingapp.http import AllowedTarget, Allowlist, BearerAuth
+from pingapp.allowlist import AllowedTarget, Allowlist
+from pingapp.http import BearerAuth, make_client
 
 ALLOWED = [
     "https://api.example.test",
@@ -92,22 +93,22 @@ class Session:
     reads: int = 0
     refreshes: int = 0
 
-    async def get_token(self) -> str | None:
-        self.reads += 1
-        return self.token
+    #: The tokens the server rejected, as `BearerAuth` reported them.
+    rejected: list[str] = field(default_factory=list)
 
-    async def refresh(self) -> str | None:
+    async def provide(self, rejected: str | None) -> str | None:
+        """The token provider: the current token, or a new one for a rejected one."""
+        if rejected is None:
+            self.reads += 1
+            return self.token
+        self.rejected.append(rejected)
         self.refreshes += 1
         self.token = self.new_token
         return self.new_token
 
-    def auth(self, allowlist: list[str] | None = None, **options: int) -> BearerAuth:
-        return BearerAuth(
-            self.get_token,
-            ALLOWED if allowlist is None else allowlist,
-            refresh=self.refresh,
-            **options,
-        )
+    def auth(self, allowlist: list[str] | None = None, max_redirects: int = 5) -> BearerAuth:
+        allowed = ALLOWED if allowlist is None else allowlist
+        return BearerAuth(self.provide, allowed, max_redirects=max_redirects)
 
 
 def redirect(location: str, status: int = 302) -> list[tuple[int, dict[str, str]]]:
@@ -124,8 +125,9 @@ async def call(
     headers: dict[str, str] | None = None,
     follow_redirects: bool = False,
 ) -> httpx.Response:
-    """One call through a client set up like the shared one (no redirects of its own)."""
-    async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
+    """One call through pingapp's client (the shared one's options: no redirects of its
+    own, no cookies), answered by `server`."""
+    async with make_client(transport=httpx.MockTransport(server)) as client:
         return await client.request(
             method,
             url,
@@ -193,16 +195,20 @@ async def test_an_allowed_url_gets_the_token(url: str) -> None:
 )
 async def test_a_url_that_is_not_allowed_gets_no_token(url: str) -> None:
     server = Server()
+    session = Session()
     # Even a token the caller put in by hand is taken out.
-    await call(server, url, Session().auth(), headers={"Authorization": "Bearer by-hand"})
+    await call(server, url, session.auth(), headers={"Authorization": "Bearer by-hand"})
     assert len(server.sent) == 1
     assert server.sent[0].authorization is None
+    assert session.reads == 0  # the token is asked for only when it will be sent
 
 
 async def test_an_empty_allowlist_sends_the_token_nowhere() -> None:
     server = Server()
-    await call(server, "https://api.example.test/api/private", Session().auth(allowlist=[]))
+    session = Session()
+    await call(server, "https://api.example.test/api/private", session.auth(allowlist=[]))
     assert server.sent[0].authorization is None
+    assert session.reads == 0
 
 
 async def test_no_token_means_no_header() -> None:
@@ -222,9 +228,10 @@ async def test_the_token_is_read_for_each_call_not_kept() -> None:
     assert session.reads == 2
 
 
-async def test_the_client_itself_keeps_no_token() -> None:
+async def test_the_shared_client_keeps_no_token_for_the_next_caller() -> None:
+    # One user's call with BearerAuth, then anyone's call on the same pingapp client.
     server = Server()
-    async with httpx.AsyncClient(transport=httpx.MockTransport(server)) as client:
+    async with make_client(transport=httpx.MockTransport(server)) as client:
         await client.get("https://api.example.test/a", auth=Session().auth())
         await client.get("https://api.example.test/b")
         assert "Authorization" not in client.headers
@@ -412,6 +419,7 @@ async def test_an_invalid_token_is_refreshed_once_and_retried_once() -> None:
     response = await call(server, "https://api.example.test/a", session.auth())
     assert response.status_code == 200
     assert session.refreshes == 1
+    assert session.rejected == [TOKEN]  # the provider is told which token was refused
     assert server.authorizations == [
         ("https://api.example.test/a", f"Bearer {TOKEN}"),
         ("https://api.example.test/a", f"Bearer {NEW_TOKEN}"),
@@ -474,7 +482,7 @@ async def test_without_a_refresh_the_401_is_returned() -> None:
     session = Session()
     server = Server({"https://api.example.test/a": [(401, INVALID_TOKEN)]})
     response = await call(
-        server, "https://api.example.test/a", BearerAuth(session.get_token, ALLOWED)
+        server, "https://api.example.test/a", BearerAuth(session.provide, ALLOWED, retry=False)
     )
     assert response.status_code == 401
     assert len(server.sent) == 1

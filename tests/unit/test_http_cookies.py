@@ -11,17 +11,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
-from pingapp import http
+from pingapp.auth.session import Vault
+from pingapp.auth.store import DiskStore
+from pingapp.context import serve_context
 from pingapp.http import BearerAuth, NoCookieJar, make_client
+from pingapp.settings import Settings
 
 OWN_ORIGIN = "http://localhost:8000"
 
@@ -85,7 +90,8 @@ def own_backend() -> Starlette:
     )
 
 
-async def no_token() -> str | None:
+async def no_token(rejected: str | None) -> str | None:
+    del rejected
     return None
 
 
@@ -111,9 +117,11 @@ async def test_a_cookie_put_on_the_client_directly_is_not_kept_either(upstream: 
         assert (await client.get(f"{upstream}/echo")).text == ""
 
 
-async def test_the_in_process_origin_gets_no_cookie_either() -> None:
-    async with http.http_client_lifespan(in_process={OWN_ORIGIN: own_backend()}):
-        client = http.shared_client()
+async def test_the_in_process_origin_gets_no_cookie_either(tmp_path: Path) -> None:
+    vault = Vault(DiskStore(tmp_path / "sessions"), Fernet.generate_key(), max_age=60)
+    in_process = {OWN_ORIGIN: own_backend()}
+    async with serve_context(in_process=in_process, settings=Settings(), vault=vault) as ctx:
+        client = ctx.client
         assert isinstance(client.cookies.jar, NoCookieJar)
         first = await client.get(f"{OWN_ORIGIN}/set")
         assert "sid=alice-session" in first.headers["set-cookie"]

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import free_port
+from tests.support.net import free_port
 
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")

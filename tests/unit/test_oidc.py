@@ -8,17 +8,20 @@ stand-in), which counts the calls it gets.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import jwt
 import pytest
 
 from pingapp.auth import oidc
+from pingapp.auth.discovery import DISCOVERY_FAILURE_COOLDOWN, Discovery, check_metadata
+from pingapp.auth.errors import LoginError, ProviderUnavailable
+from pingapp.auth.login import end_session_url
 from pingapp.settings import Settings
 from pingapp.singleflight import SingleFlight
-from tests.api.conftest import FakeClock, Issuer, Server, new_key, start_server
+from tests.support.clock import FakeClock
+from tests.support.issuers import Issuer, Server, new_key, start_server
 
 CLIENT_ID = "my-app"
 RETURN_TO = "http://localhost:3000/"
@@ -26,44 +29,57 @@ RETURN_TO = "http://localhost:3000/"
 
 @pytest.fixture
 def provider() -> Iterator[Server]:
-    oidc.clear_caches()
     running = start_server(Issuer())
     yield running
     running.stop()
-    oidc.clear_caches()
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """Discovery's failure cooldown on a fake clock."""
-    fake = FakeClock()
-    flight: SingleFlight[dict] = SingleFlight(
-        failure_cooldown=oidc.DISCOVERY_FAILURE_COOLDOWN, monotonic=fake.monotonic
-    )
-    monkeypatch.setattr(oidc, "_discovery", flight)
-    return fake
+def clock() -> FakeClock:
+    """The monotonic clock of the cache and the failure cooldown."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+def client_of(http: httpx.AsyncClient, server: Server, clock: FakeClock) -> oidc.OIDCClient:
+    """The OIDC client of an app whose issuer is `server`."""
+    url = server.issuer.url
+    settings = Settings(auth_issuer=url, auth_client_id=CLIENT_ID)
+    return oidc.OIDCClient(http, settings, url, monotonic=clock.monotonic)
 
 
 async def discover(issuer: str) -> dict:
     async with httpx.AsyncClient() as client:
-        return await oidc.discover(client, issuer)
+        return await Discovery(client, issuer).get()
 
 
 # -- discovery: what is trusted ------------------------------------------------------
 
 
-async def test_a_sound_document_is_used_and_cached(provider: Server) -> None:
+async def test_a_sound_document_is_used_and_cached(
+    provider: Server, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
     issuer = provider.issuer
-    document = await discover(issuer.url)
+    client = client_of(http, provider, clock)
+    document = await client.metadata()
     assert document["authorization_endpoint"] == f"{issuer.url}/authorize"
-    await discover(issuer.url)
+    clock.advance(599)
+    await client.metadata()
     assert issuer.discovery_fetches == 1
+    clock.advance(2)  # METADATA_TTL later it is fetched again
+    await client.metadata()
+    assert issuer.discovery_fetches == 2
 
 
 async def test_a_document_naming_another_issuer_is_refused(provider: Server) -> None:
     issuer = provider.issuer
     issuer.overrides = {"issuer": "https://evil.example.test/"}
-    with pytest.raises(oidc.LoginError) as caught:
+    with pytest.raises(LoginError) as caught:
         await discover(issuer.url)
     assert caught.value.code == "issuer_mismatch"
     assert "AUTH_ISSUER" in caught.value.detail
@@ -93,7 +109,7 @@ async def test_an_endpoint_that_is_not_https_is_refused(
     if value is None:
         await discover(issuer.url)
         return
-    with pytest.raises(oidc.LoginError) as caught:
+    with pytest.raises(LoginError) as caught:
         await discover(issuer.url)
     assert caught.value.code == "insecure_endpoint"
     assert field in caught.value.detail
@@ -118,100 +134,88 @@ def test_an_issuer_allowed_as_plain_http_may_use_its_own_origin_only() -> None:
         "authorization_endpoint": "http://idp.internal:8080/realm/authorize",
         "token_endpoint": "https://idp.internal/token",
     }
-    assert oidc.check_metadata(document, issuer, "url") is document
+    assert check_metadata(document, issuer, "url") is document
     for elsewhere in ("http://other.internal:8080/t", "http://idp.internal:8081/t"):
-        with pytest.raises(oidc.LoginError, match="not safe"):
-            oidc.check_metadata({**document, "token_endpoint": elsewhere}, issuer, "url")
+        with pytest.raises(LoginError, match="not safe"):
+            check_metadata({**document, "token_endpoint": elsewhere}, issuer, "url")
 
 
 def test_an_https_issuer_never_allows_http_on_its_own_host() -> None:
     issuer = "https://idp.example.test/"
     document = {"issuer": issuer, "jwks_uri": "http://idp.example.test/jwks"}
-    with pytest.raises(oidc.LoginError, match="jwks_uri"):
-        oidc.check_metadata(document, issuer, "url")
+    with pytest.raises(LoginError, match="jwks_uri"):
+        check_metadata(document, issuer, "url")
 
 
 # -- discovery: single-flight and failure cooldown -------------------------------------
 
 
 async def test_with_the_issuer_down_concurrent_logins_cost_one_discovery_call(
-    provider: Server, clock: FakeClock
+    provider: Server, http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     issuer = provider.issuer
     issuer.discovery_status = 503
-    async with httpx.AsyncClient() as client:
-        outcomes = await asyncio.gather(
-            *(oidc.discover(client, issuer.url) for _ in range(50)), return_exceptions=True
-        )
-        assert all(isinstance(outcome, oidc.ProviderUnavailable) for outcome in outcomes)
-        assert issuer.discovery_fetches == 1
-        clock.advance(oidc.DISCOVERY_FAILURE_COOLDOWN - 1)
-        with pytest.raises(oidc.ProviderUnavailable, match="503"):
-            await oidc.discover(client, issuer.url)
-        assert issuer.discovery_fetches == 1
-        # The cooldown is over and the issuer is back.
-        issuer.discovery_status = 200
-        clock.advance(2)
-        assert (await oidc.discover(client, issuer.url))["issuer"] == issuer.url
-        assert issuer.discovery_fetches == 2
+    client = client_of(http, provider, clock)
+    outcomes = await asyncio.gather(*(client.metadata() for _ in range(50)), return_exceptions=True)
+    assert all(isinstance(outcome, ProviderUnavailable) for outcome in outcomes)
+    assert issuer.discovery_fetches == 1
+    clock.advance(DISCOVERY_FAILURE_COOLDOWN - 1)
+    with pytest.raises(ProviderUnavailable, match="503"):
+        await client.metadata()
+    assert issuer.discovery_fetches == 1
+    # The cooldown is over and the issuer is back.
+    issuer.discovery_status = 200
+    clock.advance(2)
+    assert (await client.metadata())["issuer"] == issuer.url
+    assert issuer.discovery_fetches == 2
 
 
 async def test_an_unsafe_document_is_remembered_as_a_failure_too(
-    provider: Server, clock: FakeClock
+    provider: Server, http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     issuer = provider.issuer
     issuer.overrides = {"token_endpoint": "http://idp.example.test/token"}
+    client = client_of(http, provider, clock)
     for _ in range(10):
-        with pytest.raises(oidc.LoginError):
-            await discover(issuer.url)
+        with pytest.raises(LoginError):
+            await client.metadata()
     assert issuer.discovery_fetches == 1
 
 
 # -- the provider's keys (for ID tokens) ------------------------------------------------
 
 
-@pytest.fixture
-def key_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    """The key set's failure cooldown on a fake clock."""
-    fake = FakeClock()
-    flight: SingleFlight[jwt.PyJWKSet] = SingleFlight(
-        failure_cooldown=oidc.DISCOVERY_FAILURE_COOLDOWN, monotonic=fake.monotonic
-    )
-    monkeypatch.setattr(oidc, "_key_sets", flight)
-    return fake
-
-
 async def test_with_the_key_set_down_concurrent_callbacks_cost_one_fetch(
-    provider: Server, key_clock: FakeClock
+    provider: Server, http: httpx.AsyncClient, clock: FakeClock
 ) -> None:
     issuer = provider.issuer
     issuer.publish(new_key("key-1"))
     issuer.status = 503
-    metadata = issuer.discovery()
-    async with httpx.AsyncClient() as client:
-        outcomes = await asyncio.gather(
-            *(oidc.signing_key(client, metadata, "key-1", "RS256") for _ in range(20)),
-            return_exceptions=True,
-        )
-        assert all(isinstance(outcome, oidc.ProviderUnavailable) for outcome in outcomes)
-        assert issuer.jwks_fetches == 1
-        key_clock.advance(oidc.DISCOVERY_FAILURE_COOLDOWN - 1)
-        with pytest.raises(oidc.ProviderUnavailable):
-            await oidc.signing_key(client, metadata, "key-1", "RS256")
-        assert issuer.jwks_fetches == 1
-        issuer.status = 200
-        key_clock.advance(2)
-        key = await oidc.signing_key(client, metadata, "key-1", "RS256")
-        assert key.key_id == "key-1"
-        assert issuer.jwks_fetches == 2
+    client = client_of(http, provider, clock)
+    outcomes = await asyncio.gather(
+        *(client.signing_key("key-1", "RS256") for _ in range(20)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(outcome, ProviderUnavailable) for outcome in outcomes)
+    assert issuer.jwks_fetches == 1
+    clock.advance(DISCOVERY_FAILURE_COOLDOWN - 1)
+    with pytest.raises(ProviderUnavailable):
+        await client.signing_key("key-1", "RS256")
+    assert issuer.jwks_fetches == 1
+    issuer.status = 200
+    clock.advance(2)
+    key = await client.signing_key("key-1", "RS256")
+    assert key.key_id == "key-1"
+    assert issuer.jwks_fetches == 2
 
 
-async def test_a_key_set_without_usable_keys_is_a_clear_error(provider: Server) -> None:
+async def test_a_key_set_without_usable_keys_is_a_clear_error(
+    provider: Server, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
     issuer = provider.issuer
     issuer.jwks = {"keys": [{"kty": "nonsense", "kid": "x"}]}
-    async with httpx.AsyncClient() as client:
-        with pytest.raises(oidc.ProviderUnavailable, match="no usable key"):
-            await oidc.signing_key(client, issuer.discovery(), "x", "RS256")
+    with pytest.raises(ProviderUnavailable, match="no usable key"):
+        await client_of(http, provider, clock).signing_key("x", "RS256")
 
 
 # -- SingleFlight on its own -------------------------------------------------------------
@@ -269,7 +273,7 @@ def params(url: str) -> dict[str, list[str]]:
 def test_logout_names_the_client_and_the_user_never_the_id_token() -> None:
     settings = Settings(auth_issuer="https://idp.example.test/", auth_client_id=CLIENT_ID)
     metadata = {"end_session_endpoint": "https://idp.example.test/logout"}
-    url = oidc.logout_url(metadata, settings, logout_hint="auth0|user-1", return_to=RETURN_TO)
+    url = end_session_url(metadata, settings, logout_hint="auth0|user-1", return_to=RETURN_TO)
     assert url is not None
     assert url.startswith("https://idp.example.test/logout?")
     assert params(url) == {
@@ -283,7 +287,7 @@ def test_logout_names_the_client_and_the_user_never_the_id_token() -> None:
 def test_logout_without_a_hint_and_with_state() -> None:
     settings = Settings(auth_issuer="https://idp.example.test/", auth_client_id=CLIENT_ID)
     metadata = {"end_session_endpoint": "https://idp.example.test/logout?tenant=x"}
-    url = oidc.logout_url(metadata, settings, logout_hint=None, return_to=RETURN_TO, state="s1")
+    url = end_session_url(metadata, settings, logout_hint=None, return_to=RETURN_TO, state="s1")
     assert url is not None
     assert params(url) == {
         "tenant": ["x"],
@@ -295,7 +299,7 @@ def test_logout_without_a_hint_and_with_state() -> None:
 
 def test_auth0_logout_without_end_session_endpoint() -> None:
     settings = Settings(auth0_domain="tenant.auth0.test", auth_client_id=CLIENT_ID)
-    url = oidc.logout_url({}, settings, logout_hint="auth0|user-1", return_to=RETURN_TO)
+    url = end_session_url({}, settings, logout_hint="auth0|user-1", return_to=RETURN_TO)
     assert url is not None
     assert url.startswith("https://tenant.auth0.test/v2/logout?")
     assert params(url) == {"client_id": [CLIENT_ID], "returnTo": [RETURN_TO]}
@@ -303,11 +307,11 @@ def test_auth0_logout_without_end_session_endpoint() -> None:
 
 def test_no_logout_url_for_a_provider_without_end_session() -> None:
     settings = Settings(auth_issuer="https://idp.example.test/")
-    assert oidc.logout_url({}, settings, logout_hint="u", return_to=RETURN_TO) is None
+    assert end_session_url({}, settings, logout_hint="u", return_to=RETURN_TO) is None
 
 
 def test_logout_url_takes_no_id_token() -> None:
     settings = Settings(auth_issuer="https://idp.example.test/")
     metadata = {"end_session_endpoint": "https://idp.example.test/logout"}
     with pytest.raises(TypeError):
-        oidc.logout_url(metadata, settings, id_token="a.b.c", return_to=RETURN_TO)  # type: ignore[call-arg]
+        end_session_url(metadata, settings, id_token="a.b.c", return_to=RETURN_TO)  # type: ignore[call-arg]

@@ -9,6 +9,7 @@ real API.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,12 +20,11 @@ import reflex as rx
 from cryptography.fernet import Fernet
 from reflex.istate.data import HeaderData, ReflexURL, RouterData, SessionData
 
-from pingapp import http
-from pingapp.auth import session
+from pingapp.auth.errors import ProviderUnavailable
 from pingapp.auth.session import SESSION_COOKIE, ServerSession, Vault, digest
 from pingapp.auth.state import AuthState
 from pingapp.auth.store import DiskStore
-from pingapp.ping import state as ping_module
+from pingapp.context import AppContext, build_context, context, use_context
 from pingapp.ping.state import PingState
 from pingapp.settings import Settings
 
@@ -33,25 +33,23 @@ FRONTEND = "http://localhost:3000"
 
 
 @pytest.fixture
-def vault(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Vault]:
-    vault = Vault(DiskStore(tmp_path / "sessions"), Fernet.generate_key(), max_age=86_400)
-    monkeypatch.setattr("pingapp.auth.state.frontend_url", lambda: FRONTEND)
-    session.install_vault(vault)
-    try:
-        yield vault
-    finally:
-        session.install_vault(None)
+def vault(tmp_path: Path) -> Vault:
+    return Vault(DiskStore(tmp_path / "sessions"), Fernet.generate_key(), max_age=86_400)
 
 
-def use_settings(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+def fake_context(client: httpx.AsyncClient, vault: Vault, **values: str) -> AppContext:
+    """The application context of a backend on localhost whose API is at API."""
     settings = Settings(api_url=API, **values)  # pyright: ignore[reportArgumentType]
-    monkeypatch.setattr("pingapp.ping.state.get_settings", lambda: settings)
-    ping_module.allowlist.cache_clear()
+    return build_context(
+        client, settings=settings, vault=vault, backend="http://localhost:8000", frontend=FRONTEND
+    )
 
 
-@pytest.fixture(autouse=True)
-def default_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_settings(monkeypatch)
+@contextlib.contextmanager
+def use_settings(**values: str) -> Iterator[AppContext]:
+    """The current context, with other settings."""
+    with use_context(fake_context(context().client, context().vault, **values)) as changed:
+        yield changed
 
 
 async def tree(signed_in: bool, expires_in: float = 300) -> tuple[PingState, AuthState]:
@@ -62,7 +60,7 @@ async def tree(signed_in: bool, expires_in: float = 300) -> tuple[PingState, Aut
     assert isinstance(auth, AuthState)
     connect(auth, "")
     if signed_in:
-        session_id = await session.vault().create(
+        session_id = await context().vault.create(
             ServerSession(access_token="token-1", expires_at=time.time() + expires_in)
         )
         auth._session_hash = digest(session_id)
@@ -89,7 +87,7 @@ Seen = list[tuple[str, str | None]]
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[Seen]:
+async def api(vault: Vault) -> AsyncIterator[Seen]:
     """The shared client, answering like the API; yields (url, Authorization) of
     each request as it was sent (a retry reuses the request object)."""
     seen: Seen = []
@@ -104,8 +102,9 @@ async def api() -> AsyncIterator[Seen]:
             )
         return httpx.Response(200, json={"message": "Hello from a private endpoint!"})
 
-    async with http.use_client(httpx.AsyncClient(transport=httpx.MockTransport(answer))):
-        yield seen
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        with use_context(fake_context(client, vault)):
+            yield seen
 
 
 async def test_signed_out_gets_nothing_and_calls_nothing(vault: Vault, api: Seen) -> None:
@@ -134,12 +133,10 @@ async def test_a_revoked_session_is_refused_on_the_server(vault: Vault, api: See
     assert ping.message.startswith("Sign in first")
 
 
-async def test_the_token_stays_home_when_api_url_is_not_allowed(
-    vault: Vault, api: Seen, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    use_settings(monkeypatch, api_allowed_origins="https://elsewhere.example.test")
+async def test_the_token_stays_home_when_api_url_is_not_allowed(vault: Vault, api: Seen) -> None:
     ping, _ = await tree(signed_in=True)
-    await run(PingState.ping_private, ping)
+    with use_settings(api_allowed_origins="https://elsewhere.example.test"):
+        await run(PingState.ping_private, ping)
     assert api == [(API + "/private", None)]
     assert "not in API_ALLOWED_ORIGINS" in ping.message
 
@@ -154,16 +151,11 @@ async def test_invalid_token_is_refreshed_once_and_retried(
         stored.refresh_token = "refresh-1"
     refreshes: list[str] = []
 
-    async def refresh(client, metadata, settings, refresh_token: str) -> dict:
+    async def refresh(refresh_token: str) -> dict:
         refreshes.append(refresh_token)
         return {"access_token": "token-1", "refresh_token": "refresh-2", "expires_in": 300}
 
-    async def discover(client, issuer: str) -> dict:
-        return {"issuer": issuer}
-
-    monkeypatch.setattr("pingapp.auth.oidc.refresh_tokens", refresh)
-    monkeypatch.setattr("pingapp.auth.oidc.discover", discover)
-    monkeypatch.setattr("pingapp.auth.state.backend_url", lambda: "http://localhost:8000")
+    monkeypatch.setattr(context().oidc, "refresh", refresh)
     await run(PingState.ping_private, ping)
     assert [authorization for _, authorization in api] == [
         "Bearer revoked-at-the-api",
@@ -209,3 +201,21 @@ async def test_a_stolen_client_token_sends_no_token(
     assert not ping.ok
     assert ping.message.startswith("Sign in first")
     assert await vault.load(victim) is not None  # the victim's session is untouched
+
+
+async def test_a_token_that_cannot_be_renewed_is_not_sent_and_is_explained(
+    vault: Vault, api: Seen, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ping, auth = await tree(signed_in=True, expires_in=-1)  # expired
+    async with vault.modify(auth._session_hash) as stored:
+        assert stored is not None
+        stored.refresh_token = "refresh-1"
+
+    async def provider_down(refresh_token: str) -> dict:
+        raise ProviderUnavailable("The sign-in provider cannot be reached", "down")
+
+    monkeypatch.setattr(context().oidc, "refresh", provider_down)
+    await run(PingState.ping_private, ping)
+    assert api == []  # nothing was sent
+    assert auth.signed_in  # the session stays for when the provider is back
+    assert ping.message.startswith("Your session could not be renewed")

@@ -1,13 +1,22 @@
-"""PingState: the handlers run against the shared client and fill the page's vars."""
+"""PingState: the handlers run against the context's client and fill the page's vars."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
-from pingapp import http
+from pingapp.auth.session import Vault
+from pingapp.auth.store import DiskStore
+from pingapp.context import build_context, use_context
 from pingapp.ping.state import PingState
 from pingapp.settings import Settings
+
+BACKEND = "http://localhost:8000"
 
 
 def new_state() -> PingState:
@@ -19,9 +28,26 @@ async def run(handler, state: PingState) -> list[str]:
     return [state.running async for _ in handler.fn(state)]
 
 
-async def test_public_ping_calls_api_url_public(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def vault(tmp_path: Path) -> Vault:
+    return Vault(DiskStore(tmp_path / "sessions"), Fernet.generate_key(), max_age=86_400)
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    vault: Vault, api: Callable[[httpx.Request], httpx.Response]
+) -> AsyncIterator[None]:
+    """The application context, with API_URL answered by `api`."""
     settings = Settings(api_url="http://127.0.0.1:9/base")
-    monkeypatch.setattr("pingapp.ping.state.get_settings", lambda: settings)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as client:
+        built = build_context(
+            client, settings=settings, vault=vault, backend=BACKEND, frontend=BACKEND
+        )
+        with use_context(built):
+            yield
+
+
+async def test_public_ping_calls_api_url_public(vault: Vault) -> None:
     requests: list[httpx.Request] = []
 
     def api(request: httpx.Request) -> httpx.Response:
@@ -29,7 +55,7 @@ async def test_public_ping_calls_api_url_public(monkeypatch: pytest.MonkeyPatch)
         return httpx.Response(200, json={"message": "Hello from a public endpoint!"})
 
     state = new_state()
-    async with http.use_client(httpx.AsyncClient(transport=httpx.MockTransport(api))):
+    async with serving(vault, api):
         seen = await run(PingState.ping_public, state)
 
     assert seen == ["public"]  # the spinner showed while the call ran
@@ -42,12 +68,12 @@ async def test_public_ping_calls_api_url_public(monkeypatch: pytest.MonkeyPatch)
     assert state.timing.startswith("HTTP 200 · ")
 
 
-async def test_a_failed_ping_clears_the_spinner_and_explains() -> None:
+async def test_a_failed_ping_clears_the_spinner_and_explains(vault: Vault) -> None:
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
     state = new_state()
-    async with http.use_client(httpx.AsyncClient(transport=httpx.MockTransport(down))):
+    async with serving(vault, down):
         await run(PingState.ping_public, state)
     assert state.running == ""
     assert not state.ok
@@ -55,7 +81,7 @@ async def test_a_failed_ping_clears_the_spinner_and_explains() -> None:
     assert state.timing.startswith("no answer · ")
 
 
-async def test_a_second_click_while_running_is_ignored() -> None:
+async def test_a_second_click_while_running_is_ignored(vault: Vault) -> None:
     state = new_state()
     state.running = "public"
     calls: list[httpx.Request] = []
@@ -64,40 +90,6 @@ async def test_a_second_click_while_running_is_ignored() -> None:
         calls.append(request)
         return httpx.Response(200, json={"message": "hi"})
 
-    async with http.use_client(httpx.AsyncClient(transport=httpx.MockTransport(api))):
+    async with serving(vault, api):
         assert await run(PingState.ping_public, state) == []
     assert calls == []
-
-
-def test_shared_client_is_unavailable_outside_the_lifespan() -> None:
-    with pytest.raises(RuntimeError, match="lifespan"):
-        http.shared_client()
-
-
-async def test_lifespan_opens_and_closes_one_client() -> None:
-    async with http.http_client_lifespan():
-        client = http.shared_client()
-        assert client is http.shared_client()
-        assert client.timeout.read is not None
-        assert client.timeout.connect is not None
-    assert client.is_closed
-    with pytest.raises(RuntimeError):
-        http.shared_client()
-
-
-async def test_this_backends_own_origin_is_answered_in_process() -> None:
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-
-    async def public(_) -> JSONResponse:
-        return JSONResponse({"message": "in process"})
-
-    own = Starlette(routes=[Route("/api/public", public)])
-    async with http.http_client_lifespan(in_process={"http://localhost:8000": own}):
-        client = http.shared_client()
-        answer = await client.get("http://localhost:8000/api/public")
-        assert answer.json() == {"message": "in process"}
-        # Any other origin still goes over the network (here: nobody listens).
-        with pytest.raises(httpx.ConnectError):
-            await client.get("http://127.0.0.1:9/api/public")

@@ -1,0 +1,167 @@
+"""The provider's metadata: fetched, checked, cached (OpenID Connect Discovery 1.0).
+
+A discovery document is trusted only if it names exactly the configured issuer and
+every endpoint in it is `https:` (`http:` only to this machine): SECURITY.md item
+40. Fetches are single-flight, and a failure is remembered for a cooldown, so a
+flood of requests costs one outbound call (item 39).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from pingapp.auth.errors import LoginError, ProviderUnavailable
+from pingapp.singleflight import SingleFlight
+from pingapp.urls import is_loopback_host, is_secure_url
+
+#: How long a discovery document is reused before being fetched again.
+METADATA_TTL = 600.0
+#: After a failed fetch, how long callers get that failure again without a new
+#: outbound call (AUTH_FAILURE_COOLDOWN; SECURITY.md item 39).
+DISCOVERY_FAILURE_COOLDOWN = 5.0
+
+
+async def get_json(client: httpx.AsyncClient, url: str, what: str) -> Any:
+    """GET `url` as JSON; a clear `ProviderUnavailable` for anything but a 200 with JSON."""
+    try:
+        response = await client.get(url, headers={"Accept": "application/json"})
+    except httpx.TimeoutException:
+        raise ProviderUnavailable(
+            "The sign-in provider is too slow",
+            f"Its {what} at {url} did not answer in time. Try again in a moment.",
+        ) from None
+    except httpx.TransportError:
+        raise ProviderUnavailable(
+            "The sign-in provider cannot be reached",
+            f"Its {what} at {url} did not answer. Check that the provider is up "
+            "and that AUTH_ISSUER (or AUTH0_DOMAIN) is right, then try again.",
+        ) from None
+    if response.status_code != 200:
+        raise ProviderUnavailable(
+            "The sign-in provider answered with an error",
+            f"Its {what} at {url} answered {response.status_code}. "
+            "Check AUTH_ISSUER (or AUTH0_DOMAIN).",
+        )
+    try:
+        return response.json()
+    except ValueError:
+        raise ProviderUnavailable(
+            "The sign-in provider answered something unexpected",
+            f"Its {what} at {url} is not JSON. Check AUTH_ISSUER (or AUTH0_DOMAIN).",
+        ) from None
+
+
+def _endpoints(document: Mapping[str, Any]) -> list[tuple[str, object]]:
+    """The metadata's endpoint fields: `jwks_uri`, every `*_endpoint`, the session
+    iframe and the mTLS aliases (RFC 8705), as (name, value)."""
+    found: list[tuple[str, object]] = [
+        (name, value)
+        for name, value in document.items()
+        if name in {"jwks_uri", "check_session_iframe"} or name.endswith("_endpoint")
+    ]
+    aliases = document.get("mtls_endpoint_aliases")
+    if isinstance(aliases, Mapping):
+        found += [(f"mtls_endpoint_aliases.{name}", value) for name, value in aliases.items()]
+    elif aliases is not None:
+        found.append(("mtls_endpoint_aliases", aliases))
+    return found
+
+
+def _secure_endpoint(url: str, issuer: str) -> bool:
+    """`https:`, loopback `http:`, or `http:` on the issuer's own origin (possible
+    only for an issuer the settings allowed as plain http: ALLOW_INSECURE_HTTP)."""
+    if is_secure_url(url):
+        return True
+    ours, theirs = urlsplit(issuer), urlsplit(url)
+    return (
+        theirs.scheme == "http"
+        and ours.scheme == "http"
+        and theirs.netloc.lower() == ours.netloc.lower()
+        and not theirs.username
+        and not is_loopback_host(ours.hostname)  # loopback is already allowed above
+    )
+
+
+def check_metadata(document: object, issuer: str, url: str) -> dict[str, Any]:
+    """Trust a discovery document only if it names exactly `issuer` and every
+    endpoint in it is `https:` (`http:` only to this machine); else `LoginError`.
+
+    SECURITY.md item 40. The login client and the API both use it.
+    """
+    if not isinstance(document, dict):
+        raise ProviderUnavailable(
+            "The sign-in provider answered something unexpected",
+            f"{url} is not a JSON object. Check AUTH_ISSUER (or AUTH0_DOMAIN).",
+        )
+    if document.get("issuer") != issuer:
+        raise LoginError(
+            "The issuer does not match",
+            f"The provider calls itself {document.get('issuer')!r} but the app is "
+            f"configured with {issuer!r}. Set AUTH_ISSUER to exactly the provider's "
+            "issuer (a trailing slash counts).",
+            code="issuer_mismatch",
+        )
+    for name, value in _endpoints(document):
+        if not isinstance(value, str) or not _secure_endpoint(value, issuer):
+            raise LoginError(
+                "The sign-in provider's configuration is not safe to use",
+                f"{url} gives {name} as {value!r}: endpoints must be https:// "
+                "(plain http:// only to this machine). Check the provider's settings.",
+                code="insecure_endpoint",
+            )
+    return document
+
+
+class Discovery:
+    """One issuer's metadata, cached for `ttl` seconds, fetched one at a time.
+
+    After a failure, callers get the same `LoginError` for `failure_cooldown`
+    seconds without another outbound call (SECURITY.md items 39-40).
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        issuer: str,
+        *,
+        failure_cooldown: float = DISCOVERY_FAILURE_COOLDOWN,
+        ttl: float = METADATA_TTL,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.issuer = issuer
+        self.url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        self.ttl = ttl
+        self._monotonic = monotonic
+        self._flight: SingleFlight[dict[str, Any]] = SingleFlight(
+            failure_cooldown=failure_cooldown, monotonic=monotonic
+        )
+        self._cached: tuple[float, dict[str, Any]] | None = None
+
+    async def get(self) -> dict[str, Any]:
+        """The checked discovery document (from the cache while it is fresh)."""
+        if self._cached and self._monotonic() - self._cached[0] < self.ttl:
+            return self._cached[1]
+        return await self._flight.run(self.issuer, self._fetch)
+
+    @property
+    def fetches(self) -> int:
+        """How many fetches were started (tests and metrics)."""
+        return self._flight.fetches
+
+    async def _fetch(self) -> dict[str, Any]:
+        document = check_metadata(
+            await get_json(self.client, self.url, "discovery document"), self.issuer, self.url
+        )
+        if not isinstance(document.get("authorization_endpoint"), str):
+            raise ProviderUnavailable(
+                "The sign-in provider's discovery document is incomplete",
+                f"{self.url} has no authorization_endpoint. Check AUTH_ISSUER.",
+            )
+        self._cached = (self._monotonic(), document)
+        return document

@@ -1,0 +1,61 @@
+"""Form posts to the provider's endpoints (token, PAR): this client's
+authentication and the provider's JSON answer, or a clear `LoginError`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from pingapp.auth.errors import ProviderUnavailable
+from pingapp.settings import Settings
+
+
+def error_of(body: Mapping[str, Any]) -> tuple[str, str]:
+    """An OAuth error answer's `error` and `error_description` (RFC 6749 5.2)."""
+    code = str(body.get("error", "server_error"))
+    return code, str(body.get("error_description", "")) or "no description given"
+
+
+def client_authentication(
+    settings: Settings, form: dict[str, str]
+) -> tuple[httpx.Auth | httpx._client.UseClientDefault, dict[str, str]]:
+    """HTTP Basic with the secret for a confidential client; else `client_id` in the form."""
+    if settings.auth_client_secret is not None:
+        secret = settings.auth_client_secret.get_secret_value()
+        return httpx.BasicAuth(settings.auth_client_id, secret), form
+    return httpx.USE_CLIENT_DEFAULT, {**form, "client_id": settings.auth_client_id}
+
+
+async def post_form(
+    http: httpx.AsyncClient, settings: Settings, url: object, form: dict[str, str], *, what: str
+) -> tuple[int, dict[str, Any]]:
+    """POST `form` with the client's authentication; the status and the JSON body."""
+    if not isinstance(url, str):
+        raise ProviderUnavailable(f"The sign-in provider has no {what}", "Check AUTH_ISSUER.")
+    auth, form = client_authentication(settings, form)
+    try:
+        response = await http.post(
+            url, data=form, auth=auth, headers={"Accept": "application/json"}
+        )
+    except httpx.TimeoutException:
+        raise ProviderUnavailable(
+            "The sign-in provider is too slow",
+            f"Its {what} did not answer in time. Try again in a moment.",
+        ) from None
+    except httpx.TransportError:
+        raise ProviderUnavailable(
+            "The sign-in provider cannot be reached",
+            f"Its {what} did not answer. Check that the provider is up, then try again.",
+        ) from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ProviderUnavailable(
+            "The sign-in provider answered something unexpected",
+            f"Its {what} answered {response.status_code} without JSON.",
+        )
+    return response.status_code, body

@@ -1,0 +1,124 @@
+"""A session's access token, renewed when needed: the decision, as a value.
+
+`current_token` looks at one session and answers with a `TokenOutcome`: the
+token is fresh, was refreshed, or cannot be had (the session expired, the
+provider revoked it, the API rejected a token that cannot be renewed, the
+provider is down). It edits only the session; what the page shows of each
+outcome is the caller's business (`AuthState`). Plain code with an injected
+clock, testable without Reflex.
+
+Refresh runs under the session's lock, one at a time per session on every
+worker; whoever waited for it finds the fresh token (SECURITY.md 23).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pingapp.auth.errors import GrantRejected, LoginError
+from pingapp.auth.session import ServerSession, Vault
+
+#: Refresh the access token when it has less than this many seconds left.
+REFRESH_MARGIN = 30
+
+
+class Outcome(enum.Enum):
+    #: The stored token is good (or the only one there is).
+    FRESH = "fresh"
+    #: The provider gave a new token; the session holds it.
+    REFRESHED = "refreshed"
+    #: The token expired and there is no refresh token: the session has ended.
+    EXPIRED = "expired"
+    #: The provider refused the refresh token (`invalid_grant`): the session has ended.
+    REVOKED = "revoked"
+    #: The API refused the token, and there is no refresh token to renew it.
+    REJECTED = "rejected"
+    #: The provider could not be reached to refresh; the session stays.
+    PROVIDER_DOWN = "provider_down"
+    #: This connection has no live session.
+    NO_SESSION = "no_session"
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenOutcome:
+    kind: Outcome
+    #: The access token to send, or None.
+    token: str | None = None
+    #: The session as it now is, for REFRESHED.
+    session: ServerSession | None = None
+
+    @property
+    def ended(self) -> bool:
+        """Whether the session is gone (the page shows the signed-out view)."""
+        return self.kind in {Outcome.EXPIRED, Outcome.REVOKED, Outcome.NO_SESSION}
+
+
+class Refresher(Protocol):
+    async def refresh(self, refresh_token: str) -> dict[str, Any]: ...
+
+
+def expiring(session: ServerSession, now: float) -> bool:
+    """Whether the access token has less than REFRESH_MARGIN seconds left."""
+    return bool(session.expires_at) and session.expires_at - REFRESH_MARGIN <= now
+
+
+def expired(session: ServerSession, now: float) -> bool:
+    """Whether the access token expired and cannot be renewed."""
+    return 0 < session.expires_at < now and not session.refresh_token
+
+
+def apply_tokens(session: ServerSession, tokens: dict[str, Any], now: float) -> None:
+    """Put a refresh answer into the session (a rotated refresh token replaces the old)."""
+    session.access_token = tokens["access_token"]
+    session.refresh_token = str(tokens.get("refresh_token") or session.refresh_token)
+    session.expires_at = now + float(tokens.get("expires_in", 0) or 0)
+    session.scope = str(tokens.get("scope") or session.scope)
+    if isinstance(tokens.get("id_token"), str):
+        session.id_token = tokens["id_token"]
+
+
+async def current_token(
+    vault: Vault,
+    provider: Refresher,
+    session_hash: str,
+    *,
+    rejected: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> TokenOutcome:
+    """A valid access token for the session `session_hash`, refreshed when about to
+    expire or when the API just `rejected` it; the outcome says what happened."""
+    session = await vault.load(session_hash)  # the fast path reads without the lock
+    if session is None:
+        return TokenOutcome(Outcome.NO_SESSION)
+    if rejected is None and not expiring(session, clock()):
+        return TokenOutcome(Outcome.FRESH, session.access_token)
+    async with vault.modify(session_hash) as session:
+        if session is None:
+            return TokenOutcome(Outcome.NO_SESSION)
+        stale = session.access_token == rejected or (
+            rejected is None and expiring(session, clock())
+        )
+        if not stale:  # renewed by whoever held the lock before
+            return TokenOutcome(Outcome.FRESH, session.access_token)
+        if not session.refresh_token:
+            if rejected is not None:
+                return TokenOutcome(Outcome.REJECTED)
+            if expired(session, clock()):
+                session.access_token = ""  # saved as ended: the record goes
+                return TokenOutcome(Outcome.EXPIRED)
+            return TokenOutcome(Outcome.FRESH, session.access_token)
+        try:
+            tokens = await provider.refresh(session.refresh_token)
+        except GrantRejected:
+            session.access_token = ""
+            return TokenOutcome(Outcome.REVOKED)
+        except LoginError:
+            # Provider down or slow: keep the session, use the token while it lasts.
+            usable = rejected is None and session.expires_at > clock()
+            return TokenOutcome(Outcome.PROVIDER_DOWN, session.access_token if usable else None)
+        apply_tokens(session, tokens, clock())
+        return TokenOutcome(Outcome.REFRESHED, session.access_token, session)
