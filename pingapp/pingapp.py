@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pingapp import routes
 from pingapp.api import create_api, verifier_lifespan
+from pingapp.api.metadata import WELL_KNOWN, well_known_route
 from pingapp.auth.cookies import digest_our_cookies
 from pingapp.auth.routes import create_auth_routes
 from pingapp.auth.state import AuthState
@@ -42,23 +43,27 @@ _states.chmod(0o700)
 
 # The API, the sign-in hops and the embedded provider. Reflex's own routes
 # (/_reflex/...) and pages go to the Reflex app; these prefixes come here first.
+api = create_api()
 backend = Starlette(
     routes=[
-        Mount("/api", app=create_api()),
+        Mount("/api", app=api),
+        # RFC 9728: the API's protected-resource metadata, where clients look for it.
+        well_known_route(api),
         Mount("/auth", app=create_auth_routes()),
         *embedded_provider_mounts(),
     ]
 )
-OWN_PREFIXES = ("/api", "/auth", "/idp")
+OWN_PREFIXES = ("/api", "/auth", "/idp", WELL_KNOWN)
 #: Reflex's event websocket (rxconfig.py's backend_path + /_event).
 EVENTS = "/_reflex/_event"
 
 
 def own_routes_first(reflex_app: ASGIApp) -> ASGIApp:
-    """Requests under /api, /auth and /idp go to `backend` directly, everything else
-    to Reflex. Reflex wraps whatever it mounts in its credentialed CORS layer; these
-    routes need their own policy instead: the API grants CORS_ORIGINS without
-    credentials, /auth and /idp grant nobody (SECURITY.md 30)."""
+    """Requests under /api, /auth, /idp and the API's metadata go to `backend`
+    directly, everything else to Reflex. Reflex wraps whatever it mounts in its
+    credentialed CORS layer; these routes need their own policy instead: the API
+    grants CORS_ORIGINS without credentials, /auth and /idp grant nobody
+    (SECURITY.md 30)."""
 
     async def route(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] in {"http", "websocket"} else ""

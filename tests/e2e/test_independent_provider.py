@@ -11,44 +11,16 @@ its userinfo endpoint: this test covers sign-in, profile and sign-out, not the A
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.support.app import RunningApp, start_app, stored_sessions, wait_for_sessions
-from tests.support.net import NotUp, free_port, wait_until
-from tests.support.processes import stop_process_group
-
-OP_DIR = Path(__file__).resolve().parent / "independent_op"
-OP_START_TIMEOUT = 30  # seconds
-USER = "ada"  # the dev login form takes any login; server.mjs derives the claims from it
-NAME = "Ada Independent"
-EMAIL = "ada@independent.example"
-
-
-@pytest.fixture(scope="session")
-def op_installed() -> Path:
-    """The provider's node_modules, installed from the lock file when missing."""
-    if not (OP_DIR / "node_modules" / "oidc-provider").is_dir():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.fail("npm is needed to install the independent provider")
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=OP_DIR,
-            check=True,
-            stdin=subprocess.DEVNULL,
-        )
-    return OP_DIR
+from tests.support.op import EMAIL, NAME, USER, new_issuer, start_op
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +30,7 @@ def states_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def op_issuer() -> str:
-    # The app only talks to the provider at sign-in, so it can start first and the
-    # provider after it, once the app's address (its redirect URI) is known.
-    return f"http://localhost:{free_port()}"
+    return new_issuer()
 
 
 @pytest.fixture(scope="module")
@@ -77,49 +47,12 @@ def app(
 
 
 @pytest.fixture(scope="module")
-def op(
-    op_installed: Path,
-    op_issuer: str,
-    app: RunningApp,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
+def op(op_issuer: str, app: RunningApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """oidc-provider on the issuer's port, with the app's callback registered."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is needed to run the independent provider")
-    port = op_issuer.rsplit(":", 1)[1]
     log = tmp_path_factory.mktemp("independent-op") / "oidc-provider.log"
-    process = subprocess.Popen(
-        [node, "server.mjs", port],
-        cwd=op_installed,
-        env={**os.environ, "FRONTEND": app.url, "BACKEND": app.backend},
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    discovery = op_issuer + "/.well-known/openid-configuration"
-
-    def serves_its_issuer() -> bool:
-        try:
-            return httpx.get(discovery, timeout=2).json().get("issuer") == op_issuer
-        except ValueError:
-            return False  # up, but not answering JSON yet
-
-    try:
-        wait_until(
-            serves_its_issuer,
-            what=f"oidc-provider at {discovery}",
-            timeout=OP_START_TIMEOUT,
-            interval=0.2,
-            alive=lambda: process.poll() is None,
-            log=log,
-        )
-    except NotUp:
-        stop_process_group(process, timeout=10, signum=signal.SIGKILL)
-        raise
+    running = start_op(op_issuer, frontend=app.url, backend=app.backend, log=log)
     yield op_issuer
-    stop_process_group(process, timeout=10)
+    running.stop()
 
 
 def sign_in_at_oidc_provider(page: Page, op: str) -> None:
