@@ -14,6 +14,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -22,7 +23,6 @@ from typing import Any, NamedTuple
 
 import jwt
 from jwt import PyJWK
-from jwt.api_jws import PyJWS
 from jwt.exceptions import PyJWTError
 from jwt.utils import base64url_decode, base64url_encode
 
@@ -52,7 +52,7 @@ DEFAULT_IAT_WINDOW = 60.0
 MAX_PROOF_LENGTH = 8192
 
 _MAX_CLAIM_LENGTH = 2048
-_JWS = PyJWS(options={"enforce_minimum_key_length": True})
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 NonceCheck = str | Callable[[str], bool]
 
@@ -124,7 +124,11 @@ def _load_key(alg: str, public: tuple[tuple[str, str], ...]) -> tuple[PyJWK, str
     """The verifying key and thumbprint of a public JWK. A client signs every proof with
     the same key, so this runs once per key rather than once per proof."""
     jwk = dict(public)
-    return PyJWK(jwk, alg), jwk_thumbprint(jwk)
+    key = PyJWK(jwk, alg)
+    if key.Algorithm.check_key_length(key.key):  # e.g. RSA under 2048 bits
+        msg = "key too short"
+        raise ValueError(msg)
+    return key, jwk_thumbprint(jwk)
 
 
 def _public_key(header: Mapping[str, Any], allowed_algs: Collection[str]) -> _Key:
@@ -165,26 +169,46 @@ def _iat(claims: Mapping[str, Any]) -> float:
     return float(value)
 
 
+def _canonical_segment(segment: str) -> bytes:
+    """One JWS segment's bytes; DPoPError unless it is canonical unpadded base64url."""
+    if not segment or len(segment) % 4 == 1 or not _BASE64URL.fullmatch(segment):
+        raise DPoPError("proof is not one compact JWS")
+    raw = base64url_decode(segment)
+    if base64url_encode(raw) != segment.encode():
+        raise DPoPError("proof is not one compact JWS")
+    return raw
+
+
 def _decode(proof: object, allowed_algs: Collection[str]) -> tuple[_Key, dict[str, Any]]:
     if not isinstance(proof, str) or not 0 < len(proof) <= MAX_PROOF_LENGTH:
         raise DPoPError("proof missing or too long")
     if not proof.isascii() or proof.count(".") != 2:
         raise DPoPError("proof is not one compact JWS")
-    # A first look at the header finds the key; PyJWT then parses the whole proof
-    # strictly and checks the signature, so a header it would read otherwise fails there.
+    # Every segment is strict, canonical base64url (no padding, no stray bits), so a
+    # proof has exactly one encoding; the key from the header checks the signature.
     try:
-        header = json.loads(base64url_decode(proof.partition(".")[0]))
+        header = json.loads(_canonical_segment(proof.partition(".")[0]))
     except (ValueError, RecursionError):
         header = None
     if not isinstance(header, dict):
         raise DPoPError("proof is not one compact JWS")
     if header.get("typ") != PROOF_TYPE:
         raise DPoPError("typ is not dpop+jwt")
+    if "crit" in header or "b64" in header:  # a proof needs no JWS extension (RFC 7515 §4.1.11)
+        raise DPoPError("proof uses a JWS extension")
+    if not isinstance(header.get("kid", ""), str):
+        raise DPoPError("kid is not a string")
     key = _public_key(header, allowed_algs)
+    signing_input, _, signature = proof.rpartition(".")
+    payload = _canonical_segment(signing_input.partition(".")[2])
     try:
-        payload = _JWS.decode_complete(proof, key.verifier, [key.alg])["payload"]
+        valid = key.verifier.Algorithm.verify(
+            signing_input.encode(), key.verifier.key, _canonical_segment(signature)
+        )
     except (PyJWTError, ValueError):
-        raise DPoPError("signature invalid") from None
+        valid = False
+    if not valid:
+        raise DPoPError("signature invalid")
     try:
         claims = json.loads(payload)
     except (ValueError, RecursionError):

@@ -638,3 +638,18 @@ def test_a_nonce_source_needs_a_long_secret_and_a_positive_lifetime() -> None:
         NonceSource(b"short")
     with pytest.raises(ValueError):
         NonceSource(b"s" * 32, lifetime=0)
+
+
+def test_a_kid_that_is_not_a_string_is_refused(key: DPoPKey) -> None:
+    refused(compact({**good_header(key), "kid": 7}, good_claims(), key))
+
+
+def test_a_non_canonical_signature_encoding_is_refused(key: DPoPKey) -> None:
+    """The same bytes with a stray low bit in the last character: one proof, one text."""
+    header, claims, signature = compact(good_header(key), good_claims(), key).split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    # An ES256 signature is 64 bytes: its last character carries 2 bits and 4 zero bits.
+    stray = alphabet[alphabet.index(signature[-1]) | 1]
+    assert stray != signature[-1]
+    refused(f"{header}.{claims}.{signature[:-1]}{stray}")
+    refused(f"{header}.{claims}.{signature}=")
