@@ -11,7 +11,6 @@ app's own API.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import jwt
@@ -20,51 +19,21 @@ from playwright.sync_api import BrowserContext, expect
 
 from pingapp.dpop import DPoPKey, make_proof
 from pingapp.settings import DEFAULT_AUDIENCE
-from tests.e2e.test_independent_provider import sign_in_at_oidc_provider
-from tests.support.app import PRIVATE_MESSAGE, RunningApp, start_app, wait_for_sessions
-from tests.support.op import new_issuer, start_op
+from tests.support.app import PRIVATE_MESSAGE, wait_for_sessions
+from tests.support.op import Independent, app_at_independent_op, sign_in_at_oidc_provider
 
 
 @pytest.fixture(scope="module")
-def states_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("independent-dpop-states")
-
-
-@pytest.fixture(scope="module")
-def op_issuer() -> str:
-    return new_issuer()
-
-
-@pytest.fixture(scope="module")
-def app(
-    op_issuer: str, states_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningApp]:
-    running = start_app(
-        "run",
-        tmp_path_factory.mktemp("independent-dpop"),
-        env={"AUTH_ISSUER": op_issuer, "REFLEX_STATES_WORKDIR": str(states_dir)},
-    )
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def op(op_issuer: str, app: RunningApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("independent-dpop-op") / "oidc-provider.log"
-    running = start_op(
-        op_issuer,
-        frontend=app.url,
-        backend=app.backend,
-        log=log,
-        env={"RESOURCE": DEFAULT_AUDIENCE},
-    )
-    yield op_issuer
-    running.stop()
+def independent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Independent]:
+    resource = {"RESOURCE": DEFAULT_AUDIENCE}  # JWT access tokens for the app's API
+    with app_at_independent_op(tmp_path_factory.mktemp("independent-dpop"), resource) as running:
+        yield running
 
 
 def test_pings_with_a_dpop_bound_token_from_oidc_provider(
-    app: RunningApp, op: str, context: BrowserContext, states_dir: Path
+    independent: Independent, context: BrowserContext
 ) -> None:
+    app, op = independent.app, independent.op
     page = context.new_page()
     page.set_default_timeout(20_000)
     page.goto(app.url + "/ping")
@@ -79,7 +48,7 @@ def test_pings_with_a_dpop_bound_token_from_oidc_provider(
     expect(message).to_contain_text("have a scope of read:messages")
 
     # The token the provider issued is bound to a key (cnf.jkt) ...
-    [stored] = wait_for_sessions(states_dir, 1)
+    [stored] = wait_for_sessions(independent.states_dir, 1)
     claims = jwt.decode(stored.access_token, options={"verify_signature": False})
     assert claims["iss"] == op
     assert claims["aud"] == DEFAULT_AUDIENCE
@@ -99,8 +68,9 @@ def test_pings_with_a_dpop_bound_token_from_oidc_provider(
     assert 'error="invalid_dpop_proof"' in stolen.headers["www-authenticate"]
 
 
-def test_the_app_publishes_its_protected_resource_metadata(app: RunningApp, op: str) -> None:
+def test_the_app_publishes_its_protected_resource_metadata(independent: Independent) -> None:
     """RFC 9728, at the well-known URL for the resource `<backend>/api`."""
+    app, op = independent.app, independent.op
     answer = httpx.get(app.backend + "/.well-known/oauth-protected-resource/api")
     assert answer.status_code == 200
     document = answer.json()

@@ -17,55 +17,38 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, expect
 
-from tests.support.app import RunningApp, start_app, stored_sessions, wait_for_sessions
-from tests.support.op import EMAIL, NAME, USER, new_issuer, start_op
-
-
-@pytest.fixture(scope="module")
-def states_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("independent-states")
-
-
-@pytest.fixture(scope="module")
-def op_issuer() -> str:
-    return new_issuer()
+from tests.support.app import RunningApp, stored_sessions, wait_for_sessions
+from tests.support.op import (
+    EMAIL,
+    NAME,
+    USER,
+    Independent,
+    app_at_independent_op,
+    sign_in_at_oidc_provider,
+)
 
 
 @pytest.fixture(scope="module")
-def app(
-    op_issuer: str, states_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningApp]:
-    running = start_app(
-        "run",
-        tmp_path_factory.mktemp("independent"),
-        env={"AUTH_ISSUER": op_issuer, "REFLEX_STATES_WORKDIR": str(states_dir)},
-    )
-    yield running
-    running.stop()
+def independent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Independent]:
+    with app_at_independent_op(tmp_path_factory.mktemp("independent")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def op(op_issuer: str, app: RunningApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """oidc-provider on the issuer's port, with the app's callback registered."""
-    log = tmp_path_factory.mktemp("independent-op") / "oidc-provider.log"
-    running = start_op(op_issuer, frontend=app.url, backend=app.backend, log=log)
-    yield op_issuer
-    running.stop()
+def app(independent: Independent) -> RunningApp:
+    return independent.app
 
 
-def sign_in_at_oidc_provider(page: Page, op: str) -> None:
-    """oidc-provider's development login form, then its consent form."""
-    login = page.locator("input[name=login]")
-    expect(login).to_be_visible()
-    assert page.url.startswith(op + "/interaction/")
-    login.fill(USER)
-    page.fill("input[name=password]", "any password will do")
-    page.click("button[type=submit]")
-    consent = page.get_by_role("button", name="Continue")
-    expect(consent).to_be_visible()
-    consent.click()
+@pytest.fixture(scope="module")
+def op(independent: Independent) -> str:
+    return independent.op
+
+
+@pytest.fixture(scope="module")
+def states_dir(independent: Independent) -> Path:
+    return independent.states_dir
 
 
 def test_sign_in_profile_and_sign_out_at_oidc_provider(

@@ -11,7 +11,8 @@
     api         the API under test: a verifier and app for a local issuer, served over HTTP
     faults      fault set-ups: the provider alone (stoppable, slow), a TCP gate that hangs
     browser     Chromium's command line and what a person does in the pages (Playwright)
+    op          the independent provider (npm oidc-provider) with the app signing in at it
 
-Only `browser` imports Playwright and none imports pytest, so bench/ can use the rest
+Only `browser` and `op` import Playwright and none imports pytest, so bench/ can use the rest
 after `make install`. Fixtures live in the conftest files.
 """

@@ -7,11 +7,15 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from playwright.sync_api import Page, expect
 
+from tests.support.app import RunningApp, start_app
 from tests.support.net import NotUp, free_port, wait_until
 from tests.support.processes import ROOT, stop_process_group
 
@@ -91,3 +95,56 @@ def start_op(
         stop_process_group(process, timeout=10, signum=signal.SIGKILL)
         raise
     return RunningOP(issuer, process)
+
+
+@dataclass
+class Independent:
+    """The app signing in at the independent provider; `states_dir` holds its sessions."""
+
+    app: RunningApp
+    op: str
+    states_dir: Path
+
+
+@contextmanager
+def app_at_independent_op(
+    tmp_dir: Path, op_env: dict[str, str] | None = None
+) -> Iterator[Independent]:
+    """The app (`make run`, only AUTH_ISSUER set) and oidc-provider for it. The app
+    only talks to the provider at sign-in, so it starts first, and the provider once
+    the app's address (its redirect URI) is known."""
+    issuer = new_issuer()
+    states_dir = tmp_dir / "states"
+    states_dir.mkdir()
+    app = start_app(
+        "run",
+        tmp_dir,
+        env={"AUTH_ISSUER": issuer, "REFLEX_STATES_WORKDIR": str(states_dir)},
+    )
+    try:
+        op = start_op(
+            issuer,
+            frontend=app.url,
+            backend=app.backend,
+            log=tmp_dir / "oidc-provider.log",
+            env=op_env,
+        )
+        try:
+            yield Independent(app, issuer, states_dir)
+        finally:
+            op.stop()
+    finally:
+        app.stop()
+
+
+def sign_in_at_oidc_provider(page: Page, op: str) -> None:
+    """oidc-provider's development login form, then its consent form."""
+    login = page.locator("input[name=login]")
+    expect(login).to_be_visible()
+    assert page.url.startswith(op + "/interaction/")
+    login.fill(USER)
+    page.fill("input[name=password]", "any password will do")
+    page.click("button[type=submit]")
+    consent = page.get_by_role("button", name="Continue")
+    expect(consent).to_be_visible()
+    consent.click()
