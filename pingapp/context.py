@@ -16,6 +16,7 @@ import httpx
 from starlette.types import ASGIApp
 
 from pingapp.allowlist import Allowlist
+from pingapp.auth.dpop import NonceMemory
 from pingapp.auth.oidc import OIDCClient
 from pingapp.auth.session import Vault, build_vault
 from pingapp.http import http_client_lifespan
@@ -51,6 +52,11 @@ class AppContext:
     def secure(self) -> bool:
         """Whether the browser reaches the app over https (`__Host-` cookies)."""
         return self.frontend_url.startswith("https://")
+
+    @property
+    def dpop_nonces(self) -> NonceMemory:
+        """The latest `DPoP-Nonce` of each origin: the provider's and the API's."""
+        return self.oidc.dpop_nonces
 
     def api_url(self, path: str) -> str:
         """`path` under API_URL (or this backend's `/api`)."""
