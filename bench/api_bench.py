@@ -1,4 +1,4 @@
-"""Benchmark: /api/public against /api/private, served as deployed.
+"""Benchmark: /api/public against /api/private (bearer and DPoP), served as deployed.
 
     .venv/bin/python bench/api_bench.py            # about two minutes; needs wrk
 
@@ -15,12 +15,18 @@ What it does, all on 127.0.0.1:
    - a different token on each request: each request takes the next of 60,000
      distinct tokens (far more than the verified-token cache holds), so every
      request misses the cache and is verified in full (the worst case);
+   - one DPoP-bound token (`cnf.jkt`) reused, sent as `Authorization: DPoP` with
+     a fresh proof on every request: before each run, `--proofs` proofs are made
+     (unique `jti`, `iat` just before the run, `ath` of the token) and each
+     request takes the next one, never one seen before (a proof used twice
+     would be refused as a replay and flag the run as invalid);
    public and private runs alternate, three rounds per case;
-4. prints requests/s, p50 and p99 (medians of the rounds) and the ratio
-   private/public, with the load average: on 2 cores, anything else running
+4. prints requests/s, p50 and p99 (medians of the rounds), the ratio
+   private/public and the ratio DPoP private / bearer private (both with one
+   token reused), with the load average: on 2 cores, anything else running
    makes the figures noisy.
 
-Options: --duration, --rounds, --connections, --threads, --tokens, and
+Options: --duration, --rounds, --connections, --threads, --tokens, --proofs, and
 --server granian (the API app alone under granian, no Reflex, for comparison
 with figures taken that way).
 """
@@ -44,6 +50,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -51,6 +58,7 @@ from cryptography.hazmat.primitives import serialization
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pingapp.dpop import DPoPKey, make_proof  # noqa: E402 - after the path
 from tests.support.issuers import Issuer, new_key, start_server  # noqa: E402
 from tests.support.net import answers, free_port, wait_until  # noqa: E402
 from tests.support.processes import stop_process_group  # noqa: E402
@@ -64,12 +72,12 @@ CACHE_SIZE = 4096
 # -- tokens ---------------------------------------------------------------------------------
 
 
-def _mint(pem: bytes, issuer: str, count: int) -> list[str]:
+def _mint(pem: bytes, issuer: str, count: int, jkt: str | None = None) -> list[str]:
     key = serialization.load_pem_private_key(pem, password=None)
     now = int(time.time())
     tokens = []
     for _ in range(count):
-        claims = {
+        claims: dict[str, Any] = {
             "iss": issuer,
             "sub": "bench|user",
             "aud": AUDIENCE,
@@ -78,6 +86,8 @@ def _mint(pem: bytes, issuer: str, count: int) -> list[str]:
             "scope": "openid read:messages",
             "jti": uuid.uuid4().hex,
         }
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         headers = {"kid": KID, "typ": "at+jwt"}
         tokens.append(jwt.encode(claims, key, algorithm="RS256", headers=headers))  # type: ignore[arg-type]
     return tokens
@@ -90,6 +100,21 @@ def mint_tokens(pem: bytes, issuer: str, count: int) -> list[str]:
     with ProcessPoolExecutor(workers) as pool:
         parts = pool.map(_mint, [pem] * workers, [issuer] * workers, [share] * workers)
         return [token for part in parts for token in part][:count]
+
+
+def _proofs(pem: bytes, url: str, token: str, count: int) -> list[str]:
+    key = DPoPKey.from_pem(pem)
+    return [make_proof(key, "GET", url, access_token=token) for _ in range(count)]
+
+
+def make_proofs(key: DPoPKey, url: str, token: str, count: int) -> list[str]:
+    """`count` proofs for `GET url` with `token`, each with its own `jti`, made now."""
+    workers = os.cpu_count() or 1
+    share = -(-count // workers)
+    pem = key.to_pem()
+    with ProcessPoolExecutor(workers) as pool:
+        parts = pool.map(_proofs, *zip(*[(pem, url, token, share)] * workers, strict=True))
+        return [proof for part in parts for proof in part][:count]
 
 
 # -- the backend ---------------------------------------------------------------------------
@@ -133,6 +158,8 @@ def backend(server: str, issuer: str, port: int, log: Path, cache_size: int) -> 
         "AUTH_TOKEN_CACHE_SIZE": str(cache_size),
         "AUTH_ISSUER": issuer,
         "AUTH_AUDIENCE": AUDIENCE,
+        # The API's public URL: what the DPoP proofs' `htu` names.
+        "API_URL": f"http://127.0.0.1:{port}" + ("/api" if server == "reflex" else ""),
         "BACKEND_PORT": str(port),
         "BACKEND_HOST": "127.0.0.1",
         "GRANIAN_WORKERS": "1",
@@ -167,10 +194,12 @@ def backend(server: str, issuer: str, port: int, log: Path, cache_size: int) -> 
             stop_process_group(process, timeout=15)
 
 
-def get(url: str, token: str | None = None) -> int:
+def get(url: str, token: str | None = None, proof: str | None = None) -> int:
     request = urllib.request.Request(url)  # noqa: S310 - 127.0.0.1 only
     if token:
-        request.add_header("Authorization", f"Bearer {token}")
+        request.add_header("Authorization", f"{'DPoP' if proof else 'Bearer'} {token}")
+    if proof:
+        request.add_header("DPoP", proof)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return response.status
@@ -202,9 +231,16 @@ init = function(args)
 end
 request = function()
   i = i % #tokens + 1
-  return wrk.format("GET", nil, {{["Authorization"] = "Bearer " .. tokens[i]}})
+  return wrk.format("GET", nil, {headers})
 end
 """
+
+BEARER_HEADERS = '{["Authorization"] = "Bearer " .. tokens[i]}'
+
+
+def dpop_headers(token: str) -> str:
+    """The lines are proofs, each used once; the bound token is on every request."""
+    return '{["Authorization"] = "DPoP ' + token + '", ["DPoP"] = tokens[i]}'
 
 
 @dataclass
@@ -252,6 +288,9 @@ def main() -> None:
     parser.add_argument(
         "--tokens", type=int, default=60_000, help="distinct tokens for the worst case"
     )
+    parser.add_argument(
+        "--proofs", type=int, default=40_000, help="new DPoP proofs made before each DPoP run"
+    )
     parser.add_argument("--server", choices=["reflex", "granian"], default="reflex")
     parser.add_argument(
         "--cache-size", type=int, default=CACHE_SIZE, help="AUTH_TOKEN_CACHE_SIZE (0: no cache)"
@@ -282,7 +321,12 @@ def main() -> None:
         one_lua = work / "one.lua"
         one_lua.write_text(REUSED_SCRIPT.format(token=one))
         many_lua = work / "many.lua"
-        many_lua.write_text(ROTATING_SCRIPT.format(path=tokens_file))
+        many_lua.write_text(ROTATING_SCRIPT.format(path=tokens_file, headers=BEARER_HEADERS))
+        dpop_key = DPoPKey.generate()
+        bound = _mint(pem, issuer, 1, jkt=dpop_key.jkt)[0]
+        proofs_file = work / "proofs.txt"
+        dpop_lua = work / "dpop.lua"
+        dpop_lua.write_text(ROTATING_SCRIPT.format(path=proofs_file, headers=dpop_headers(bound)))
 
         port = free_port()
         log = work / "backend.log"
@@ -296,13 +340,38 @@ def main() -> None:
             assert get(f"{api}/private", one) == 200, "a valid token was refused"
             assert get(f"{api}/private", many[0] + "x") == 401
             assert get(f"{api}/private") == 401
+            proof = make_proof(dpop_key, "GET", f"{api}/private", access_token=bound)
+            assert get(f"{api}/private", bound, proof) == 200, "a valid proof was refused"
+            assert get(f"{api}/private", bound, proof) == 401, "a replay was accepted"
+            assert get(f"{api}/private", bound) == 401, "a bound token worked as Bearer"
+            fresh = Proofs(
+                dpop_key, f"{api}/private", bound, args.proofs, proofs_file, args.threads
+            )
             load_before = os.getloadavg()[0]
-            cases = bench(api, args, one_lua, many_lua)
+            cases = bench(api, args, one_lua, many_lua, (dpop_lua, fresh))
             load_after = os.getloadavg()[0]
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
     report(cases, args, (load_before, load_after))
+
+
+@dataclass
+class Proofs:
+    """Writes `count` new proofs to `path` before each DPoP run: none is ever reused."""
+
+    key: DPoPKey
+    url: str
+    token: str
+    count: int
+    path: Path
+    threads: int
+
+    def renew(self) -> tuple[str, ...]:
+        """New proofs; the script's arguments: from the first, a slice per wrk thread."""
+        proofs = make_proofs(self.key, self.url, self.token, self.count)
+        self.path.write_text("\n".join(proofs) + "\n")
+        return ("0", str(self.threads))
 
 
 @dataclass
@@ -312,9 +381,16 @@ class Case:
     rotating: bool
     public: list[Result]
     private: list[Result]
+    proofs: Proofs | None = None
 
 
-def bench(api: str, args: argparse.Namespace, one_lua: Path, many_lua: Path) -> list[Case]:
+def bench(
+    api: str,
+    args: argparse.Namespace,
+    one_lua: Path,
+    many_lua: Path,
+    dpop: tuple[Path, Proofs],
+) -> list[Case]:
     """Alternate public and private runs, `--rounds` times per case.
 
     Alternating keeps a slow moment of the machine from landing on one side of
@@ -323,6 +399,7 @@ def bench(api: str, args: argparse.Namespace, one_lua: Path, many_lua: Path) -> 
     cases = [
         Case("one token reused", one_lua, False, [], []),
         Case("a different token every request", many_lua, True, [], []),
+        Case("DPoP: one token, a new proof each", dpop[0], False, [], [], dpop[1]),
     ]
     offset = 0  # the rotating script continues where its last run stopped
     for case in cases:
@@ -331,12 +408,17 @@ def bench(api: str, args: argparse.Namespace, one_lua: Path, many_lua: Path) -> 
                 script_args: tuple[str, ...] = ()
                 if case.rotating and side == "private":
                     script_args = (str(offset), str(args.threads))
+                proofs = case.proofs if side == "private" else None
                 if args.warmup and round_ == 0:
                     warm = argparse.Namespace(**{**vars(args), "duration": args.warmup})
-                    result = run_wrk(side, url, warm, case.script, script_args)
+                    result = run_wrk(
+                        side, url, warm, case.script, proofs.renew() if proofs else script_args
+                    )
                     if script_args:
                         offset += result.requests
                         script_args = (str(offset), str(args.threads))
+                if proofs is not None:
+                    script_args = proofs.renew()
                 result = run_wrk(side, url, args, case.script, script_args)
                 if script_args:
                     offset += result.requests
@@ -376,6 +458,11 @@ def report(cases: list[Case], args: argparse.Namespace, load: tuple[float, float
             f" {median([r.p99_ms for r in case.private]):>7.2f}"
             f" {private / public:>6.2f}"
         )
+    bearer, dpop = (
+        median([r.rps for r in cases[0].private]),
+        median([r.rps for r in cases[2].private]),
+    )
+    print(f"DPoP private / bearer private (one token reused): {dpop / bearer:.2f}")
     rotating = cases[1].private
     requests = sum(r.requests for r in rotating)
     print(

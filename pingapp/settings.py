@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     auth_dpop: Literal["auto", "required", "off"] = "auto"
     #: How recent a sign-in `/api/private-recent` wants (its token's `auth_time`).
     api_recent_auth_max_age: int = Field(default=300, ge=0, le=86_400)
+    #: Refuse plain bearer tokens at the API: DPoP-bound ones (RFC 9449) only.
+    api_require_dpop: bool = False
+    #: DPoP proofs at the API must carry a server nonce (`DPoP-Nonce`), keyed by
+    #: SESSION_ENCRYPTION_KEY (random per process when unset).
+    api_dpop_nonce: bool = False
     #: Seconds a failed discovery or key-set fetch is answered from memory, without
     #: a new outbound call (SECURITY.md 39).
     auth_failure_cooldown: float = Field(default=5.0, ge=0, le=300)

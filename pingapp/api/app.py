@@ -20,12 +20,16 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
+from pingapp.api.dpop import WELL_KNOWN, DPoPPolicy
 from pingapp.api.errors import install_error_handlers, insufficient_user_authentication
+from pingapp.api.metadata import metadata_route
 from pingapp.api.security import (
     NotConfigured,
     VerifiedToken,
+    challenged,
     require_scopes,
     route_scopes,
+    scheme_of,
     security_scheme,
     verifier_lifespan,
     verifier_of,
@@ -83,7 +87,7 @@ async def private_scoped(
     response_model=Message,
     responses={401: {"description": "No sign-in recent enough (RFC 9470 step-up)"}},
 )
-async def private_recent(token: VerifiedToken) -> Message:
+async def private_recent(token: VerifiedToken, request: Request) -> Message:
     """A valid access token from a sign-in at most API_RECENT_AUTH_MAX_AGE seconds
     old (its `auth_time`); otherwise 401 `insufficient_user_authentication` with
     `max_age`, and the client signs the user in again (RFC 9470)."""
@@ -91,7 +95,8 @@ async def private_recent(token: VerifiedToken) -> Message:
     auth_time = token.claims.get("auth_time")
     fresh = isinstance(auth_time, int | float) and not isinstance(auth_time, bool)
     if not fresh or time.time() - float(auth_time) > max_age:  # type: ignore[arg-type]
-        raise insufficient_user_authentication(max_age)
+        refusal = insufficient_user_authentication(max_age, scheme_of(request))
+        raise challenged(refusal, request)
     return Message(
         message=("Hello from a private endpoint! You signed in recently enough to see this.")
     )
@@ -158,13 +163,17 @@ def _docs_router(api: FastAPI) -> APIRouter:
 
 
 def create_api(
-    verifier: TokenVerifier | None = None, *, cors_origins: list[str] | None = None
+    verifier: TokenVerifier | None = None,
+    *,
+    cors_origins: list[str] | None = None,
+    dpop: DPoPPolicy | None = None,
 ) -> FastAPI:
     """Build the API app; Reflex mounts it at `/api`.
 
     `verifier` defaults to one built from the settings on first use (the
-    caller owns a verifier it passes in). `cors_origins` defaults to
-    CORS_ORIGINS, or the app's own origins.
+    caller owns a verifier it passes in); `dpop` likewise (`default_dpop_policy`).
+    `cors_origins` defaults to CORS_ORIGINS, or the app's own origins. The app
+    in front serves the RFC 9728 metadata with `pingapp.api.metadata.well_known_route`.
     """
 
     @contextlib.asynccontextmanager
@@ -185,8 +194,10 @@ def create_api(
         lifespan=lifespan,
     )
     api.state.token_verifier = verifier
+    api.state.dpop_policy = dpop
     install_error_handlers(api)
     api.include_router(router)
+    api.router.routes.append(metadata_route(api, WELL_KNOWN))
     api.include_router(_docs_router(api))
     # Swagger UI's files, as the fastapi-offline package ships them.
     api.mount(
@@ -201,9 +212,10 @@ def create_api(
         CORSMiddleware,
         allow_origins=origins,
         allow_methods=["GET"],
-        allow_headers=["Authorization"],
-        # So the frontend can read why a call was refused (RFC 6750 challenge).
-        expose_headers=["WWW-Authenticate"],
+        allow_headers=["Authorization", "DPoP"],
+        # So the frontend can read why a call was refused (RFC 6750 challenge),
+        # and the server nonce its next proof needs.
+        expose_headers=["WWW-Authenticate", "DPoP-Nonce"],
         # Bearer tokens, not cookies: no credentials mode.
         allow_credentials=False,
         max_age=600,

@@ -4,13 +4,17 @@ Every refusal is a `BearerError`: the status code, the `WWW-Authenticate`
 challenge and a JSON body `{"error", "error_description", "message"}`. It is an
 `HTTPException`, so a route in another FastAPI app that uses the dependencies
 still answers with the right status and challenge; `install_error_handlers`
-adds the RFC 6750 body.
+adds the RFC 6750 body. `challenge_all` rewrites the challenge to name every
+scheme the API accepts: `Bearer` and `DPoP` (RFC 9449 section 7.1, with `algs`),
+each with the RFC 9728 `resource_metadata` URL.
 
 No text here ever contains the token: descriptions are fixed strings chosen by
 the verifier, never an exception message from a parser.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -28,6 +32,10 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _challenge(scheme: str, params: Sequence[str]) -> str:
+    return f"{scheme} {', '.join(params)}" if params else scheme
+
+
 class BearerError(HTTPException):
     """A refused request: 400, 401 or 403 with its `WWW-Authenticate` challenge."""
 
@@ -40,6 +48,7 @@ class BearerError(HTTPException):
         scope: str | None = None,
         message: str | None = None,
         max_age: int | None = None,
+        scheme: str = "Bearer",
     ) -> None:
         self.error = error
         self.description = description
@@ -53,12 +62,35 @@ class BearerError(HTTPException):
             params.append(f"scope={_quoted(scope)}")
         if max_age is not None:
             params.append(f"max_age={max_age}")  # RFC 9470 section 3: a bare integer
-        challenge = "Bearer " + ", ".join(params) if params else "Bearer"
+        self.scheme = scheme
+        self.params = params
         super().__init__(
             status_code=status_code,
             detail=self.message,
-            headers={"WWW-Authenticate": challenge},
+            headers={"WWW-Authenticate": _challenge(scheme, params)},
         )
+
+    def challenge_all(
+        self,
+        *,
+        accept_bearer: bool,
+        algs: Sequence[str],
+        resource_metadata: str | None,
+        nonce: str | None = None,
+    ) -> BearerError:
+        """Name every scheme the API accepts (RFC 9449 section 7.1): this error under
+        its scheme, a bare challenge for the other; `algs` in the DPoP one, the
+        RFC 9728 metadata URL in both, and a `DPoP-Nonce` header when given."""
+        where = [f"resource_metadata={_quoted(resource_metadata)}"] if resource_metadata else []
+        own = self.params
+        bearer = [*(own if self.scheme == "Bearer" else []), *where]
+        dpop = [*(own if self.scheme == "DPoP" else []), f"algs={_quoted(' '.join(algs))}"]
+        challenges = [_challenge("Bearer", bearer)] if accept_bearer else []
+        challenges.append(_challenge("DPoP", [*dpop, *where]))
+        self.headers = {"WWW-Authenticate": ", ".join(challenges)}
+        if nonce is not None:
+            self.headers["DPoP-Nonce"] = nonce
+        return self
 
     def body(self) -> dict[str, str]:
         # With no credentials RFC 6750 wants no error code in the challenge;
@@ -85,14 +117,30 @@ def invalid_request(description: str) -> BearerError:
     return BearerError(400, INVALID_REQUEST, description)
 
 
-def invalid_token(description: str) -> BearerError:
+def invalid_token(description: str, scheme: str = "Bearer") -> BearerError:
     """A token was sent and refused: 401 `invalid_token`."""
     return BearerError(
-        401, INVALID_TOKEN, description, message="Your access token is not valid: sign in again."
+        401,
+        INVALID_TOKEN,
+        description,
+        message="Your access token is not valid: sign in again.",
+        scheme=scheme,
     )
 
 
-def insufficient_scope(scopes: list[str]) -> BearerError:
+def invalid_proof(error: str, description: str) -> BearerError:
+    """A DPoP proof refused (RFC 9449 section 7.1): 401 `invalid_dpop_proof`, or
+    `use_dpop_nonce` when the server's nonce is missing or stale."""
+    return BearerError(
+        401,
+        error,
+        f"The DPoP proof was refused: {description}.",
+        message="The request's proof of possession was refused.",
+        scheme="DPoP",
+    )
+
+
+def insufficient_scope(scopes: list[str], scheme: str = "Bearer") -> BearerError:
     """A valid token without the scopes the route needs: 403 naming them."""
     needed = " ".join(scopes)
     return BearerError(
@@ -101,10 +149,11 @@ def insufficient_scope(scopes: list[str]) -> BearerError:
         f"The access token lacks the scope {needed}.",
         scope=needed,
         message=f"You need the permission {needed} to see this.",
+        scheme=scheme,
     )
 
 
-def insufficient_user_authentication(max_age: int) -> BearerError:
+def insufficient_user_authentication(max_age: int, scheme: str = "Bearer") -> BearerError:
     """A valid token whose `auth_time` is older than `max_age` seconds: 401 asking
     the client to sign the user in again (RFC 9470 step-up)."""
     return BearerError(
@@ -113,6 +162,7 @@ def insufficient_user_authentication(max_age: int) -> BearerError:
         f"A sign-in within the last {max_age} seconds is required.",
         max_age=max_age,
         message=f"Sign in again: this needs a sign-in within the last {max_age} seconds.",
+        scheme=scheme,
     )
 
 

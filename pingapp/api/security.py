@@ -12,10 +12,13 @@ Use them in any route::
         token: Annotated[AccessToken, require_scopes("read:reports")],
     ) -> dict: ...                                          # plus a scope
 
-The token is read from the `Authorization: Bearer` header only (RFC 6750
-section 2.1; SECURITY.md items 9-10) and checked by the app's `TokenVerifier`
+The token is read from the `Authorization` header only (RFC 6750 section 2.1;
+SECURITY.md items 9-10) and checked by the app's `TokenVerifier`
 (`app.state.token_verifier`, or else the one built from the settings, on the
-shared HTTP client); refusals are RFC 6750 errors (`pingapp.api.errors`).
+shared HTTP client). A DPoP-bound token (`cnf.jkt`) is accepted only with the
+`DPoP` scheme and a valid proof for this request; plain bearer tokens unless the
+app's `DPoPPolicy` requires DPoP (`pingapp.api.dpop`). Refusals are RFC 6750 /
+RFC 9449 errors (`pingapp.api.errors`) naming every accepted scheme.
 The scopes a route needs are listed in its OpenAPI operation; `security_scheme`
 turns them into the one OAuth2 scheme (code + PKCE) the docs page signs in with.
 """
@@ -29,15 +32,17 @@ import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Request, Response, Security
 from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
 from fastapi.security.base import SecurityBase
 
 from pingapp.api import errors
+from pingapp.api.dpop import DPoPPolicy, bound_jkt, check_dpop, dpop_policy_of, fresh_nonce
 from pingapp.api.jws import TokenRefused
 from pingapp.api.verifier import AccessToken, TokenVerifier
+from pingapp.dpop import DPoPError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,7 @@ SCHEME_NAME = "OAuth2"
 
 #: RFC 6750 section 2.1 `b64token`, the only token syntax a Bearer header allows.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_SCHEMES = {"bearer": "Bearer", "dpop": "DPoP"}
 
 
 class NotConfigured(RuntimeError):
@@ -92,8 +98,9 @@ def security_scheme(
     return {**schema, "components": components}
 
 
-def _token_from(request: Request) -> str:
-    """The token of the `Authorization: Bearer` header (RFC 6750 section 2.1 only)."""
+def _credentials_from(request: Request) -> tuple[str, str]:
+    """The scheme (`Bearer` or `DPoP`) and token of the `Authorization` header
+    (RFC 6750 section 2.1, RFC 9449 section 7.1; never the URL)."""
     scope = request.scope
     # Read the raw ASGI scope: this runs on every request, and building
     # Starlette's header and query objects costs more than the check itself.
@@ -107,14 +114,15 @@ def _token_from(request: Request) -> str:
     if len(values) > 1:
         raise errors.invalid_request("Send one Authorization header.")
     scheme, _, credentials = values[0].decode("latin-1").strip().partition(" ")
-    if scheme.lower() != "bearer":
-        raise errors.invalid_request("Use the Bearer authorization scheme.")
+    scheme = _SCHEMES.get(scheme.lower(), "")
+    if not scheme:
+        raise errors.invalid_request("Use the Bearer or DPoP authorization scheme.")
     credentials = credentials.strip(" ")
     if not credentials:
         raise errors.invalid_request("The Authorization header has no token.")
     if _B64TOKEN.fullmatch(credentials) is None:
         raise errors.invalid_request("The Authorization header must hold exactly one token.")
-    return credentials
+    return scheme, credentials
 
 
 @functools.cache
@@ -153,6 +161,26 @@ def verifier_of(request: Request) -> TokenVerifier:
     return verifier if verifier is not None else default_verifier()
 
 
+def scheme_of(request: Request) -> str:
+    """`DPoP` when the request's token came with that scheme, else `Bearer`."""
+    value = request.headers.get("authorization", "")
+    return "DPoP" if value.strip().lower().startswith("dpop ") else "Bearer"
+
+
+def challenged(error: errors.BearerError, request: Request) -> errors.BearerError:
+    """`error` whose challenges name every scheme the API accepts, DPoP's `algs`
+    and the RFC 9728 metadata URL (a 401, or any refusal of a DPoP request)."""
+    if error.status_code == 401 or error.scheme == "DPoP":
+        policy = dpop_policy_of(request)
+        error.challenge_all(
+            accept_bearer=not policy.required,
+            algs=policy.algs,
+            resource_metadata=policy.metadata_url(request),
+            nonce=fresh_nonce(policy, error.error, None),
+        )
+    return error
+
+
 class BearerToken(SecurityBase):
     """The security dependency: verifies the token, then this instance's scopes.
 
@@ -168,23 +196,50 @@ class BearerToken(SecurityBase):
         self.scheme_name = SCHEME_NAME
         self.auto_error = True
 
-    async def __call__(self, request: Request) -> AccessToken:
-        token = _token_from(request)
+    async def __call__(self, request: Request, response: Response) -> AccessToken:
+        policy = dpop_policy_of(request)
+        try:
+            return await self._check(request, response, policy)
+        except errors.BearerError as error:
+            raise challenged(error, request) from None
+
+    async def _check(self, request: Request, response: Response, policy: DPoPPolicy) -> AccessToken:
+        scheme, token = _credentials_from(request)
+        if scheme == "Bearer" and policy.required:
+            raise errors.invalid_token("This API accepts DPoP-bound access tokens only.", "DPoP")
         try:
             verifier = verifier_of(request)
         except NotConfigured as problem:
             # A configuration mistake: logged on every such request, and never a 500.
             log.error("%s", problem)
-            raise errors.invalid_token("This API cannot verify access tokens.") from None
+            raise errors.invalid_token("This API cannot verify access tokens.", scheme) from None
         try:
+            # Signature and claims may come from the verified-token cache; the
+            # proof below is checked on every request.
             verified = await verifier.verify(token)
-        except TokenRefused as refusal:
+            jkt = bound_jkt(verified.claims)
+        except (TokenRefused, ValueError) as refusal:
             log.debug("access token refused: %s", refusal)
-            raise errors.invalid_token(str(refusal).capitalize() + ".") from None
+            raise errors.invalid_token(str(refusal).capitalize() + ".", scheme) from None
+        if scheme == "Bearer" and jkt is not None:
+            raise errors.invalid_token("The access token is DPoP-bound: send it with a proof.")
+        if scheme == "DPoP":
+            if jkt is None:
+                # RFC 9449 section 4.3 (12): the proof key must match the token's
+                # binding; an unbound token has none to match.
+                raise errors.invalid_token("The access token is not DPoP-bound.", scheme)
+            try:
+                proof = await check_dpop(policy, request, token, jkt)
+            except DPoPError as refusal:
+                log.debug("DPoP proof refused: %s", refusal)
+                raise errors.invalid_proof(refusal.error, refusal.description) from None
+            nonce = fresh_nonce(policy, None, proof)
+            if nonce is not None:
+                response.headers["DPoP-Nonce"] = nonce
         if self.scopes:
             missing = [scope for scope in self.scopes if scope not in verified.scopes]
             if missing:
-                raise errors.insufficient_scope(missing)
+                raise errors.insufficient_scope(missing, scheme)
         return verified
 
 

@@ -65,7 +65,7 @@ async def test_without_the_handlers_the_status_and_challenge_still_hold(
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         missing = await client.get("/things/mine")
         assert missing.status_code == 401
-        assert missing.headers["www-authenticate"] == "Bearer"
+        assert "error" not in challenge(missing)
         bad = await client.get("/things/mine", headers=bearer(mint.token(aud="other")))
         assert bad.status_code == 401
         assert challenge(bad)["error"] == "invalid_token"
