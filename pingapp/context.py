@@ -47,16 +47,14 @@ class AppContext:
     backend_url: str
     frontend_url: str
     sign_out_tabs: TabNotifier = _no_tabs
+    #: The latest `DPoP-Nonce` of each API origin (the provider's are the OIDC
+    #: client's own: the embedded provider shares the API's origin, not its nonces).
+    dpop_nonces: NonceMemory = dataclasses.field(default_factory=NonceMemory)
 
     @property
     def secure(self) -> bool:
         """Whether the browser reaches the app over https (`__Host-` cookies)."""
         return self.frontend_url.startswith("https://")
-
-    @property
-    def dpop_nonces(self) -> NonceMemory:
-        """The latest `DPoP-Nonce` of each origin: the provider's and the API's."""
-        return self.oidc.dpop_nonces
 
     def api_url(self, path: str) -> str:
         """`path` under API_URL (or this backend's `/api`)."""

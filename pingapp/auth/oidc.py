@@ -66,11 +66,10 @@ class OIDCClient:
         issuer: str,
         *,
         monotonic: Callable[[], float] = time.monotonic,
-        nonces: NonceMemory | None = None,
     ) -> None:
         self.http = client
-        #: The latest `DPoP-Nonce` of each origin (shared with the API calls' auth).
-        self.dpop_nonces = NonceMemory() if nonces is None else nonces
+        #: The provider's latest `DPoP-Nonce` (per origin), for its next proof.
+        self.dpop_nonces = NonceMemory()
         self.settings = settings
         self.issuer = issuer
         cooldown = settings.auth_failure_cooldown

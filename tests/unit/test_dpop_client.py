@@ -25,7 +25,7 @@ from pingapp.auth.errors import LoginError
 from pingapp.auth.login import new_pending_login
 from pingapp.auth.oidc import OIDCClient
 from pingapp.auth.refresh import Outcome, current_token
-from pingapp.auth.session import ServerSession, Vault
+from pingapp.auth.session import LoginRecord, ServerSession, Vault
 from pingapp.auth.store import DiskStore
 from pingapp.dpop import DPoPError, DPoPKey, verify_proof
 from pingapp.http import Credential, TokenAuth, make_client
@@ -499,3 +499,17 @@ def test_the_dpop_challenge_is_read_among_others() -> None:
     )
     assert challenge_params(response) == {"algs": "ES256 PS256", "error": "use_dpop_nonce"}
     assert challenge_params(response, "bearer")["realm"] == "a, DPoP error=x"
+
+
+def stored_bytes(folder: Path) -> bytes:
+    return b"".join(path.read_bytes() for path in folder.rglob("*") if path.is_file())
+
+
+async def test_the_login_key_is_kept_encrypted_with_the_pending_login(tmp_path: Path) -> None:
+    vault = Vault(DiskStore(tmp_path), Fernet.generate_key(), max_age=3600)
+    key = DPoPKey.generate()
+    await vault.put_login("handle-1", LoginRecord(login=pending_login(), dpop_key=key.to_json()))
+    secret = str(key.private_jwk()["d"]).encode()
+    assert secret not in stored_bytes(tmp_path)
+    record = await vault.take_login("handle-1")
+    assert record is not None and DPoPKey.from_json(record.dpop_key).jkt == key.jkt
