@@ -16,6 +16,7 @@ import httpx
 from starlette.types import ASGIApp
 
 from pingapp.allowlist import Allowlist
+from pingapp.auth.dpop import NonceMemory
 from pingapp.auth.oidc import OIDCClient
 from pingapp.auth.session import Vault, build_vault
 from pingapp.http import http_client_lifespan
@@ -46,6 +47,9 @@ class AppContext:
     backend_url: str
     frontend_url: str
     sign_out_tabs: TabNotifier = _no_tabs
+    #: The latest `DPoP-Nonce` of each API origin (the provider's are the OIDC
+    #: client's own: the embedded provider shares the API's origin, not its nonces).
+    dpop_nonces: NonceMemory = dataclasses.field(default_factory=NonceMemory)
 
     @property
     def secure(self) -> bool:

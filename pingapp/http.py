@@ -6,7 +6,8 @@ every outbound call (the API, the provider) reuses the same connection pool
 instead of paying for a new TCP/TLS connection per call.
 
 The user's access token is never stored on that client: each call passes a
-`BearerAuth` built for it, which attaches the token only to URLs on the
+`TokenAuth` built for it, which attaches the token (a bearer token, or a
+DPoP-bound one with a fresh proof per request) only to URLs on the
 `Allowlist` (exact scheme, host and port, optionally a path prefix) and follows
 redirects itself, re-checking the allowlist on every hop (SECURITY.md item 21).
 
@@ -18,6 +19,7 @@ every later call to that upstream, whoever makes it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import (
     AsyncGenerator,
@@ -34,6 +36,8 @@ import httpx
 from starlette.types import ASGIApp
 
 from pingapp.allowlist import Allowlist
+from pingapp.auth.dpop import NonceMemory, Prover, asks_for_nonce, challenge_params
+from pingapp.dpop import DPoPKey
 from pingapp.settings import get_settings
 
 
@@ -143,17 +147,34 @@ def _says_invalid_token(response: httpx.Response) -> bool:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Credential:
+    """An access token and, when it is DPoP-bound (RFC 9449), the key it is bound to."""
+
+    token: str
+    dpop_key: DPoPKey | None = None
+
+
 #: Called as `provide(None)` for the call's token, and `provide(rejected)` for one
-#: to replace a token the server refused; None: no token.
-TokenProvider = Callable[[str | None], Awaitable[str | None]]
+#: to replace a token the server refused; None: no token. A plain string is a
+#: bearer token.
+TokenProvider = Callable[[str | None], Awaitable[str | Credential | None]]
 
 
-class BearerAuth(httpx.Auth):
-    """Attach `Authorization: Bearer <token>` to allow-listed URLs only.
+def _credential(given: str | Credential | None) -> Credential | None:
+    if isinstance(given, str):
+        return Credential(given) if given else None
+    return given if given and given.token else None
+
+
+class TokenAuth(httpx.Auth):
+    """Attach the access token to allow-listed URLs only: `Authorization: Bearer
+    <token>`, or for a DPoP-bound token `Authorization: DPoP <token>` and a fresh
+    `DPoP` proof for that very request.
 
     Build one per call, never store it on the shared client:
 
-        auth = BearerAuth(session_tokens, context().allowlist)
+        auth = TokenAuth(session_tokens, context().allowlist, nonces=context().dpop_nonces)
         response = await context().client.get(url, auth=auth)
 
     - The token comes from `provide(None)`, awaited the first time a request of
@@ -161,9 +182,13 @@ class BearerAuth(httpx.Auth):
       calls. None means "no token": the request goes out without one.
     - Redirects are followed here, hop by hop, up to `max_redirects` (then
       `httpx.TooManyRedirects`). Every hop is checked against the allowlist, and
-      a hop that is not allowed is sent with no `Authorization` at all. Method and
-      body follow httpx's redirect rules: 303 (and 301/302 after POST) become a GET
-      without body; 307/308 resend the same method and body.
+      a hop that is not allowed is sent with no `Authorization` and no `DPoP`
+      header at all; an allowed hop gets a new proof (its `htu` is the hop's URL).
+      Method and body follow httpx's redirect rules: 303 (and 301/302 after POST)
+      become a GET without body; 307/308 resend the same method and body.
+    - With a bound token, the server's `DPoP-Nonce` is remembered per origin (in
+      `nonces`) and put in later proofs; a 401 whose DPoP challenge says
+      `use_dpop_nonce` resends that request once with a proof carrying it.
     - A 401 with `error="invalid_token"` to a request that carried token T calls
       `provide(T)` once (with `retry`, the default) and resends that request once
       with the token it gives; any further 401 is returned as is. None ends the call.
@@ -183,49 +208,66 @@ class BearerAuth(httpx.Auth):
         *,
         retry: bool = True,
         max_redirects: int = 5,
+        nonces: NonceMemory | None = None,
     ) -> None:
         self.provide = provide
         self.allowlist = allowlist if isinstance(allowlist, Allowlist) else Allowlist(allowlist)
         self.retry = retry
         self.max_redirects = max_redirects
+        self.nonces = NonceMemory() if nonces is None else nonces
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        msg = "BearerAuth reads the token asynchronously: use it with httpx.AsyncClient"
+        msg = "TokenAuth reads the token asynchronously: use it with httpx.AsyncClient"
         raise RuntimeError(msg)
+
+    def _attach(self, request: httpx.Request, credential: Credential) -> None:
+        if credential.dpop_key is None:
+            request.headers["Authorization"] = f"Bearer {credential.token}"
+            return
+        prover = Prover(credential.dpop_key, self.nonces)
+        request.headers["DPoP"] = prover.proof(request.method, request.url, credential.token)
+        request.headers["Authorization"] = f"DPoP {credential.token}"
 
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         await request.aread()
-        token: str | None = None
-        token_read = retried = False
+        credential: Credential | None = None
+        token_read = retried = nonce_retried = False
         redirects = received = 0
         while True:
-            # Whatever Authorization the request has (from the caller or an
-            # earlier hop) is dropped; only an allowed URL gets one back.
+            # Whatever Authorization or proof the request has (from the caller or
+            # an earlier hop) is dropped; only an allowed URL gets them back.
             request.headers.pop("Authorization", None)
-            sends_token = False
+            request.headers.pop("DPoP", None)
+            sent: Credential | None = None
             if self.allowlist.allows(request.url):
                 if not token_read:
-                    token, token_read = await self.provide(None), True
-                if token:
-                    request.headers["Authorization"] = f"Bearer {token}"
-                    sends_token = True
+                    credential, token_read = _credential(await self.provide(None)), True
+                if credential:
+                    self._attach(request, credential)
+                    sent = credential
 
             response = yield request
 
             if len(response.history) != received:
                 msg = (
-                    "the client followed redirects itself, past BearerAuth's allowlist "
+                    "the client followed redirects itself, past TokenAuth's allowlist "
                     "check; call it with follow_redirects=False"
                 )
                 raise RuntimeError(msg)
             received += 1
 
-            if sends_token and not retried and self.retry and _says_invalid_token(response):
+            if sent is not None and sent.dpop_key is not None:
+                self.nonces.learn(request.url, response)
+                if not nonce_retried and asks_for_nonce(response, challenge_params(response)):
+                    nonce_retried = True
+                    continue  # the same request once more, its proof with the nonce
+
+            if sent and not retried and self.retry and _says_invalid_token(response):
                 retried = True
-                token = await self.provide(token)
-                if token:
+                credential = _credential(await self.provide(sent.token))
+                if credential:
                     continue  # the same request once more, with the new token
                 return
 
@@ -237,3 +279,7 @@ class BearerAuth(httpx.Auth):
                 raise httpx.TooManyRedirects(msg, request=next_request)
             redirects += 1
             request = next_request
+
+
+#: The name the bearer-only auth had; `TokenAuth` attaches bearer and DPoP tokens.
+BearerAuth = TokenAuth

@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     #: Pushed authorization requests (RFC 9126): when the provider advertises them,
     #: always (an error if it does not), or never.
     auth_use_par: Literal["auto", "true", "false"] = "auto"
+    #: DPoP-bound tokens (RFC 9449): when the provider advertises them, always, or never.
+    auth_dpop: Literal["auto", "required", "off"] = "auto"
     #: How recent a sign-in `/api/private-recent` wants (its token's `auth_time`).
     api_recent_auth_max_age: int = Field(default=300, ge=0, le=86_400)
     #: Refuse plain bearer tokens at the API: DPoP-bound ones (RFC 9449) only.

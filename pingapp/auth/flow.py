@@ -12,6 +12,7 @@ import hmac
 import time
 from typing import Any
 
+from pingapp.auth.dpop import bound_jkt
 from pingapp.auth.errors import LoginError, describe_provider_error
 from pingapp.auth.session import LoginRecord, ServerSession
 from pingapp.context import AppContext
@@ -55,7 +56,9 @@ async def finish_login(
     code = params.get("code")
     if not isinstance(code, str) or not code:
         raise LoginError("The provider sent no code", "Press Log In to try again.", code="no_code")
-    tokens = await ctx.oidc.exchange_code(pending, code)
+    tokens = await ctx.oidc.exchange_code(pending, code, dpop_key=record.dpop_key)
+    # Bound when the provider says so (token_type DPoP); else used as a bearer token.
+    jkt = bound_jkt(tokens, record.dpop_key)
     id_token = tokens.get("id_token")
     if not isinstance(id_token, str):
         raise LoginError(
@@ -66,7 +69,9 @@ async def finish_login(
     claims = await ctx.oidc.validate_id_token(
         id_token, nonce=pending.nonce, max_age=pending.max_age
     )
-    profile = await ctx.oidc.userinfo(tokens["access_token"])
+    profile = await ctx.oidc.userinfo(
+        tokens["access_token"], dpop_key=record.dpop_key if jkt else ""
+    )
     if profile.get("sub") not in (None, claims["sub"]):
         profile = {}  # OIDC Core 5.3.2: a userinfo for someone else is ignored
     # A new id at every sign-in (SECURITY.md 20): the old session ends here.
@@ -80,6 +85,8 @@ async def finish_login(
         claims=claims,
         profile=profile,
         tabs=[tab],
+        dpop_key=record.dpop_key,
+        dpop_jkt=jkt,
     )
     return await ctx.vault.create(session), session
 

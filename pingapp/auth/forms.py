@@ -1,5 +1,6 @@
 """Form posts to the provider's endpoints (token, PAR): this client's
-authentication and the provider's JSON answer, or a clear `LoginError`."""
+authentication (and a DPoP proof, for a bound sign-in) and the provider's JSON
+answer, or a clear `LoginError`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from pingapp.auth.errors import ProviderUnavailable
+from pingapp.auth.dpop import Prover, send_with_proof
+from pingapp.auth.errors import GrantRejected, LoginError, ProviderUnavailable
 from pingapp.settings import Settings
 
 
@@ -29,16 +31,28 @@ def client_authentication(
 
 
 async def post_form(
-    http: httpx.AsyncClient, settings: Settings, url: object, form: dict[str, str], *, what: str
+    http: httpx.AsyncClient,
+    settings: Settings,
+    url: object,
+    form: dict[str, str],
+    *,
+    what: str,
+    prover: Prover | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """POST `form` with the client's authentication; the status and the JSON body."""
+    """POST `form` with the client's authentication; the status and the JSON body.
+    With `prover`, the post carries a DPoP proof (once more with the provider's
+    nonce if it asks for one)."""
     if not isinstance(url, str):
         raise ProviderUnavailable(f"The sign-in provider has no {what}", "Check AUTH_ISSUER.")
     auth, form = client_authentication(settings, form)
     try:
-        response = await http.post(
-            url, data=form, auth=auth, headers={"Accept": "application/json"}
-        )
+        headers = {"Accept": "application/json"}
+        if prover is None:
+            response = await http.post(url, data=form, auth=auth, headers=headers)
+        else:
+            response = await send_with_proof(
+                http, "POST", url, prover, data=form, auth=auth, headers=headers
+            )
     except httpx.TimeoutException:
         raise ProviderUnavailable(
             "The sign-in provider is too slow",
@@ -59,3 +73,36 @@ async def post_form(
             f"Its {what} answered {response.status_code} without JSON.",
         )
     return response.status_code, body
+
+
+async def token_request(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    url: object,
+    form: dict[str, str],
+    *,
+    prover: Prover | None = None,
+) -> dict[str, Any]:
+    """POST to the token endpoint (`post_form`): its answer with an access token, or
+    `GrantRejected` (`invalid_grant`) or another `LoginError`."""
+    status, body = await post_form(http, settings, url, form, what="token endpoint", prover=prover)
+    if status != 200 or "error" in body:
+        code, description = error_of(body)
+        if code == "invalid_grant":
+            raise GrantRejected(
+                "The sign-in has expired or was already used",
+                f"The provider said: {description}. Sign in again.",
+                code=code,
+            )
+        raise LoginError(
+            "The sign-in provider refused the request",
+            f"{code}: {description}. Check AUTH_CLIENT_ID (and AUTH_CLIENT_SECRET, if "
+            "the provider's application is confidential).",
+            code=code,
+        )
+    if not isinstance(body.get("access_token"), str):
+        raise ProviderUnavailable(
+            "The sign-in provider answered something unexpected",
+            "Its token response has no access_token.",
+        )
+    return body

@@ -23,8 +23,16 @@ import jwt
 from authlib.common.urls import add_params_to_uri
 
 from pingapp.auth.discovery import Discovery, check_metadata
-from pingapp.auth.errors import GrantRejected, LoginError, ProviderUnavailable
-from pingapp.auth.forms import client_authentication, error_of, post_form
+from pingapp.auth.dpop import (
+    NonceMemory,
+    Prover,
+    bound_jkt,
+    login_key,
+    not_bound_error,
+    send_with_proof,
+)
+from pingapp.auth.errors import LoginError, ProviderUnavailable
+from pingapp.auth.forms import client_authentication, error_of, post_form, token_request
 from pingapp.auth.id_token import (
     BACKCHANNEL_LOGOUT_EVENT,
     LOGOUT_TOKEN_MAX_AGE,
@@ -32,6 +40,7 @@ from pingapp.auth.id_token import (
     check_logout_token,
 )
 from pingapp.auth.login import PendingLogin, authorization_params, end_session_url
+from pingapp.dpop import DPoPKey
 from pingapp.keys import KeyStore, KeysUnavailable, UnknownKey
 from pingapp.settings import Settings
 
@@ -59,6 +68,8 @@ class OIDCClient:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.http = client
+        #: The provider's latest `DPoP-Nonce` (per origin), for its next proof.
+        self.dpop_nonces = NonceMemory()
         self.settings = settings
         self.issuer = issuer
         cooldown = settings.auth_failure_cooldown
@@ -125,6 +136,12 @@ class OIDCClient:
             [("client_id", self.settings.auth_client_id), ("request_uri", request_uri)],
         )
 
+    async def new_dpop_key(self) -> str:
+        """A sign-in's DPoP key (storage form), or '' for bearer tokens (`login_key`)."""
+        if self.settings.auth_dpop == "off":
+            return ""
+        return login_key(self.settings.auth_dpop, await self.metadata())
+
     async def check_response_issuer(self, iss: str | None) -> None:
         """RFC 9207: the authorization response names its issuer; a different one is
         a mix-up attack. Required whenever the provider says it sends it."""
@@ -140,45 +157,35 @@ class OIDCClient:
 
     # --- the token endpoint --------------------------------------------------------------
 
-    async def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
+    async def _token_request(self, form: dict[str, str], dpop_key: str) -> dict[str, Any]:
+        """POST to the token endpoint, with a DPoP proof when `dpop_key` is given."""
         url = (await self.metadata()).get("token_endpoint")
-        status, body = await post_form(self.http, self.settings, url, form, what="token endpoint")
-        if status != 200 or "error" in body:
-            code, description = error_of(body)
-            if code == "invalid_grant":
-                raise GrantRejected(
-                    "The sign-in has expired or was already used",
-                    f"The provider said: {description}. Sign in again.",
-                    code=code,
-                )
-            raise LoginError(
-                "The sign-in provider refused the request",
-                f"{code}: {description}. Check AUTH_CLIENT_ID (and AUTH_CLIENT_SECRET, if "
-                "the provider's application is confidential).",
-                code=code,
-            )
-        if not isinstance(body.get("access_token"), str):
-            raise ProviderUnavailable(
-                "The sign-in provider answered something unexpected",
-                "Its token response has no access_token.",
-            )
+        prover = Prover(DPoPKey.from_json(dpop_key), self.dpop_nonces) if dpop_key else None
+        body = await token_request(self.http, self.settings, url, form, prover=prover)
+        if prover and self.settings.auth_dpop == "required" and not bound_jkt(body, dpop_key):
+            raise not_bound_error()
         return body
 
-    async def exchange_code(self, pending: PendingLogin, code: str) -> dict[str, Any]:
-        """Trade the authorization code (and PKCE verifier) for tokens."""
+    async def exchange_code(
+        self, pending: PendingLogin, code: str, *, dpop_key: str = ""
+    ) -> dict[str, Any]:
+        """Trade the authorization code (and PKCE verifier) for tokens, bound to
+        `dpop_key` (storage form) when given."""
         return await self._token_request(
             {
                 "grant_type": "authorization_code",
                 "code": code,
                 "redirect_uri": pending.redirect_uri,
                 "code_verifier": pending.code_verifier,
-            }
+            },
+            dpop_key,
         )
 
-    async def refresh(self, refresh_token: str) -> dict[str, Any]:
-        """Use a refresh token; the answer may carry a rotated one."""
+    async def refresh(self, refresh_token: str, *, dpop_key: str = "") -> dict[str, Any]:
+        """Use a refresh token (with a proof of the session's key, if it has one); the
+        answer may carry a rotated one."""
         return await self._token_request(
-            {"grant_type": "refresh_token", "refresh_token": refresh_token}
+            {"grant_type": "refresh_token", "refresh_token": refresh_token}, dpop_key
         )
 
     async def revoke(self, token: str) -> bool:
@@ -250,13 +257,21 @@ class OIDCClient:
         issuer = (await self.metadata())["issuer"]
         return await check_logout_token(token, self.signing_key, self.settings, issuer, now=now)
 
-    async def userinfo(self, access_token: str) -> dict[str, Any]:
-        """The provider's profile of the user (the tutorial's Profile page), or {}."""
+    async def userinfo(self, access_token: str, *, dpop_key: str = "") -> dict[str, Any]:
+        """The provider's profile of the user (the tutorial's Profile page), or {}.
+        `dpop_key`: the key a bound token is bound to (`Authorization: DPoP` + proof)."""
         url = (await self.metadata()).get("userinfo_endpoint")
         if not isinstance(url, str):
             return {}
         try:
-            response = await self.http.get(url, headers={"Authorization": f"Bearer {access_token}"})
+            if dpop_key:
+                prover = Prover(DPoPKey.from_json(dpop_key), self.dpop_nonces)
+                response = await send_with_proof(
+                    self.http, "GET", url, prover, access_token=access_token
+                )
+            else:
+                bearer = {"Authorization": f"Bearer {access_token}"}
+                response = await self.http.get(url, headers=bearer)
             body = response.json() if response.status_code == 200 else None
         except (httpx.TransportError, ValueError):
             return {}

@@ -19,8 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from pingapp.auth.dpop import bound_jkt
 from pingapp.auth.errors import GrantRejected, LoginError
 from pingapp.auth.session import ServerSession, Vault
+from pingapp.dpop import DPoPKey
+from pingapp.http import Credential
 
 #: Refresh the access token when it has less than this many seconds left.
 REFRESH_MARGIN = 30
@@ -50,6 +53,15 @@ class TokenOutcome:
     token: str | None = None
     #: The session as it now is, for REFRESHED.
     session: ServerSession | None = None
+    #: The DPoP key the token is bound to (`DPoPKey.to_json`), or '' for a bearer token.
+    dpop_key: str = ""
+
+    @property
+    def credential(self) -> Credential | None:
+        """The token as `TokenAuth` sends it (with its key when bound), or None."""
+        if not self.token:
+            return None
+        return Credential(self.token, DPoPKey.from_json(self.dpop_key) if self.dpop_key else None)
 
     @property
     def ended(self) -> bool:
@@ -58,7 +70,14 @@ class TokenOutcome:
 
 
 class Refresher(Protocol):
-    async def refresh(self, refresh_token: str) -> dict[str, Any]: ...
+    async def refresh(self, refresh_token: str, *, dpop_key: str = "") -> dict[str, Any]: ...
+
+
+def _usable(kind: Outcome, session: ServerSession, *, changed: bool = False) -> TokenOutcome:
+    """An outcome with the session's access token (and its key, when bound); `changed`:
+    the outcome carries the session too."""
+    key = session.dpop_key if session.dpop_jkt else ""
+    return TokenOutcome(kind, session.access_token, session if changed else None, key)
 
 
 def expiring(session: ServerSession, now: float) -> bool:
@@ -77,6 +96,8 @@ def apply_tokens(session: ServerSession, tokens: dict[str, Any], now: float) -> 
     session.refresh_token = str(tokens.get("refresh_token") or session.refresh_token)
     session.expires_at = now + float(tokens.get("expires_in", 0) or 0)
     session.scope = str(tokens.get("scope") or session.scope)
+    # A provider may answer a proof with a bearer token: then it is used as one.
+    session.dpop_jkt = bound_jkt(tokens, session.dpop_key)
     if isinstance(tokens.get("id_token"), str):
         session.id_token = tokens["id_token"]
 
@@ -95,7 +116,7 @@ async def current_token(
     if session is None:
         return TokenOutcome(Outcome.NO_SESSION)
     if rejected is None and not expiring(session, clock()):
-        return TokenOutcome(Outcome.FRESH, session.access_token)
+        return _usable(Outcome.FRESH, session)
     async with vault.modify(session_hash) as session:
         if session is None:
             return TokenOutcome(Outcome.NO_SESSION)
@@ -103,22 +124,23 @@ async def current_token(
             rejected is None and expiring(session, clock())
         )
         if not stale:  # renewed by whoever held the lock before
-            return TokenOutcome(Outcome.FRESH, session.access_token)
+            return _usable(Outcome.FRESH, session)
         if not session.refresh_token:
             if rejected is not None:
                 return TokenOutcome(Outcome.REJECTED)
             if expired(session, clock()):
                 session.access_token = ""  # saved as ended: the record goes
                 return TokenOutcome(Outcome.EXPIRED)
-            return TokenOutcome(Outcome.FRESH, session.access_token)
+            return _usable(Outcome.FRESH, session)
         try:
-            tokens = await provider.refresh(session.refresh_token)
+            tokens = await provider.refresh(session.refresh_token, dpop_key=session.dpop_key)
         except GrantRejected:
             session.access_token = ""
             return TokenOutcome(Outcome.REVOKED)
         except LoginError:
             # Provider down or slow: keep the session, use the token while it lasts.
-            usable = rejected is None and session.expires_at > clock()
-            return TokenOutcome(Outcome.PROVIDER_DOWN, session.access_token if usable else None)
+            if rejected is None and session.expires_at > clock():
+                return _usable(Outcome.PROVIDER_DOWN, session)
+            return TokenOutcome(Outcome.PROVIDER_DOWN)
         apply_tokens(session, tokens, clock())
-        return TokenOutcome(Outcome.REFRESHED, session.access_token, session)
+        return _usable(Outcome.REFRESHED, session, changed=True)

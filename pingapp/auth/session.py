@@ -64,6 +64,10 @@ class ServerSession:
     tabs: list[str] = dataclasses.field(default_factory=list)
     #: Epoch seconds of the sign-in; the session ends SESSION_MAX_AGE after it.
     created_at: float = 0.0
+    #: This sign-in's DPoP private key (`DPoPKey.to_json`; a secret), or '' (AUTH_DPOP).
+    dpop_key: str = ""
+    #: The key's thumbprint when the access token is bound to it (`cnf.jkt`), else ''.
+    dpop_jkt: str = ""
 
 
 @dataclasses.dataclass
@@ -75,6 +79,8 @@ class LoginRecord:
     authorize_url: str = ""
     #: digest() of the login cookie of the browser that started it ('' until then).
     browser: str = ""
+    #: The DPoP key made for this sign-in (`DPoPKey.to_json`; a secret), or ''.
+    dpop_key: str = ""
 
 
 @dataclasses.dataclass

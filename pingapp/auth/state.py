@@ -1,10 +1,9 @@
 """AuthState: sign-in, the callback, the session as the page sees it, sign-out.
 
 Everything secret stays on the server: the pending login (state, nonce, PKCE
-verifier) and the tokens in the vault (`pingapp.auth.session`). The page gets the
-user's name, email, picture, claims, granted scopes and expiry time — never a
-token. The shared objects (settings, OIDC client, vault, URLs) come from the
-application context (`pingapp.context`).
+verifier, DPoP key) and the tokens in the vault (`pingapp.auth.session`). The page
+gets the user's name, email, picture, claims, scopes, expiry and DPoP binding —
+never a token or key. Shared objects come from `pingapp.context`.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from pingapp.auth.login import new_pending_login
 from pingapp.auth.refresh import Outcome, TokenOutcome, current_token, expired
 from pingapp.auth.session import LoginRecord, ServerSession
 from pingapp.context import context
+from pingapp.http import Credential
 from pingapp.routes import CALLBACK, HOME
 from pingapp.settings import get_settings
 
@@ -57,6 +57,8 @@ class AuthState(rx.State):
     token_audience: list[str] = []  # noqa: RUF012
     #: False when the provider issued an opaque (non-JWT) access token.
     token_is_jwt: bool = True
+    #: The thumbprint of the DPoP key the access token is bound to; '' for bearer.
+    token_jkt: str = ""
     error_title: str = ""
     error_detail: str = ""
     #: A login or logout is on its way (the buttons show a spinner).
@@ -69,15 +71,14 @@ class AuthState(rx.State):
 
     def _show(self, session: ServerSession | None) -> None:
         if session is None:
-            self.signed_in = False
+            self.signed_in, self.token_is_jwt, self.expires_at = False, True, 0
             self.user_name = self.user_email = self.user_picture = self.claims_json = ""
-            self.token_header = self.token_claims = ""
+            self.token_header = self.token_claims = self.token_jkt = ""
             self.scopes = self.token_audience = []
-            self.token_is_jwt = True
-            self.expires_at = 0
             return
         decoded = peek(session.access_token)
         self.token_is_jwt = decoded is not None
+        self.token_jkt = session.dpop_jkt
         header, claims = decoded or ({}, {})
         self.token_header = json.dumps(header, indent=2, sort_keys=True)
         self.token_claims = json.dumps(claims, indent=2, sort_keys=True)
@@ -85,9 +86,8 @@ class AuthState(rx.State):
         self.token_audience = [audience] if isinstance(audience, str) else list(audience)
         profile = {**session.claims, **session.profile}
         self.signed_in = True
-        self.user_name = str(
-            profile.get("name") or profile.get("nickname") or profile.get("sub", "")
-        )
+        name = profile.get("name") or profile.get("nickname") or profile.get("sub", "")
+        self.user_name = str(name)
         self.user_email = str(profile.get("email", ""))
         self.user_picture = str(profile.get("picture", ""))
         self.scopes = session.scope.split()
@@ -128,12 +128,9 @@ class AuthState(rx.State):
     # --- this connection's session ---------------------------------------------------
 
     def _cookie_digest(self, name: str) -> str:
-        """digest() of one of our cookies, as sent with this connection's handshake.
-
-        Reflex takes the headers from the websocket handshake on the server side,
-        so a client cannot set them per event, and a stolen client token brings no
-        cookie along. The app hashes our cookies in the handshake before Reflex
-        sees them (`digest_our_cookies`): no state file holds a cookie's value."""
+        """digest() of one of our cookies, from this connection's websocket handshake
+        (server-side: a client cannot set it per event, a stolen client token brings
+        no cookie; `digest_our_cookies` hashes our cookies before Reflex sees them)."""
         return read_cookie(self.router.headers.cookie, name, secure=context().secure)
 
     def _connection_session_hash(self) -> str:
@@ -200,6 +197,8 @@ class AuthState(rx.State):
             max_age=max_age,
         )
         try:
+            # A new key for every sign-in (AUTH_DPOP), kept with the pending login.
+            key = await ctx.oidc.new_dpop_key()
             url = await ctx.oidc.authorization_url(pending, prompt=prompt)
         except LoginError as error:
             self._fail(error)
@@ -207,7 +206,8 @@ class AuthState(rx.State):
         # The browser fetches its login cookie over HTTP (a websocket cannot set
         # one); the one-time handle lets only that request continue this login.
         handle = new_secret()
-        await ctx.vault.put_login(handle, LoginRecord(login=pending, authorize_url=url))
+        record = LoginRecord(login=pending, authorize_url=url, dpop_key=key)
+        await ctx.vault.put_login(handle, record)
         yield navigate(f"{ctx.backend_url}/auth/login?tx={handle}")
 
     @rx.event
@@ -288,13 +288,13 @@ class AuthState(rx.State):
     def dismiss_error(self):
         self.error_title = self.error_detail = ""
 
-    async def _access_token(self, rejected: str | None = None) -> str | None:
-        """For PingState (private: never an event): a valid access token for this
-        connection's session (`current_token`), or None; the page shows what
-        happened (`_render`)."""
+    async def _access_token(self, rejected: str | None = None) -> Credential | None:
+        """For PingState (private: never an event): a valid access token (and its DPoP
+        key) for this connection's session (`current_token`), or None; the page
+        shows what happened (`_render`)."""
         ctx = context()
         outcome = await current_token(
             ctx.vault, ctx.oidc, self._connection_session_hash(), rejected=rejected
         )
         self._render(outcome)
-        return outcome.token
+        return outcome.credential

@@ -134,6 +134,7 @@ def token_inspector() -> rx.Component:
                 size="2",
                 color_scheme="gray",
             ),
+            token_binding(),
             rx.cond(
                 AuthState.token_is_jwt,
                 rx.vstack(
@@ -182,4 +183,24 @@ def token_inspector() -> rx.Component:
         ),
         width="100%",
         id="token-inspector",
+    )
+
+
+def token_binding() -> rx.Component:
+    """Whether the access token is DPoP-bound (RFC 9449), and to which key, in words."""
+    return rx.hstack(
+        rx.text("Binding", weight="bold", size="2"),
+        rx.cond(
+            AuthState.token_jkt != "",
+            rx.text(
+                "DPoP-bound: usable only with a proof signed by this server's key, "
+                "thumbprint (cnf.jkt) ",
+                rx.code(AuthState.token_jkt, id="token-jkt"),
+                size="2",
+            ),
+            rx.text("Bearer: not bound to a key, anyone who holds it can use it", size="2"),
+        ),
+        wrap="wrap",
+        align="baseline",
+        id="token-binding",
     )

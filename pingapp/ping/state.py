@@ -8,7 +8,7 @@ import reflex as rx
 
 from pingapp.auth.state import AuthState
 from pingapp.context import context
-from pingapp.http import BearerAuth, TokenProvider
+from pingapp.http import Credential, TokenAuth, TokenProvider
 from pingapp.ping.calls import PingResult, call_api
 from pingapp.urls import origin_of
 
@@ -25,10 +25,11 @@ class NoToken(Exception):
 
 
 def session_tokens(auth: AuthState) -> TokenProvider:
-    """`BearerAuth`'s token provider for this tab's session: asked only when a request
-    goes to an allowed origin; no first token ends the call before anything is sent."""
+    """`TokenAuth`'s token provider for this tab's session (the token, and its DPoP key
+    when bound): asked only when a request goes to an allowed origin; no first token
+    ends the call before anything is sent."""
 
-    async def provide(rejected: str | None) -> str | None:
+    async def provide(rejected: str | None) -> Credential | None:
         token = await auth._access_token(rejected)
         if token is None and rejected is None:
             raise NoToken
@@ -104,9 +105,8 @@ class PingState(rx.State):
         ctx = context()
         url = ctx.api_url(path)
         try:
-            result = await call_api(
-                ctx.client, url, BearerAuth(session_tokens(auth), ctx.allowlist)
-            )
+            auth_flow = TokenAuth(session_tokens(auth), ctx.allowlist, nonces=ctx.dpop_nonces)
+            result = await call_api(ctx.client, url, auth_flow)
         except NoToken:
             # Still signed in but no token: the provider could not renew it.
             result = CANNOT_RENEW

@@ -136,6 +136,12 @@ def provider() -> FakeProvider:
     return FakeProvider()
 
 
+async def token_of(state: AuthState, rejected: str | None = None) -> str | None:
+    """The access token `_access_token` gives (its credential's token), or None."""
+    credential = await state._access_token(rejected)
+    return credential.token if credential else None
+
+
 @pytest.fixture
 async def env(provider: FakeProvider, tmp_path: Path) -> AsyncIterator[Vault]:
     """Settings, the shared client (to the fake provider) and a vault on disk."""
@@ -606,7 +612,7 @@ async def test_another_tab_with_the_cookie_is_signed_in(env: Vault, provider: Fa
     assert second.signed_in
     assert second.user_email == "alice@example.test"
     assert second._session_hash == first._session_hash
-    assert await second._access_token() == "access-1"
+    assert await token_of(second) == "access-1"
     stored = await env.load(first._session_hash)
     assert stored is not None
     assert stored.tabs == ["tab-1", "tab-2"]
@@ -618,7 +624,7 @@ async def test_a_forged_session_id_signs_nobody_in(env: Vault, value: str) -> No
     await run(AuthState.restore, state)
     assert not state.signed_in
     assert state._session_hash == ""
-    assert await state._access_token() is None
+    assert await token_of(state) is None
     assert await env.store.count() == 0  # a look-up creates nothing
 
 
@@ -639,10 +645,10 @@ async def test_a_stolen_client_token_gets_no_access_token(
     at(victim, "/ping", cookie=cookie)
     assert victim._session_hash == victim_hash
     requests_before = len(provider.token_requests)
-    assert await victim._access_token() is None
+    assert await token_of(victim) is None
     assert not victim.signed_in
     victim._session_hash = victim_hash  # the same, for a token the API rejected
-    assert await victim._access_token(rejected="access-1") is None
+    assert await token_of(victim, rejected="access-1") is None
     assert len(provider.token_requests) == requests_before  # no refresh either
     # The victim's session is untouched and still works with its cookie.
     stored = await env.load(victim_hash)
@@ -650,7 +656,7 @@ async def test_a_stolen_client_token_gets_no_access_token(
     assert stored.access_token == "access-1"
     owner = new_tab(cookie=f"{SESSION_COOKIE}={victim_hash}", token="tab-1")
     await run(AuthState.restore, owner)
-    assert await owner._access_token() == "access-1"
+    assert await token_of(owner) == "access-1"
 
 
 def test_the_access_token_is_no_event_handler() -> None:
@@ -673,7 +679,7 @@ async def test_refresh_rotates_and_runs_once_for_concurrent_callers(
 ) -> None:
     state = await signed_in(provider)
     await expire(state)
-    tokens = await asyncio.gather(*(state._access_token() for _ in range(5)))
+    tokens = await asyncio.gather(*(token_of(state) for _ in range(5)))
     refreshes = [f for f in provider.token_requests if f["grant_type"] == ["refresh_token"]]
     assert len(refreshes) == 1  # SECURITY 23: one refresh at a time per session
     assert refreshes[0]["refresh_token"] == ["refresh-1"]
@@ -686,7 +692,7 @@ async def test_refresh_rotates_and_runs_once_for_concurrent_callers(
 async def test_a_rejected_token_is_refreshed_once(env: Vault, provider: FakeProvider) -> None:
     state = await signed_in(provider)
     first, second = await asyncio.gather(
-        state._access_token(rejected="access-1"), state._access_token(rejected="access-1")
+        token_of(state, rejected="access-1"), token_of(state, rejected="access-1")
     )
     assert first == second == "access-2"
     refreshes = [f for f in provider.token_requests if f["grant_type"] == ["refresh_token"]]
@@ -699,7 +705,7 @@ async def test_invalid_grant_on_refresh_signs_out_cleanly(
     state = await signed_in(provider)
     await expire(state)
     provider.token_error = "invalid_grant"
-    assert await state._access_token() is None
+    assert await token_of(state) is None
     assert not state.signed_in
     assert state.error_title == "Your session has ended"
     assert await env.load(state._session_hash) is None
@@ -733,7 +739,7 @@ async def test_an_expired_session_without_refresh_token_gives_no_token(
         assert stored is not None
         stored.refresh_token = ""
         stored.expires_at = time.time() - 1
-    assert await state._access_token() is None
+    assert await token_of(state) is None
     assert not state.signed_in
     assert state.error_title == "Your session has expired"
     assert await env.load(state._session_hash) is None

@@ -151,7 +151,7 @@ async def test_invalid_token_is_refreshed_once_and_retried(
         stored.refresh_token = "refresh-1"
     refreshes: list[str] = []
 
-    async def refresh(refresh_token: str) -> dict:
+    async def refresh(refresh_token: str, *, dpop_key: str = "") -> dict:
         refreshes.append(refresh_token)
         return {"access_token": "token-1", "refresh_token": "refresh-2", "expires_in": 300}
 
@@ -211,7 +211,7 @@ async def test_a_token_that_cannot_be_renewed_is_not_sent_and_is_explained(
         assert stored is not None
         stored.refresh_token = "refresh-1"
 
-    async def provider_down(refresh_token: str) -> dict:
+    async def provider_down(refresh_token: str, *, dpop_key: str = "") -> dict:
         raise ProviderUnavailable("The sign-in provider cannot be reached", "down")
 
     monkeypatch.setattr(context().oidc, "refresh", provider_down)

@@ -34,7 +34,7 @@ class Provider:
         self.calls: list[str] = []
         self.error: Exception | None = None
 
-    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+    async def refresh(self, refresh_token: str, *, dpop_key: str = "") -> dict[str, Any]:
         self.calls.append(refresh_token)
         await asyncio.sleep(0)  # let concurrent callers queue on the lock
         if self.error:

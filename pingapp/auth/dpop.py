@@ -1,0 +1,175 @@
+"""The app's side of DPoP (RFC 9449): which key a sign-in gets, the servers' nonces,
+and requests that carry a proof.
+
+- `login_key`: AUTH_DPOP and the provider's `dpop_signing_alg_values_supported`
+  decide whether a sign-in gets a key (ES256 when listed), in its storage form.
+- `NonceMemory`: the latest `DPoP-Nonce` each origin sent (provider and API).
+- `Prover`: a key and the nonces; makes each request's proof.
+- `send_with_proof`: one request with a proof (and `Authorization: DPoP` when a
+  token goes along), sent once more with the server's nonce on `use_dpop_nonce`.
+
+The key is a secret: it lives in the pending login and then the server session,
+which the vault encrypts at rest, and never reaches the browser.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from pingapp.auth.errors import LoginError
+from pingapp.dpop import ASYMMETRIC_ALGS, USE_NONCE, DPoPKey, make_proof
+from pingapp.urls import origin_of
+
+#: The algorithm a key is made for when the provider lists it.
+PREFERRED_ALG = "ES256"
+#: The algorithms this client can make a key for, in order of preference.
+CLIENT_ALGS = ("ES256", "ES384", "ES512", "EdDSA", "PS256", "RS256")
+NONCE_HEADER = "DPoP-Nonce"
+#: A nonce longer than this is not remembered (a server's nonce is short).
+MAX_NONCE_LENGTH = 512
+
+
+def login_key(mode: str, metadata: Mapping[str, Any]) -> str:
+    """A new key for a sign-in, as `DPoPKey.to_json` text, or '' when the sign-in
+    uses bearer tokens. `mode` is AUTH_DPOP; with `required`, a provider without a
+    usable DPoP algorithm is a `LoginError`."""
+    if mode == "off":
+        return ""
+    listed = metadata.get("dpop_signing_alg_values_supported")
+    offered = [alg for alg in listed if isinstance(alg, str)] if isinstance(listed, list) else []
+    usable = [alg for alg in CLIENT_ALGS if alg in offered and alg in ASYMMETRIC_ALGS]
+    if usable:
+        alg = PREFERRED_ALG if PREFERRED_ALG in usable else usable[0]
+        return DPoPKey.generate(alg).to_json()
+    if mode == "required":
+        raise LoginError(
+            "The sign-in provider does not support DPoP",
+            "AUTH_DPOP=required, but its discovery document lists no DPoP algorithm "
+            f"this app can use (dpop_signing_alg_values_supported: {offered or 'none'}). "
+            "Set AUTH_DPOP=auto to sign in with bearer tokens.",
+            code="no_dpop",
+        )
+    return ""
+
+
+def not_bound_error() -> LoginError:
+    """AUTH_DPOP=required, and the provider answered a proof with a bearer token."""
+    return LoginError(
+        "The sign-in provider did not bind the token",
+        "AUTH_DPOP=required, but the provider answered with a bearer token "
+        "(token_type is not DPoP). Set AUTH_DPOP=auto to accept bearer tokens.",
+        code="dpop_not_bound",
+    )
+
+
+def bound_jkt(tokens: Mapping[str, Any], dpop_key: str) -> str:
+    """The thumbprint of the key a token response is bound to: `dpop_key`'s when the
+    provider answered `token_type: DPoP` (RFC 9449 section 5), else '' (bearer)."""
+    if not dpop_key or str(tokens.get("token_type", "")).lower() != "dpop":
+        return ""
+    return DPoPKey.from_json(dpop_key).jkt
+
+
+class NonceMemory:
+    """The latest `DPoP-Nonce` each origin sent, for its next proof (bounded)."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self.limit = limit
+        self._nonces: collections.OrderedDict[str, str] = collections.OrderedDict()
+
+    def get(self, url: str | httpx.URL) -> str | None:
+        return self._nonces.get(origin_of(str(url)))
+
+    def learn(self, url: str | httpx.URL, response: httpx.Response) -> None:
+        """Remember the nonce `response` (from `url`) carries, if any."""
+        nonce = response.headers.get(NONCE_HEADER)
+        if not nonce or len(nonce) > MAX_NONCE_LENGTH:
+            return
+        origin = origin_of(str(url))
+        self._nonces[origin] = nonce
+        self._nonces.move_to_end(origin)
+        while len(self._nonces) > self.limit:
+            self._nonces.popitem(last=False)
+
+
+def asks_for_nonce(response: httpx.Response, params: Mapping[str, str] | None = None) -> bool:
+    """Whether the server wants a proof with its nonce (`use_dpop_nonce`, RFC 9449
+    sections 8 and 9): a 400 whose JSON says so (token endpoint) or a 401 whose
+    challenge does (`params`, a resource). The nonce must come with it."""
+    if not response.headers.get(NONCE_HEADER):
+        return False
+    if response.status_code == httpx.codes.UNAUTHORIZED:
+        return (params or {}).get("error") == USE_NONCE
+    if response.status_code != httpx.codes.BAD_REQUEST:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("error") == USE_NONCE
+
+
+@dataclasses.dataclass(frozen=True)
+class Prover:
+    """One session's key and the process's nonces: makes a request's proof."""
+
+    key: DPoPKey
+    nonces: NonceMemory
+
+    def proof(self, method: str, url: str | httpx.URL, access_token: str | None = None) -> str:
+        """A fresh proof for `method url` (the query and fragment are not part of `htu`)."""
+        url = str(url)
+        return make_proof(
+            self.key, method, url, access_token=access_token, nonce=self.nonces.get(url)
+        )
+
+
+#: One item of a WWW-Authenticate header: a scheme, or `name=value` / `name="quoted"`
+#: (quoted strings consumed whole, so text inside them never counts).
+_CHALLENGE_ITEM = re.compile(r"""([\w!#$%&'*+.^`|~-]+)(?:\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?""")
+
+
+def challenge_params(response: httpx.Response, scheme: str = "dpop") -> dict[str, str]:
+    """The parameters of the `scheme` challenge in the response's WWW-Authenticate
+    headers (RFC 9110 section 11.6.1), unquoted; {} when there is none."""
+    found: dict[str, str] = {}
+    for header in response.headers.get_list("WWW-Authenticate"):
+        current = ""
+        for match in _CHALLENGE_ITEM.finditer(header):
+            name, value = match.group(1), match.group(2)
+            if value is None:
+                current = name.lower()
+            elif current == scheme and name.lower() not in found:
+                found[name.lower()] = re.sub(r"\\(.)", r"\1", value.strip('"'))
+    return found
+
+
+async def send_with_proof(
+    http: httpx.AsyncClient,
+    method: str,
+    url: str,
+    prover: Prover,
+    *,
+    access_token: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send with a proof (and `Authorization: DPoP` when `access_token` is given);
+    once more with the server's nonce when it answers `use_dpop_nonce`."""
+    response: httpx.Response | None = None
+    for _ in range(2):
+        sent = {**(headers or {}), "DPoP": prover.proof(method, url, access_token)}
+        if access_token is not None:
+            sent["Authorization"] = f"DPoP {access_token}"
+        response = await http.request(method, url, headers=sent, **kwargs)
+        prover.nonces.learn(url, response)
+        if not asks_for_nonce(response, challenge_params(response)):
+            break
+    assert response is not None
+    return response
