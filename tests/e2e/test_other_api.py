@@ -25,7 +25,8 @@ def start_second_api(port: int, issuer: str, log: Path) -> Server:
             sys.executable, "-m", "granian", "--interface", "asgi",
             "--host", "127.0.0.1", "--port", str(port), "tests.e2e.second_api:app",
         ],
-        {"AUTH_ISSUER": issuer},
+        # API_URL: its public URL, which DPoP proofs name (htu).
+        {"AUTH_ISSUER": issuer, "API_URL": f"http://127.0.0.1:{port}"},
         log,
     ).start()  # fmt: skip
     api.wait_until(f"http://127.0.0.1:{port}/public", "", timeout=30, status=200)
