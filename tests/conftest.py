@@ -24,6 +24,11 @@ HERE = Path(__file__).resolve().parent
 FOLDER_MARKERS = {"e2e": "browser", "deploy": "deploy", "faults": "faults"}
 
 
+def uses_browser(item: pytest.Item) -> bool:
+    """Whether the test drives Chromium (directly, or through `context` or `page`)."""
+    return "browser" in getattr(item, "fixturenames", ())
+
+
 def kind(item: pytest.Item) -> str:
     """The folder's marker, or "fast"."""
     relative = item.path.resolve().relative_to(HERE)
@@ -34,6 +39,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if (marker := kind(item)) != "fast":
             item.add_marker(getattr(pytest.mark, marker))
+        if uses_browser(item):
+            # Once more if Chromium hung (pytest-rerunfailures); any other failure stands.
+            item.add_marker(pytest.mark.flaky(reruns=1, only_rerun=["BrowserHung"]))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A browser test's body runs under the watchdog (tests/support/browser.py)."""
+    if not uses_browser(item):
+        return (yield)
+    from tests.support.browser import watchdog
+
+    with watchdog(item.nodeid):
+        return (yield)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -51,21 +70,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def browser() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
-    from tests.support.browser import launch
+    from tests.support.browser import LiveBrowser, watchdog
 
     with sync_playwright() as playwright:
-        running = launch(playwright)
-        yield running
-        running.close()
+        running = LiveBrowser(playwright)
+        yield running.as_browser()
+        with watchdog("closing the browser"):
+            running.current.close()
 
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    from tests.support.browser import new_context
+    from tests.support.browser import new_context, watchdog
 
     fresh = new_context(browser)
     yield fresh
-    fresh.close()
+    with watchdog("closing a browser context"):
+        fresh.close()
 
 
 @pytest.fixture

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
 from urllib.parse import urlencode, urljoin
 
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
@@ -25,11 +31,86 @@ CHROMIUM_ARGS = [
 ]
 #: Milliseconds a page action or a locator waits by default.
 DEFAULT_TIMEOUT = 20_000
+#: Seconds a browser test's body, or a context's close, may take before the
+#: watchdog decides Chromium stopped answering: minutes more than any test needs.
+HANG_SECONDS = 300
+#: An argument Chromium ignores, naming the pytest process that launched it, so
+#: the watchdog finds this run's browsers (and nobody else's) in /proc.
+LAUNCHED_BY = f"--pingapp-tests={os.getpid()}"
 
 
 def launch(playwright: Playwright) -> Browser:
     """Debian's Chromium, headless."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, LAUNCHED_BY])
+
+
+class BrowserHung(Exception):
+    """Chromium stopped answering a Playwright call; the watchdog killed it.
+
+    Some Playwright calls have no timeout of their own (`new_page`, `close`,
+    `evaluate` of a promise that never settles): if Chromium stops answering one,
+    the test would wait for ever. The watchdog turns that into this error, and the
+    browser tests are rerun once for it, and for nothing else (tests/conftest.py).
+    """
+
+
+def kill_launched_browsers() -> int:
+    """SIGKILL the Chromium browser processes this pytest process launched (their
+    renderers and helpers exit with them); how many there were."""
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # exited meanwhile, or not ours to read
+        if LAUNCHED_BY.encode() in args and not any(a.startswith(b"--type=") for a in args):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+@contextlib.contextmanager
+def watchdog(what: str, seconds: float = HANG_SECONDS) -> Iterator[None]:
+    """Run the block; if it takes more than `seconds`, kill this run's Chromium, so
+    a call waiting on it fails, and raise BrowserHung from that failure."""
+    fired = threading.Event()
+
+    def fire() -> None:
+        fired.set()
+        kill_launched_browsers()
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except BaseException as error:
+        if fired.is_set():
+            msg = f"{what}: Chromium did not answer for {seconds:g} s; the watchdog killed it"
+            raise BrowserHung(msg) from error
+        raise
+    finally:
+        timer.cancel()
+
+
+class LiveBrowser:
+    """The tests' shared Chromium, launched again if the watchdog killed it: tests
+    use it as a `Browser`."""
+
+    def __init__(self, playwright: Playwright) -> None:
+        self.playwright = playwright
+        self.current = launch(playwright)
+
+    def __getattr__(self, name: str) -> object:
+        if not self.current.is_connected():
+            self.current = launch(self.playwright)
+        return getattr(self.current, name)
+
+    def as_browser(self) -> Browser:
+        return cast(Browser, self)
 
 
 def new_context(browser: Browser) -> BrowserContext:
