@@ -2,8 +2,11 @@
 
     .venv/bin/python bench/load.py [--sessions 100,300,1000] [--duration 30] [--rate 0.2]
                                    [--sign-in-concurrency 20] [--url URL | --redis]
+                                   [--servers granian,uvicorn]
 
-Without --url it starts `make prod` on a free port (and stops it afterwards);
+Without --url it starts `make prod` on a free port (and stops it afterwards), once
+per server in --servers (Reflex's REFLEX_USE_GRANIAN), and prints their tables
+together;
 with --redis it starts redis-server, two backends (`make backend`) on it and nginx
 in front of them, as tests/deploy does. Only 127.0.0.1 / localhost is ever contacted.
 
@@ -12,13 +15,16 @@ Socket.IO websocket to `/_reflex/_event/?token=<client token>` whose CONNECT pac
 carries the `hydrate_and_load` boot event (as `state.js` sends it), then
 
 1. on `/ping`: the `AuthState.login` event; the answer is a `_call_script` event with
-   `window.location.replace("<authorize url>")`;
-2. the provider's pages by HTTP: GET authorize, the sign-in form (POST user and
-   password with its hidden fields), the consent form (POST allow), until the
-   redirect to `{frontend}/callback?code&state`;
-3. a new websocket for `/callback?code&state` (the callback page's on_load), whose
-   answer is `window.location.replace("{backend}/auth/session?ticket=...")`;
-4. GET that ticket URL, which sets the HttpOnly `pingapp_session` cookie;
+   `window.location.replace("{backend}/auth/login?tx=...")`;
+2. by HTTP: that URL, which sets the `pingapp_login` cookie binding the login to this
+   "browser" and redirects to the provider; the provider's pages: GET authorize, the
+   sign-in form (POST user and password with its hidden fields), the consent form
+   (POST allow), until the redirect to `{frontend}/callback?code&state`;
+3. a new websocket for `/callback?code&state` with the login cookie (the callback
+   page's on_load), whose answer is
+   `window.location.replace("{backend}/auth/session?ticket=...")`;
+4. GET that ticket URL with the login cookie, which sets the HttpOnly
+   `pingapp_session` cookie;
 5. a new websocket for `/ping` with that Cookie header: hydrated, signed in.
 
 Sessions sign in `--sign-in-concurrency` at a time. Levels are cumulative: for
@@ -79,7 +85,7 @@ sys.path.insert(0, str(ROOT))
 import reflex as rx  # noqa: E402 - after the repository is on sys.path
 from reflex.utils.format import format_event_handler  # noqa: E402
 
-from pingapp.auth.session import SESSION_COOKIE  # noqa: E402
+from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE  # noqa: E402
 from pingapp.auth.state import AuthState  # noqa: E402
 from pingapp.ping.state import PingState  # noqa: E402
 from tests.support.app import PRIVATE_MESSAGE, start_app  # noqa: E402
@@ -329,15 +335,17 @@ class Session:
         finally:
             self._waiter = None
 
-    async def open(self, url: str) -> None:
-        """A page load of `url`: a new websocket that hydrates and runs its on_load."""
+    async def open(self, url: str, cookie: str = "") -> None:
+        """A page load of `url`: a new websocket that hydrates and runs its on_load;
+        `cookie`: the Cookie header (default: the session cookie, once there is one)."""
         await self.close()
         self.hydrated = False
         self.updates = 0
         self.scripts.clear()  # this page's scripts only (they may come with the ack)
         self.socket = Socket(self._update)
         boot = {"name": HYDRATE, "payload": {}, "router_data": router_data(url)}
-        cookie = f"{COOKIE_NAME}={self.cookie}" if self.cookie else ""
+        if not cookie and self.cookie:
+            cookie = f"{COOKIE_NAME}={self.cookie}"
         await self.socket.connect(self.host, self.port, self.token, {"event": boot}, cookie)
 
     def emit(self, name: str, payload: dict[str, Any], url: str) -> None:
@@ -359,13 +367,15 @@ class Session:
         await self.open(home)
         await self.until(lambda: self.hydrated, "hydration of /ping")
         self.emit(LOGIN, {"return_to": ""}, home)
-        authorize = await self.next_navigation("the login's redirect to the provider")
-        callback = await provider_sign_in(self.base, authorize, user, password)
-        await self.open(callback)
+        login = await self.next_navigation("the login's redirect to /auth/login")
+        callback, login_cookie = await provider_sign_in(self.base, login, user, password)
+        await self.open(callback, f"{LOGIN_COOKIE}={login_cookie}")
         ticket_url = await self.next_navigation("the callback's redirect to /auth/session")
         check_local(ticket_url)
         async with httpx.AsyncClient(timeout=STEP_TIMEOUT) as client:
-            answer = await client.get(ticket_url)
+            answer = await client.get(
+                ticket_url, headers={"cookie": f"{LOGIN_COOKIE}={login_cookie}"}
+            )
         if answer.status_code != 303 or COOKIE_NAME not in answer.cookies:
             raise LoadError(f"/auth/session answered {answer.status_code} without the cookie")
         self.cookie = answer.cookies[COOKIE_NAME]
@@ -412,10 +422,11 @@ def form_of(page: str) -> tuple[str, dict[str, str], list[str]]:
     return html.unescape(action.group(1)), hidden, scopes
 
 
-async def provider_sign_in(base: str, authorize: str, user: str, password: str) -> str:
-    """Through the embedded provider's pages to the redirect to the callback."""
+async def provider_sign_in(base: str, login: str, user: str, password: str) -> tuple[str, str]:
+    """From the app's /auth/login hop through the embedded provider's pages to the
+    redirect to the callback; that URL and the login cookie the hop set."""
     callback = base + "/callback"
-    url, method = authorize, "GET"
+    url, method = login, "GET"
     data: dict[str, Any] | None = None
     async with httpx.AsyncClient(timeout=STEP_TIMEOUT) as client:
         for _ in range(12):
@@ -424,7 +435,10 @@ async def provider_sign_in(base: str, authorize: str, user: str, password: str) 
             if answer.is_redirect:
                 url = urllib.parse.urljoin(url, answer.headers["location"])
                 if url.startswith(callback + "?"):
-                    return url
+                    login_cookie = client.cookies.get(LOGIN_COOKIE)
+                    if not login_cookie:
+                        raise LoadError("/auth/login set no login cookie")
+                    return url, login_cookie
                 method, data = "GET", None
                 continue
             page = answer.text
@@ -691,14 +705,21 @@ async def main_async(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="pingapp-load-") as tmp:
         if args.redis:
             return await redis_setup(Path(tmp), args)
-        print("starting make prod ...", flush=True)
-        app = await asyncio.to_thread(start_app, "prod", Path(tmp))
-        try:
-            port = urllib.parse.urlsplit(app.url).port or 80
-            levels = await run(app.url, [port], args)
-        finally:
-            await asyncio.to_thread(app.stop)
-        report(levels, args, "make prod (one port)")
+        results = []
+        for server in args.servers.split(","):
+            print(f"starting make prod on {server} ...", flush=True)
+            folder = Path(tmp) / server
+            folder.mkdir()
+            env = {"REFLEX_USE_GRANIAN": "true" if server == "granian" else "false"}
+            app = await asyncio.to_thread(start_app, "prod", folder, env)
+            try:
+                port = urllib.parse.urlsplit(app.url).port or 80
+                levels = await run(app.url, [port], args)
+            finally:
+                await asyncio.to_thread(app.stop)
+            results.append((levels, f"make prod (one port) on {server}"))
+        for levels, what in results:  # together at the end, to compare
+            report(levels, args, what)
     return 0
 
 
@@ -749,6 +770,12 @@ def main() -> int:
         "--backend-port", type=int, help="with --url: the port whose processes are measured"
     )
     parser.add_argument("--redis", action="store_true", help="two backends on Redis + nginx")
+    parser.add_argument(
+        "--servers",
+        default="granian",
+        help="make prod's ASGI servers, in turn: granian, uvicorn (REFLEX_USE_GRANIAN=false; "
+        "needs `pip install uvicorn gunicorn`), or both: granian,uvicorn",
+    )
     parser.add_argument(
         "--stop-on-target-miss",
         action="store_true",

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import reflex as rx
 from reflex import constants
+from reflex.istate.manager.disk import StateManagerDisk
 from reflex.utils import prerequisites
 from reflex_base.environment import environment
 from starlette.applications import Starlette
@@ -27,6 +28,7 @@ from pingapp.pages.home import home
 from pingapp.pages.profile import profile
 from pingapp.ping.page import ping
 from pingapp.settings import check_public_url, get_settings
+from pingapp.states import PacedStateManagerDisk
 from pingapp.urls import backend_url, frontend_url, origin_of
 
 # Fail at start, with a message per bad variable, rather than at first use.
@@ -80,10 +82,16 @@ def own_routes_first(reflex_app: ASGIApp) -> ASGIApp:
 
 
 class PingApp(rx.App):
-    """Reflex's app, with `backend` mounted in front of Reflex's CORS layer."""
+    """Reflex's app, with `backend` mounted in front of Reflex's CORS layer, and
+    its disk state manager paced (`pingapp.states`)."""
 
     def __call__(self) -> ASGIApp:
         return own_routes_first(super().__call__())
+
+    def _setup_state(self) -> None:
+        super()._setup_state()
+        if type(self._state_manager) is StateManagerDisk:  # not Redis, not memory
+            self._state_manager = PacedStateManagerDisk()
 
 
 # assets/a11y.css: focus ring, skip link, reduced motion, dark-mode hover contrast.

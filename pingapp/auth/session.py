@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -121,6 +122,9 @@ class Vault:
     ) -> None:
         self.store = store
         self._fernet = Fernet(key)
+        # A session is read on every event and ping, and changes far less often: the
+        # plaintext of the last records read is kept, by their (unique) ciphertext.
+        self._decrypt = functools.lru_cache(maxsize=1024)(self._fernet.decrypt)
         self.max_age = max_age
         self._clock = clock
 
@@ -133,7 +137,7 @@ class Vault:
         if sealed is None:
             return None
         try:
-            return json.loads(self._fernet.decrypt(sealed))
+            return json.loads(self._decrypt(sealed))
         except (InvalidToken, ValueError):
             logger.warning("a stored sign-in record could not be decrypted; ignored")
             return None
@@ -206,7 +210,7 @@ class Vault:
         if sealed is None:
             return []
         try:
-            listed = json.loads(self._fernet.decrypt(sealed))
+            listed = json.loads(self._decrypt(sealed))
         except (InvalidToken, ValueError):
             return []
         return [h for h in listed if isinstance(h, str)] if isinstance(listed, list) else []

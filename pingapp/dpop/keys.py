@@ -12,6 +12,7 @@ thumbprint covers and computes it.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from functools import cached_property
@@ -133,23 +134,12 @@ class DPoPKey:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> DPoPKey:
-        """The key `to_json` wrote; `ValueError` when it is not a private key we use."""
-        try:
-            jwk = json.loads(text)
-        except ValueError:
-            raise ValueError("not a JSON Web Key") from None
-        if not isinstance(jwk, dict) or not isinstance(jwk.get("alg"), str):
-            raise ValueError("a stored DPoP key needs its alg")
-        alg = jwk["alg"]
-        if alg not in ASYMMETRIC_ALGS:
-            raise ValueError(f"unsupported DPoP algorithm {alg!r}")
-        try:
-            key = _ALGORITHMS[alg].from_jwk(jwk)
-        except (PyJWTError, ValueError, TypeError, KeyError) as error:
-            raise ValueError("not a usable private JWK") from error
-        if not isinstance(key, PrivateKey):
-            raise ValueError("the JWK holds no private key")
-        return cls(key, alg)
+        """The key `to_json` wrote; `ValueError` when it is not a private key we use.
+
+        The same text gives the same key object (keys are never changed): a session's
+        key is read on every call it makes, and parsing a private key costs more
+        than signing a proof with it."""
+        return _key_from_json(text.decode() if isinstance(text, bytes) else text)
 
     def to_pem(self) -> bytes:
         """The private key as unencrypted PKCS #8 PEM (a secret: encrypt it at rest)."""
@@ -169,3 +159,24 @@ class DPoPKey:
 
     def __repr__(self) -> str:
         return f"DPoPKey(alg={self.alg!r}, jkt={self.jkt!r})"
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_from_json(text: str) -> DPoPKey:
+    """`DPoPKey.from_json`, remembered for the last 4,096 keys (parse failures are not)."""
+    try:
+        jwk = json.loads(text)
+    except ValueError:
+        raise ValueError("not a JSON Web Key") from None
+    if not isinstance(jwk, dict) or not isinstance(jwk.get("alg"), str):
+        raise ValueError("a stored DPoP key needs its alg")
+    alg = jwk["alg"]
+    if alg not in ASYMMETRIC_ALGS:
+        raise ValueError(f"unsupported DPoP algorithm {alg!r}")
+    try:
+        key = _ALGORITHMS[alg].from_jwk(jwk)
+    except (PyJWTError, ValueError, TypeError, KeyError) as error:
+        raise ValueError("not a usable private JWK") from error
+    if not isinstance(key, PrivateKey):
+        raise ValueError("the JWK holds no private key")
+    return DPoPKey(key, alg)

@@ -146,6 +146,16 @@ def test_a_key_survives_storage_as_jwk_and_as_pem(alg: str) -> None:
     assert (from_pem.jkt, from_pem.alg) == (key.jkt, alg)
 
 
+def test_a_stored_key_is_parsed_once_and_refused_every_time() -> None:
+    text = DPoPKey.generate().to_json()
+    first = DPoPKey.from_json(text)
+    assert DPoPKey.from_json(text) is first  # read on every call a session makes
+    assert DPoPKey.from_json(text.encode()) is first
+    for _ in range(2):  # a refusal is not remembered as a key
+        with pytest.raises(ValueError):
+            DPoPKey.from_json(text.replace('"alg":"ES256"', '"alg":"RS256"'))
+
+
 def test_the_public_jwk_holds_only_public_members() -> None:
     for alg in ("ES256", "EdDSA", "RS256"):
         jwk = DPoPKey.generate(alg).public_jwk
