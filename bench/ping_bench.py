@@ -1,14 +1,24 @@
 """Click-to-screen time of the pings, in real Chromium, against the app in prod mode.
 
-    .venv/bin/python bench/ping_bench.py [--clicks 300] [--warmup 30] [--url URL]
+    .venv/bin/python bench/ping_bench.py [--clicks 300] [--warmup 30]
+                                         [--spinner-delays 0,0.1] [--url URL]
 
-Without --url it starts `make prod` on a free port (and stops it afterwards),
-signs in through the embedded provider, then for `ping-public` and
-`ping-private` in turn clicks the button `--clicks` times after `--warmup`
-unmeasured clicks. Each click is timed in the page: from `click()` to the
-moment a MutationObserver on `ping-message` sees the answer. The server-side
-time of each call (the handler's httpx call, shown in `ping-timing`) is
-collected too. It prints p50 / p95 / p99 for both and the private/public ratio.
+Without --url it starts `make prod` on a free port once per PING_SPINNER_DELAY in
+`--spinner-delays` (0: the spinner update is sent before every answer, as before
+that setting existed; 0.1: the default, one update for an answer faster than that),
+and stops it afterwards. In each it signs in through the embedded provider, then
+measures, in the same page:
+
+- `fetch()`: a same-origin `fetch("/api/public")` whose JSON message is written into
+  the page: what the tutorial's single-page app does, the floor for any click;
+- `ping-public` and `ping-private`: a click on the button, until the page shows the
+  answer (`data-answer` of `#ping-answer` counts answers, so the same message twice
+  is still seen), timed by a MutationObserver.
+
+Each runs `--clicks` times after `--warmup` unmeasured ones. The server-side time of
+each ping (the handler's httpx call, shown in `ping-timing`) is collected too. It
+prints p50 / p95 / p99 for each, and each ping's p50 and p99 as a multiple of
+`fetch()`'s.
 
 It drives Chromium with Playwright: run `make install-dev` first (the test tools,
 Debian's Chromium); `make install` alone is not enough.
@@ -17,24 +27,25 @@ Debian's Chromium); `make install` alone is not enough.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.app import start_app
 from tests.support.browser import launch, sign_in_at_provider
 
-# Runs in the page: click `button` n times; for each, the time until
-# `ping-message` shows an answer, and the server time from `ping-timing`.
+# Runs in the page: click `button` n times; for each, the time until the page shows
+# the next answer, and the server time from `ping-timing`.
 MEASURE = """
 async ([buttonId, n]) => {
   const button = document.getElementById(buttonId);
-  const message = () => document.getElementById("ping-message");
+  const answers = () => Number(document.getElementById("ping-answer").dataset.answer || 0);
   // Resolves as soon as a DOM mutation (or the current DOM) satisfies `test`.
   const until = (test) => new Promise((resolve) => {
     if (test()) return resolve();
@@ -46,16 +57,32 @@ async ([buttonId, n]) => {
   });
   const clientMs = [], serverMs = [];
   for (let i = 0; i < n; i++) {
+    const before = answers();
     const started = performance.now();
     button.click();
-    await until(() => message().textContent === "");  // this click's call began
-    await until(() => message().textContent !== "" && !button.disabled);
+    await until(() => answers() > before);
     clientMs.push(performance.now() - started);
     const timing = document.getElementById("ping-timing")?.textContent ?? "";
     const match = timing.match(/([0-9.]+) ms/);
     serverMs.push(match ? parseFloat(match[1]) : NaN);
   }
   return [clientMs, serverMs];
+}
+"""
+# Runs in the page: n same-origin fetches of /api/public, each message written into it.
+FETCH = """
+async (n) => {
+  const out = document.createElement("p");
+  document.body.appendChild(out);
+  const ms = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    const answer = await fetch("/api/public", {cache: "no-store"});
+    out.textContent = (await answer.json()).message;
+    ms.push(performance.now() - started);
+  }
+  out.remove();
+  return ms;
 }
 """
 
@@ -66,49 +93,80 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(ordered), "p95": cuts[94], "p99": cuts[98]}
 
 
-def line(name: str, values: list[float]) -> str:
-    p = percentiles(values)
-    return f"{name:<24} p50 {p['p50']:6.2f} ms   p95 {p['p95']:6.2f} ms   p99 {p['p99']:6.2f} ms"
+def measure(page: Page, clicks: int, warmup: int) -> dict[str, tuple[list[float], list[float]]]:
+    """fetch(), ping-public and ping-private in turn, in one signed-in page."""
+    results: dict[str, tuple[list[float], list[float]]] = {}
+    page.evaluate(FETCH, warmup)
+    results["fetch()"] = (page.evaluate(FETCH, clicks), [])
+    for which in ("public", "private"):
+        button = f"ping-{which}"
+        page.evaluate(MEASURE, [button, warmup])
+        results[button] = page.evaluate(MEASURE, [button, clicks])
+    return results
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description="Click-to-screen time of the pings.")
-    parser.add_argument("--clicks", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--url", help="a running app (prod mode) instead of starting one")
-    args = parser.parse_args()
-
-    app = None
-    if args.url:
-        url = args.url.rstrip("/")
-    else:
-        app = start_app("prod", Path(tempfile.mkdtemp(prefix="ping-bench-")))
-        url = app.url
-    try:
-        with sync_playwright() as playwright:
-            browser = launch(playwright)
+def run(url: str, clicks: int, warmup: int) -> dict[str, tuple[list[float], list[float]]]:
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
             page = browser.new_page()
             page.set_default_timeout(30_000)
             page.goto(url + "/ping")
             page.click("#qsLoginBtn")
             sign_in_at_provider(page)
             page.wait_for_selector("#ping-private")
-            results = {}
-            for which in ("public", "private"):
-                button = f"ping-{which}"
-                page.evaluate(MEASURE, [button, args.warmup])
-                results[which] = page.evaluate(MEASURE, [button, args.clicks])
+            return measure(page, clicks, warmup)
+        finally:
             browser.close()
-    finally:
-        if app:
+
+
+def report(setup: str, results: dict[str, tuple[list[float], list[float]]]) -> None:
+    floor = percentiles(results["fetch()"][0])
+    print(f"\n{setup}")
+    print(f"{'':<14} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}   {'/fetch p50':>11} {'p99':>5}")
+    for name, (client_ms, server_ms) in results.items():
+        p = percentiles(client_ms)
+        ratios = f"{p['p50'] / floor['p50']:11.2f} {p['p99'] / floor['p99']:5.2f}"
+        print(f"{name:<14} {p['p50']:8.2f} {p['p95']:8.2f} {p['p99']:8.2f}   {ratios}")
+        if server := [v for v in server_ms if v == v]:
+            s = percentiles(server)
+            print(f"{'  server call':<14} {s['p50']:8.2f} {s['p95']:8.2f} {s['p99']:8.2f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Click-to-screen time of the pings.")
+    parser.add_argument("--clicks", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument(
+        "--spinner-delays",
+        default="0,0.1",
+        help="PING_SPINNER_DELAY of each make prod, in turn (seconds, comma-separated)",
+    )
+    parser.add_argument("--url", help="a running app (prod mode) instead of starting one")
+    args = parser.parse_args()
+
+    measured: list[tuple[str, dict[str, tuple[list[float], list[float]]]]] = []
+    if args.url:
+        url = args.url.rstrip("/")
+        measured.append((url, run(url, args.clicks, args.warmup)))
+    for delay in [] if args.url else args.spinner_delays.split(","):
+        app = start_app(
+            "prod",
+            Path(tempfile.mkdtemp(prefix="ping-bench-")),
+            env={"PING_SPINNER_DELAY": delay},
+        )
+        try:
+            measured.append(
+                (f"make prod, PING_SPINNER_DELAY={delay}", run(app.url, args.clicks, args.warmup))
+            )
+        finally:
             app.stop()
 
-    print(f"pingapp ping benchmark: {args.clicks} clicks each after {args.warmup} warm-up, {url}")
-    for which, (client_ms, server_ms) in results.items():
-        print(line(f"ping-{which} click→screen", client_ms))
-        print(line(f"ping-{which} server call", [v for v in server_ms if v == v]))
-    public, private = (statistics.median(results[w][0]) for w in ("public", "private"))
-    print(f"private/public p50 ratio: {private / public:.2f}")
+    load = "/".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"pingapp ping benchmark: {args.clicks} clicks each after {args.warmup} warm-up")
+    print(f"load average at the end: {load} (2 cores: > 0.5 = noisy)")
+    for setup, results in measured:
+        report(setup, results)
     return 0
 
 

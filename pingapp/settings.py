@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     cors_origins: CommaList = Field(default_factory=list)
     #: Seconds an outbound HTTP call (API, provider) may take in all.
     http_timeout: float = Field(default=10.0, gt=0, le=120)
+    #: Seconds a ping may take before the page shows "Calling the API…"; a faster
+    #: answer reaches the page in one update instead of two. 0: always at once.
+    ping_spinner_delay: float = Field(default=0.1, ge=0, le=5)
     #: Mount the embedded provider even when the public URL is not loopback.
     idp_enabled: bool = False
     #: Absolute lifetime of a sign-in session in seconds, refreshes included.

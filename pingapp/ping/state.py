@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import reflex as rx
@@ -38,6 +39,14 @@ def session_tokens(auth: AuthState) -> TokenProvider:
     return provide
 
 
+async def still_running(call: asyncio.Future[PingResult], delay: float) -> bool:
+    """Whether `call` is still running after `delay` seconds (at once for 0): only then
+    does the page get a "Calling the API…" update before the answer."""
+    if delay > 0:
+        await asyncio.wait({call}, timeout=delay)
+    return not call.done()
+
+
 class PingState(rx.State):
     """The last ping's answer, and which ping is running."""
 
@@ -49,6 +58,9 @@ class PingState(rx.State):
     running: str = ""
     #: The API asked for a more recent sign-in (RFC 9470 step-up).
     step_up: bool = False
+    #: How many answers this tab has shown: each one changes the page, even when its
+    #: message is the same as the last one's.
+    answers: int = 0
 
     def _start(self, which: str) -> None:
         self.running = which
@@ -62,6 +74,7 @@ class PingState(rx.State):
         self.message = result.message
         self.status_code = result.status_code
         self.elapsed_ms = result.elapsed_ms
+        self.answers += 1
 
     @rx.event
     async def ping_public(self):
@@ -69,9 +82,14 @@ class PingState(rx.State):
         if self.running:
             return
         self._start("public")
-        yield
         ctx = context()
-        self._show(await call_api(ctx.client, ctx.api_url("/public")))
+        call = asyncio.ensure_future(call_api(ctx.client, ctx.api_url("/public")))
+        try:
+            if await still_running(call, ctx.settings.ping_spinner_delay):
+                yield  # "Calling the API…"
+            self._show(await call)
+        finally:
+            call.cancel()  # only if this handler itself was cancelled
 
     @rx.event
     async def ping_private(self):
@@ -100,16 +118,21 @@ class PingState(rx.State):
             self._show(SIGN_IN_FIRST)
             return
         self._start(which)
-        yield
         # The session comes from this connection's cookie, checked on every ping.
         ctx = context()
         url = ctx.api_url(path)
+        auth_flow = TokenAuth(session_tokens(auth), ctx.allowlist, nonces=ctx.dpop_nonces)
+        call = asyncio.ensure_future(call_api(ctx.client, url, auth_flow))
         try:
-            auth_flow = TokenAuth(session_tokens(auth), ctx.allowlist, nonces=ctx.dpop_nonces)
-            result = await call_api(ctx.client, url, auth_flow)
-        except NoToken:
-            # Still signed in but no token: the provider could not renew it.
-            result = CANNOT_RENEW
+            if await still_running(call, ctx.settings.ping_spinner_delay):
+                yield  # "Calling the API…"
+            try:
+                result = await call
+            except NoToken:
+                # Still signed in but no token: the provider could not renew it.
+                result = CANNOT_RENEW
+        finally:
+            call.cancel()  # only if this handler itself was cancelled
         if not auth.signed_in:  # the session ended (expired, revoked) meanwhile
             result = SIGN_IN_FIRST
         elif result.status_code == 401 and not ctx.allowlist.allows(url):

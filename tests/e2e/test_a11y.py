@@ -67,7 +67,10 @@ EVENTS = re.compile(r"/_reflex/_event")
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     running = start_app(
-        "prod", tmp_path_factory.mktemp("a11y"), env={"IDP_USERS": "alice:alice,kim:kim"}
+        "prod",
+        tmp_path_factory.mktemp("a11y"),
+        # The spinner at once (no delay), so the steps that hold it can check it.
+        env={"IDP_USERS": "alice:alice,kim:kim", "PING_SPINNER_DELAY": "0"},
     )
     yield running
     running.stop()

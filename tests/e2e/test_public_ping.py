@@ -16,7 +16,11 @@ PUBLIC_MESSAGE = "Hello from a public endpoint!"
 def app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningApp]:
-    running = start_app(request.param, tmp_path_factory.mktemp(request.param))
+    # The spinner only for an answer slower than 5 s: the in-process public API always
+    # answers sooner, so each ping is exactly one update however busy the machine.
+    running = start_app(
+        request.param, tmp_path_factory.mktemp(request.param), env={"PING_SPINNER_DELAY": "5"}
+    )
     yield running
     running.stop()
 
@@ -27,6 +31,24 @@ def test_public_ping_shows_the_api_message(app: RunningApp, page: Page) -> None:
     page.click("#ping-public")
     expect(page.locator("#ping-message")).to_contain_text(PUBLIC_MESSAGE)
     expect(page.locator("#ping-timing")).to_contain_text("HTTP 200")
+
+
+def test_a_fast_answer_arrives_in_one_update(app: RunningApp, page: Page) -> None:
+    frames: list[str] = []
+    page.on(
+        "websocket",
+        lambda socket: socket.on("framereceived", lambda payload: frames.append(str(payload))),
+    )
+    page.goto(app.url + "/ping")
+    answer = page.locator("#ping-answer")
+    for count in ("1", "2"):  # the same message twice: the second is an answer too
+        page.click("#ping-public")
+        expect(answer).to_have_attribute("data-answer", count)
+        expect(page.locator("#ping-message")).to_have_text(PUBLIC_MESSAGE)
+    assert not [frame for frame in frames if '"running_rx_state_":"public"' in frame]
+    assert len([frame for frame in frames if PUBLIC_MESSAGE in frame]) == 2
+    expect(answer).to_have_attribute("aria-live", "polite")
+    expect(page.locator("#ping-loading")).to_have_count(0)
 
 
 def test_navbar_reaches_every_page(app: RunningApp, page: Page) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 
 import httpx
@@ -35,10 +36,15 @@ def vault(tmp_path: Path) -> Vault:
 
 @contextlib.asynccontextmanager
 async def serving(
-    vault: Vault, api: Callable[[httpx.Request], httpx.Response]
+    vault: Vault,
+    api: Callable[[httpx.Request], httpx.Response]
+    | Callable[[httpx.Request], Coroutine[None, None, httpx.Response]],
+    *,
+    spinner_delay: float = 5.0,
 ) -> AsyncIterator[None]:
-    """The application context, with API_URL answered by `api`."""
-    settings = Settings(api_url="http://127.0.0.1:9/base")
+    """The application context, with API_URL answered by `api` (its answers come at
+    once, so a spinner delay of seconds shows no spinner however slow the machine)."""
+    settings = Settings(api_url="http://127.0.0.1:9/base", ping_spinner_delay=spinner_delay)
     async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as client:
         built = build_context(
             client, settings=settings, vault=vault, backend=BACKEND, frontend=BACKEND
@@ -58,7 +64,7 @@ async def test_public_ping_calls_api_url_public(vault: Vault) -> None:
     async with serving(vault, api):
         seen = await run(PingState.ping_public, state)
 
-    assert seen == ["public"]  # the spinner showed while the call ran
+    assert seen == []  # a fast answer: one update, no spinner before it
     assert [str(r.url) for r in requests] == ["http://127.0.0.1:9/base/public"]
     assert "authorization" not in requests[0].headers
     assert state.running == ""
@@ -66,6 +72,46 @@ async def test_public_ping_calls_api_url_public(vault: Vault) -> None:
     assert state.message == "Hello from a public endpoint!"
     assert state.status_code == 200
     assert state.timing.startswith("HTTP 200 · ")
+    assert state.answers == 1
+
+
+async def test_a_slow_answer_shows_the_spinner_first(vault: Vault) -> None:
+    release = asyncio.Event()
+
+    async def api(request: httpx.Request) -> httpx.Response:
+        await release.wait()  # answers only once the spinner is on the page
+        return httpx.Response(200, json={"message": "Late, but here"})
+
+    state = new_state()
+    state.message = "the last answer"
+    seen = []
+    async with serving(vault, api, spinner_delay=0.01):
+        async for _ in PingState.ping_public.fn(state):
+            seen.append((state.running, state.message))
+            release.set()
+    assert seen == [("public", "")]  # "Calling the API…", the last answer gone
+    assert (state.running, state.message, state.answers) == ("", "Late, but here", 1)
+
+
+async def test_no_spinner_delay_shows_the_spinner_at_once(vault: Vault) -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"message": "hi"})
+
+    state = new_state()
+    async with serving(vault, api, spinner_delay=0):
+        assert await run(PingState.ping_public, state) == ["public"]
+    assert state.message == "hi"
+
+
+async def test_each_answer_counts_even_when_the_message_repeats(vault: Vault) -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"message": "same"})
+
+    state = new_state()
+    async with serving(vault, api):
+        await run(PingState.ping_public, state)
+        await run(PingState.ping_public, state)
+    assert (state.message, state.answers) == ("same", 2)
 
 
 async def test_a_failed_ping_clears_the_spinner_and_explains(vault: Vault) -> None:
