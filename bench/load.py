@@ -2,13 +2,14 @@
 
     .venv/bin/python bench/load.py [--sessions 100,300,1000] [--duration 30] [--rate 0.2]
                                    [--sign-in-concurrency 20] [--url URL | --redis]
-                                   [--servers granian,uvicorn]
+                                   [--servers granian,uvicorn] [--redis --backends 1,2]
 
 Without --url it starts `make prod` on a free port (and stops it afterwards), once
 per server in --servers (Reflex's REFLEX_USE_GRANIAN), and prints their tables
 together;
-with --redis it starts redis-server, two backends (`make backend`) on it and nginx
-in front of them, as tests/deploy does. Only 127.0.0.1 / localhost is ever contacted.
+with --redis it starts redis-server, `--backends` backends (`make backend`) on it and
+nginx in front of them, as tests/deploy does (`--backends 1,2`: one set-up, then the
+other, tables together). Only 127.0.0.1 / localhost is ever contacted.
 
 Each session is what one browser tab does, without the browser: an Engine.IO v4 /
 Socket.IO websocket to `/_reflex/_event/?token=<client token>` whose CONNECT packet
@@ -724,6 +725,20 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 async def redis_setup(tmp: Path, args: argparse.Namespace) -> int:
+    """For each count in --backends: Redis, that many `make backend`s on it, nginx in
+    front; the tables together at the end."""
+    results = []
+    for count in (int(n) for n in args.backends.split(",")):
+        folder = tmp / f"backends-{count}"
+        folder.mkdir()
+        levels = await redis_backends(folder, count, args)
+        results.append((levels, f"{count} backend(s) on Redis behind nginx"))
+    for levels, what in results:
+        report(levels, args, what)
+    return 0
+
+
+async def redis_backends(tmp: Path, count: int, args: argparse.Namespace) -> list[Any]:
     # nginx only proxies here: a one-line page stands in for the static export.
     root = tmp / "site"
     root.mkdir()
@@ -734,13 +749,13 @@ async def redis_setup(tmp: Path, args: argparse.Namespace) -> int:
     try:
         redis = start_redis(tmp)
         servers.append(redis)
-        ports = [free_port(), free_port()]
+        ports = [free_port() for _ in range(count)]
         backends = [
             backend(f"backend{i}", p, site.url, tmp, REFLEX_REDIS_URL=redis.url)
             for i, p in enumerate(ports)
         ]
         servers += backends
-        print("starting redis, two backends and nginx ...", flush=True)
+        print(f"starting redis, {count} backend(s) and nginx ...", flush=True)
         # One after the other: two `reflex run`s starting together race on emptying
         # .states/ (reflex.istate.manager.reset_disk_state_manager unlinks files the
         # other one already removed: FileNotFoundError).
@@ -750,12 +765,10 @@ async def redis_setup(tmp: Path, args: argparse.Namespace) -> int:
         servers.append(
             await asyncio.to_thread(start_nginx, nginx_dir, site, ports, worker_connections=8192)
         )
-        levels = await run(site.url, ports, args)
+        return await run(site.url, ports, args)
     finally:
         for server in reversed(servers):
             await asyncio.to_thread(server.stop)
-    report(levels, args, "two backends on Redis behind nginx")
-    return 0
 
 
 def main() -> int:
@@ -769,7 +782,10 @@ def main() -> int:
     parser.add_argument(
         "--backend-port", type=int, help="with --url: the port whose processes are measured"
     )
-    parser.add_argument("--redis", action="store_true", help="two backends on Redis + nginx")
+    parser.add_argument("--redis", action="store_true", help="backends on Redis + nginx")
+    parser.add_argument(
+        "--backends", default="2", help="with --redis: backend counts, in turn (1,2 compares)"
+    )
     parser.add_argument(
         "--servers",
         default="granian",
