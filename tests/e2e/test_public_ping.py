@@ -44,7 +44,7 @@ def test_a_fast_answer_arrives_in_one_update(app: RunningApp, page: Page) -> Non
     for count in ("1", "2"):  # the same message twice: the second is an answer too
         page.click("#ping-public")
         expect(answer).to_have_attribute("data-answer", count)
-        expect(page.locator("#ping-message")).to_have_text(PUBLIC_MESSAGE)
+        expect(page.locator("#ping-message")).to_contain_text(PUBLIC_MESSAGE)
     assert not [frame for frame in frames if '"running_rx_state_":"public"' in frame]
     assert len([frame for frame in frames if PUBLIC_MESSAGE in frame]) == 2
     expect(answer).to_have_attribute("aria-live", "polite")
