@@ -4,9 +4,9 @@
 base64url segments without padding, each in its one canonical spelling; a JSON
 object as header) and gives the header, unverified. `verified_claims` checks the
 signature with a key from the issuer's key set and gives the payload, a JSON
-object. Both use PyJWT's parser; what it leaves open (`=` padding, a header
-extension) is refused here. Every refusal is a `TokenRefused` whose fixed text
-never contains the token.
+object. Segments and signatures go through `pingapp.jose` (PyJWT's algorithms,
+without its parser's per-character loop); a header extension is refused. Every
+refusal is a `TokenRefused` whose fixed text never contains the token.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import jwt
 from jwt import PyJWK
-from jwt.exceptions import InvalidSignatureError, PyJWTError
+
+from pingapp.jose import decode_segment, signature_valid
 
 #: Tokens longer than this are refused before any parsing (a generous bound:
 #: Auth0 tokens with many permissions stay well under 8 KiB).
@@ -32,8 +32,6 @@ _COMPACT_JWS = re.compile(r"([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 #: is another kind of token.
 AT_TYP = "at+jwt"
 GENERIC_TYP = "jwt"
-
-_JWS = jwt.PyJWS()
 
 
 class TokenRefused(Exception):
@@ -49,12 +47,13 @@ def read_header(token: str) -> dict[str, Any]:
     if match is None:
         raise TokenRefused("malformed token")
     try:
-        # The header segment alone: PyJWT's parser would also decode the payload
-        # and signature, work an unknown kid or a refused `typ` never needs;
-        # `verified_claims` decodes them, once, after the key is found.
-        header = _JWS.get_unverified_header(match.group(1) + "..")
-    except PyJWTError:
+        # The header segment alone: the payload and signature wait until
+        # `verified_claims`, which an unknown kid or a refused `typ` never reaches.
+        header = json.loads(decode_segment(match.group(1)))
+    except (ValueError, RecursionError):
         raise TokenRefused("malformed token") from None
+    if not isinstance(header, dict) or not isinstance(header.get("kid", ""), str):
+        raise TokenRefused("malformed token")
     if "crit" in header or "b64" in header:
         raise TokenRefused("the token uses an unsupported header extension")
     return header
@@ -70,17 +69,16 @@ def typ_of(header: Mapping[str, Any]) -> str | None:
     return typ.lower().removeprefix("application/")
 
 
-def verified_claims(token: str, key: PyJWK) -> dict[str, Any]:
-    """The payload of `token` once its signature checks out with `key` (whose
-    algorithm must be the header's); `TokenRefused` otherwise."""
+def verified_claims(token: str, header: Mapping[str, Any], key: PyJWK) -> dict[str, Any]:
+    """The payload of `token` (whose `header` is `read_header`'s) once its signature
+    checks out with `key`, whose algorithm must be the header's; `TokenRefused`
+    otherwise."""
+    if header.get("alg") != key.algorithm_name:
+        raise TokenRefused("the token's algorithm does not match its key")
+    if not signature_valid(token, key):
+        raise TokenRefused("the token's signature is not valid")
     try:
-        decoded = _JWS.decode_complete(token, key=key, algorithms=[key.algorithm_name])
-    except InvalidSignatureError:
-        raise TokenRefused("the token's signature is not valid") from None
-    except (PyJWTError, ValueError, TypeError):
-        raise TokenRefused("malformed token") from None
-    try:
-        claims = json.loads(decoded["payload"])
+        claims = json.loads(decode_segment(token.split(".")[1]))
     except (ValueError, RecursionError):
         raise TokenRefused("malformed token") from None
     if not isinstance(claims, dict):

@@ -266,7 +266,7 @@ class TokenVerifier:
             raise TokenRefused("the token is not an access token")
         kid = header.get("kid")
         key = await self._key(kid, alg)
-        claims = verified_claims(token, key)
+        claims = verified_claims(token, header, key)
         expires_at = self._check_claims(claims, now)
         verified = AccessToken(
             claims=MappingProxyType(claims), scopes=scopes_of(claims), expires_at=expires_at

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import time
+from datetime import UTC, datetime
 
 import reflex as rx
 
@@ -47,8 +48,9 @@ class AuthState(rx.State):
     user_email: str = ""
     user_picture: str = ""
     scopes: list[str] = []  # noqa: RUF012 - Reflex copies defaults per instance
-    #: Epoch seconds at which the access token expires.
-    expires_at: int = 0
+    #: When the access token expires: ISO 8601 for `<time datetime>`, and in words.
+    expires_iso: str = ""
+    expires_text: str = ""
     #: The ID token's claims and the provider's profile, as indented JSON.
     claims_json: str = ""
     #: The access token as the token inspector shows it: decoded, never raw.
@@ -71,7 +73,8 @@ class AuthState(rx.State):
 
     def _show(self, session: ServerSession | None) -> None:
         if session is None:
-            self.signed_in, self.token_is_jwt, self.expires_at = False, True, 0
+            self.signed_in, self.token_is_jwt = False, True
+            self.expires_iso = self.expires_text = ""
             self.user_name = self.user_email = self.user_picture = self.claims_json = ""
             self.token_header = self.token_claims = self.token_jkt = ""
             self.scopes = self.token_audience = []
@@ -91,7 +94,9 @@ class AuthState(rx.State):
         self.user_email = str(profile.get("email", ""))
         self.user_picture = str(profile.get("picture", ""))
         self.scopes = session.scope.split()
-        self.expires_at = int(session.expires_at)
+        expires = datetime.fromtimestamp(int(session.expires_at), UTC)
+        self.expires_iso = expires.isoformat()
+        self.expires_text = expires.strftime("%Y-%m-%d %H:%M:%S UTC")
         self.claims_json = json.dumps(profile, indent=2, sort_keys=True, default=str)
 
     def _signed_out(self, title: str = "", detail: str = "") -> None:

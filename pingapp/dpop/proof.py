@@ -14,7 +14,6 @@ import functools
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -24,7 +23,7 @@ from typing import Any, NamedTuple
 import jwt
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
-from jwt.utils import base64url_decode, base64url_encode
+from jwt.utils import base64url_encode
 
 from pingapp.dpop.htu import normalize_htu
 from pingapp.dpop.keys import (
@@ -35,6 +34,7 @@ from pingapp.dpop.keys import (
     thumbprint_members,
 )
 from pingapp.dpop.replay import ReplayCache
+from pingapp.jose import decode_segment, signature_valid
 
 INVALID_PROOF = "invalid_dpop_proof"
 USE_NONCE = "use_dpop_nonce"
@@ -52,7 +52,6 @@ DEFAULT_IAT_WINDOW = 60.0
 MAX_PROOF_LENGTH = 8192
 
 _MAX_CLAIM_LENGTH = 2048
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 NonceCheck = str | Callable[[str], bool]
 
@@ -171,12 +170,10 @@ def _iat(claims: Mapping[str, Any]) -> float:
 
 def _canonical_segment(segment: str) -> bytes:
     """One JWS segment's bytes; DPoPError unless it is canonical unpadded base64url."""
-    if not segment or len(segment) % 4 == 1 or not _BASE64URL.fullmatch(segment):
-        raise DPoPError("proof is not one compact JWS")
-    raw = base64url_decode(segment)
-    if base64url_encode(raw) != segment.encode():
-        raise DPoPError("proof is not one compact JWS")
-    return raw
+    try:
+        return decode_segment(segment)
+    except ValueError:
+        raise DPoPError("proof is not one compact JWS") from None
 
 
 def _decode(proof: object, allowed_algs: Collection[str]) -> tuple[_Key, dict[str, Any]]:
@@ -199,15 +196,8 @@ def _decode(proof: object, allowed_algs: Collection[str]) -> tuple[_Key, dict[st
     if not isinstance(header.get("kid", ""), str):
         raise DPoPError("kid is not a string")
     key = _public_key(header, allowed_algs)
-    signing_input, _, signature = proof.rpartition(".")
-    payload = _canonical_segment(signing_input.partition(".")[2])
-    try:
-        valid = key.verifier.Algorithm.verify(
-            signing_input.encode(), key.verifier.key, _canonical_segment(signature)
-        )
-    except (PyJWTError, ValueError):
-        valid = False
-    if not valid:
+    payload = _canonical_segment(proof.split(".")[1])
+    if not signature_valid(proof, key.verifier):
         raise DPoPError("signature invalid")
     try:
         claims = json.loads(payload)
