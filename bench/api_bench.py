@@ -26,9 +26,10 @@ What it does, all on 127.0.0.1:
    token reused), with the load average: on 2 cores, anything else running
    makes the figures noisy.
 
-Options: --duration, --rounds, --connections, --threads, --tokens, --proofs, and
---server granian (the API app alone under granian, no Reflex, for comparison
-with figures taken that way).
+Options: --duration, --rounds, --connections, --threads, --tokens, --proofs,
+--baseline REF (the same runs against an earlier commit first, checked out by
+`bench/baseline.py`: before / after in one run), and --server granian (the API app
+alone under granian, no Reflex, for comparison with figures taken that way).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ from cryptography.hazmat.primitives import serialization
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pingapp.dpop import DPoPKey, make_proof  # noqa: E402 - after the path
+from bench.baseline import checkout  # noqa: E402 - after the path
+from pingapp.dpop import DPoPKey, make_proof  # noqa: E402
 from tests.support.issuers import Issuer, new_key, start_server  # noqa: E402
 from tests.support.net import answers, free_port, wait_until  # noqa: E402
 from tests.support.processes import stop_process_group  # noqa: E402
@@ -152,7 +154,9 @@ def backend_command(server: str, port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def backend(server: str, issuer: str, port: int, log: Path, cache_size: int) -> Iterator[str]:
+def backend(
+    server: str, issuer: str, port: int, log: Path, cache_size: int, root: Path = ROOT
+) -> Iterator[str]:
     env = {
         **os.environ,
         "AUTH_TOKEN_CACHE_SIZE": str(cache_size),
@@ -173,7 +177,7 @@ def backend(server: str, issuer: str, port: int, log: Path, cache_size: int) -> 
     with log.open("wb") as out:
         process = subprocess.Popen(
             backend_command(server, port),
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -295,7 +299,16 @@ def main() -> None:
     parser.add_argument(
         "--cache-size", type=int, default=CACHE_SIZE, help="AUTH_TOKEN_CACHE_SIZE (0: no cache)"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also measure this earlier commit (a git worktree), first: before / after",
+    )
     args = parser.parse_args()
+    setups = [("this checkout", ROOT)]
+    if args.baseline:
+        tree, commit = checkout(args.baseline)
+        setups.insert(0, (f"{commit} (before)", tree))
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
     if args.tokens <= args.cache_size:
@@ -328,32 +341,41 @@ def main() -> None:
         dpop_lua = work / "dpop.lua"
         dpop_lua.write_text(ROTATING_SCRIPT.format(path=proofs_file, headers=dpop_headers(bound)))
 
-        port = free_port()
-        log = work / "backend.log"
         mode = (
             "reflex run --env prod --backend-only (granian, 1 worker)"
             if args.server == "reflex"
             else "granian, 1 worker, the API app alone"
         )
-        print(f"backend: {mode} on 127.0.0.1:{port}")
-        with backend(args.server, issuer, port, log, args.cache_size) as api:
-            assert get(f"{api}/private", one) == 200, "a valid token was refused"
-            assert get(f"{api}/private", many[0] + "x") == 401
-            assert get(f"{api}/private") == 401
-            proof = make_proof(dpop_key, "GET", f"{api}/private", access_token=bound)
-            assert get(f"{api}/private", bound, proof) == 200, "a valid proof was refused"
-            assert get(f"{api}/private", bound, proof) == 401, "a replay was accepted"
-            assert get(f"{api}/private", bound) == 401, "a bound token worked as Bearer"
-            fresh = Proofs(
-                dpop_key, f"{api}/private", bound, args.proofs, proofs_file, args.threads
-            )
-            load_before = os.getloadavg()[0]
-            cases = bench(api, args, one_lua, many_lua, (dpop_lua, fresh))
-            load_after = os.getloadavg()[0]
+        measured = []
+        for setup, root in setups:
+            port = free_port()
+            print(f"backend, {setup}: {mode} on 127.0.0.1:{port}")
+            with backend(
+                args.server, issuer, port, work / "backend.log", args.cache_size, root
+            ) as api:
+                assert get(f"{api}/private", one) == 200, "a valid token was refused"
+                assert get(f"{api}/private", many[0] + "x") == 401
+                assert get(f"{api}/private") == 401
+                proof = make_proof(dpop_key, "GET", f"{api}/private", access_token=bound)
+                assert get(f"{api}/private", bound, proof) == 200, "a valid proof was refused"
+                assert get(f"{api}/private", bound, proof) == 401, "a replay was accepted"
+                assert get(f"{api}/private", bound) == 401, "a bound token worked as Bearer"
+                fresh = Proofs(
+                    dpop_key, f"{api}/private", bound, args.proofs, proofs_file, args.threads
+                )
+                load_before = os.getloadavg()[0]
+                cases = bench(api, args, one_lua, many_lua, (dpop_lua, fresh))
+                measured.append((setup, cases, (load_before, os.getloadavg()[0])))
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    report(cases, args, (load_before, load_after))
+    for setup, cases, load in measured:
+        report(setup, cases, args, load)
+    if len(measured) == 2:
+        print("\nprivate/public, before -> after:")
+        for before, after in zip(measured[0][1], measured[1][1], strict=True):
+            ratios = [ratio(case) for case in (before, after)]
+            print(f"  {before.label:<34} {ratios[0]:.2f} -> {ratios[1]:.2f}")
 
 
 @dataclass
@@ -436,8 +458,15 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def report(cases: list[Case], args: argparse.Namespace, load: tuple[float, float]) -> None:
-    print()
+def ratio(case: Case) -> float:
+    """Private requests/s over public requests/s (medians of the rounds)."""
+    return median([r.rps for r in case.private]) / median([r.rps for r in case.public])
+
+
+def report(
+    setup: str, cases: list[Case], args: argparse.Namespace, load: tuple[float, float]
+) -> None:
+    print(f"\n{setup}")
     print(
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} rounds "
         f"(medians), public and private alternating, one backend worker ({args.server})"

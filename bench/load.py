@@ -3,10 +3,12 @@
     .venv/bin/python bench/load.py [--sessions 100,300,1000] [--duration 30] [--rate 0.2]
                                    [--sign-in-concurrency 20] [--url URL | --redis]
                                    [--servers granian,uvicorn] [--redis --backends 1,2]
+                                   [--baseline REF]
 
 Without --url it starts `make prod` on a free port (and stops it afterwards), once
 per server in --servers (Reflex's REFLEX_USE_GRANIAN), and prints their tables
-together;
+together; with --baseline, first that of an earlier commit (checked out by
+`bench/baseline.py`), for before / after in one run;
 with --redis it starts redis-server, `--backends` backends (`make backend`) on it and
 nginx in front of them, as tests/deploy does (`--backends 1,2`: one set-up, then the
 other, tables together). Only 127.0.0.1 / localhost is ever contacted.
@@ -86,6 +88,7 @@ sys.path.insert(0, str(ROOT))
 import reflex as rx  # noqa: E402 - after the repository is on sys.path
 from reflex.utils.format import format_event_handler  # noqa: E402
 
+from bench.baseline import checkout, wait_for_quiet  # noqa: E402
 from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE  # noqa: E402
 from pingapp.auth.state import AuthState  # noqa: E402
 from pingapp.ping.state import PingState  # noqa: E402
@@ -707,18 +710,23 @@ async def main_async(args: argparse.Namespace) -> int:
         if args.redis:
             return await redis_setup(Path(tmp), args)
         results = []
-        for server in args.servers.split(","):
-            print(f"starting make prod on {server} ...", flush=True)
-            folder = Path(tmp) / server
+        setups = [(server, ROOT, "") for server in args.servers.split(",")]
+        if args.baseline:
+            tree, commit = checkout(args.baseline)
+            setups.insert(0, (setups[0][0], tree, f", {commit} (before)"))
+        for number, (server, root, which) in enumerate(setups):
+            print(f"starting make prod on {server}{which} ...", flush=True)
+            folder = Path(tmp) / f"{number}-{server}"
             folder.mkdir()
             env = {"REFLEX_USE_GRANIAN": "true" if server == "granian" else "false"}
-            app = await asyncio.to_thread(start_app, "prod", folder, env)
+            app = await asyncio.to_thread(start_app, "prod", folder, env, root)
             try:
+                await asyncio.to_thread(wait_for_quiet)
                 port = urllib.parse.urlsplit(app.url).port or 80
                 levels = await run(app.url, [port], args)
             finally:
                 await asyncio.to_thread(app.stop)
-            results.append((levels, f"make prod (one port) on {server}"))
+            results.append((levels, f"make prod (one port) on {server}{which}"))
         for levels, what in results:  # together at the end, to compare
             report(levels, args, what)
     return 0
@@ -793,11 +801,19 @@ def main() -> int:
         "needs `pip install uvicorn gunicorn`), or both: granian,uvicorn",
     )
     parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="make prod of this earlier commit (a git worktree) first, on the first of "
+        "--servers: before / after in one run (not with --redis or --url)",
+    )
+    parser.add_argument(
         "--stop-on-target-miss",
         action="store_true",
         help="stop after a level where some sessions could not sign in",
     )
     args = parser.parse_args()
+    if args.baseline and (args.redis or args.url):
+        parser.error("--baseline starts make prod: not with --redis or --url")
     if args.rate <= 0 or args.duration <= 0 or args.duration > 3600:
         parser.error("--rate must be > 0 and --duration in (0, 3600]")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

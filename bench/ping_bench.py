@@ -2,11 +2,14 @@
 
     .venv/bin/python bench/ping_bench.py [--clicks 300] [--warmup 30]
                                          [--spinner-delays 0,0.1] [--url URL]
+                                         [--baseline REF]
 
 Without --url it starts `make prod` on a free port once per PING_SPINNER_DELAY in
 `--spinner-delays` (0: the spinner update is sent before every answer, as before
 that setting existed; 0.1: the default, one update for an answer faster than that),
-and stops it afterwards. In each it signs in through the embedded provider, then
+and stops it afterwards. With --baseline, an earlier commit (checked out by
+`bench/baseline.py`) is measured first, with its defaults: before / after in one run.
+In each it signs in through the embedded provider, then
 measures, in the same page:
 
 - `fetch()`: a same-origin `fetch("/api/public")` whose JSON message is written into
@@ -37,6 +40,7 @@ from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.baseline import ROOT, checkout, wait_for_quiet
 from tests.support.app import start_app
 from tests.support.browser import launch, sign_in_at_provider
 
@@ -45,7 +49,18 @@ from tests.support.browser import launch, sign_in_at_provider
 MEASURE = """
 async ([buttonId, n]) => {
   const button = document.getElementById(buttonId);
-  const answers = () => Number(document.getElementById("ping-answer").dataset.answer || 0);
+  const region = document.getElementById("ping-answer");
+  const message = () => document.getElementById("ping-message");
+  // Pages from before the answer counter (a --baseline) sent two updates per ping:
+  // the message emptied and busy, then the answer; count the second one.
+  let seenBusy = false, counted = 0;
+  const answers = () => {
+    if (region) return Number(region.dataset.answer || 0);
+    const busy = message().getAttribute("aria-busy") === "true" || !message().textContent;
+    if (busy) seenBusy = true;
+    else if (seenBusy) { seenBusy = false; counted += 1; }
+    return counted;
+  };
   // Resolves as soon as a DOM mutation (or the current DOM) satisfies `test`.
   const until = (test) => new Promise((resolve) => {
     if (test()) return resolve();
@@ -143,22 +158,29 @@ def main() -> int:
         help="PING_SPINNER_DELAY of each make prod, in turn (seconds, comma-separated)",
     )
     parser.add_argument("--url", help="a running app (prod mode) instead of starting one")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also measure this earlier commit (a git worktree), first: before / after",
+    )
     args = parser.parse_args()
 
     measured: list[tuple[str, dict[str, tuple[list[float], list[float]]]]] = []
     if args.url:
         url = args.url.rstrip("/")
         measured.append((url, run(url, args.clicks, args.warmup)))
-    for delay in [] if args.url else args.spinner_delays.split(","):
-        app = start_app(
-            "prod",
-            Path(tempfile.mkdtemp(prefix="ping-bench-")),
-            env={"PING_SPINNER_DELAY": delay},
-        )
+    setups = [
+        (f"make prod, PING_SPINNER_DELAY={delay}", ROOT, {"PING_SPINNER_DELAY": delay})
+        for delay in ([] if args.url else args.spinner_delays.split(","))
+    ]
+    if args.baseline and not args.url:
+        tree, commit = checkout(args.baseline)
+        setups.insert(0, (f"make prod, {commit} (before)", tree, {}))
+    for setup, root, env in setups:
+        app = start_app("prod", Path(tempfile.mkdtemp(prefix="ping-bench-")), env=env, root=root)
         try:
-            measured.append(
-                (f"make prod, PING_SPINNER_DELAY={delay}", run(app.url, args.clicks, args.warmup))
-            )
+            wait_for_quiet()
+            measured.append((setup, run(app.url, args.clicks, args.warmup)))
         finally:
             app.stop()
 

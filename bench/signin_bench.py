@@ -1,8 +1,10 @@
 """Sign-in round trip, in real Chromium, against the app in prod mode.
 
-    .venv/bin/python bench/signin_bench.py [--rounds 20] [--url URL]
+    .venv/bin/python bench/signin_bench.py [--rounds 20] [--url URL | --baseline REF]
 
-Without --url it starts `make prod` on a free port and stops it afterwards. The
+Without --url it starts `make prod` on a free port (with --baseline, first that of
+an earlier commit, checked out by `bench/baseline.py`, then this one's), waits for
+the machine to be quiet, and stops it afterwards. The
 first sign-in (unmeasured) gives the embedded provider alice's consent. Then each
 round, in a new browser context (no cookies: what a new visitor has):
 
@@ -38,6 +40,7 @@ from playwright.sync_api import BrowserContext, Page, Request, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.baseline import ROOT, checkout, wait_for_quiet
 from tests.support.app import start_app
 from tests.support.browser import launch, sign_in_at_provider
 
@@ -154,19 +157,35 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Sign-in round trip in Chromium.")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--url", help="a running app (prod mode) instead of starting one")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also measure this earlier commit (a git worktree), first: before / after",
+    )
     args = parser.parse_args()
     app_pages = {"/", "/ping", "/profile", "/callback"}
+    measured: list[tuple[str, list[dict[str, object]]]] = []
     if args.url:
-        setup, results = args.url, run(args.url.rstrip("/"), args.rounds)
-    else:
-        app = start_app("prod", Path(tempfile.mkdtemp(prefix="signin-bench-")))
+        measured.append((args.url, run(args.url.rstrip("/"), args.rounds)))
+    setups = [] if args.url else [("make prod, this checkout", ROOT)]
+    if args.baseline and not args.url:
+        tree, commit = checkout(args.baseline)
+        setups.insert(0, (f"make prod, {commit} (before)", tree))
+    for setup, root in setups:
+        app = start_app("prod", Path(tempfile.mkdtemp(prefix="signin-bench-")), root=root)
         try:
-            setup, results = "make prod", run(app.url, args.rounds)
+            wait_for_quiet()
+            measured.append((setup, run(app.url, args.rounds)))
         finally:
             app.stop()
     load = "/".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"pingapp sign-in benchmark; load average at the end: {load}")
-    report(setup, results, app_pages)
+    for setup, results in measured:
+        report(setup, results, app_pages)
+    if len(measured) == 2:
+        (_, before), (_, after) = measured
+        p50 = [statistics.median(float(r["app's part"]) for r in rs) for rs in (before, after)]  # type: ignore[arg-type]
+        print(f"\napp's part, p50: {p50[0]:.0f} -> {p50[1]:.0f} ms ({p50[1] / p50[0]:.2f}x)")
     return 0
 
 

@@ -55,10 +55,12 @@ class RunningApp:
             raise
 
 
-def make(target: str, frontend: str, backend: str, log: Path, env: dict[str, str]):
+def make(
+    target: str, frontend: str, backend: str, log: Path, env: dict[str, str], root: Path = ROOT
+):
     return subprocess.Popen(
         ["make", "--no-print-directory", target],
-        cwd=ROOT,
+        cwd=root,
         env={**os.environ, "FRONTEND_PORT": frontend, "BACKEND_PORT": backend, **env},
         stdout=log.open("a"),
         stderr=subprocess.STDOUT,
@@ -67,8 +69,11 @@ def make(target: str, frontend: str, backend: str, log: Path, env: dict[str, str
     )
 
 
-def start_app(target: str, tmp_dir: Path, env: dict[str, str] | None = None) -> RunningApp:
-    """`make <target>` on free ports, with the app's settings from `env`."""
+def start_app(
+    target: str, tmp_dir: Path, env: dict[str, str] | None = None, root: Path = ROOT
+) -> RunningApp:
+    """`make <target>` on free ports, with the app's settings from `env`, in the
+    checkout at `root` (this one, or an earlier commit's for a benchmark)."""
     frontend = free_port()
     backend = frontend if target == "prod" else free_port()
     log = tmp_dir / f"make-{target}.log"
@@ -76,7 +81,7 @@ def start_app(target: str, tmp_dir: Path, env: dict[str, str] | None = None) -> 
     app = RunningApp(
         url=f"http://localhost:{frontend}",
         backend=f"http://127.0.0.1:{backend}",
-        process=make(target, str(frontend), str(backend), log, env or {}),
+        process=make(target, str(frontend), str(backend), log, env or {}, root),
         log=log,
     )
     app.wait_until_up()
