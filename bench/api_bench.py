@@ -59,7 +59,8 @@ from cryptography.hazmat.primitives import serialization
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.baseline import checkout  # noqa: E402 - after the path
+from bench import baseline  # noqa: E402 - after the path
+from bench.baseline import checkout  # noqa: E402
 from pingapp.dpop import DPoPKey, make_proof  # noqa: E402
 from tests.support.issuers import Issuer, new_key, start_server  # noqa: E402
 from tests.support.net import answers, free_port, wait_until  # noqa: E402
@@ -299,11 +300,7 @@ def main() -> None:
     parser.add_argument(
         "--cache-size", type=int, default=CACHE_SIZE, help="AUTH_TOKEN_CACHE_SIZE (0: no cache)"
     )
-    parser.add_argument(
-        "--baseline",
-        metavar="REF",
-        help="also measure this earlier commit (a git worktree), first: before / after",
-    )
+    baseline.add_argument(parser)
     args = parser.parse_args()
     setups = [("this checkout", ROOT)]
     if args.baseline:

@@ -10,6 +10,7 @@ pins anything else is refused rather than installed over the shared environment.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import tempfile
@@ -68,3 +69,11 @@ def wait_for_quiet(idle: float = 0.8, longest: float = 180) -> float:
         if seen >= idle:
             break
     return seen
+
+
+def add_argument(
+    parser: argparse.ArgumentParser,
+    help: str = "also measure this earlier commit (a git worktree), first: before / after",
+) -> None:
+    """The benchmarks' `--baseline REF` option."""
+    parser.add_argument("--baseline", metavar="REF", help=help)

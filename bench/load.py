@@ -88,6 +88,7 @@ sys.path.insert(0, str(ROOT))
 import reflex as rx  # noqa: E402 - after the repository is on sys.path
 from reflex.utils.format import format_event_handler  # noqa: E402
 
+from bench import baseline  # noqa: E402
 from bench.baseline import checkout, wait_for_quiet  # noqa: E402
 from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE  # noqa: E402
 from pingapp.auth.state import AuthState  # noqa: E402
@@ -622,8 +623,8 @@ async def run(base: str, ports: list[int], args: argparse.Namespace) -> list[Lev
     await warm.sign_in(*users[0])
     await warm.ping(args.ping_timeout)
     await asyncio.sleep(2)
-    baseline = rss_bytes(pids())
-    print(f"backend RSS with one warm-up session: {baseline / 2**20:.1f} MiB", flush=True)
+    rss_before = rss_bytes(pids())
+    print(f"backend RSS with one warm-up session: {rss_before / 2**20:.1f} MiB", flush=True)
     sessions: list[Session] = []
     try:
         for count in counts:
@@ -641,7 +642,7 @@ async def run(base: str, ports: list[int], args: argparse.Namespace) -> list[Lev
             await asyncio.sleep(3)  # idle
             tree = pids()
             level.rss = rss_bytes(tree)
-            level.per_session = (level.rss - baseline) / max(len(sessions), 1)
+            level.per_session = (level.rss - rss_before) / max(len(sessions), 1)
             cpu0, client0, wall0 = cpu_seconds(tree), time.process_time(), time.perf_counter()
             await ping_all(sessions, args, level)
             level.wall = time.perf_counter() - wall0
@@ -800,10 +801,9 @@ def main() -> int:
         help="make prod's ASGI servers, in turn: granian, uvicorn (REFLEX_USE_GRANIAN=false; "
         "needs `pip install uvicorn gunicorn`), or both: granian,uvicorn",
     )
-    parser.add_argument(
-        "--baseline",
-        metavar="REF",
-        help="make prod of this earlier commit (a git worktree) first, on the first of "
+    baseline.add_argument(
+        parser,
+        "make prod of this earlier commit (a git worktree) first, on the first of "
         "--servers: before / after in one run (not with --redis or --url)",
     )
     parser.add_argument(

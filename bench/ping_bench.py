@@ -40,9 +40,10 @@ from playwright.sync_api import Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import baseline
 from bench.baseline import ROOT, checkout, wait_for_quiet
 from tests.support.app import start_app
-from tests.support.browser import launch, sign_in_at_provider
+from tests.support.browser import launch, sign_in
 
 # Runs in the page: click `button` n times; for each, the time until the page shows
 # the next answer, and the server time from `ping-timing`.
@@ -126,10 +127,7 @@ def run(url: str, clicks: int, warmup: int) -> dict[str, tuple[list[float], list
         try:
             page = browser.new_page()
             page.set_default_timeout(30_000)
-            page.goto(url + "/ping")
-            page.click("#qsLoginBtn")
-            sign_in_at_provider(page)
-            page.wait_for_selector("#ping-private")
+            sign_in(page, url)
             return measure(page, clicks, warmup)
         finally:
             browser.close()
@@ -158,11 +156,7 @@ def main() -> int:
         help="PING_SPINNER_DELAY of each make prod, in turn (seconds, comma-separated)",
     )
     parser.add_argument("--url", help="a running app (prod mode) instead of starting one")
-    parser.add_argument(
-        "--baseline",
-        metavar="REF",
-        help="also measure this earlier commit (a git worktree), first: before / after",
-    )
+    baseline.add_argument(parser)
     args = parser.parse_args()
 
     measured: list[tuple[str, dict[str, tuple[list[float], list[float]]]]] = []

@@ -40,9 +40,10 @@ from playwright.sync_api import BrowserContext, Page, Request, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import baseline
 from bench.baseline import ROOT, checkout, wait_for_quiet
 from tests.support.app import start_app
-from tests.support.browser import launch, sign_in_at_provider
+from tests.support.browser import launch, sign_in, sign_in_at_provider
 
 # Runs in every page of a round, before the page's own scripts: marks what happened
 # when, by the browser's clock (Date.now(), one clock for all pages of the tab), in
@@ -88,10 +89,7 @@ def one_round(context: BrowserContext, url: str) -> dict[str, object]:
     )
     page.on("websocket", lambda socket: websockets.append(socket.url))
     page.click("#qsLoginBtn")
-    page.wait_for_selector("#username")
-    page.fill("#username", "alice")
-    page.fill("#password", "alice")
-    page.click("#signin")
+    sign_in_at_provider(page)  # consent is remembered: the sign-in form only
     page.wait_for_function("/signed in \\/ping/.test(sessionStorage.getItem('bench'))")
     timeline = page.evaluate("JSON.parse(sessionStorage.getItem('bench'))")
     marks = dict(reversed(timeline))  # the first time of each
@@ -116,11 +114,7 @@ def run(url: str, rounds: int) -> list[dict[str, object]]:
             first = browser.new_context()
             page = first.new_page()
             page.set_default_timeout(30_000)
-            page.goto(url + "/ping")
-            ready(page)
-            page.click("#qsLoginBtn")
-            sign_in_at_provider(page)  # consent given once, remembered by the provider
-            page.wait_for_selector("#qsLogoutBtn")
+            sign_in(page, url)  # consent given once, remembered by the provider
             first.close()
             results = []
             for _ in range(rounds):
@@ -157,11 +151,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Sign-in round trip in Chromium.")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--url", help="a running app (prod mode) instead of starting one")
-    parser.add_argument(
-        "--baseline",
-        metavar="REF",
-        help="also measure this earlier commit (a git worktree), first: before / after",
-    )
+    baseline.add_argument(parser)
     args = parser.parse_args()
     app_pages = {"/", "/ping", "/profile", "/callback"}
     measured: list[tuple[str, list[dict[str, object]]]] = []

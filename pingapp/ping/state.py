@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator, Awaitable
 
 import reflex as rx
 
@@ -39,12 +40,21 @@ def session_tokens(auth: AuthState) -> TokenProvider:
     return provide
 
 
-async def still_running(call: asyncio.Future[PingResult], delay: float) -> bool:
-    """Whether `call` is still running after `delay` seconds (at once for 0): only then
-    does the page get a "Calling the API…" update before the answer."""
-    if delay > 0:
-        await asyncio.wait({call}, timeout=delay)
-    return not call.done()
+async def page_updates(
+    request: Awaitable[PingResult], spinner_delay: float
+) -> AsyncIterator[PingResult | None]:
+    """What the page shows of one API call: None ("Calling the API…") only if no
+    answer came within `spinner_delay` seconds (at once for 0), then the answer. A
+    fast answer is thus one update instead of two."""
+    call = asyncio.ensure_future(request)
+    try:
+        if spinner_delay > 0:
+            await asyncio.wait({call}, timeout=spinner_delay)
+        if not call.done():
+            yield None
+        yield await call
+    finally:
+        call.cancel()  # only if the handler itself was cancelled
 
 
 class PingState(rx.State):
@@ -83,13 +93,12 @@ class PingState(rx.State):
             return
         self._start("public")
         ctx = context()
-        call = asyncio.ensure_future(call_api(ctx.client, ctx.api_url("/public")))
-        try:
-            if await still_running(call, ctx.settings.ping_spinner_delay):
+        request = call_api(ctx.client, ctx.api_url("/public"))
+        async for result in page_updates(request, ctx.settings.ping_spinner_delay):
+            if result is None:
                 yield  # "Calling the API…"
-            self._show(await call)
-        finally:
-            call.cancel()  # only if this handler itself was cancelled
+            else:
+                self._show(result)
 
     @rx.event
     async def ping_private(self):
@@ -122,17 +131,23 @@ class PingState(rx.State):
         ctx = context()
         url = ctx.api_url(path)
         auth_flow = TokenAuth(session_tokens(auth), ctx.allowlist, nonces=ctx.dpop_nonces)
-        call = asyncio.ensure_future(call_api(ctx.client, url, auth_flow))
-        try:
-            if await still_running(call, ctx.settings.ping_spinner_delay):
-                yield  # "Calling the API…"
+
+        async def request() -> PingResult:
             try:
-                result = await call
+                return await call_api(ctx.client, url, auth_flow)
             except NoToken:
                 # Still signed in but no token: the provider could not renew it.
-                result = CANNOT_RENEW
-        finally:
-            call.cancel()  # only if this handler itself was cancelled
+                return CANNOT_RENEW
+
+        async for answer in page_updates(request(), ctx.settings.ping_spinner_delay):
+            if answer is None:
+                yield  # "Calling the API…"
+            else:
+                self._finish(auth, url, answer)
+
+    def _finish(self, auth: AuthState, url: str, result: PingResult) -> None:
+        """Show a secured ping's `result`, explained in the page's terms."""
+        ctx = context()
         if not auth.signed_in:  # the session ended (expired, revoked) meanwhile
             result = SIGN_IN_FIRST
         elif result.status_code == 401 and not ctx.allowlist.allows(url):
