@@ -8,7 +8,9 @@ what to change, instead of surfacing later as a confusing login or API error.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
+from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -38,6 +40,7 @@ EMBEDDED_DOCS_CLIENT_ID = "pingapp-docs"
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$")
 
 CommaList = Annotated[list[str], NoDecode]
+Networks = Annotated[list[IPv4Network | IPv6Network], NoDecode]
 
 
 def split_commas(value: object) -> object:
@@ -113,10 +116,42 @@ class Settings(BaseSettings):
     auth_failure_cooldown: float = Field(default=5.0, ge=0, le=300)
     #: Accept non-loopback `http://` URLs (issuer, API, public URL) in prod.
     allow_insecure_http: bool = False
+    #: Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the
+    #: client a throttle counts (`pingapp.clientaddr`, SECURITY.md 51). Empty: the
+    #: socket's peer is the client and the header is never read.
+    trusted_proxies: Networks = Field(default_factory=list)
 
     _split = field_validator(
         "auth_algorithms", "api_allowed_origins", "cors_origins", mode="before"
     )(split_commas)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        """`10.0.0.2, 10.1.0.0/16, fd00::/8`: each an address or a network whose host
+        bits are zero (`10.0.0.5/8` is refused rather than read as `10.0.0.0/8`), and
+        not every address (`0.0.0.0/0`, `::/0`)."""
+        value = split_commas(value)
+        if not isinstance(value, list):
+            return value
+        networks: list[IPv4Network | IPv6Network] = []
+        for entry in value:
+            try:
+                network = ipaddress.ip_network(entry.strip() if isinstance(entry, str) else entry)
+            except (TypeError, ValueError) as error:
+                msg = (
+                    "TRUSTED_PROXIES takes comma-separated IP addresses or networks "
+                    f"(10.0.0.2, 10.1.0.0/16), got {str(entry)!r}: {error}"
+                )
+                raise ValueError(msg) from None
+            if network.prefixlen == 0:
+                msg = (
+                    f"TRUSTED_PROXIES: {str(entry)!r} trusts every address, so any client "
+                    "could name itself in X-Forwarded-For; list your proxies instead"
+                )
+                raise ValueError(msg)
+            networks.append(network)
+        return networks
 
     @field_validator(
         "auth_issuer",

@@ -110,6 +110,11 @@ def test_empty_audience_means_none() -> None:
         ({"http_timeout": "0"}, "HTTP_TIMEOUT", "greater than 0"),
         ({"auth_audience_param": "aud"}, "AUTH_AUDIENCE_PARAM", "audience"),
         ({"auth_client_id": " "}, "AUTH_CLIENT_ID", "empty"),
+        ({"trusted_proxies": "nginx"}, "TRUSTED_PROXIES", "IP addresses or networks"),
+        ({"trusted_proxies": "10.0.0.5/8"}, "TRUSTED_PROXIES", "host bits set"),
+        ({"trusted_proxies": "10.0.0.2, 10.0.0.0/33"}, "TRUSTED_PROXIES", "'10.0.0.0/33'"),
+        ({"trusted_proxies": "0.0.0.0/0"}, "TRUSTED_PROXIES", "trusts every address"),
+        ({"trusted_proxies": "::/0"}, "TRUSTED_PROXIES", "trusts every address"),
     ],
 )
 def test_each_bad_value_is_named_with_a_reason(
@@ -279,3 +284,32 @@ def test_a_plain_http_public_url_is_refused_in_prod(
             check_public_url(url, settings, prod=prod)
     else:
         check_public_url(url, settings, prod=prod)
+
+
+# -- SECURITY.md item 51: the proxies whose X-Forwarded-For is believed ---------------------
+
+
+def test_no_proxy_is_trusted_by_default() -> None:
+    assert Settings().trusted_proxies == []
+
+
+def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ipaddress import ip_network
+
+    monkeypatch.setenv("TRUSTED_PROXIES", " 10.0.0.2, 10.1.0.0/16 ,fd00::/8,::1,")
+    assert Settings().trusted_proxies == [
+        ip_network("10.0.0.2/32"),
+        ip_network("10.1.0.0/16"),
+        ip_network("fd00::/8"),
+        ip_network("::1/128"),
+    ]
+    monkeypatch.setenv("TRUSTED_PROXIES", "")
+    assert Settings().trusted_proxies == []
+
+
+def test_a_bad_trusted_proxy_stops_the_start_with_one_line() -> None:
+    report = errors_for(trusted_proxies="10.0.0.2, proxy.internal")
+    lines = [line for line in report.splitlines() if "TRUSTED_PROXIES" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("  - TRUSTED_PROXIES: ")
+    assert "'proxy.internal'" in lines[0]
