@@ -45,8 +45,11 @@ PROOF_TYPE = "dpop+jwt"
 #: Algorithms accepted when the caller names none.
 DEFAULT_ALGS = ("ES256", "ES384", "EdDSA", "RS256", "PS256")
 
-#: Seconds a proof's `iat` may differ from the verifier's clock, either way.
+#: Seconds a proof's `iat` may lie in the past of the verifier's clock ...
 DEFAULT_IAT_WINDOW = 60.0
+#: ... and in its future: clock skew only, so that a proof cannot be made now for use
+#: later (RFC 9449, "DPoP Proof Pre-generation").
+DEFAULT_IAT_SKEW = 5.0
 
 #: Longer proofs are refused unread: an RSA-4096 proof is under 2,500 characters.
 MAX_PROOF_LENGTH = 8192
@@ -218,13 +221,15 @@ def verify_proof(
     nonce: NonceCheck | None = None,
     allowed_algs: Collection[str] = DEFAULT_ALGS,
     iat_window: float = DEFAULT_IAT_WINDOW,
+    iat_skew: float = DEFAULT_IAT_SKEW,
     clock: Callable[[], float] = time.time,
 ) -> VerifiedProof:
     """Every RFC 9449 §4.3 check but replay (see `check_proof`).
 
     `url` is the request's URL as the client saw it (the public URL behind a proxy);
     `nonce` is the nonce the server requires, or a function telling whether a nonce is
-    still good (`NonceSource.is_valid`); `expected_jkt` the token's `cnf.jkt`.
+    still good (`NonceSource.is_valid`); `expected_jkt` the token's `cnf.jkt`. The
+    proof's `iat` is at most `iat_window` seconds old and `iat_skew` ahead of `clock`.
     """
     key, claims = _decode(proof, allowed_algs)
     _string_claim(claims, "jti")
@@ -236,7 +241,7 @@ def verify_proof(
         same_url = False
     if not same_url:
         raise DPoPError("htu does not match the request")
-    if abs(clock() - _iat(claims)) > iat_window:
+    if not -iat_skew <= clock() - _iat(claims) <= iat_window:
         raise DPoPError("iat is outside the accepted window")
     if nonce is not None:
         given = claims.get("nonce")
@@ -265,12 +270,14 @@ async def check_proof(
     nonce: NonceCheck | None = None,
     allowed_algs: Collection[str] = DEFAULT_ALGS,
     iat_window: float = DEFAULT_IAT_WINDOW,
+    iat_skew: float = DEFAULT_IAT_SKEW,
     clock: Callable[[], float] = time.time,
 ) -> VerifiedProof:
     """`verify_proof`, then refuse a `jti` already seen from this key.
 
     The `jti` is remembered until its proof's `iat` leaves the window, so a replay is
-    caught for as long as the proof would otherwise be accepted.
+    caught for as long as the proof would otherwise be accepted. It is recorded for
+    the proof's key (`jkt`), so that a replay cache can bound what one key holds.
     """
     verified = verify_proof(
         proof,
@@ -281,12 +288,13 @@ async def check_proof(
         nonce=nonce,
         allowed_algs=allowed_algs,
         iat_window=iat_window,
+        iat_skew=iat_skew,
         clock=clock,
     )
     claims = verified.claims
     # A replay computes the same expiry, whenever it comes.
     expires_at = claims["iat"] + iat_window + 1
     key = hashlib.sha256(f"{verified.jkt} {claims['jti']}".encode(errors="surrogatepass"))
-    if not await replay.first_use(key.hexdigest(), expires_at):
+    if not await replay.first_use(key.hexdigest(), expires_at, verified.jkt):
         raise DPoPError("proof already used")
     return verified

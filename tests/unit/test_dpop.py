@@ -22,6 +22,7 @@ from jwt.algorithms import get_default_algorithms
 from pingapp.auth.store import DiskStore, RedisStore
 from pingapp.dpop import (
     ASYMMETRIC_ALGS,
+    DEFAULT_IAT_WINDOW,
     INVALID_PROOF,
     USE_NONCE,
     DPoPError,
@@ -36,6 +37,7 @@ from pingapp.dpop import (
     token_hash,
     verify_proof,
 )
+from pingapp.dpop.proof import DEFAULT_IAT_SKEW
 
 NOW = 1_800_000_000.0
 URL = "https://api.example.org/api/private"
@@ -424,15 +426,25 @@ def test_the_request_url_is_normalised_too(key: DPoPKey) -> None:
 
 
 @pytest.mark.parametrize(
-    ("offset", "accepted"), [(-60, True), (60, True), (-61, False), (61, False)]
+    ("offset", "accepted"),
+    [(-60, True), (-61, False), (-60.5, False), (5, True), (6, False), (5.5, False), (60, False)],
 )
-def test_iat_must_be_within_the_window(key: DPoPKey, offset: float, accepted: bool) -> None:
+def test_iat_may_be_60_s_old_and_5_s_ahead(key: DPoPKey, offset: float, accepted: bool) -> None:
     proof = compact(good_header(key), good_claims(), key)
     clock = Clock(NOW - offset)  # the proof's iat is `offset` seconds from the clock
+    assert (DEFAULT_IAT_WINDOW, DEFAULT_IAT_SKEW) == (60, 5)
     if accepted:
-        verify(proof, clock=clock, iat_window=60)
+        verify(proof, clock=clock)
     else:
-        assert "iat" in refused(proof, clock=clock, iat_window=60).description
+        assert "iat" in refused(proof, clock=clock).description
+
+
+def test_both_iat_limits_can_be_set(key: DPoPKey) -> None:
+    proof = compact(good_header(key), good_claims(), key)
+    verify(proof, clock=Clock(NOW - 30), iat_skew=30)
+    refused(proof, clock=Clock(NOW - 31), iat_skew=30)
+    verify(proof, clock=Clock(NOW + 10), iat_window=10)
+    refused(proof, clock=Clock(NOW + 11), iat_window=10)
 
 
 def test_a_required_nonce_that_is_missing_asks_for_one(key: DPoPKey) -> None:
@@ -524,27 +536,31 @@ async def test_a_seen_jti_is_forgotten_once_its_proof_is_too_old(key: DPoPKey) -
 def test_the_memory_cache_expires_keys_by_its_clock() -> None:
     clock = Clock()
     cache = MemoryReplayCache(clock=clock)
-    assert cache.remember("k", NOW + 10)
+    assert cache.remember("k", NOW + 10, "owner")
     clock.now = NOW + 9.9
-    assert not cache.remember("k", NOW + 10)
+    assert not cache.remember("k", NOW + 10, "owner")
     clock.now = NOW + 10
-    assert cache.remember("k", NOW + 20)
+    assert cache.remember("k", NOW + 20, "owner")
     assert len(cache) == 1
 
 
 def test_the_memory_cache_is_bounded_and_never_lets_a_forgotten_key_back() -> None:
     clock = Clock()
     cache = MemoryReplayCache(max_entries=3, clock=clock)
-    for number in range(10):
-        assert cache.remember(f"k{number}", NOW + 10 + number)
+    for number in range(10):  # one owner each: the whole cache is full
+        assert cache.remember(f"k{number}", NOW + 10 + number, f"o{number}")
         assert len(cache) <= 3
     assert len(cache) == 3
     # k0..k6 were forgotten to make room: each of them is still refused.
-    assert not any(cache.remember(f"k{number}", NOW + 10 + number) for number in range(10))
+    assert not any(
+        cache.remember(f"k{number}", NOW + 10 + number, f"o{number}") for number in range(10)
+    )
     # A proof expiring later than everything forgotten is accepted.
-    assert cache.remember("fresh", NOW + 100)
+    assert cache.remember("fresh", NOW + 100, "o0")
     with pytest.raises(ValueError):
         MemoryReplayCache(max_entries=0)
+    with pytest.raises(ValueError):
+        MemoryReplayCache(max_per_owner=0)
 
 
 async def test_the_disk_store_keeps_seen_proofs(tmp_path: Path, key: DPoPKey) -> None:

@@ -32,6 +32,7 @@ URL = "https://api.example.org/api/private"
 TOKEN = "an-access-token"
 NONCE = "server-nonce"
 WINDOW = 60
+SKEW = 5  # seconds an `iat` may be ahead
 ALLOWED = ("ES256", "EdDSA", "RS256")
 KEY = DPoPKey.generate()
 OTHER = DPoPKey.generate("EdDSA")
@@ -231,7 +232,7 @@ def oracle_accepts(proof: str) -> bool:
         and claims.get("htm") == "GET"
         and isinstance(iat, int | float)
         and not isinstance(iat, bool)
-        and abs(iat - NOW) <= WINDOW
+        and -SKEW <= NOW - iat <= WINDOW
         and claims.get("ath") == token_hash(TOKEN)
         and claims.get("nonce") == NONCE
     )
