@@ -2,9 +2,11 @@
 
 A `DPoPPolicy` says whether plain bearer tokens are still accepted (`required`),
 whether a server nonce is demanded (`nonces`), which proof algorithms are allowed,
-where seen `jti`s are remembered (`replay`) and the API's public URL, from which
-each request's `htu` and the RFC 9728 metadata URL are built. The app's policy
-comes from the settings (`default_dpop_policy`); `create_api(dpop=...)` sets another.
+how old (60 s) or early (5 s) a proof's `iat` may be, where seen `jti`s are
+remembered (`replay`, with a bounded share per proof key) and the API's public URL,
+from which each request's `htu` and the RFC 9728 metadata URL are built. The app's
+policy comes from the settings (`default_dpop_policy`); `create_api(dpop=...)` sets
+another.
 
 `check_dpop` runs on every request sent with the DPoP scheme, after the token
 itself is verified (the token may come from the verified-token cache; the proof
@@ -35,6 +37,7 @@ from pingapp.dpop import (
     VerifiedProof,
     check_proof,
 )
+from pingapp.dpop.proof import DEFAULT_IAT_SKEW
 from pingapp.settings import origin_of
 
 #: Where RFC 9728 §3.1 puts a resource's metadata: this, then the resource's path.
@@ -51,7 +54,9 @@ class DPoPPolicy:
     nonces: NonceSource | None = None
     replay: ReplayCache = field(default_factory=MemoryReplayCache)
     algs: tuple[str, ...] = DEFAULT_ALGS
+    #: Seconds a proof's `iat` may lie in the past, and in the future (clock skew).
     iat_window: float = DEFAULT_IAT_WINDOW
+    iat_skew: float = DEFAULT_IAT_SKEW
     #: The API's base URL as clients see it (behind a proxy, the public one).
     #: None: the request's own scheme, host and mount point.
     public_url: str | None = None
@@ -115,6 +120,7 @@ async def check_dpop(policy: DPoPPolicy, request: Request, token: str, jkt: str)
         nonce=nonces.is_valid if nonces is not None else None,
         allowed_algs=policy.algs,
         iat_window=policy.iat_window,
+        iat_skew=policy.iat_skew,
         clock=policy.clock,
     )
 

@@ -25,7 +25,7 @@ from tests.api.conftest import (
     dpop_policy,
     with_proof,
 )
-from tests.support.api import bearer
+from tests.support.api import bearer, serve
 from tests.support.clock import FakeClock
 from tests.support.issuers import Minter
 
@@ -146,17 +146,43 @@ async def test_two_proofs_or_none_are_refused(
     proof_refused(await client.get("/private", headers={"Authorization": f"DPoP {bound}"}))
 
 
+def ahead(key: DPoPKey, token: str, clock: FakeClock, seconds: float) -> dict[str, str]:
+    """Headers with a proof whose `iat` is `seconds` ahead of the API's clock."""
+    url = PUBLIC_API + "/private"
+    made = make_proof(key, "GET", url, access_token=token, now=clock.time() + seconds)
+    return {"Authorization": f"DPoP {token}", "DPoP": made}
+
+
 async def test_a_proof_outside_the_iat_window_is_refused(
     client: httpx.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock
 ) -> None:
     headers = with_proof(dpop_key, bound, "/private", clock)
     clock.advance(61)  # the proof is now older than the 60-second window
     proof_refused(await client.get("/private", headers=headers))
-    early = make_proof(
-        dpop_key, "GET", PUBLIC_API + "/private", access_token=bound, now=clock.time() + 61
-    )
-    headers = {"Authorization": f"DPoP {bound}", "DPoP": early}
-    proof_refused(await client.get("/private", headers=headers))
+    # SECURITY 49: at most 5 seconds ahead of the API's clock.
+    for seconds in (6, 30, 61):
+        params = proof_refused(
+            await client.get("/private", headers=ahead(dpop_key, bound, clock, seconds))
+        )
+        assert "iat" in params["error_description"]
+    five = await client.get("/private", headers=ahead(dpop_key, bound, clock, 5))
+    assert five.status_code == 200, five.text
+
+
+async def test_over_http_a_proof_from_the_future_gets_a_dpop_401(
+    verifier: TokenVerifier, bound: str, dpop_key: DPoPKey, clock: FakeClock
+) -> None:
+    """SECURITY 49, as an attacker sends it: the API served by granian on a port (in this
+    event loop, on the test's clock), raw HTTP, proofs dated ahead of the server."""
+    api = create_api(verifier, dpop=dpop_policy(clock))
+    async with serve(api) as url, httpx.AsyncClient(base_url=url) as http:
+        for seconds in (6, 30):
+            response = await http.get("/private", headers=ahead(dpop_key, bound, clock, seconds))
+            params = proof_refused(response)
+            assert "iat" in params["error_description"]
+            assert response.headers["content-type"].startswith("application/json")
+        good = await http.get("/private", headers=ahead(dpop_key, bound, clock, 5))
+        assert good.status_code == 200, good.text
 
 
 async def test_an_unbound_token_with_the_dpop_scheme_is_refused(
