@@ -1,5 +1,6 @@
 """Embedded development OpenID Provider, mounted at `/idp` when no issuer is configured
-and the app runs on a loopback address (or IDP_ENABLED=1 says to serve it anyway).
+and the app is served on a loopback public URL and its backend listens on a loopback
+address (BACKEND_HOST), or IDP_ENABLED=1 says to serve it anyway.
 
 A real OpenID Provider built on authlib's server components, so the app signs in
 with zero configuration and every test runs offline. Not for production.
@@ -37,7 +38,13 @@ from pingapp.settings import is_loopback_host
 if TYPE_CHECKING:
     from pingapp.settings import Settings
 
-__all__ = ["create_idp", "embedded_provider_mounts", "is_loopback_url", "should_mount"]
+__all__ = [
+    "backend_host",
+    "create_idp",
+    "embedded_provider_mounts",
+    "is_loopback_url",
+    "should_mount",
+]
 
 log = logging.getLogger("pingapp.devidp")
 
@@ -51,42 +58,64 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def should_mount(public_url: str, settings: Settings) -> tuple[bool, str]:
-    """Whether to mount the embedded provider for an app served at `public_url`, and why.
+def should_mount(
+    public_url: str, settings: Settings, backend_host: str = "127.0.0.1"
+) -> tuple[bool, str]:
+    """Whether to mount the embedded provider for an app served at `public_url` by a
+    backend listening on `backend_host`, and why.
 
-    Only with no external issuer, and then only on a loopback public URL unless
+    Only with no external issuer, and then only when both are loopback unless
     IDP_ENABLED is set: the provider's demo users must not sign anyone in to an app
-    that other machines can reach (SECURITY.md item 33).
+    that other machines can reach, through its public URL or straight at a backend
+    listening on another interface (SECURITY.md item 33).
     """
     if not settings.uses_embedded_provider:
         return False, "an external issuer is configured (AUTH_ISSUER or AUTH0_DOMAIN)"
-    if is_loopback_url(public_url):
-        return True, f"no issuer is configured and the public URL {public_url} is loopback"
+    exposed = []
+    if not is_loopback_url(public_url):
+        exposed.append(f"the public URL {public_url} is not loopback")
+    if not is_loopback_host(backend_host):
+        exposed.append(f"the backend listens on BACKEND_HOST={backend_host}, not loopback")
+    if not exposed:
+        return True, (
+            f"no issuer is configured, the public URL {public_url} is loopback and the "
+            f"backend listens on {backend_host}"
+        )
+    why = " and ".join(exposed)
     if settings.idp_enabled:
         return True, (
-            f"IDP_ENABLED=1: serving the development provider although the public URL "
-            f"{public_url} is not loopback (not for production)"
+            f"IDP_ENABLED=1: serving the development provider although {why} (not for production)"
         )
     return False, (
-        f"no issuer is configured and the public URL {public_url} is not loopback, so "
-        "the embedded development provider is not mounted and sign-in will not work. "
-        "Set AUTH_ISSUER (or AUTH0_DOMAIN) to your OpenID Provider, or IDP_ENABLED=1 "
-        "to serve the development provider there anyway (never in production)"
+        f"no issuer is configured and {why}, so the embedded development provider is "
+        "not mounted and sign-in will not work. Set AUTH_ISSUER (or AUTH0_DOMAIN) to "
+        "your OpenID Provider, or IDP_ENABLED=1 to serve the development provider there "
+        "anyway (never in production)"
     )
 
 
+def backend_host() -> str:
+    """The address the backend listens on: Reflex's `backend_host` (rxconfig.py reads
+    BACKEND_HOST; REFLEX_BACKEND_HOST and `reflex run --backend-host` override it)."""
+    from reflex.config import get_config
+
+    return get_config().backend_host
+
+
 def embedded_provider_mounts() -> list[Mount]:
-    """`[Mount("/idp", ...)]` when `should_mount` says so for `frontend_url()`, else `[]`
-    (with a WARNING that says why and what to set, unless an issuer is configured)."""
+    """`[Mount("/idp", ...)]` when `should_mount` says so for `frontend_url()` and
+    `backend_host()`, else `[]` (with a WARNING that says why and what to set, unless
+    an issuer is configured)."""
     from pingapp.settings import frontend_url, get_settings
 
     settings = get_settings()
     public_url = frontend_url()
-    mount, reason = should_mount(public_url, settings)
+    host = backend_host()
+    mount, reason = should_mount(public_url, settings, host)
     if not mount:
         if settings.uses_embedded_provider:
             log.warning("pingapp: %s.", reason)
         return []
-    if not is_loopback_url(public_url):
+    if not (is_loopback_url(public_url) and is_loopback_host(host)):
         log.warning("pingapp: %s.", reason)
     return [Mount("/idp", app=create_idp())]

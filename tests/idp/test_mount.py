@@ -1,5 +1,6 @@
 """The provider is mounted at /idp only when no external issuer is configured, and
-then only on a loopback public URL unless IDP_ENABLED=1 (SECURITY.md item 33)."""
+then only on a loopback public URL with a backend listening on a loopback address
+(BACKEND_HOST) unless IDP_ENABLED=1 (SECURITY.md item 33)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pingapp.devidp import embedded_provider_mounts, is_loopback_url, should_mount
+from pingapp.devidp import backend_host, embedded_provider_mounts, is_loopback_url, should_mount
 from pingapp.devidp.config import DOCS_CLIENT_ID
 from pingapp.settings import Settings, get_settings
 from tests.support.idp import serve, stop
@@ -149,6 +150,39 @@ def test_does_not_mount_on_a_public_url_and_says_what_to_set(url: str) -> None:
         assert advice in reason
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.5", "localhost", "::1"])
+def test_mounts_with_a_loopback_backend_host(host: str) -> None:
+    mount, reason = should_mount("http://localhost:3000", settings_with(), host)
+    assert mount
+    assert host in reason
+
+
+#: What BACKEND_HOST says to listen on every interface (a value here, nothing binds it).
+EVERY_INTERFACE = "0.0.0.0"  # noqa: S104
+
+
+@pytest.mark.parametrize(
+    "host", [EVERY_INTERFACE, "::", "10.0.0.5", "192.168.1.2", "app.example", ""]
+)
+def test_does_not_mount_when_the_backend_listens_beyond_loopback(host: str) -> None:
+    """A loopback public URL is not enough: other machines reach the backend itself."""
+    mount, reason = should_mount("http://localhost:3000", settings_with(), host)
+    assert not mount
+    for advice in (f"BACKEND_HOST={host}", "not loopback", "IDP_ENABLED=1", "AUTH_ISSUER"):
+        assert advice in reason
+    mount, reason = should_mount("http://localhost:3000", settings_with(idp_enabled=True), host)
+    assert mount
+    assert "IDP_ENABLED" in reason
+    assert "not for production" in reason
+
+
+def test_the_backend_host_is_reflexs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reflex.config import get_config
+
+    monkeypatch.setattr(get_config(), "backend_host", EVERY_INTERFACE)
+    assert backend_host() == EVERY_INTERFACE
+
+
 def test_idp_enabled_mounts_on_a_public_url_with_a_warning_reason() -> None:
     mount, reason = should_mount("https://app.example", settings_with(idp_enabled=True))
     assert mount
@@ -171,7 +205,14 @@ def served(tmp_path: Path, env: dict[str, str]) -> tuple[str, Any, Path]:
             tmp_path / "keys",
             factory="tests.idp.serve:build_mounted",
             health="/up",
-            env={"AUTH_ISSUER": "", "AUTH0_DOMAIN": "", "IDP_ENABLED": "", **env},
+            env={
+                "AUTH_ISSUER": "",
+                "AUTH0_DOMAIN": "",
+                "IDP_ENABLED": "",
+                "BACKEND_HOST": "",
+                "REFLEX_BACKEND_HOST": "",
+                **env,
+            },
             stderr=stderr,
         )
     return base, process, log
@@ -199,6 +240,33 @@ def test_idp_enabled_serves_the_provider_on_a_public_url(tmp_path: Path) -> None
         assert response.status_code == 200
     finally:
         stop(process)
+
+
+def test_a_backend_on_every_interface_serves_no_provider_over_http(tmp_path: Path) -> None:
+    """BACKEND_HOST=0.0.0.0 (read by rxconfig.py) with a loopback public URL."""
+    env = {"REFLEX_DEPLOY_URL": "http://localhost:3000", "BACKEND_HOST": EVERY_INTERFACE}
+    base, process, log = served(tmp_path, env)
+    try:
+        for path in ("/.well-known/openid-configuration", "/authorize", "/login", "/token"):
+            assert httpx.get(f"{base}/idp{path}").status_code == 404
+    finally:
+        stop(process)
+    text = log.read_text()
+    assert "BACKEND_HOST=0.0.0.0" in text
+    assert "not mounted" in text
+
+
+def test_idp_enabled_serves_the_provider_on_every_interface(tmp_path: Path) -> None:
+    env = {"REFLEX_DEPLOY_URL": "http://localhost:3000", "BACKEND_HOST": EVERY_INTERFACE}
+    base, process, log = served(tmp_path, {**env, "IDP_ENABLED": "1"})
+    try:
+        response = httpx.get(f"{base}/idp/.well-known/openid-configuration")
+        assert response.status_code == 200
+    finally:
+        stop(process)
+    assert "IDP_ENABLED=1: serving the development provider although the backend" in (
+        log.read_text()
+    )
 
 
 def test_a_loopback_url_serves_the_provider(tmp_path: Path) -> None:
