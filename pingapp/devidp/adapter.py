@@ -10,8 +10,9 @@ that fits.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -26,6 +27,7 @@ from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from pingapp.clientaddr import client_address
 from pingapp.devidp.models import Client, Subject
 
 if TYPE_CHECKING:
@@ -42,7 +44,8 @@ class HttpIn:
     query: list[tuple[str, str]] = field(default_factory=list)
     form: list[tuple[str, str]] = field(default_factory=list)
     cookies: Mapping[str, str] = field(default_factory=dict)
-    #: The peer's address as the server saw it (no X-Forwarded-For: anyone can send one).
+    #: The client as a throttle counts it (`pingapp.clientaddr.client_address`): the
+    #: socket's peer; `X-Forwarded-For` only from a trusted proxy (TRUSTED_PROXIES).
     client: str = ""
     #: Every `DPoP` header sent (RFC 9449: more than one is an invalid request).
     dpop_proofs: tuple[str, ...] = ()
@@ -53,9 +56,14 @@ class HttpIn:
         return self.form if self.method == "POST" else self.query
 
 
-async def read_request(request: Request, url_of: Callable[[str], str]) -> HttpIn:
+async def read_request(
+    request: Request,
+    url_of: Callable[[str], str],
+    trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
+) -> HttpIn:
     """Everything a handler needs, read on the event loop; the URL comes from the
-    issuer (`url_of` a path: configuration), never from the Host header."""
+    issuer (`url_of` a path: configuration), never from the Host header, and the
+    client address from the socket unless its peer is one of `trusted_proxies`."""
     form: list[tuple[str, str]] = []
     if request.method == "POST":
         content_type = request.headers.get("content-type", "")
@@ -71,7 +79,7 @@ async def read_request(request: Request, url_of: Callable[[str], str]) -> HttpIn
         query=list(request.query_params.multi_items()),
         form=form,
         cookies=request.cookies,
-        client=request.client.host if request.client else "",
+        client=client_address(request.scope, trusted_proxies),
         dpop_proofs=tuple(request.headers.getlist("dpop")),
     )
 

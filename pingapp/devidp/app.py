@@ -4,23 +4,28 @@ Each route reads the request on the event loop (`adapter.py`) and runs its handl
 a worker thread: discovery and keys, `/authorize` and `/consent` (`interaction.py`),
 `/login` (`signin.py`), `/logout` (`logout.py`), `/par` (`par.py`), `/token` (with
 DPoP proofs, `proofs.py`), and authlib's `/revoke` and `/userinfo` (`provider.py`).
-The default clients (the app's and the API docs') are registered here.
+A request body over `MAX_BODY_BYTES` gets 413 before anything reads it
+(`pingapp.bodylimit`). The default clients (the app's and the API docs') are
+registered here.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pingapp.bodylimit import MAX_BODY_BYTES, BodySizeLimit
 from pingapp.devidp import pages
 from pingapp.devidp.adapter import HttpIn, is_bad_input, read_request
 from pingapp.devidp.backchannel import LogoutDelivery
@@ -54,7 +59,7 @@ def _endpoint(provider: Provider, handler: Callable[[HttpIn], Response]) -> Call
             return JSONResponse(body, status_code=400, headers={"Cache-Control": "no-store"})
 
     async def endpoint(request: Request) -> Response:
-        http = await read_request(request, provider.url)
+        http = await read_request(request, provider.url, provider.trusted_proxies)
         # authlib and the store are synchronous (Redis calls block): off the loop.
         return await run_in_threadpool(guarded, http)
 
@@ -107,7 +112,10 @@ def build_app(provider: Provider) -> Starlette:
             route("/par", provider.pushed.endpoint, ["POST"]),
             route("/revoke", revoke, ["POST"]),
             route("/userinfo", userinfo, get_post),
-        ]
+        ],
+        # Every form (token, PAR, revoke, sign-in, consent, sign-out) is small: a larger
+        # body is refused before it is read into memory or parsed (SECURITY.md item 50).
+        middleware=[Middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)],
     )
     app.state.provider = provider
     return app
@@ -165,6 +173,7 @@ def create_idp(
     keys: SigningKeys | None = None,
     clock: Callable[[], float] = time.time,
     logout_delivery: LogoutDelivery | None = None,
+    trusted_proxies: Sequence[IPv4Network | IPv6Network] | None = None,
 ) -> Starlette:
     """The provider as an ASGI app, to mount at `/idp` (its issuer's path).
 
@@ -172,7 +181,9 @@ def create_idp(
     `clock` decides every expiry the provider keeps (codes, pushed requests,
     transactions, sessions, grants), sign-in times and `max_age`, and the sign-in
     throttle: tests move it instead of waiting; `logout_delivery` sends back-channel
-    Logout Tokens (its own httpx client, 3 attempts within 10 s, by default).
+    Logout Tokens (its own httpx client, 3 attempts within 10 s, by default);
+    `trusted_proxies` (TRUSTED_PROXIES by default) are the proxies whose
+    `X-Forwarded-For` names the client the sign-in throttle counts.
     """
     from pingapp.settings import backend_url, get_settings
 
@@ -202,10 +213,13 @@ def create_idp(
         clients=clients,
         audiences=audiences,
         scopes=app_settings.auth_scope.split(),
-        store=store or store_for(settings.redis_url),
+        store=store if store is not None else store_for(settings.redis_url),
         keys=keys,
         clock=clock,
         logout_delivery=logout_delivery,
+        trusted_proxies=(
+            app_settings.trusted_proxies if trusted_proxies is None else trusted_proxies
+        ),
     )
     log.warning("embedded development OpenID Provider at %s (not for production)", provider.issuer)
     return build_app(provider)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from authlib.oauth2 import OAuth2Request
@@ -69,8 +70,11 @@ class Provider:
         keys: SigningKeys,
         clock: Callable[[], float] = time.time,
         logout_delivery: LogoutDelivery | None = None,
+        trusted_proxies: Sequence[IPv4Network | IPv6Network] = (),
     ) -> None:
         self.issuer = issuer.rstrip("/")
+        #: Proxies whose `X-Forwarded-For` names the client the sign-in throttle counts.
+        self.trusted_proxies = tuple(trusted_proxies)
         #: Every expiry the provider keeps, sign-in times, `max_age` and the throttle.
         self.clock = clock
         self.logout_delivery = logout_delivery or LogoutDelivery()
@@ -176,6 +180,19 @@ class Provider:
         if found.client_id != client.client_id or self.records.live(stored) is None:
             return None
         return found
+
+    def holds_grant(self, form: list[tuple[str, str]]) -> bool:
+        """Whether a token request names a code or a refresh token held here (live,
+        or used: a replay revokes its grant), so that it could get tokens."""
+        values = dict(form)
+        tables = {
+            "authorization_code": ("code", r.CODES, r.USED_CODES),
+            "refresh_token": ("refresh_token", r.REFRESH_TOKENS, r.USED_REFRESH_TOKENS),
+        }.get(values.get("grant_type", ""))
+        if tables is None or not (secret := values.get(tables[0])):
+            return False
+        key = digest(secret)
+        return any(self.records.has(table, key) for table in tables[1:])
 
     def nonce_used(self, client_id: str, nonce: str) -> bool:
         return self.records.has(r.NONCES, client_id, digest(nonce))

@@ -11,7 +11,9 @@ Memory is bounded whatever a flood sends: names and addresses are counted in
 4,096 hash buckets each, per window, and the counters expire after two windows
 (at most 16,384 counters).
 Two names in one bucket share a throttle, which gives an attacker nothing they
-could not do by failing the name itself. An IPv6 client is counted by its /64.
+could not do by failing the name itself. The address is the client as
+`pingapp.clientaddr.client_address` counts it: the socket's peer, or what a trusted
+proxy forwarded (TRUSTED_PROXIES, SECURITY.md item 51); an IPv6 client by its /64.
 
 The clock is injectable, so tests move time instead of waiting.
 """
@@ -19,13 +21,13 @@ The clock is injectable, so tests move time instead of waiting.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import math
 import time
 from collections.abc import Callable
 from functools import partial
 
+from pingapp.clientaddr import counted_as
 from pingapp.devidp.records import counter_key
 from pingapp.devidp.storage import Store
 
@@ -40,19 +42,6 @@ BUCKET_DIGITS = 3
 def bucket(kind: str, value: str) -> str:
     """The counter's bucket for a name or address (no name or address in the store)."""
     return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:BUCKET_DIGITS]
-
-
-def address_of(host: str) -> str:
-    """What counts as one client: the IPv4 address, or the IPv6 /64 network."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host or "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 class SignInThrottle:
@@ -76,7 +65,7 @@ class SignInThrottle:
     def _counters(self, username: str, address: str) -> list[tuple[Counter, int]]:
         """Each counter (a window's index to its store key) and its limit."""
         user = bucket("user", username.casefold())
-        addr = bucket("addr", address_of(address))
+        addr = bucket("addr", counted_as(address))  # already so from client_address
         return [
             (partial(counter_key, "user", user), self.per_user),
             (partial(counter_key, "addr", addr), self.per_address),

@@ -71,6 +71,12 @@ def nonce_idp(idp_server: str) -> dict[str, Any]:
     return describe(idp_server, "/nonce/idp")
 
 
+@pytest.fixture
+def sealed_idp(idp_server: str) -> dict[str, Any]:
+    """The same server's provider whose records `GET /_store` shows."""
+    return describe(idp_server, "/sealed/idp")
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if shutil.which("redis-server") is None:

@@ -10,14 +10,18 @@ requests, sign-in times and `max_age`. `/par/idp` requires pushed authorization 
 (IDP_REQUIRE_PAR); `/nonce/idp` requires DPoP nonces (IDP_DPOP_NONCE). `/bcl/idp` has
 clients with back-channel logout URIs at the test receiver (`receiver.py`,
 IDP_TEST_RECEIVER) and retries with a fast backoff; `GET /_logs` lists what the
-provider logged. Configuration comes from the
-environment the fixture sets (port, key folder, optional Redis, the receiver).
+provider logged. `/proxied/idp` trusts 127.0.0.2 and 127.0.0.3 as reverse proxies
+(TRUSTED_PROXIES) and has a throttle clock of its own (`clock=proxied`).
+`/sealed/idp` keeps its records in memory whatever the environment, and
+`GET /_store` shows them (how many, and every key and value). Configuration comes
+from the environment the fixture sets (port, key folder, optional Redis, the receiver).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +34,7 @@ from pingapp.devidp import create_idp, embedded_provider_mounts
 from pingapp.devidp.backchannel import LogoutDelivery
 from pingapp.devidp.config import IdpSettings
 from pingapp.devidp.models import Client
-from pingapp.devidp.storage import store_for
+from pingapp.devidp.storage import MemoryStore, store_for
 
 APP_REDIRECT = "http://127.0.0.1:3000/callback"
 APP_LOGOUT = "http://127.0.0.1:3000/"
@@ -57,7 +61,11 @@ class FakeClock:
 
 
 THROTTLE_CLOCK = FakeClock()
-CLOCKS = {"throttle": THROTTLE_CLOCK, "clocked": FakeClock()}
+CLOCKS = {"throttle": THROTTLE_CLOCK, "clocked": FakeClock(), "proxied": FakeClock()}
+#: The proxies `/proxied/idp` believes `X-Forwarded-For` from.
+TRUSTED_PROXIES = [ip_network("127.0.0.2"), ip_network("127.0.0.3")]
+#: `/sealed/idp`'s records, for `GET /_store`.
+SEALED_STORE = MemoryStore()
 
 
 async def move_clock(request: Request) -> PlainTextResponse:
@@ -121,6 +129,12 @@ async def logs(request: Request) -> JSONResponse:
     return JSONResponse(LOGS.lines)
 
 
+async def sealed_store(request: Request) -> JSONResponse:
+    items = dict(SEALED_STORE._items)  # pyright: ignore[reportPrivateUsage]
+    dump = [f"{key} {value}" for key, (_, value) in items.items()]
+    return JSONResponse({"size": len(items), "dump": dump})
+
+
 def build() -> Starlette:
     base = f"http://127.0.0.1:{os.environ['IDP_TEST_PORT']}"
     key_dir = Path(os.environ["IDP_TEST_KEY_DIR"])
@@ -139,6 +153,7 @@ def build() -> Starlette:
         routes=[
             Route("/_clock", move_clock, methods=["POST"]),
             Route("/_logs", logs),
+            Route("/_store", sealed_store),
             Route("/_self", self_receiver, methods=["GET", "POST"]),
             Mount(
                 "/clocked/idp",
@@ -187,6 +202,23 @@ def build() -> Starlette:
                     store=store_for(redis_url),
                     clock=THROTTLE_CLOCK,
                     **common,
+                ),
+            ),
+            Mount(
+                "/proxied/idp",
+                app=create_idp(
+                    issuer=f"{base}/proxied/idp",
+                    settings=normal,
+                    store=store_for(redis_url),
+                    clock=CLOCKS["proxied"],
+                    trusted_proxies=TRUSTED_PROXIES,
+                    **common,
+                ),
+            ),
+            Mount(
+                "/sealed/idp",
+                app=create_idp(
+                    issuer=f"{base}/sealed/idp", settings=normal, store=SEALED_STORE, **common
                 ),
             ),
             Mount(

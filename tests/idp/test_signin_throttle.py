@@ -4,6 +4,10 @@ address, with HTTP 429 and `Retry-After`, the same for known and unknown names.
 Driven over HTTP against `/throttle/idp`, whose clock the tests move (`/_clock`):
 nothing waits for a window to pass. A second client address is 127.0.0.2 (the
 server still listens on 127.0.0.1 only).
+
+SECURITY.md item 51, against `/proxied/idp`, which trusts 127.0.0.2 and 127.0.0.3 as
+reverse proxies: a client's `X-Forwarded-For` moves no count, a trusted proxy's names
+the client that is counted.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import httpx
 import pytest
 
 from pingapp.devidp.storage import MemoryStore
-from pingapp.devidp.throttle import BUCKET_DIGITS, SignInThrottle, address_of, bucket
+from pingapp.devidp.throttle import BUCKET_DIGITS, SignInThrottle, bucket
 from tests.idp.flow import Browser, callback_params, form_error, parse_page, rp, start
 from tests.support.idp import describe
 
@@ -33,13 +37,24 @@ def tidp(idp_server: str) -> Iterator[dict[str, Any]]:
     move_clock(idp_server, 3 * WINDOW)
 
 
-def move_clock(base: str, seconds: float) -> None:
-    httpx.post(f"{base}/_clock", params={"seconds": seconds}).raise_for_status()
+@pytest.fixture
+def proxied(idp_server: str) -> Iterator[dict[str, Any]]:
+    """The provider behind trusted proxies; afterwards its clock moves past every lock."""
+    yield describe(idp_server, "/proxied/idp")
+    move_clock(idp_server, 3 * WINDOW, "proxied")
 
 
-def browser_from(idp: dict[str, Any], address: str = "127.0.0.1") -> Browser:
+def move_clock(base: str, seconds: float, clock: str = "throttle") -> None:
+    httpx.post(f"{base}/_clock", params={"seconds": seconds, "clock": clock}).raise_for_status()
+
+
+def browser_from(
+    idp: dict[str, Any], address: str = "127.0.0.1", forwarded_for: str | None = None
+) -> Browser:
+    """A browser whose requests come from `address`, each with `X-Forwarded-For` if given."""
     transport = httpx.HTTPTransport(local_address=address)
-    return Browser(idp["issuer"], httpx.Client(timeout=10, transport=transport))
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {}
+    return Browser(idp["issuer"], httpx.Client(timeout=10, transport=transport, headers=headers))
 
 
 def sign_in_page(idp: dict[str, Any], browser: Browser) -> httpx.Response:
@@ -161,15 +176,48 @@ def test_counters_hold_no_names_or_addresses() -> None:
     assert bucket("user", "alice") in keys
 
 
-@pytest.mark.parametrize(
-    ("host", "counted_as"),
-    [
-        ("192.0.2.7", "192.0.2.7"),
-        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
-        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),
-        ("::ffff:192.0.2.7", "192.0.2.7"),
-        ("", "unknown"),
-    ],
-)
-def test_client_addresses_are_counted_by_host_or_ipv6_64(host: str, counted_as: str) -> None:
-    assert address_of(host) == counted_as
+def test_an_ipv6_client_is_counted_by_its_64() -> None:
+    store = MemoryStore()
+    throttle = SignInThrottle(store, per_user=5, per_address=2, window=300, clock=lambda: 0.0)
+    throttle.failed("a", "2001:db8:1:2::1")
+    throttle.failed("b", "2001:db8:1:2:ffff::9")
+    assert throttle.retry_after("c", "2001:db8:1:2::77") > 0
+    assert throttle.retry_after("c", "2001:db8:1:3::1") == 0
+
+
+# -- SECURITY.md item 51: X-Forwarded-For only from a trusted proxy ---------------------------
+
+
+def spray(idp: dict[str, Any], make: Any, prefix: str) -> None:
+    """PER_ADDRESS failures, each on a new name and sign-in page, from `make()`'s browser."""
+    for i in range(PER_ADDRESS):
+        browser = make(i)
+        fail(browser, sign_in_page(idp, browser), f"{prefix}-{i}", 1)
+
+
+def test_a_clients_own_forwarded_for_moves_no_count(proxied: dict[str, Any]) -> None:
+    """From an untrusted peer, a new X-Forwarded-For on every attempt still counts the peer."""
+    spray(proxied, lambda i: browser_from(proxied, "127.0.0.1", f"198.51.100.{i}"), "own")
+    fresh = browser_from(proxied, "127.0.0.1", "198.51.100.250")
+    refused(fresh.sign_in(sign_in_page(proxied, fresh), "alice", "alice"))
+    # the header named no one: those addresses are not locked behind a trusted proxy
+    behind = browser_from(proxied, "127.0.0.2", "198.51.100.3")
+    back = behind.sign_in(sign_in_page(proxied, behind), "alice", "alice")
+    assert back.status_code in (200, 302)
+
+
+def test_a_trusted_proxy_names_the_client_that_is_counted(proxied: dict[str, Any]) -> None:
+    # One client behind two proxies (127.0.0.3 in front of 127.0.0.2), and what it
+    # wrote itself on the left of the header, different every time.
+    spray(
+        proxied,
+        lambda i: browser_from(proxied, "127.0.0.3", f"10.9.9.{i}, 203.0.113.9, 127.0.0.2"),
+        "proxied",
+    )
+    again = browser_from(proxied, "127.0.0.2", "203.0.113.9")
+    refused(again.sign_in(sign_in_page(proxied, again), "alice", "alice"))
+    # another client behind the same proxy, and the proxy itself, are not locked
+    for forwarded in ("203.0.113.10", None):
+        other = browser_from(proxied, "127.0.0.2", forwarded)
+        back = other.sign_in(sign_in_page(proxied, other), "alice", "alice")
+        assert back.status_code in (200, 302), forwarded
