@@ -27,9 +27,14 @@ import platform
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import reflex as rx
+from reflex_base.constants import ReactRouter
+from reflex_base.plugins.base import Plugin
+
+from pingapp.headers import add_to_vite_config, dev_policy, externalize_site
 
 TOOLS = Path(__file__).resolve().parent / ".tools"
 # The Makefile installs these (BUN_PACKAGE, NODE_DIR): keep the paths in step.
@@ -77,6 +82,30 @@ def _use_npm_registry() -> None:
         os.environ["NPM_CONFIG_REGISTRY"] = found
 
 
+class SecurityHeaders(Plugin):
+    """The pages' security headers (pingapp/headers.py, SECURITY.md 52).
+
+    Dev (`reflex run`): Vite's dev server sends them, through a middleware this
+    adds to `.web/vite.config.js` (Reflex writes that file at every compile, and
+    applies plugins' changes to it). Build (`reflex export`, `reflex run --env
+    prod`): every inline script of the pages moves to a file of its own, so the
+    pages' policy needs no 'unsafe-inline' for scripts.
+    """
+
+    def pre_compile(self, **context: Any) -> None:
+        dev_csp = dev_policy(rx.config.get_config().api_url)
+        context["add_modify_task"](
+            ReactRouter.VITE_CONFIG_FILE, lambda source: add_to_vite_config(source, dev_csp)
+        )
+
+    def post_build(self, **context: Any) -> None:
+        prefix = rx.config.get_config().prepend_frontend_path("/assets/")
+        externalize_site(Path(context["static_dir"]), prefix)
+
+    def __repr__(self) -> str:
+        return "SecurityHeaders()"
+
+
 _use_project_node()
 _use_npm_registry()
 os.environ.setdefault("REFLEX_CHECK_LATEST_VERSION", "false")
@@ -97,6 +126,10 @@ config = rx.Config(
         rx.plugins.RadixThemesPlugin(
             theme=rx.theme(appearance="inherit", accent_color="indigo", radius="large")
         ),
+        # Security headers from Vite's dev server (make run), and built pages whose
+        # scripts all come from files, so no policy needs 'unsafe-inline' for
+        # scripts (pingapp/headers.py; SECURITY.md 52).
+        SecurityHeaders(),
     ],
 )
 
