@@ -1,40 +1,50 @@
 """deploy/nginx.conf with a real nginx in front of a stand-in backend on 127.0.0.1.
 
-The proxied locations (/api, /auth, /idp, /_reflex) get the static site's
-security headers, each once; access logs name paths without query strings, so
-`?code=`, `?state=` and `?ticket=` never reach a log file. The sample is rendered
-the way tests/deploy/conftest.py does (port, root, backends), plus its log path.
-Skipped where nginx is not installed.
+The proxied locations (/api, /auth, /idp, /_reflex and the API's RFC 9728
+metadata) get the static site's security headers, each once; the pages get
+pingapp.headers' policy and headers, the very values `make prod` sends; HSTS goes
+out over https only; access logs name paths without query strings, so `?code=`,
+`?state=` and `?ticket=` never reach a log file. The sample is rendered the way
+tests/deploy/conftest.py does (port, root, backends), plus its log path (and, for
+https, a certificate). Skipped where nginx is not installed.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from pingapp.headers import PAGE_HEADERS, PAGE_POLICY
 from tests.support.net import free_port
 
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
 NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
 SECRET = "c0de-that-must-not-be-logged"
+# The pages' headers but their policy (the backend's pages send their own).
 STATIC_HEADERS = {
-    "referrer-policy": "no-referrer",
-    "x-content-type-options": "nosniff",
-    "x-frame-options": "DENY",
-    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+    name.lower(): value for name, value in PAGE_HEADERS.items() if name != "Content-Security-Policy"
 }
+HSTS = "max-age=31536000; includeSubDomains"
 
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
 
@@ -61,10 +71,25 @@ class Backend(BaseHTTPRequestHandler):
 class Site:
     url: str
     access_log: Path
+    #: What a client checks the server's certificate with (https).
+    verify: ssl.SSLContext | bool = True
 
 
-def render(sample: str, *, port: int, root: Path, backend: int, log: Path) -> str:
-    site, listens = re.subn(r"(?m)^(\s*)listen \d+;", rf"\1listen 127.0.0.1:{port};", sample)
+def render(
+    sample: str,
+    *,
+    port: int,
+    root: Path,
+    backend: int,
+    log: Path,
+    tls: tuple[Path, Path] | None = None,
+) -> str:
+    listen = f"listen 127.0.0.1:{port};"
+    if tls:  # what the README's Production checklist asks for, with a test certificate
+        listen = (
+            f"listen 127.0.0.1:{port} ssl; ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};"
+        )
+    site, listens = re.subn(r"(?m)^(\s*)listen \d+;", rf"\1{listen}", sample)
     site, roots = re.subn(r"(?m)^(\s*)root \S+;", rf"\1root {root};", site)
     site, upstreams = re.subn(r"(?m)^\s*server 127\.0\.0\.1:\d+ .*\n", "", site)
     site = site.replace(
@@ -76,9 +101,53 @@ def render(sample: str, *, port: int, root: Path, backend: int, log: Path) -> st
     return site
 
 
+def certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    tmp = tmp_path_factory.mktemp("nginx")
+    with running_sample(tmp_path_factory.mktemp("nginx")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def https_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("nginx-https")
+    with running_sample(tmp, tls=certificate(tmp)) as running:
+        yield running
+
+
+@contextmanager
+def running_sample(tmp: Path, tls: tuple[Path, Path] | None = None) -> Iterator[Site]:
+    """nginx with the sample site in `tmp`, in front of a stand-in backend."""
     backend = ThreadingHTTPServer(("127.0.0.1", 0), Backend)
     backend.daemon_threads = True
     threading.Thread(target=backend.serve_forever, args=(0.05,), daemon=True).start()
@@ -86,6 +155,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root.mkdir()
     (root / "index.html").write_text("<html>home</html>")
     (root / "callback.html").write_text("<html>callback</html>")
+    (root / "__spa-fallback.html").write_text("<html>spa</html>")
     port = free_port()
     log = tmp / "pingapp.access.log"
     (tmp / "pingapp.conf").write_text(
@@ -95,6 +165,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             root=root,
             backend=backend.server_address[1],
             log=log,
+            tls=tls,
         )
     )
     temp_paths = "".join(
@@ -115,16 +186,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     )
     command = [NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "error.log")]
     nginx = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=str(tls[0])) if tls else True
     try:
         for _ in range(1500):  # until it listens: a readiness wait, not a timing
             try:
-                httpx.get(url + "/", timeout=5)
+                httpx.get(url + "/", timeout=5, verify=verify)
                 break
             except httpx.TransportError:
                 assert nginx.poll() is None, nginx.stderr.read() if nginx.stderr else ""
                 time.sleep(0.02)
-        yield Site(url, log)
+        yield Site(url, log, verify)
     finally:
         nginx.terminate()
         nginx.wait(timeout=30)
@@ -133,24 +205,50 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         shutil.rmtree(tmp / "proxy", ignore_errors=True)
 
 
-@pytest.mark.parametrize(
-    "path", ["/api/public", "/auth/session", "/idp/authorize", "/_reflex/ping"]
-)
+PROXIED = [
+    "/api/public",
+    "/auth/session",
+    "/idp/authorize",
+    "/_reflex/ping",
+    "/.well-known/oauth-protected-resource/api",
+]
+
+
+@pytest.mark.parametrize("path", PROXIED)
 def test_proxied_answers_carry_the_security_headers_once(site: Site, path: str) -> None:
     response = httpx.get(site.url + path)
     assert response.status_code == 200
+    assert response.json() == {"ok": True}  # the backend's answer
     for name, value in STATIC_HEADERS.items():
         assert response.headers.get_list(name) == [value], name
     # The backend's JSON keeps no page policy of the static site.
     assert "content-security-policy" not in response.headers
+    assert "strict-transport-security" not in response.headers  # plain http
 
 
-def test_the_pages_still_carry_their_headers(site: Site) -> None:
-    response = httpx.get(site.url + "/")
+def test_other_well_known_paths_are_not_the_backends(site: Site) -> None:
+    # The static site's SPA fallback, not the backend's JSON.
+    response = httpx.get(site.url + "/.well-known/oauth-protected-resource")
+    assert response.text == "<html>spa</html>"
+
+
+@pytest.mark.parametrize("path", ["/", "/callback"])
+def test_the_pages_carry_the_apps_policy_and_headers(site: Site, path: str) -> None:
+    response = httpx.get(site.url + path)
     assert response.status_code == 200
-    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+    # The very policy `make prod` sends (pingapp.headers): no 'unsafe-eval', no
+    # 'unsafe-inline' for scripts, no framing.
+    assert response.headers.get_list("content-security-policy") == [PAGE_POLICY]
     for name, value in STATIC_HEADERS.items():
-        assert response.headers[name] == value
+        assert response.headers.get_list(name) == [value], name
+    assert "strict-transport-security" not in response.headers  # plain http
+
+
+@pytest.mark.parametrize("path", ["/", "/callback", *PROXIED])
+def test_https_answers_carry_hsts(https_site: Site, path: str) -> None:
+    response = httpx.get(https_site.url + path, verify=https_site.verify)
+    assert response.status_code == 200
+    assert response.headers.get_list("strict-transport-security") == [HSTS]
 
 
 def test_access_logs_have_paths_without_query_strings(site: Site) -> None:
