@@ -2,10 +2,15 @@
 
 An authorization request is validated by authlib first. If it needs the user
 (sign-in or consent), it is parked server-side as a *transaction*, tied to this
-browser by a cookie and protected by a one-time form token, and the browser is
-sent to the sign-in page (`signin.py`) or the consent page. When the user is done,
-the parked request is replayed through authlib, which issues the code (or
-`access_denied`).
+browser by a cookie and protected by a form token derived from that cookie, and the
+browser is sent to the sign-in page (`signin.py`) or the consent page. When the
+user is done, the parked request is replayed through authlib, which issues the code
+(or `access_denied`), and the transaction is used up.
+
+Only a request authlib accepted parks one: nothing else an anonymous request sends
+(a bad request, an unknown `tx`, `request_uri` or cookie) is stored (SECURITY.md
+item 38). The store holds the transaction under the digest of its id and the digest
+of the browser cookie; the browser holds the raw values.
 
 Errors before the redirect URI is known to be registered give an error page and
 never a redirect (SECURITY.md item 28); later errors go back to the client as
@@ -35,12 +40,14 @@ from pingapp.devidp.adapter import (
 from pingapp.devidp.grants import requested_audience
 from pingapp.devidp.models import Subject
 from pingapp.devidp.provider import Provider
-from pingapp.devidp.records import digest
+from pingapp.devidp.records import digest, form_token
 
 SESSION_COOKIE = "idp_session"
 BROWSER_COOKIE = "idp_browser"
 #: How long a sign-in or consent page stays usable.
 TRANSACTION_TTL = 600
+#: The shortest browser-binding cookie taken as one (this provider sets 43 characters).
+MIN_BROWSER_COOKIE = 32
 CONSENT_TTL = 30 * 86_400
 
 
@@ -69,15 +76,22 @@ class Interaction:
             samesite="lax",
         )
 
+    @staticmethod
+    def browser_cookie(http: HttpIn) -> str:
+        """This browser's binding cookie, or "" when it has none (or a short one)."""
+        current = http.cookies.get(BROWSER_COOKIE, "")
+        return current if len(current) >= MIN_BROWSER_COOKIE else ""
+
     def browser(self, http: HttpIn) -> tuple[str, bool]:
         """This browser's binding id, and whether it is new (then set the cookie)."""
-        current = http.cookies.get(BROWSER_COOKIE, "")
-        if len(current) >= 32:
+        if current := self.browser_cookie(http):
             return current, False
         return secrets.token_urlsafe(32), True
 
-    def same_browser(self, http: HttpIn, bid: str) -> bool:
-        return secrets.compare_digest(http.cookies.get(BROWSER_COOKIE, "").encode(), bid.encode())
+    def same_browser(self, http: HttpIn, browser: str) -> bool:
+        """Whether this request comes from the browser whose cookie digest is `browser`."""
+        current = self.browser_cookie(http)
+        return bool(current) and secrets.compare_digest(digest(current), browser)
 
     def session(self, http: HttpIn) -> r.Session | None:
         cookie = http.cookies.get(SESSION_COOKIE)
@@ -146,8 +160,7 @@ class Interaction:
         tx_id = secrets.token_urlsafe(24)
         transaction = r.Transaction(
             params=http.params,
-            bid=bid,
-            csrf=secrets.token_urlsafe(24),
+            browser=digest(bid),
             client_id=client_id,
             scopes=requested,
             audience=audience,
@@ -155,7 +168,7 @@ class Interaction:
         )
         if not needs_login and session is not None:
             transaction = transaction.signed_in(session.user, session.auth_time, session.sid)
-        self.records.put(r.TRANSACTIONS, transaction, tx_id, ttl=TRANSACTION_TTL)
+        self.records.put(r.TRANSACTIONS, transaction, digest(tx_id), ttl=TRANSACTION_TTL)
         step = "/login" if needs_login else "/consent"
         response = RedirectResponse(self.provider.url(f"{step}?tx={tx_id}"), status_code=303)
         if new_browser:
@@ -215,15 +228,15 @@ class Interaction:
     ) -> tuple[str, r.Transaction] | Response:
         """The parked request, if this browser started it and (POST) the form token matches."""
         tx_id = values.get("tx", "")
-        transaction = self.records.get(r.TRANSACTIONS, tx_id) if tx_id else None
+        transaction = self.records.get(r.TRANSACTIONS, digest(tx_id)) if tx_id else None
         if transaction is None:
             return pages.error_page(
                 "This sign-in has expired", "The sign-in page was open too long.", 400
             )
         token_ok = http.method == "GET" or secrets.compare_digest(
-            values.get("csrf", "").encode(), transaction.csrf.encode()
+            values.get("csrf", "").encode(), self.fields(http, tx_id)["csrf"].encode()
         )
-        if not (self.same_browser(http, transaction.bid) and token_ok):
+        if not (self.same_browser(http, transaction.browser) and token_ok):
             return pages.error_page(
                 "Sign-in form refused",
                 "This form was not opened in this browser, or was already used.",
@@ -231,15 +244,15 @@ class Interaction:
             )
         return tx_id, transaction
 
-    @staticmethod
-    def fields(tx_id: str, transaction: r.Transaction) -> dict[str, str]:
-        return {"tx": tx_id, "csrf": transaction.csrf}
+    def fields(self, http: HttpIn, tx_id: str) -> dict[str, str]:
+        """The hidden fields of a transaction's forms: its id and this browser's token."""
+        return {"tx": tx_id, "csrf": form_token(self.browser_cookie(http), "tx", tx_id)}
 
     def after_sign_in(self, tx_id: str, transaction: r.Transaction) -> Response:
         """To the consent page if it is needed, else back to the client with a code."""
         consented = self.consented(cast(str, transaction.user), transaction.client_id)
         if transaction.force_consent or not set(transaction.scopes) <= consented:
-            self.records.put(r.TRANSACTIONS, transaction, tx_id, ttl=TRANSACTION_TTL)
+            self.records.put(r.TRANSACTIONS, transaction, digest(tx_id), ttl=TRANSACTION_TTL)
             return RedirectResponse(self.provider.url(f"/consent?tx={tx_id}"), status_code=303)
         return self.finish(tx_id, transaction, transaction.scopes)
 
@@ -254,7 +267,7 @@ class Interaction:
         if http.method == "GET":
             return pages.consent_page(
                 self.provider.url("/consent"),
-                self.fields(tx_id, transaction),
+                self.fields(http, tx_id),
                 transaction.scopes,
                 transaction.client_id,
                 transaction.user,
@@ -269,7 +282,8 @@ class Interaction:
         return self.finish(tx_id, transaction, granted)
 
     def finish(self, tx_id: str, transaction: r.Transaction, granted: list[str] | None) -> Response:
-        if self.records.take(r.TRANSACTIONS, tx_id) is None:  # one use, even if two tabs race
+        # one use, even if two tabs race
+        if self.records.take(r.TRANSACTIONS, digest(tx_id)) is None:
             return pages.error_page("This sign-in was already completed", "Start again.", 400)
         subject = None
         if granted is not None:

@@ -1,10 +1,14 @@
 """Sign-out (`/logout`, RP-Initiated Logout 1.0): ends this browser's provider session.
 
-Without a prompt only when the request names the signed-in user; anything else gets
-a confirmation form bound to this browser, so a link or form elsewhere cannot sign
-users out (SECURITY.md item 35). The browser goes back only to a post-logout URI
-registered for the client, which is named by `client_id` or by the ID token's
-audience. Ending the session sends Logout Tokens to its clients (`backchannel.py`).
+Without a prompt only when an `id_token_hint` this provider signed names the user
+signed in here (and a `logout_hint`, if also sent, names the same user); anything
+else, `client_id` + `logout_hint` alone included (any page can write those), gets a
+confirmation form bound to this browser, so a link or form elsewhere cannot sign
+users out (SECURITY.md item 35). The form's token is derived from the browser's
+cookie and the time (`form_token`), so asking stores nothing (SECURITY.md item 38).
+The browser goes back only to a post-logout URI registered for the client, which is
+named by `client_id` or by the ID token's audience. Ending the session sends Logout
+Tokens to its clients (`backchannel.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pingapp.devidp import pages
 from pingapp.devidp import records as r
 from pingapp.devidp.adapter import HttpIn
 from pingapp.devidp.interaction import BROWSER_COOKIE, SESSION_COOKIE, TRANSACTION_TTL, Interaction
-from pingapp.devidp.records import digest
+from pingapp.devidp.records import digest, form_token
 
 
 def sign_out(flow: Interaction, http: HttpIn) -> Response:
@@ -37,9 +41,7 @@ def sign_out(flow: Interaction, http: HttpIn) -> Response:
     session = flow.session(http)
     if not names_session_user(end, session) and not _confirmed(flow, http, values):
         bid, new_browser = flow.browser(http)
-        token = secrets.token_urlsafe(24)
-        confirmation = r.LogoutConfirmation(bid)
-        flow.records.put(r.LOGOUT_CONFIRMATIONS, confirmation, token, ttl=TRANSACTION_TTL)
+        token = _confirmation_tokens(flow, bid)[0]
         fields = {k: v for k, v in values.items() if k != "csrf"} | {"csrf": token}
         response: Response = pages.logout_confirm_page(flow.provider.url("/logout"), fields)
         if new_browser:
@@ -55,27 +57,36 @@ def sign_out(flow: Interaction, http: HttpIn) -> Response:
 
 
 def names_session_user(end: EndSessionRequest, session: r.Session | None) -> bool:
-    """Whether the request names the user signed in here, by every hint it gives.
+    """Whether the request proves it comes from a client of the user signed in here.
 
-    Hints: `id_token_hint` (its `sub`), and `logout_hint` (a `sub`), which counts
-    only with a known client (`client_id`, or the ID token's audience). No
-    session, no hint, or one hint naming someone else: False.
+    Only an `id_token_hint` does (authlib checked its signature, issuer and client):
+    its `sub` must be the session's user, and a `logout_hint` sent with it must name
+    the same user. A `logout_hint` alone names a user but proves nothing (anyone can
+    put `client_id=pingapp&logout_hint=alice` in a link): False, as are no session
+    and no hint.
     """
-    if session is None:
+    if session is None or end.id_token_claims is None:
         return False
-    named: list[object] = []
-    if end.id_token_claims is not None:
-        named.append(end.id_token_claims.get("sub"))
-    if end.logout_hint is not None:
-        if end.client is None:
-            return False
-        named.append(end.logout_hint)
-    return bool(named) and all(sub == session.user for sub in named)
+    if end.id_token_claims.get("sub") != session.user:
+        return False
+    return end.logout_hint is None or end.logout_hint == session.user
+
+
+def _confirmation_tokens(flow: Interaction, bid: str) -> tuple[str, str]:
+    """The confirmation form's token for this browser now, and the one of the window
+    before: a form shown stays usable for one to two TRANSACTION_TTLs."""
+    window = int(flow.provider.clock() // TRANSACTION_TTL)
+    return (
+        form_token(bid, "logout", str(window)),
+        form_token(bid, "logout", str(window - 1)),
+    )
 
 
 def _confirmed(flow: Interaction, http: HttpIn, values: dict[str, str]) -> bool:
-    """A POST of the confirmation form shown to this browser (once)."""
-    if http.method != "POST" or not values.get("csrf"):
+    """A POST of the confirmation form shown to this browser, lately."""
+    sent = values.get("csrf", "")
+    bid = flow.browser_cookie(http)
+    if http.method != "POST" or not sent or not bid:
         return False
-    confirmation = flow.records.take(r.LOGOUT_CONFIRMATIONS, values["csrf"])
-    return confirmation is not None and flow.same_browser(http, confirmation.bid)
+    tokens = _confirmation_tokens(flow, bid)
+    return any(secrets.compare_digest(sent.encode(), token.encode()) for token in tokens)

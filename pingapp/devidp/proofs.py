@@ -3,8 +3,11 @@
 A proof is checked with `pingapp.dpop.verify_proof` against the URL the client
 addressed (the issuer's, never a forwarded header), on the provider's clock, and its
 `jti` is recorded in the provider's own store (a set-if-absent record), so a replay
-is refused by every worker. With IDP_DPOP_NONCE, a proof must also carry a recent
-server nonce (`DPoP-Nonce`, derived from the signing key so that every worker agrees).
+is refused by every worker. At `/token` it is recorded only when the request names a
+code or refresh token the provider holds: anyone can sign a proof with a key of their
+own, and a request that can get no token stores nothing (SECURITY.md item 38). With
+IDP_DPOP_NONCE, a proof must also carry a recent server nonce (`DPoP-Nonce`, derived
+from the signing key so that every worker agrees).
 
 At `/token`, a valid proof's key thumbprint goes with the request (`dpop_jkt`): the
 grants bind the access token to it (`cnf.jkt`, `token_type: DPoP`), and a public
@@ -100,8 +103,10 @@ class Proofs:
         *,
         access_token: str | None = None,
         expected_jkt: str | None = None,
+        remember: bool = True,
     ) -> VerifiedProof | None:
-        """The request's proof, checked in full; None when it has none."""
+        """The request's proof, checked in full; None when it has none. `remember`:
+        record its `jti` (and refuse it if it was already)."""
         proofs = list(request.dpop_proofs)
         if not proofs:
             return None
@@ -119,6 +124,8 @@ class Proofs:
             clock=clock,
         )
         claims = verified.claims
+        if not remember:
+            return verified
         # Remembered while the proof's `iat` is within the window.
         ttl = max(int(claims["iat"] + DEFAULT_IAT_WINDOW - clock()) + 2, 1)
         key = digest(f"{verified.jkt} {claims['jti']}")
@@ -131,7 +138,7 @@ class Proofs:
         server = self.provider.server
         request = StarletteOAuth2Request(http)
         try:
-            proof = self.check(request, "/token")
+            proof = self.check(request, "/token", remember=self.provider.holds_grant(http.form))
         except DPoPError as error:
             refusal = ProofRefused(error.error, error.description, self.nonce())
             return cast(Response, server.handle_error_response(request, refusal))

@@ -8,13 +8,18 @@ transactions, sessions, consents, grants) follows the clock it was given, and te
 move that clock instead of waiting. The store's own TTL only clears records out, a
 little after they expired.
 
-Secrets (codes, tokens, session cookies, request handles) are keyed by their
-`digest`, so a dump of the store holds none that could be used.
+Secrets (codes, tokens, session cookies, request handles, sign-in transaction ids)
+are keyed by their `digest`, and the browser-binding cookie is kept only as its
+digest, so a dump of the store holds none that could be used. Form tokens (CSRF) are
+not kept at all: `form_token` derives them from the browser's own cookie.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
@@ -34,6 +39,15 @@ Params = list[tuple[str, str]]
 def digest(secret: str) -> str:
     """What a secret is stored under: its SHA-256, never the secret itself."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def form_token(browser_secret: str, purpose: str, *parts: str) -> str:
+    """A form's CSRF token: an HMAC keyed by this browser's binding cookie (which only
+    that browser holds, HttpOnly), of what the form is for. Nothing is stored: the
+    form's answer is checked by deriving it again from the cookie sent with it."""
+    message = json.dumps([purpose, *parts]).encode()  # one spelling for each list
+    mac = hmac.new(browser_secret.encode(), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
 def _params(pairs: Any) -> Params:
@@ -111,12 +125,12 @@ class Consent:
 class Transaction:
     """An authorization request parked while the user signs in or consents.
 
-    `bid` binds it to the browser that started it, `csrf` to the form shown there.
+    `browser` (the digest of the browser-binding cookie) ties it to the browser that
+    started it; its forms carry `form_token(cookie, "tx", tx_id)`.
     """
 
     params: Params
-    bid: str
-    csrf: str
+    browser: str
     client_id: str
     scopes: list[str]
     audience: str | None
@@ -127,13 +141,6 @@ class Transaction:
 
     def signed_in(self, user: str, auth_time: int, sid: str) -> Transaction:
         return replace(self, user=user, auth_time=auth_time, sid=sid)
-
-
-@dataclass(frozen=True)
-class LogoutConfirmation:
-    """A sign-out confirmation form shown to one browser."""
-
-    bid: str
 
 
 R = TypeVar("R")
@@ -188,12 +195,10 @@ PUSHED_REQUESTS = Table("par", PushedRequest)
 SESSIONS = Table("sess", Session)
 #: by user name and client id
 CONSENTS = Table("consent", Consent)
-#: by transaction id (the `tx` of the sign-in and consent pages)
+#: by transaction-id digest (the `tx` of the sign-in and consent pages)
 TRANSACTIONS = Table("tx", Transaction)
 #: by digest of a DPoP proof's key thumbprint and `jti`: a proof already used
 DPOP_PROOFS = Table("dpop_jti", Marker)
-#: by the form token of the sign-out confirmation
-LOGOUT_CONFIRMATIONS = Table("logout", LogoutConfirmation)
 
 
 def counter_key(kind: str, bucket: str, window: int) -> str:

@@ -29,7 +29,7 @@ def sign_in(flow: Interaction, http: HttpIn) -> Response:
         return found
     tx_id, transaction = found
     action = provider.url("/login")
-    fields = flow.fields(tx_id, transaction)
+    fields = flow.fields(http, tx_id)
     client_id = transaction.client_id
     if http.method == "GET":
         return pages.sign_in_page(action, fields, provider.shown_passwords, client_id)

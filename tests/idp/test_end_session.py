@@ -92,7 +92,7 @@ def test_garbage_hint_gets_an_error_page(idp: dict[str, Any]) -> None:
     assert "location" not in response.headers
 
 
-# -- SECURITY.md item 35: no prompt only when the request names the signed-in user -----------
+# -- SECURITY.md item 35: no prompt only when an ID token names the signed-in user -----------
 
 
 def logout(browser: Browser, idp: dict[str, Any], **params: str) -> httpx.Response:
@@ -120,15 +120,36 @@ def test_anothers_id_token_does_not_sign_the_victim_out(idp: dict[str, Any]) -> 
     assert signed_in(idp, attacker.browser)
 
 
-def test_client_id_and_logout_hint_of_the_signed_in_user_sign_out_without_asking(
-    idp: dict[str, Any],
-) -> None:
-    """What the app sends: no ID token in the URL."""
+def test_a_logout_hint_alone_never_skips_the_question(idp: dict[str, Any]) -> None:
+    """`client_id=pingapp&logout_hint=alice` names the signed-in user, but any page can
+    write that link: only an ID token proves the request comes from her client."""
     result = login(idp)
     response = logout(
         result.browser,
         idp,
         client_id="pingapp",
+        logout_hint="alice",
+        post_logout_redirect_uri=APP_LOGOUT,
+        state="bye",
+    )
+    assert asks(response)
+    assert "location" not in response.headers
+    assert signed_in(idp, result.browser)
+    # Answered in this browser, it signs out and goes back where the client asked.
+    done = result.browser.submit(response, {})
+    assert done.status_code == 302
+    assert done.headers["location"] == f"{APP_LOGOUT}?state=bye"
+    assert not signed_in(idp, result.browser)
+
+
+def test_an_id_token_and_a_logout_hint_of_the_signed_in_user_sign_out_without_asking(
+    idp: dict[str, Any],
+) -> None:
+    result = login(idp)
+    response = logout(
+        result.browser,
+        idp,
+        id_token_hint=result.token["id_token"],
         logout_hint="alice",
         post_logout_redirect_uri=APP_LOGOUT,
         state="bye",
@@ -141,6 +162,7 @@ def test_client_id_and_logout_hint_of_the_signed_in_user_sign_out_without_asking
 @pytest.mark.parametrize(
     "params",
     [
+        {"client_id": "pingapp", "logout_hint": "alice"},  # the user, but no proof
         {"client_id": "pingapp", "logout_hint": "bob"},  # another user
         {"client_id": "pingapp", "logout_hint": "Alice"},  # not the same sub
         {"client_id": "pingapp", "logout_hint": ""},
@@ -164,6 +186,23 @@ def test_an_id_token_of_the_user_with_a_logout_hint_of_another_asks(idp: dict[st
     )
     assert asks(response)
     assert signed_in(idp, result.browser)
+
+
+def test_a_confirmation_form_expires(clocked_idp: dict[str, Any]) -> None:
+    """The form's token is derived from the browser's cookie and the time (nothing is
+    stored for it): after two transaction lifetimes it is only asked again."""
+    result = login(clocked_idp)
+    page = logout(result.browser, clocked_idp, client_id="pingapp", logout_hint="alice")
+    assert asks(page)
+    httpx.post(
+        f"{clocked_idp['base']}/_clock", params={"clock": "clocked", "seconds": 2 * 600 + 1}
+    ).raise_for_status()
+    again = result.browser.submit(page, {})
+    assert asks(again)
+    assert signed_in(clocked_idp, result.browser)
+    done = result.browser.submit(again, {})  # the new form works
+    assert 'id="idp-signed-out"' in done.text
+    assert not signed_in(clocked_idp, result.browser)
 
 
 def test_a_hint_without_a_provider_session_asks(idp: dict[str, Any]) -> None:
@@ -209,9 +248,11 @@ def test_client_id_with_an_unregistered_post_logout_uri_is_not_followed(
     idp: dict[str, Any], client_id: str, uri: str
 ) -> None:
     result = login(idp)
-    response = logout(
+    page = logout(
         result.browser, idp, client_id=client_id, logout_hint="alice", post_logout_redirect_uri=uri
     )
+    assert asks(page)
+    response = result.browser.submit(page, {})
     assert response.status_code == 200
     assert "location" not in response.headers
     assert 'id="idp-signed-out"' in response.text

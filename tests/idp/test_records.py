@@ -20,8 +20,7 @@ def test_records_come_back_as_their_types() -> None:
     subject = Subject("alice", 990, "gid-1", "urn:api", grant_expires=5_000, sid="s1")
     transaction = r.Transaction(
         params=[("client_id", "pingapp"), ("scope", "openid")],
-        bid="b",
-        csrf="c",
+        browser=r.digest("b"),
         client_id="pingapp",
         scopes=["openid"],
         audience=None,
@@ -59,9 +58,31 @@ def test_an_expired_record_can_still_be_told_from_a_missing_one() -> None:
 
 def test_take_is_single_use() -> None:
     records, _, _ = records_at()
-    records.put(r.LOGOUT_CONFIRMATIONS, r.LogoutConfirmation("b"), "t", ttl=600)
-    assert records.take(r.LOGOUT_CONFIRMATIONS, "t") == r.LogoutConfirmation("b")
-    assert records.take(r.LOGOUT_CONFIRMATIONS, "t") is None
+    records.put(r.SESSIONS, r.Session("alice", 1_000, "s1"), "k", ttl=600)
+    assert records.take(r.SESSIONS, "k") == r.Session("alice", 1_000, "s1")
+    assert records.take(r.SESSIONS, "k") is None
+
+
+def test_a_transaction_of_the_layout_that_kept_raw_values_reads_as_absent() -> None:
+    """Before, a transaction held the browser cookie and the form token themselves."""
+    records, now, store = records_at()
+    old = {"params": [], "bid": "b" * 43, "csrf": "c", "client_id": "pingapp", "scopes": []}
+    store.put("tx:old", {**old, "audience": None, r.EXPIRES_AT: now[0] + 600}, 660)
+    assert records.get(r.TRANSACTIONS, "old") is None
+
+
+def test_form_tokens_depend_on_the_browser_and_the_purpose() -> None:
+    token = r.form_token("browser-one", "tx", "t1")
+    assert token == r.form_token("browser-one", "tx", "t1")
+    others = {
+        r.form_token("browser-two", "tx", "t1"),
+        r.form_token("browser-one", "tx", "t2"),
+        r.form_token("browser-one", "logout", "t1"),
+        r.form_token("browser-one", "tx\0t1"),
+    }
+    assert token not in others
+    assert len(others) == 4
+    assert "browser-one" not in token
 
 
 def test_keys_are_prefixed_by_kind_and_kept_a_little_past_expiry() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 import redis
 
 from pingapp.devidp.storage import MemoryStore, RedisStore, Store
-from tests.idp.flow import Browser, login, rp, start, verify
+from tests.idp.flow import Browser, login, parse_page, rp, start, verify
 from tests.idp.serve import OTHER_REDIRECT
 from tests.idp.test_backchannel_logout import received, wait_for
 from tests.support.idp import describe, serve, stop
@@ -172,6 +173,19 @@ def test_redis_holds_hashes_not_usable_secrets(two_workers: str, redis_url: str)
     assert result.token["refresh_token"] not in dump
     assert result.token["access_token"] not in dump
     assert "pingapp:idp:rt:" in dump
+
+
+def test_redis_holds_a_sign_in_in_progress_as_digests(two_workers: str, redis_url: str) -> None:
+    """The transaction id and the browser cookie only as their digests; no form token."""
+    idp = describe(two_workers)
+    browser = Browser(idp["issuer"])
+    page, *_ = start(idp, browser, rp())
+    hidden = parse_page(page.text).hidden
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    dump = " ".join(f"{key} {client.get(key)}" for key in client.scan_iter("pingapp:idp:*"))
+    for raw in (hidden["tx"], hidden["csrf"], browser.http.cookies["idp_browser"]):
+        assert raw not in dump
+    assert f"pingapp:idp:tx:{hashlib.sha256(hidden['tx'].encode()).hexdigest()}" in dump
 
 
 def test_key_file_is_shared_by_the_workers(two_workers: str) -> None:
