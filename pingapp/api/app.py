@@ -35,6 +35,7 @@ from pingapp.api.security import (
     verifier_of,
 )
 from pingapp.api.verifier import AccessToken, TokenVerifier
+from pingapp.headers import docs_policy, inline_scripts
 from pingapp.http import http_client_lifespan
 from pingapp.settings import get_settings, origin_of
 
@@ -111,6 +112,32 @@ def _own_origins() -> list[str]:
     return sorted({origin_of(url) for url in urls if url})
 
 
+def _with_own_policy(page: HTMLResponse, connect: list[str] | None = None) -> HTMLResponse:
+    """A Swagger UI page with its own Content-Security-Policy: Swagger UI's files
+    from this origin, the page's inline script (written here, from the settings)
+    by its hash, no 'unsafe-eval', no framing (`pingapp.headers.docs_policy`)."""
+    page.headers["Content-Security-Policy"] = docs_policy(
+        inline_scripts(bytes(page.body).decode()), connect or []
+    )
+    page.headers["X-Content-Type-Options"] = "nosniff"
+    # The redirect page's URL holds the authorization code.
+    page.headers["Referrer-Policy"] = "no-referrer"
+    return page
+
+
+async def _token_endpoint_origin(request: Request) -> list[str]:
+    """The provider's token endpoint origin, which "Authorize" posts the code to
+    from the page (none when the provider cannot be reached: the schema then has
+    placeholder URLs too)."""
+    with contextlib.suppress(
+        httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError, NotConfigured
+    ):
+        token = (await verifier_of(request).discover()).get("token_endpoint")
+        if isinstance(token, str) and token.startswith(("https://", "http://")):
+            return [origin_of(token)]
+    return []
+
+
 def _docs_router(api: FastAPI) -> APIRouter:
     """`/openapi.json` and `/docs`, whose "Authorize" signs in with code + PKCE."""
     docs = APIRouter(include_in_schema=False)
@@ -136,7 +163,7 @@ def _docs_router(api: FastAPI) -> APIRouter:
     async def swagger(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         settings = get_settings()
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=f"{root}/openapi.json",
             title=f"{api.title} - docs",
             oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
@@ -153,11 +180,15 @@ def _docs_router(api: FastAPI) -> APIRouter:
                 "scopes": " ".join(["openid", *route_scopes(api.openapi())]),
                 "additionalQueryStringParams": settings.audience_params(),
             },
+            # No badge from swagger.io's validator: it would send the schema's URL
+            # there, and the page's policy loads nothing from other sites.
+            swagger_ui_parameters={"validatorUrl": None},
         )
+        return _with_own_policy(page, await _token_endpoint_origin(request))
 
     @docs.get("/docs/oauth2-redirect")
     async def swagger_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+        return _with_own_policy(get_swagger_ui_oauth2_redirect_html())
 
     return docs
 
