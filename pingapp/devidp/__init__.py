@@ -14,9 +14,11 @@ token (rotated; reuse revokes the grant). `max_age` and `prompt=login` ask for t
 password again; `auth_time` is in ID and access tokens. Clients: the app's
 (AUTH_CLIENT_ID, `/callback` only, Logout Tokens to `{backend}/auth/backchannel-logout`)
 and the API docs' (`DOCS_CLIENT_ID`). Sign-out: RP-Initiated Logout 1.0 with
-`id_token_hint`, or `client_id` + `logout_hint`; Back-Channel Logout 1.0 (`sid` in ID
-tokens; a Logout Token to each client of the session when it ends at `/logout`, or
-when a grant is revoked). Failed sign-ins are throttled (IDP_SIGNIN_*).
+`id_token_hint` (no question when it names the session's user), or `client_id` +
+`logout_hint` (always asked); Back-Channel Logout 1.0 (`sid` in ID tokens; a Logout
+Token to each client of the session when it ends at `/logout`, or when a grant is
+revoked). Failed sign-ins are throttled per user and per client address
+(IDP_SIGNIN_*, TRUSTED_PROXIES); request bodies over 64 KiB get 413.
 
 Limits: records live in process memory unless REFLEX_REDIS_URL (or IDP_REDIS_URL) is
 set, so several workers need Redis; revoking a grant stops its refresh tokens and
