@@ -18,10 +18,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pingapp import routes
 from pingapp.api import create_api, verifier_lifespan
 from pingapp.api.metadata import WELL_KNOWN, well_known_route
-from pingapp.auth.cookies import digest_our_cookies
+from pingapp.auth.cookies import handshake_scope
 from pingapp.auth.routes import create_auth_routes
 from pingapp.auth.state import AuthState
-from pingapp.context import serve_context
+from pingapp.context import context, serve_context
 from pingapp.devidp import embedded_provider_mounts
 from pingapp.pages.callback import callback
 from pingapp.pages.home import home
@@ -51,11 +51,11 @@ backend = Starlette(
         Mount("/api", app=api),
         # RFC 9728: the API's protected-resource metadata, where clients look for it.
         well_known_route(api),
-        Mount("/auth", app=create_auth_routes()),
+        Mount(routes.AUTH, app=create_auth_routes()),
         *embedded_provider_mounts(),
     ]
 )
-OWN_PREFIXES = ("/api", "/auth", "/idp", WELL_KNOWN)
+OWN_PREFIXES = ("/api", routes.AUTH, "/idp", WELL_KNOWN)
 #: Reflex's event websocket (rxconfig.py's backend_path + /_event).
 EVENTS = "/_reflex/_event"
 
@@ -72,9 +72,11 @@ def own_routes_first(reflex_app: ASGIApp) -> ASGIApp:
         if any(path == prefix or path.startswith(prefix + "/") for prefix in OWN_PREFIXES):
             await backend(scope, receive, send)
         elif path.startswith(EVENTS):
-            # Handlers see digests of our cookies, never the values (session.py).
-            headers = digest_our_cookies(scope.get("headers", []))
-            await reflex_app({**scope, "headers": headers}, receive, send)
+            # Handlers see only what the server computed from our cookies, and a
+            # tab's state belongs to the session its cookie names (cookies.py).
+            ctx = context()
+            scope, _ = handshake_scope(scope, secure=ctx.secure, reference=ctx.vault.reference)
+            await reflex_app(scope, receive, send)
         else:
             await reflex_app(scope, receive, send)
 

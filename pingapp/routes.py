@@ -1,6 +1,13 @@
-"""The app's page routes, in one place."""
+"""The app's page routes and the sign-in's HTTP hops, in one place."""
 
 HOME = "/"
 PING = "/ping"
 PROFILE = "/profile"
 CALLBACK = "/callback"
+
+#: Where the sign-in's HTTP routes are mounted (`pingapp.auth.routes`).
+AUTH = "/auth"
+#: The login step: Log In is a link here (it sets the login cookie, goes to the provider).
+LOGIN = AUTH + "/login"
+#: After the callback: trades a one-time ticket for the session cookie.
+SESSION_HOP = AUTH + "/session"

@@ -1,36 +1,42 @@
-"""Our cookies and the secrets they carry: names, hashing, reading.
+"""Our cookies, and what the server makes of them at the event websocket's handshake.
 
-The browser holds a session id and a login binding in HttpOnly cookies; the
-server keeps only their SHA-256 (`digest`). The app's ASGI layer replaces our
-cookies' values by their digests in the event websocket's handshake
-(`digest_our_cookies`), so Reflex's tab states never hold a cookie's value.
+The browser holds a session id and a login binding in HttpOnly cookies. The server
+never keeps either value: it keeps a keyed digest of it (`Vault.reference`, an HMAC
+under a server secret), which is also the store's key. Because the digest is keyed,
+a store key read from Redis or a file is useless to present: sent as a cookie it is
+digested again, and no other way in exists.
+
+Event handlers cannot read our cookies at all (SECURITY.md 45). At the websocket
+handshake `handshake_scope` reads them with one strict parser, drops every `Cookie`
+header the client sent, and puts in their place a header of the server's own
+making that holds only the references it computed. It also ties the tab's Reflex
+state to the session: the state is stored under a digest of the client token *and*
+the session reference (SECURITY.md 46), so a client token replayed without its
+cookie, or with another user's, finds a fresh state.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import re
 import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
 
-from starlette.requests import cookie_parser
+from starlette.types import Scope
 
 SESSION_COOKIE = "pingapp_session"
 LOGIN_COOKIE = "pingapp_login"
+#: What `new_secret()` makes, and so the only value our cookies can hold.
+_SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
+#: The pairs of the server's own `Cookie` header on the event websocket.
+_SESSION_REF, _LOGIN_REF = "pingapp-session-ref", "pingapp-login-ref"
+_REF = re.compile(r"[0-9a-f]{64}")
 
 
 def new_secret() -> str:
-    """A random, URL-safe secret (256 bits)."""
+    """A random, URL-safe secret (256 bits, 43 characters)."""
     return secrets.token_urlsafe(32)
-
-
-def digest(secret: str) -> str:
-    """The SHA-256 of a secret: what the store and the tab state keep instead of it."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def same_digest(secret: str, expected_digest: str) -> bool:
-    """Whether `secret` hashes to `expected_digest`, compared in constant time."""
-    return bool(secret and expected_digest) and hmac.compare_digest(digest(secret), expected_digest)
 
 
 def cookie_name(base: str, *, secure: bool) -> str:
@@ -38,29 +44,85 @@ def cookie_name(base: str, *, secure: bool) -> str:
     return f"__Host-{base}" if secure else base
 
 
-def read_cookie(header: str, base: str, *, secure: bool) -> str:
-    """One of our cookies from a `Cookie:` header, or ''."""
-    return cookie_parser(header).get(cookie_name(base, secure=secure), "")
+def read_cookie(headers: Iterable[tuple[bytes, bytes]], base: str, *, secure: bool) -> str:
+    """The value of one of our cookies in a request's headers, or ''.
+
+    Strict on purpose (RFC 6265 section 5.4 is what browsers send): pairs split on
+    `;`, only spaces and tabs trimmed, the name matched exactly, the value taken as
+    sent (no unquoting, no escapes) and accepted only in the form `new_secret`
+    makes. A name sent twice with different values (a `Domain=` cookie of a sibling
+    host beside ours) names no session at all: nobody can be fixed into another's.
+    """
+    name = cookie_name(base, secure=secure).encode()
+    found: set[bytes] = set()
+    for header, value in headers:
+        if header.lower() != b"cookie":
+            continue
+        for pair in value.split(b";"):
+            key, sep, item = pair.strip(b" \t").partition(b"=")
+            if sep and key == name:
+                found.add(item)
+    if len(found) != 1:
+        return ""
+    value = found.pop().decode("latin-1")
+    return value if _SECRET.fullmatch(value) else ""
 
 
-def digest_our_cookies(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """`headers` with our cookies' values replaced by their digest().
+@dataclass(frozen=True)
+class HandshakeRefs:
+    """What the server computed at an event websocket's handshake."""
 
-    Applied to the event websocket's handshake: Reflex keeps the handshake's headers
-    in every tab's state (and so in its state files or Redis), and event handlers
-    need no more than the digest, which is what the store is keyed by. A digest
-    sent back as a cookie is hashed again, so it signs nobody in."""
-    ours = {
-        cookie_name(base, secure=secure)
-        for base in (SESSION_COOKIE, LOGIN_COOKIE)
-        for secure in (False, True)
+    #: `Vault.reference` of the session cookie, or ''.
+    session: str = ""
+    #: `Vault.reference` of the login cookie, or ''.
+    login: str = ""
+
+    def header(self) -> bytes:
+        return f"{_SESSION_REF}={self.session}; {_LOGIN_REF}={self.login}".encode()
+
+    @classmethod
+    def from_header(cls, header: str) -> HandshakeRefs:
+        """Read back `header()` (what handlers see as `router.headers.cookie`)."""
+        pairs: dict[str, str] = {}
+        for pair in header.split(";"):
+            key, _, value = pair.strip().partition("=")
+            pairs[key] = value
+        session, login = pairs.get(_SESSION_REF, ""), pairs.get(_LOGIN_REF, "")
+        return cls(
+            session=session if _REF.fullmatch(session) else "",
+            login=login if _REF.fullmatch(login) else "",
+        )
+
+
+def handshake_scope(
+    scope: Scope, *, secure: bool, reference: Callable[[str], str]
+) -> tuple[Scope, HandshakeRefs]:
+    """The event websocket's `scope` as Reflex may see it, and the references in it.
+
+    - Every `Cookie` header of the client is removed; one of the server's own,
+      holding only `HandshakeRefs`, takes their place. Whatever a client spells in
+      its headers, handlers see only what `reference` computed.
+    - The `token` query parameter (Reflex's client token, which names the tab's
+      stored state) becomes `reference(token, session)`: the state a connection
+      reaches belongs to the session its cookie names.
+    """
+    headers = scope.get("headers", [])
+    refs = HandshakeRefs(
+        *(
+            reference(value) if (value := read_cookie(headers, base, secure=secure)) else ""
+            for base in (SESSION_COOKIE, LOGIN_COOKIE)
+        )
+    )
+    kept = [(name, value) for name, value in headers if name.lower() != b"cookie"]
+    query = [
+        (key, reference(f"tab\x00{value}\x00{refs.session}") if key == "token" else value)
+        for key, value in parse_qsl(
+            scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
+        )
+    ]
+    rewritten = {
+        **scope,
+        "headers": [*kept, (b"cookie", refs.header())],
+        "query_string": urlencode(query).encode("latin-1"),
     }
-    rewritten = []
-    for name, value in headers:
-        if name.lower() == b"cookie":
-            cookies = cookie_parser(value.decode("latin-1"))
-            value = "; ".join(
-                f"{key}={digest(item) if key in ours else item}" for key, item in cookies.items()
-            ).encode("latin-1")
-        rewritten.append((name, value))
-    return rewritten
+    return rewritten, refs

@@ -2,10 +2,13 @@
 
 A websocket cannot set a cookie, so the two steps that need one are plain routes:
 
-1. `GET /auth/login?tx=…` (from Log In): spends the one-time handle the Reflex
-   handler made, sets a short-lived HttpOnly **login cookie** and sends the browser
-   to the provider. The pending login remembers a hash of that cookie, so only this
-   browser can finish it (SECURITY.md 31: no login CSRF).
+1. `GET /auth/login?return_to=…` (Log In is a link here): makes the pending login
+   (state, nonce, PKCE, the DPoP key, PAR at the provider), sets a short-lived
+   HttpOnly **login cookie** and sends the browser to the provider. The pending
+   login remembers a keyed digest of that cookie, so only this browser can finish
+   it (SECURITY.md 31: no login CSRF). Nothing is stored or sent to the provider
+   before a browser gets here, and each client address may start only
+   `LOGIN_RATE` logins (SECURITY.md 47).
 2. `GET /auth/session?ticket=…` (after the callback): spends the one-time ticket,
    checks the same login cookie, and swaps it for the **session cookie**.
 
@@ -22,38 +25,46 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import math
+import time
 
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from pingapp.auth.cookies import (
-    LOGIN_COOKIE,
-    SESSION_COOKIE,
-    cookie_name,
-    digest,
-    new_secret,
-    read_cookie,
-    same_digest,
-)
+from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE, cookie_name, new_secret, read_cookie
 from pingapp.auth.errors import LoginError, LogoutTokenRefused
 from pingapp.auth.id_token import LOGOUT_TOKEN_MAX_AGE
-from pingapp.auth.login import safe_return_path
-from pingapp.auth.session import LOGIN_TTL
+from pingapp.auth.login import new_pending_login, safe_return_path
+from pingapp.auth.session import LOGIN_TTL, LoginRecord
+from pingapp.bodylimit import BodySizeLimit
+from pingapp.clientaddr import client_address
 from pingapp.context import context
+from pingapp.routes import AUTH, CALLBACK, HOME, LOGIN, SESSION_HOP
 
 logger = logging.getLogger(__name__)
 
 NO_STORE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
-def _page(title: str, text: str, status: int) -> HTMLResponse:
+#: Logins one client address may start (per backend process), in `limits` notation.
+LOGIN_RATE = parse("30/minute")
+_login_starts = MovingWindowRateLimiter(MemoryStorage())
+
+
+def _page(title: str, text: str, status: int, retry: str = "") -> HTMLResponse:
     home = html.escape(context().frontend_url + "/", quote=True)
+    again = f'<a href="{html.escape(retry, quote=True)}">Try again</a> · ' if retry else ""
+    title, text = html.escape(title), html.escape(text)
     return HTMLResponse(
         f'<!doctype html><html lang="en"><title>{title}</title><main><h1>{title}</h1>'
-        f'<p>{text} <a href="{home}">Back to pingapp</a></p></main></html>',
+        f'<p>{text}</p><p>{again}<a href="{home}">Back to pingapp</a></p></main></html>',
         status_code=status,
         headers=NO_STORE,
     )
@@ -75,22 +86,45 @@ def _redirect(target: str) -> RedirectResponse:
 
 
 async def start_login(request: Request) -> Response:
-    handle = request.query_params.get("tx", "")
     ctx = context()
+    address = client_address(request.scope, ctx.settings.trusted_proxies)
+    if not _login_starts.hit(LOGIN_RATE, address):
+        reset, _ = _login_starts.get_window_stats(LOGIN_RATE, address)
+        response = _page(
+            "Too many sign-ins",
+            "This address started too many sign-ins in a short time. Wait a minute, "
+            "then press Log In again.",
+            429,
+        )
+        response.headers["Retry-After"] = str(max(1, math.ceil(reset - time.time())))
+        return response
+    query = request.query_params
+    return_to = safe_return_path(query.get("return_to"))
+    pending = new_pending_login(
+        redirect_uri=ctx.frontend_url + CALLBACK,
+        # The callback is never a place to come back to.
+        return_to=HOME if return_to == CALLBACK else return_to,
+        # Step-up (RFC 9470): a sign-in at most this old; the callback checks it.
+        max_age=ctx.settings.api_recent_auth_max_age if query.get("step_up") == "1" else None,
+    )
     try:
-        record = await ctx.vault.take_login(handle)
-        if record is None:
-            return _page(
-                "Sign-in link expired",
-                "This sign-in link has expired or was already used: press Log In again.",
-                400,
-            )
-        binding = new_secret()
-        record.browser = digest(binding)
-        await ctx.vault.put_login(record.login.state, record)
+        # A new DPoP key for every sign-in (AUTH_DPOP), kept with the pending login.
+        key = await ctx.oidc.new_dpop_key()
+        url = await ctx.oidc.authorization_url(
+            pending, prompt="consent" if query.get("prompt") == "consent" else None
+        )
+    except LoginError as error:
+        logger.warning("a sign-in could not start: %s", error.title)
+        response = _page(error.title, error.detail, 503, retry=str(request.url))
+        response.headers["Retry-After"] = "5"
+        return response
+    binding = new_secret()
+    record = LoginRecord(login=pending, browser=ctx.vault.reference(binding), dpop_key=key)
+    try:
+        await ctx.vault.put_login(pending.state, record)
     except (RedisError, OSError):
         return _store_down()
-    response = _redirect(record.authorize_url)
+    response = _redirect(url)
     response.set_cookie(
         cookie_name(LOGIN_COOKIE, secure=ctx.secure),
         binding,
@@ -117,8 +151,8 @@ async def bind_session(request: Request) -> Response:
             "This sign-in link has expired or was already used: press Log In again.",
             400,
         )
-    login_cookie = request.headers.get("cookie", "")
-    if not same_digest(read_cookie(login_cookie, LOGIN_COOKIE, secure=secure), record.browser):
+    binding = read_cookie(request.scope["headers"], LOGIN_COOKIE, secure=secure)
+    if not ctx.vault.matches(binding, record.browser):
         # Someone else's sign-in link: it would sign this browser in as them.
         logger.warning("a session ticket was presented by another browser; refused")
         return _page(
@@ -156,9 +190,22 @@ def _logout_refused(description: str) -> JSONResponse:
     )
 
 
+def _logout_later(reason: str) -> JSONResponse:
+    """Our side failed (the store, or the provider's keys cannot be had): nothing was
+    ended and nothing recorded, so the provider may send the same token again."""
+    logger.warning("back-channel logout postponed: %s", reason)
+    return JSONResponse(
+        {"error": "temporarily_unavailable", "error_description": reason},
+        status_code=503,
+        headers={"Cache-Control": "no-store", "Retry-After": "5"},
+    )
+
+
 async def backchannel_logout(request: Request) -> Response:
     """End the sessions a provider's Logout Token names (BCL 1.0 section 2.8):
-    200 when done (also when no session matched), 400 with `error` otherwise."""
+    200 when done (also when no session matched), 400 with `error` for a bad
+    token, 503 with `Retry-After` when the store or the provider's metadata fails
+    (SECURITY.md 48). The token's `jti` is recorded only once its sessions ended."""
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return _logout_refused("send the logout_token as a form (x-www-form-urlencoded)")
     try:
@@ -171,17 +218,20 @@ async def backchannel_logout(request: Request) -> Response:
     ctx = context()
     try:
         claims = await ctx.oidc.validate_logout_token(token)
-        issuer = str(claims["iss"])
-        if not await ctx.vault.first_use(issuer, claims["jti"], LOGOUT_TOKEN_MAX_AGE * 2):
+        issuer, jti = str(claims["iss"]), str(claims["jti"])
+        if await ctx.vault.seen(issuer, jti):
             return _logout_refused("this logout token was already used")
         named = await ctx.vault.sessions_of(issuer, sid=claims.get("sid"), sub=claims.get("sub"))
         ended = [session for h in named if (session := await ctx.vault.end(h)) is not None]
+        # Two deliveries at once both end the same sessions; the second is told so.
+        if not await ctx.vault.first_use(issuer, jti, LOGOUT_TOKEN_MAX_AGE * 2) and not ended:
+            return _logout_refused("this logout token was already used")
     except LogoutTokenRefused as refused:
         return _logout_refused(str(refused))
     except LoginError as error:  # the provider's metadata cannot be had
-        return _logout_refused(f"the logout token cannot be checked now: {error.title}")
+        return _logout_later(f"the logout token cannot be checked now: {error.title}")
     except (RedisError, OSError):
-        return _logout_refused("the session store is not reachable; try again")
+        return _logout_later("the session store is not reachable")
     logger.info("back-channel logout ended %d session(s)", len(ended))
     for session in ended:
         await ctx.sign_out_tabs(session.tabs, "")
@@ -197,12 +247,14 @@ async def backchannel_logout(request: Request) -> Response:
 _background: set[asyncio.Task[bool]] = set()
 
 
-def create_auth_routes() -> Starlette:
+def create_auth_routes() -> ASGIApp:
     """Mounted at `/auth` by the app."""
-    return Starlette(
+    routes = Starlette(
         routes=[
-            Route("/login", start_login, methods=["GET"]),
-            Route("/session", bind_session, methods=["GET"]),
+            Route(LOGIN.removeprefix(AUTH), start_login, methods=["GET"]),
+            Route(SESSION_HOP.removeprefix(AUTH), bind_session, methods=["GET"]),
             Route("/backchannel-logout", backchannel_logout, methods=["POST"]),
         ]
     )
+    # The Logout Token's form is read only after its size is known (SECURITY.md 50).
+    return BodySizeLimit(routes)

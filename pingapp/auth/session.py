@@ -1,9 +1,11 @@
 """Server-side sign-in records: sessions, pending logins and one-time tickets.
 
 - A **session** holds the tokens of one sign-in. The browser holds only its id, in
-  an HttpOnly cookie; the store is keyed by a hash of the id, and a browser tab's
-  state keeps only that hash (`session_hash`), so a tab's Reflex client token is
-  useless without the cookie (SECURITY.md 25).
+  an HttpOnly cookie; the store is keyed by a keyed digest of the id
+  (`Vault.reference`: HMAC-SHA256 under a key derived from the encryption key), and
+  a browser tab's state keeps only that (`session_hash`). Neither a tab's Reflex
+  client token nor a store key read from Redis or a file is a credential
+  (SECURITY.md 25, 45).
 - A **pending login** (`LoginRecord`) holds PKCE verifier, state and nonce between the provider's
   redirect and the callback, bound to the browser that started it by a hash of its
   login cookie (SECURITY.md 31).
@@ -19,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -29,10 +33,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-# The cookie names are part of this module's interface (the browser tests read them).
-from pingapp.auth.cookies import LOGIN_COOKIE as LOGIN_COOKIE
-from pingapp.auth.cookies import SESSION_COOKIE as SESSION_COOKIE
-from pingapp.auth.cookies import digest, new_secret
+from pingapp.auth.cookies import new_secret
 from pingapp.auth.login import PendingLogin
 from pingapp.auth.store import DiskStore, RedisStore, Store
 from pingapp.settings import Settings
@@ -76,9 +77,7 @@ class LoginRecord:
     """A login between Log In and the callback."""
 
     login: PendingLogin
-    #: The provider's authorization URL the browser is sent to.
-    authorize_url: str = ""
-    #: digest() of the login cookie of the browser that started it ('' until then).
+    #: `Vault.reference` of the login cookie of the browser that started it.
     browser: str = ""
     #: The DPoP key made for this sign-in (`DPoPKey.to_json`; a secret), or ''.
     dpop_key: str = ""
@@ -122,6 +121,8 @@ class Vault:
     ) -> None:
         self.store = store
         self._fernet = Fernet(key)
+        # References rotate with the encryption key: a new key ends every session.
+        self._mac_key = hmac.new(key, b"pingapp store references", hashlib.sha256).digest()
         # A session is read on every event and ping, and changes far less often: the
         # plaintext of the last records read is kept, by their (unique) ciphertext.
         self._decrypt = functools.lru_cache(maxsize=1024)(self._fernet.decrypt)
@@ -129,6 +130,17 @@ class Vault:
         self._clock = clock
 
     # --- encoding ------------------------------------------------------------------
+
+    def reference(self, secret: str) -> str:
+        """The keyed digest of a secret (a cookie, a handle): what the store and the
+        tab states keep instead of it. Without the server's key nobody can make
+        one, so a reference read from a store is not something a request can
+        present (SECURITY.md 45)."""
+        return hmac.new(self._mac_key, secret.encode(), hashlib.sha256).hexdigest()
+
+    def matches(self, secret: str, reference: str) -> bool:
+        """Whether `secret` has this `reference`, compared in constant time."""
+        return bool(secret and reference) and hmac.compare_digest(self.reference(secret), reference)
 
     def _seal(self, record: object) -> bytes:
         return self._fernet.encrypt(json.dumps(dataclasses.asdict(record)).encode())  # type: ignore[arg-type]
@@ -161,9 +173,9 @@ class Vault:
         """Store a new session; its id (for the cookie) is returned, never stored."""
         session_id = new_secret()
         session.created_at = self._clock()
-        await self.save(digest(session_id), session)
+        await self.save(self.reference(session_id), session)
         for key in self._index_keys(session):
-            await self._add_to_index(key, digest(session_id))
+            await self._add_to_index(key, self.reference(session_id))
         return session_id
 
     async def save(self, session_hash: str, session: ServerSession) -> None:
@@ -194,8 +206,8 @@ class Vault:
 
     def _index_keys(self, session: ServerSession) -> list[str]:
         issuer, sid, sub = (session.claims.get(name) for name in ("iss", "sid", "sub"))
-        keys = [f"sub:{digest(f'{issuer} {sub}')}"] if sub else []
-        return [*keys, f"sid:{digest(f'{issuer} {sid}')}"] if sid else keys
+        keys = [f"sub:{self.reference(f'{issuer} {sub}')}"] if sub else []
+        return [*keys, f"sid:{self.reference(f'{issuer} {sid}')}"] if sid else keys
 
     async def _add_to_index(self, key: str, session_hash: str) -> None:
         async with self.store.lock(key):
@@ -220,9 +232,9 @@ class Vault:
         one (and then of that `sub` only, if it names one too), else every session
         of `sub`. Two look-ups at most, whatever the number of sessions."""
         if sid:
-            key = f"sid:{digest(f'{issuer} {sid}')}"
+            key = f"sid:{self.reference(f'{issuer} {sid}')}"
         elif sub:
-            key = f"sub:{digest(f'{issuer} {sub}')}"
+            key = f"sub:{self.reference(f'{issuer} {sub}')}"
         else:
             return []
         found = []
@@ -232,9 +244,16 @@ class Vault:
                 found.append(session_hash)
         return found
 
+    def _jti_key(self, issuer: str, jti: str) -> str:
+        return f"jti:{self.reference(f'{issuer} {jti}')}"
+
+    async def seen(self, issuer: str, jti: str) -> bool:
+        """Whether the token `jti` of `issuer` was recorded (`first_use`)."""
+        return await self.store.get(self._jti_key(issuer, jti)) is not None
+
     async def first_use(self, issuer: str, jti: str, ttl: float) -> bool:
-        """Whether this is the first time the token `jti` of `issuer` is seen."""
-        return await self.store.put_new(f"jti:{digest(f'{issuer} {jti}')}", b"1", ttl)
+        """Record the token `jti` of `issuer`; whether it was not recorded already."""
+        return await self.store.put_new(self._jti_key(issuer, jti), b"1", ttl)
 
     # --- logins and tickets --------------------------------------------------------------
 
@@ -242,13 +261,13 @@ class Vault:
         """Keep a pending login under a one-time `handle` (a secret or a state)."""
         remaining = record.login.started_at + LOGIN_TTL - self._clock()
         if remaining > 0:
-            await self.store.put(f"login:{digest(handle)}", self._seal(record), remaining)
+            await self.store.put(f"login:{self.reference(handle)}", self._seal(record), remaining)
 
     async def take_login(self, handle: str) -> LoginRecord | None:
         """The pending login, once; None when unknown, used or expired."""
         if not handle or len(handle) > 200:
             return None
-        data = self._open(await self.store.take(f"login:{digest(handle)}"))
+        data = self._open(await self.store.take(f"login:{self.reference(handle)}"))
         if data is None:
             return None
         return LoginRecord(**{**data, "login": PendingLogin(**data["login"])})
@@ -256,14 +275,14 @@ class Vault:
     async def issue_ticket(self, session_id: str, return_to: str, browser: str) -> str:
         ticket = new_secret()
         record = BindTicket(session_id=session_id, return_to=return_to, browser=browser)
-        await self.store.put(f"ticket:{digest(ticket)}", self._seal(record), TICKET_TTL)
+        await self.store.put(f"ticket:{self.reference(ticket)}", self._seal(record), TICKET_TTL)
         return ticket
 
     async def redeem_ticket(self, ticket: str) -> BindTicket | None:
         """The ticket's content, once: a second redemption gets None."""
         if not 20 <= len(ticket) <= 100:
             return None
-        data = self._open(await self.store.take(f"ticket:{digest(ticket)}"))
+        data = self._open(await self.store.take(f"ticket:{self.reference(ticket)}"))
         return BindTicket(**data) if data else None
 
 

@@ -13,31 +13,31 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 import reflex as rx
 
-from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE, digest, new_secret, read_cookie
+from pingapp.auth.cookies import HandshakeRefs
 from pingapp.auth.errors import LoginError
 from pingapp.auth.flow import end_at_provider, finish_login
 from pingapp.auth.id_token import peek
-from pingapp.auth.login import new_pending_login
 from pingapp.auth.refresh import Outcome, TokenOutcome, current_token, expired
-from pingapp.auth.session import LoginRecord, ServerSession
+from pingapp.auth.session import ServerSession
 from pingapp.context import context
 from pingapp.http import Credential
-from pingapp.routes import CALLBACK, HOME
+from pingapp.routes import CALLBACK, HOME, LOGIN, SESSION_HOP
 from pingapp.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
 
-def navigate(url: str) -> rx.event.EventSpec:
-    """A full page load of `url`, replacing the current history entry.
-
-    `rx.redirect` navigates inside the single-page app when the host is the same,
-    which never reaches the backend's routes (/idp, /auth) in one-port set-ups.
-    """
-    return rx.call_script(f"window.location.replace({json.dumps(url)})")
+def login_url(
+    backend_url: str, return_to: str = "", *, prompt: str = "", step_up: bool = False
+) -> str:
+    """The HTTP login step (`pingapp.auth.routes.start_login`): Log In, "grant
+    access" and "sign in again" are plain links to it."""
+    query = {"return_to": return_to, "prompt": prompt, "step_up": "1" if step_up else ""}
+    return f"{backend_url}{LOGIN}?{urlencode({k: v for k, v in query.items() if v})}"
 
 
 class AuthState(rx.State):
@@ -65,6 +65,11 @@ class AuthState(rx.State):
     error_detail: str = ""
     #: A login or logout is on its way (the buttons show a spinner).
     busy: bool = False
+    #: A full page load the server asks for ('' for none): `components.navigate`
+    #: follows it without eval (the CSP has no 'unsafe-eval').
+    next_url: str = ""
+    #: The address bar's new URL, without a page load ('' for none).
+    clean_url: str = ""
 
     #: digest() of the session id this tab shows; the id itself is only in the cookie.
     _session_hash: str = ""
@@ -132,16 +137,15 @@ class AuthState(rx.State):
 
     # --- this connection's session ---------------------------------------------------
 
-    def _cookie_digest(self, name: str) -> str:
-        """digest() of one of our cookies, from this connection's websocket handshake
-        (server-side: a client cannot set it per event, a stolen client token brings
-        no cookie; `digest_our_cookies` hashes our cookies before Reflex sees them)."""
-        return read_cookie(self.router.headers.cookie, name, secure=context().secure)
+    def _refs(self) -> HandshakeRefs:
+        """What the server computed from this connection's cookies at the websocket
+        handshake (`pingapp.auth.cookies.handshake_scope`): never a client's value."""
+        return HandshakeRefs.from_header(self.router.headers.cookie)
 
     def _connection_session_hash(self) -> str:
         """The session this connection may act for: the one its cookie names, and
         only if this tab shows that same session (or none yet). '' otherwise."""
-        session_hash = self._cookie_digest(SESSION_COOKIE)
+        session_hash = self._refs().session
         if not session_hash:
             return ""
         if self._session_hash and not hmac.compare_digest(session_hash, self._session_hash):
@@ -155,7 +159,8 @@ class AuthState(rx.State):
         """On every page load: pick up the session this browser's cookie names."""
         vault = context().vault
         self.busy = False  # a page load ends any navigation a login or logout began
-        self._session_hash = self._cookie_digest(SESSION_COOKIE)
+        self.next_url = self.clean_url = ""
+        self._session_hash = self._refs().session
         session = await vault.load(self._session_hash)
         if session and expired(session, time.time()):
             await vault.end(self._session_hash)
@@ -172,55 +177,12 @@ class AuthState(rx.State):
         self._show(session)
 
     @rx.event
-    async def login(self, return_to: str = ""):
-        """Send the browser to the provider, remembering where to come back to."""
-        async for update in self._start_login(return_to, prompt=None):
-            yield update
-
-    @rx.event
-    async def review_permissions(self):
-        """Sign in again with the provider's consent page, to grant what is missing."""
-        async for update in self._start_login("", prompt="consent"):
-            yield update
-
-    @rx.event
-    async def sign_in_recently(self):
-        """Step-up (RFC 9470): sign in again, asking the provider for a sign-in at most
-        API_RECENT_AUTH_MAX_AGE seconds old (`max_age`); the callback checks it."""
-        max_age = context().settings.api_recent_auth_max_age
-        async for update in self._start_login("", prompt=None, max_age=max_age):
-            yield update
-
-    async def _start_login(self, return_to: str, prompt: str | None, max_age: int | None = None):
-        self.busy = True
-        self.error_title = self.error_detail = ""
-        yield
-        ctx = context()
-        pending = new_pending_login(
-            redirect_uri=ctx.frontend_url + CALLBACK,
-            return_to=return_to or self.router.url.path or HOME,
-            max_age=max_age,
-        )
-        try:
-            # A new key for every sign-in (AUTH_DPOP), kept with the pending login.
-            key = await ctx.oidc.new_dpop_key()
-            url = await ctx.oidc.authorization_url(pending, prompt=prompt)
-        except LoginError as error:
-            self._fail(error)
-            return
-        # The browser fetches its login cookie over HTTP (a websocket cannot set
-        # one); the one-time handle lets only that request continue this login.
-        handle = new_secret()
-        record = LoginRecord(login=pending, authorize_url=url, dpop_key=key)
-        await ctx.vault.put_login(handle, record)
-        yield navigate(f"{ctx.backend_url}/auth/login?tx={handle}")
-
-    @rx.event
-    async def require_sign_in(self):
-        """Page guard: a signed-out visitor goes to the provider and comes back here."""
+    def require_sign_in(self):
+        """Page guard: a signed-out visitor goes to the login step and comes back here
+        (nothing is stored or called until the browser gets there)."""
         if not self.signed_in and not self.busy:
-            return AuthState.login(self.router.url.path)
-        return None
+            self.busy = True
+            self.next_url = login_url(context().backend_url, self.router.url.path)
 
     @rx.event
     async def handle_callback(self):
@@ -230,16 +192,18 @@ class AuthState(rx.State):
         self.busy = True
         self.error_title = self.error_detail = ""
         # The code and state leave the address bar (and so the history) at once.
-        yield rx.call_script(f"window.history.replaceState(null, '', {json.dumps(CALLBACK)})")
+        self.clean_url = CALLBACK
+        yield
+        refs = self._refs()
         try:
             # One use: whatever happens next, this pending login is spent.
             record = await ctx.vault.take_login(str(params.get("state", "")))
-            session_id, session = await finish_login(
+            session_id, _ = await finish_login(
                 ctx,
                 record,
                 params,
-                browser=self._cookie_digest(LOGIN_COOKIE),
-                replaces=self._cookie_digest(SESSION_COOKIE),
+                browser=refs.login,
+                replaces=refs.session,
                 tab=self.router.session.client_token,
             )
         except LoginError as error:
@@ -256,18 +220,23 @@ class AuthState(rx.State):
             )
             return
         assert record is not None  # finish_login refuses a missing one
-        self._session_hash = digest(session_id)
-        self._show(session)
+        # Nothing of the session goes into this tab's state: it is keyed without the
+        # session cookie it lacks (SECURITY.md 46). The page after the hop shows it.
         ticket = await ctx.vault.issue_ticket(
             session_id, record.login.return_to, browser=record.browser
         )
-        yield navigate(f"{ctx.backend_url}/auth/session?ticket={ticket}")
+        self.next_url = f"{ctx.backend_url}{SESSION_HOP}?{urlencode({'ticket': ticket})}"
 
     @rx.event
     async def logout(self):
         """End the session everywhere, then at the provider."""
         ctx = context()
         session_hash = self._connection_session_hash()
+        if not session_hash:
+            # Nothing to end here, and nothing to tell the provider (SECURITY.md 47).
+            self._signed_out()
+            yield rx.redirect(HOME)
+            return
         self.busy = True
         yield
         ended = await ctx.vault.end(session_hash)
@@ -287,7 +256,10 @@ class AuthState(rx.State):
                 "The sign-in provider could not be reached, so your session there may "
                 "still be open. Log out again later to end it."
             )
-        yield navigate(url) if url and reached else rx.redirect(HOME)
+        if url and reached:
+            self.next_url = url
+        else:
+            yield rx.redirect(HOME)
 
     @rx.event
     def dismiss_error(self):

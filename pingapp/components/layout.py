@@ -11,6 +11,8 @@ from reflex.event import EventSpec
 
 from pingapp import routes
 from pingapp.auth.state import AuthState
+from pingapp.components.navigate import server_navigation
+from pingapp.urls import backend_url
 
 AvatarSize = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9"]
 
@@ -26,7 +28,7 @@ FOCUS_FLAG = "pingapp:focus-main"
 # when a sign-in or sign-out asked for it, focus the page's h1, so keyboard and
 # screen-reader users start at the new content, not at the top of the document.
 # The callback page keeps the flag: the sign-in has not finished there.
-_FOCUS_MAIN_HEADING = rf"""(() => {{
+_FOCUS_MAIN_HEADING = rf"""() => {{
   const path = window.location.pathname.replace(/\/+$/, "") || "/";
   const moved = window.__pingappPath !== undefined && window.__pingappPath !== path;
   window.__pingappPath = path;
@@ -38,13 +40,14 @@ _FOCUS_MAIN_HEADING = rf"""(() => {{
   if (!heading) return;
   heading.setAttribute("tabindex", "-1");
   heading.focus();
-}})()"""
+}}"""
 
 
 def focus_main_after_navigation() -> EventSpec:
     """Ask the next page the app shows to focus its heading (before a sign-in or
     sign-out sends the browser away)."""
-    return rx.call_script(f"window.sessionStorage.setItem({json.dumps(FOCUS_FLAG)}, '1')")
+    # A function compiled into the page (rx.call_script would need eval).
+    return rx.call_function(f"() => window.sessionStorage.setItem({json.dumps(FOCUS_FLAG)}, '1')")
 
 
 def user_avatar(size: AvatarSize, alt: str | rx.Var[str], **props) -> rx.Component:
@@ -61,10 +64,18 @@ def user_avatar(size: AvatarSize, alt: str | rx.Var[str], **props) -> rx.Compone
 
 
 def log_in_button(**props) -> rx.Component:
+    """A link to the login step (an HTTP route: nothing happens over the websocket
+    until the browser is back), which returns to this page."""
+    here = rx.State.router.url.path
     return rx.button(
-        "Log In",
-        on_click=[focus_main_after_navigation(), AuthState.login("")],
-        loading=AuthState.busy,
+        rx.el.a(
+            "Log In",
+            href=f"{backend_url()}{routes.LOGIN}?return_to=" + here,
+            # A full page load: in one-port set-ups /auth is on the app's own origin.
+            reload_document=True,
+            on_click=focus_main_after_navigation(),
+        ),
+        as_child=True,
         **props,
     )
 
@@ -228,7 +239,8 @@ def page(*children: rx.Component) -> rx.Component:
             ),
             id=MAIN_ID,
             tab_index=-1,
-            on_mount=rx.call_script(_FOCUS_MAIN_HEADING),
+            on_mount=rx.call_function(_FOCUS_MAIN_HEADING),
         ),
+        server_navigation(),
         min_height="100vh",
     )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import reflex as rx
 from reflex.event import EventType
 
-from pingapp.auth.state import AuthState
+from pingapp import routes
+from pingapp.auth.state import AuthState, login_url
 from pingapp.components.json_block import json_block
 from pingapp.components.layout import page
 from pingapp.ping.state import PingState
+from pingapp.urls import backend_url
 
 
 def ping_button(label: str, which: str, handler: EventType[()], **props) -> rx.Component:
@@ -70,21 +72,29 @@ def answer() -> rx.Component:
             rx.cond(
                 PingState.status_code == 403,
                 rx.button(
-                    "Log in again and grant access",
+                    rx.el.a(
+                        "Log in again and grant access",
+                        href=login_url(backend_url(), routes.PING, prompt="consent"),
+                        reload_document=True,
+                    ),
+                    as_child=True,
                     id="review-permissions",
                     size="2",
                     variant="soft",
-                    on_click=AuthState.review_permissions,
                 ),
             ),
             rx.cond(
                 PingState.step_up,
                 rx.button(
-                    "Sign in again",
+                    rx.el.a(
+                        "Sign in again",
+                        href=login_url(backend_url(), routes.PING, step_up=True),
+                        reload_document=True,
+                    ),
+                    as_child=True,
                     id="step-up",
                     size="2",
                     variant="soft",
-                    on_click=AuthState.sign_in_recently,
                 ),
             ),
             rx.cond(

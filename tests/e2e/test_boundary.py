@@ -21,9 +21,10 @@ from playwright.sync_api import Browser, Page, expect
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from pingapp.auth.session import KEY_FILE, LOGIN_COOKIE, SESSION_COOKIE
+from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE
+from pingapp.auth.session import KEY_FILE
 from tests.support.app import RunningApp, start_app, stored_sessions
-from tests.support.browser import consent_without_following, sign_in_at_provider
+from tests.support.browser import consent_without_following, log_out, sign_in_at_provider
 from tests.support.processes import ROOT
 
 #: Another port of the same host: in production, a sibling subdomain.
@@ -324,7 +325,7 @@ def test_logout_puts_no_id_token_in_any_url(app: RunningApp, browser: Browser) -
     page.on("request", lambda request: urls.append(request.url))
     page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
     with page.expect_request(lambda request: "/idp/logout" in request.url) as sent:
-        page.click("#qsLogoutBtn")
+        log_out(page)
     logout = sent.value.url
     expect(page.locator("#qsLoginBtn")).to_be_visible()
     query = parse_qs(urlsplit(logout).query)

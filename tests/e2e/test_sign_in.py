@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from pingapp.auth.session import SESSION_COOKIE
+from pingapp.auth.cookies import SESSION_COOKIE
 from tests.support.app import RunningApp, start_app, wait_for_sessions
-from tests.support.browser import sign_in_at_provider
+from tests.support.browser import log_out, sign_in_at_provider
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_sign_in_profile_reload_new_tab_and_sign_out_everywhere(
     expect(second.locator("#profile-name")).to_have_text("Alice")
 
     # Logout in one tab signs out every tab.
-    page.click("#qsLogoutBtn")
+    log_out(page)
     expect(page.locator("#qsLoginBtn")).to_be_visible()
     expect(second.locator("#qsLoginBtn")).to_be_visible()
     second.goto(app.url + "/")

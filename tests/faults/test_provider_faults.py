@@ -30,7 +30,7 @@ from tests.support.app import (
     start_app,
     stored_sessions,
 )
-from tests.support.browser import sign_in_at_provider
+from tests.support.browser import log_out, sign_in_at_provider
 from tests.support.faults import APP_ENV, HTTP_TIMEOUT, SLACK, SLOW, Provider
 
 WAIT_MS = (HTTP_TIMEOUT + SLACK + 5) * 1000
@@ -267,7 +267,7 @@ def test_logout_with_the_revocation_endpoint_slow_ends_the_session_within_the_ti
     token = sign_in(page, app, states_dir)
     up.slow("/idp/revoke", SLOW)
     started = time.perf_counter()
-    page.click("#qsLogoutBtn")
+    log_out(page)
     # Through the provider's end-session endpoint (which answers) back home.
     page.wait_for_url(app.url + "/", timeout=WAIT_MS)
     expect(page.locator("#qsLoginBtn")).to_be_visible()
