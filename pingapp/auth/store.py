@@ -10,7 +10,9 @@ Two stores with one interface:
 Rules every caller can rely on (SECURITY.md 34, 38):
 
 - A look-up never creates a record: a flood of random ids leaves the store as it was.
-- Every record has a time to live and disappears with it.
+- Every record has a time to live and disappears with it: Redis expires it; the
+  disk store also sweeps its folder by itself (at most once per `PURGE_INTERVAL`)
+  and holds at most `MAX_RECORDS` records (SECURITY.md 47).
 - Values are opaque bytes: `pingapp.auth.session` encrypts them before they get here,
   so neither a Redis dump nor a file holds a usable token.
 - Keys are hashes of the secrets they stand for; a file name reveals nothing.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +32,14 @@ from typing import Protocol
 
 #: Seconds a record lock may be held before Redis frees it (a crashed worker).
 LOCK_TIMEOUT = 30.0
+#: Seconds between two sweeps of the disk store's folder for expired records.
+PURGE_INTERVAL = 60.0
+#: The most records the disk store holds; a new one beyond that is refused.
+MAX_RECORDS = 100_000
+
+
+class StoreFull(OSError):
+    """The disk store holds `MAX_RECORDS` live records (callers answer 503)."""
 
 
 class Store(Protocol):
@@ -70,17 +81,40 @@ def _file_name(key: str) -> str:
 
 
 class DiskStore:
-    """Owner-only files, one per record: `<expiry as text>\\n<value>`."""
+    """Owner-only files, one per record: `<expiry as text>\\n<value>`.
 
-    def __init__(self, folder: Path, clock: Callable[[], float] = time.time) -> None:
+    Expired records go when they are read, and in a sweep of the whole folder at
+    most once per `purge_interval` (on a write), so records nobody reads again do
+    not pile up. At most `max_records` live records: beyond that a new record is
+    refused with `StoreFull` (an `OSError`, which the routes answer with 503)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        clock: Callable[[], float] = time.time,
+        *,
+        max_records: int = MAX_RECORDS,
+        purge_interval: float = PURGE_INTERVAL,
+    ) -> None:
         self._folder = folder
         self._clock = clock
         self._locks: dict[str, _SharedLock] = {}
+        self._max_records = max_records
+        self._purge_interval = purge_interval
+        self._last_purge = -math.inf
+        self._records = 0  # live records as of the last sweep, plus writes since
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         folder.chmod(0o700)  # also when it was made earlier with looser rights
 
     def _path(self, key: str) -> Path:
         return self._folder / _file_name(key)
+
+    def _remove(self, path: Path) -> None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        self._records = max(0, self._records - 1)
 
     def _read(self, path: Path) -> bytes | None:
         try:
@@ -93,15 +127,35 @@ class DiskStore:
         except ValueError:
             alive = False
         if not alive:
-            path.unlink(missing_ok=True)
+            self._remove(path)
             return None
         return value
+
+    def purge(self) -> int:
+        """Remove every expired record now; how many live ones remain."""
+        self._last_purge = self._clock()
+        self._records = sum(
+            1
+            for path in self._folder.iterdir()
+            if not path.name.startswith(".") and self._read(path) is not None
+        )
+        return self._records
+
+    def _make_room(self, path: Path) -> None:
+        if self._clock() - self._last_purge >= self._purge_interval:
+            self.purge()
+        if path.exists():
+            return  # a rewrite, not a new record
+        if self._records >= self._max_records and self.purge() >= self._max_records:
+            raise StoreFull(f"the session store holds {self._max_records} records")
+        self._records += 1
 
     async def get(self, key: str) -> bytes | None:
         return self._read(self._path(key))
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         path = self._path(key)
+        self._make_room(path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
@@ -119,11 +173,11 @@ class DiskStore:
         # One process owns the folder, and nothing below awaits: this is atomic.
         path = self._path(key)
         value = self._read(path)
-        path.unlink(missing_ok=True)
+        self._remove(path)
         return value
 
     async def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        self._remove(self._path(key))
 
     @contextlib.asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
@@ -140,11 +194,7 @@ class DiskStore:
                 del self._locks[key]
 
     async def count(self) -> int:
-        return sum(
-            1
-            for path in self._folder.iterdir()
-            if not path.name.startswith(".") and self._read(path) is not None
-        )
+        return self.purge()
 
 
 class RedisStore:
