@@ -9,8 +9,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from pingapp.headers import PAGE_HEADERS, PAGE_POLICY, inline_scripts
 from tests.support.app import RunningApp, start_app
 from tests.support.browser import csp_watch, ping_private, sign_in, sign_out
+from tests.support.csp import assert_strict, use_api_docs, use_home_and_ping, watch
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +33,44 @@ def test_sign_in_private_ping_and_sign_out_on_one_port(app: RunningApp, page: Pa
     expect(page.locator("#profile-name")).to_have_text("Alice")
     sign_out(page, app.url)
     assert complaints == []
+
+
+# --- Security headers (SECURITY.md 52): Reflex's server sends pingapp.headers'
+# values with every page; the backend's own answers keep theirs.
+
+PAGES = ["/", "/ping/", "/profile/", "/callback/", "/no/such/page"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_carry_the_policy_and_run_no_inline_script(app: RunningApp, path: str) -> None:
+    response = httpx.get(app.url + path)
+    assert response.headers["content-type"].startswith("text/html")
+    for name, value in PAGE_HEADERS.items():
+        assert response.headers.get_list(name) == [value], name
+    assert_strict(PAGE_POLICY)
+    # Every script the page runs is a file ('self'): the build moved the inline ones.
+    assert "<script" in response.text
+    assert inline_scripts(response.text) == []
+
+
+def test_backend_answers_keep_their_own_headers(app: RunningApp) -> None:
+    for path in ("/_reflex/ping", "/api/public", "/.well-known/oauth-protected-resource/api"):
+        answer = httpx.get(app.url + path)
+        assert answer.status_code == 200, path
+        assert "content-security-policy" not in answer.headers, path
+    docs = httpx.get(app.url + "/api/docs")
+    [policy] = docs.headers.get_list("content-security-policy")
+    assert policy != PAGE_POLICY  # Swagger UI's own, with its inline script's hash
+    assert_strict(policy)
+
+
+def test_home_and_ping_run_under_the_policy(app: RunningApp, page: Page) -> None:
+    problems = watch(page)
+    use_home_and_ping(page, app.url)
+    assert problems == []
+
+
+def test_api_docs_run_under_their_policy(app: RunningApp, page: Page) -> None:
+    problems = watch(page)
+    use_api_docs(page, app.url + "/api/docs")
+    assert problems == []

@@ -3,6 +3,7 @@ come from files, the events, API, cookie hop and provider through nginx's proxy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
+from pingapp.headers import PAGE_HEADERS, PAGE_POLICY, inline_scripts
 from tests.support.browser import csp_watch, ping_private, sign_in, sign_out
+from tests.support.csp import assert_strict, use_api_docs, use_home_and_ping, watch
 from tests.support.deploy import StaticSite, backend, start_backends, start_nginx
 from tests.support.net import free_port
 from tests.support.processes import Server
@@ -79,3 +82,52 @@ def test_headers_pages_revalidate_assets_cache_callback_has_no_referrer(
     assert "content-security-policy" not in public.headers
     issuer = httpx.get(deployed.url + "/idp/.well-known/openid-configuration").json()["issuer"]
     assert issuer == deployed.url + "/idp"
+
+
+# --- Security headers (SECURITY.md 52): nginx sends pingapp.headers' values (the
+# ones `make prod` sends) with the exported pages, whose scripts are all files.
+
+
+@pytest.mark.parametrize("path", ["/", "/ping", "/callback", "/no/such/page"])
+def test_pages_carry_the_apps_policy_and_run_no_inline_script(
+    deployed: StaticSite, path: str
+) -> None:
+    page = httpx.get(deployed.url + path)
+    assert page.status_code == 200
+    assert page.headers.get_list("content-security-policy") == [PAGE_POLICY]
+    for name, value in PAGE_HEADERS.items():
+        assert page.headers.get_list(name) == [value], name
+    assert "strict-transport-security" not in page.headers  # plain http
+    assert "<script" in page.text
+    assert inline_scripts(page.text) == []
+
+
+def test_every_exported_page_runs_scripts_from_files_only(deployed: StaticSite) -> None:
+    pages = list(deployed.root.rglob("*.html"))
+    assert len(pages) >= 5
+    for html in pages:
+        assert inline_scripts(html.read_text()) == [], html.name
+        for src in re.findall(r'<script[^>]* src="/assets/([^"]+)"', html.read_text()):
+            assert (deployed.root / "assets" / src).is_file(), src
+
+
+def test_backend_pages_and_metadata_through_nginx(deployed: StaticSite) -> None:
+    metadata = httpx.get(deployed.url + "/.well-known/oauth-protected-resource/api")
+    assert metadata.status_code == 200
+    assert metadata.json()["resource"] == deployed.url + "/api"
+    docs = httpx.get(deployed.url + "/api/docs")
+    [policy] = docs.headers.get_list("content-security-policy")
+    assert policy != PAGE_POLICY  # Swagger UI's own, from the backend
+    assert_strict(policy)
+
+
+def test_home_and_ping_run_under_the_policy(deployed: StaticSite, page: Page) -> None:
+    problems = watch(page)
+    use_home_and_ping(page, deployed.url)
+    assert problems == []
+
+
+def test_api_docs_run_under_their_policy(deployed: StaticSite, page: Page) -> None:
+    problems = watch(page)
+    use_api_docs(page, deployed.url + "/api/docs")
+    assert problems == []
