@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     #: client a throttle counts (`pingapp.clientaddr`, SECURITY.md 51). Empty: the
     #: socket's peer is the client and the header is never read.
     trusted_proxies: Networks = Field(default_factory=list)
+    #: Sign-ins one client address may start per minute at `/auth/login`, counted by
+    #: each backend process (SECURITY.md 47); more get 429 with Retry-After.
+    login_rate_limit: int = Field(default=30, ge=1, le=100_000)
 
     _split = field_validator(
         "auth_algorithms", "api_allowed_origins", "cors_origins", mode="before"

@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 
-from pingapp.auth.errors import LoginError, LogoutTokenRefused
+from pingapp.auth.errors import LoginError, LogoutTokenRefused, ProviderUnavailable
 from pingapp.settings import Settings
 
 #: The issuer's signing key for (kid, alg); `LoginError` when it publishes none.
@@ -114,6 +114,8 @@ async def check_logout_token(
         raise LogoutTokenRefused("the logout token's algorithm is not allowed")
     try:
         key = await keys(header.get("kid"), alg)
+    except ProviderUnavailable:
+        raise  # the keys cannot be had now: not the token's fault (SECURITY.md 48)
     except LoginError:
         raise LogoutTokenRefused("no key of the issuer verifies the logout token") from None
     moment = time.time() if now is None else now

@@ -8,7 +8,7 @@ A websocket cannot set a cookie, so the two steps that need one are plain routes
    login remembers a keyed digest of that cookie, so only this browser can finish
    it (SECURITY.md 31: no login CSRF). Nothing is stored or sent to the provider
    before a browser gets here, and each client address may start only
-   `LOGIN_RATE` logins (SECURITY.md 47).
+   LOGIN_RATE_LIMIT sign-ins a minute (SECURITY.md 47).
 2. `GET /auth/session?ticket=…` (after the callback): spends the one-time ticket,
    checks the same login cookie, and swaps it for the **session cookie**.
 
@@ -28,7 +28,7 @@ import logging
 import math
 import time
 
-from limits import parse
+from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
@@ -53,18 +53,19 @@ logger = logging.getLogger(__name__)
 NO_STORE = {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
-#: Logins one client address may start (per backend process), in `limits` notation.
-LOGIN_RATE = parse("30/minute")
+#: Sign-ins started per client address in the last minute (LOGIN_RATE_LIMIT).
 _login_starts = MovingWindowRateLimiter(MemoryStorage())
 
 
 def _page(title: str, text: str, status: int, retry: str = "") -> HTMLResponse:
     home = html.escape(context().frontend_url + "/", quote=True)
-    again = f'<a href="{html.escape(retry, quote=True)}">Try again</a> · ' if retry else ""
+    again = f'<a id="try-again" href="{html.escape(retry, quote=True)}">Try again</a> · '
     title, text = html.escape(title), html.escape(text)
     return HTMLResponse(
-        f'<!doctype html><html lang="en"><title>{title}</title><main><h1>{title}</h1>'
-        f'<p>{text}</p><p>{again}<a href="{home}">Back to pingapp</a></p></main></html>',
+        f'<!doctype html><html lang="en"><title>{title}</title><main>'
+        f'<h1 id="auth-error-title">{title}</h1><p id="auth-error-detail">{text}</p>'
+        f'<p>{again if retry else ""}<a id="back-home" href="{home}">Back to pingapp</a></p>'
+        "</main></html>",
         status_code=status,
         headers=NO_STORE,
     )
@@ -88,8 +89,9 @@ def _redirect(target: str) -> RedirectResponse:
 async def start_login(request: Request) -> Response:
     ctx = context()
     address = client_address(request.scope, ctx.settings.trusted_proxies)
-    if not _login_starts.hit(LOGIN_RATE, address):
-        reset, _ = _login_starts.get_window_stats(LOGIN_RATE, address)
+    rate = RateLimitItemPerMinute(ctx.settings.login_rate_limit)
+    if not _login_starts.hit(rate, address):
+        reset, _ = _login_starts.get_window_stats(rate, address)
         response = _page(
             "Too many sign-ins",
             "This address started too many sign-ins in a short time. Wait a minute, "

@@ -80,7 +80,8 @@ def up(app: RunningApp, provider: Provider) -> Provider:
 
 
 def timed_error(page: Page, title: str) -> float:
-    """Seconds from pressing Log In until #auth-error-title reads `title`."""
+    """Seconds from pressing Log In until #auth-error-title reads `title` (the login
+    step's page says it, with Try again and a way back)."""
     started = time.perf_counter()
     page.click("#qsLoginBtn")
     expect(page.locator("#auth-error-title")).to_have_text(title, timeout=WAIT_MS)
@@ -88,7 +89,11 @@ def timed_error(page: Page, title: str) -> float:
 
 
 def keeps_serving(page: Page) -> None:
-    """The same page still gets answers: no spinner left, the public ping works."""
+    """From the login step's error page back to the app (or on the same page): no
+    spinner left, the public ping works."""
+    if page.locator("#back-home").count():
+        expect(page.locator("#try-again")).to_be_visible()
+        page.click("#back-home")
     expect(page.locator("#qsLoginBtn")).to_be_enabled()
     page.goto(page.url.split("/", 3)[0] + "//" + page.url.split("/", 3)[2] + "/ping")
     page.click("#ping-public")
@@ -184,6 +189,25 @@ def test_login_with_the_provider_down_says_so_at_once(app: RunningApp, page: Pag
     expect(page.locator("#auth-error-detail")).to_contain_text("AUTH_ISSUER")
     assert took < SLACK, took
     keeps_serving(page)
+
+
+def test_backchannel_logout_without_the_providers_metadata_is_503(
+    app: RunningApp, provider: Provider
+) -> None:
+    """SECURITY.md 48: the provider not started yet, so its keys cannot be had: a
+    Logout Token cannot be checked now, which is 503 with Retry-After (the provider
+    retries), never 400 (which tells it to give up)."""
+    assert provider.refused()
+    token = jwt.encode(
+        {"iss": provider.issuer, "aud": "pingapp", "iat": int(time.time()), "jti": "j1"},
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        algorithm="RS256",
+        headers={"kid": "k1", "typ": "logout+jwt"},
+    )
+    answer = httpx.post(app.backend + "/auth/backchannel-logout", data={"logout_token": token})
+    assert answer.status_code == 503, answer.text
+    assert int(answer.headers["retry-after"]) > 0
+    assert answer.headers["cache-control"] == "no-store"
 
 
 def test_login_with_the_provider_slow_times_out(up: Provider, app: RunningApp, page: Page) -> None:

@@ -31,6 +31,8 @@ from playwright.sync_api import Page, expect
 from tests.support.app import PRIVATE_MESSAGE, PUBLIC_MESSAGE, RunningApp, restart_app, start_app
 from tests.support.browser import sign_in
 from tests.support.faults import APP_ENV
+from tests.support.idp import logout_token
+from tests.support.processes import ROOT
 from tests.support.redis import Redis
 
 
@@ -170,3 +172,36 @@ def test_backend_restart_reconnects_and_the_user_is_still_signed_in(
     page.reload()
     expect(page.locator("#qsLogoutBtn")).to_be_visible()
     pings(page)
+
+
+def test_backchannel_logout_while_redis_is_away_is_503_then_ends_the_session(
+    app: RunningApp, redis: Redis, page: Page
+) -> None:
+    """SECURITY.md 48: the store failing is our fault, not the token's: 503 with
+    Retry-After, nothing ended and the `jti` not recorded, so the provider's retry
+    of the same token ends the session (and a third delivery is refused)."""
+    sign_in(page, app.url)
+    page.goto(app.url + "/ping")
+    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    issuer = httpx.get(app.backend + "/idp/.well-known/openid-configuration").json()["issuer"]
+    token = logout_token(issuer, ROOT / ".idp", sub="alice")
+    url = app.backend + "/auth/backchannel-logout"
+
+    redis.stop()
+    try:
+        away = httpx.post(url, data={"logout_token": token}, timeout=30)
+    finally:
+        redis.start()
+    assert away.status_code == 503, away.text
+    assert int(away.headers["retry-after"]) > 0
+    assert away.headers["cache-control"] == "no-store"
+    assert away.json()["error"] == "temporarily_unavailable"
+    page.reload()
+    expect(page.locator("#qsLogoutBtn")).to_be_visible()  # nothing ended
+
+    again = httpx.post(url, data={"logout_token": token}, timeout=30)
+    assert again.status_code == 200, again.text
+    expect(page.locator("#qsLoginBtn")).to_be_visible()  # the open tab, signed out live
+    third = httpx.post(url, data={"logout_token": token}, timeout=30)
+    assert third.status_code == 400
+    assert "already used" in third.json()["error_description"]

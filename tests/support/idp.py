@@ -67,3 +67,29 @@ def describe(base: str, path: str = "/idp") -> dict[str, Any]:
     issuer = f"{base}{path}"
     metadata = httpx.get(f"{issuer}/.well-known/openid-configuration").json()
     return {"base": base, "issuer": issuer, "metadata": metadata}
+
+
+def logout_token(issuer: str, key_dir: Path, **claims: Any) -> str:
+    """A back-channel Logout Token for the app's client, signed with the current key
+    of the embedded provider whose keys are in `key_dir` (the provider's part)."""
+    import secrets
+    import time
+
+    import jwt
+
+    from pingapp.auth.oidc import BACKCHANNEL_LOGOUT_EVENT
+    from pingapp.devidp.keys import load_signing_keys
+
+    keys = load_signing_keys(key_dir)
+    now = int(time.time())
+    body = {
+        "iss": issuer,
+        "aud": "pingapp",
+        "iat": now,
+        "exp": now + 120,
+        "jti": secrets.token_hex(16),
+        "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
+        **claims,
+    }
+    pem = keys.current.as_pem(private=True)
+    return jwt.encode(body, pem, algorithm="RS256", headers={"kid": keys.kid, "typ": "logout+jwt"})
