@@ -87,12 +87,14 @@ def websocket_origin(url: str) -> str:
 
 
 def dev_policy(backend: str) -> str:
-    """`make run`'s page policy: the pages' one, plus the backend on its own port
-    (its events websocket and fetches). Vite's dev server then adds the hashes of
+    """`make run`'s page policy: the pages' one, plus the backend on its own port:
+    its events websocket and fetches, and the embedded provider's avatars (in one
+    origin set-ups they are 'self'). Vite's dev server then adds the hashes of
     each page's inline scripts to `script-src` (`add_to_vite_config`). Vite's own
     websocket (hot reload) is on the page's origin: 'self'."""
     directives = dict(PAGE_DIRECTIVES)
     directives["connect-src"] = ("'self'", origin_of(backend), websocket_origin(backend))
+    directives["img-src"] = (*PAGE_DIRECTIVES["img-src"], origin_of(backend))
     return policy(directives)
 
 

@@ -1,7 +1,7 @@
 """`make run` (SECURITY.md 52): Vite's dev server sends the pages' security headers,
 with a policy that allows no eval, and inline scripts only by the hashes of the
-ones in the page it serves; the app works under it in Chromium, and so do the
-API's docs on the backend."""
+ones in the page it serves; the app works under it in Chromium (sign-in and out
+included), and so do the API's docs on the backend."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from pingapp.headers import PAGE_HEADERS, dev_policy, inline_scripts, script_hash
 from tests.support.app import RunningApp, start_app
+from tests.support.browser import ping_private, sign_in, sign_out
 from tests.support.csp import assert_strict, directives, use_api_docs, use_home_and_ping, watch
 
 
@@ -57,6 +58,20 @@ def test_dev_scripts_get_nosniff_and_no_page_policy(app: RunningApp) -> None:
 def test_home_and_ping_run_under_the_dev_policy(app: RunningApp, page: Page) -> None:
     problems = watch(page)
     use_home_and_ping(page, app.url)
+    assert problems == []
+
+
+def test_sign_in_private_ping_profile_and_sign_out_under_the_dev_policy(
+    app: RunningApp, page: Page
+) -> None:
+    problems = watch(page)
+    sign_in(page, app.url)
+    ping_private(page)
+    page.click("#nav-profile")
+    expect(page.locator("#profile-name")).to_have_text("Alice")
+    # The embedded provider's avatar, from the backend's port.
+    expect(page.locator("img[src*='/idp/avatar/']").first).to_be_visible()
+    sign_out(page, app.url)
     assert problems == []
 
 

@@ -87,6 +87,7 @@ def test_the_pages_headers() -> None:
 def test_dev_policy_reaches_the_backend_on_its_own_port() -> None:
     parsed = directives(dev_policy("http://localhost:8001/"))
     assert parsed["connect-src"] == ["'self'", "http://localhost:8001", "ws://localhost:8001"]
+    assert parsed["img-src"] == ["'self'", "data:", "http://localhost:8001"]
     parsed = directives(dev_policy("https://app.example.org"))
     assert parsed["connect-src"] == ["'self'", "https://app.example.org", "wss://app.example.org"]
 
