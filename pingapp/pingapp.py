@@ -23,6 +23,7 @@ from pingapp.auth.routes import create_auth_routes
 from pingapp.auth.state import AuthState
 from pingapp.context import context, serve_context
 from pingapp.devidp import embedded_provider_mounts
+from pingapp.headers import with_security_headers
 from pingapp.pages.callback import callback
 from pingapp.pages.home import home
 from pingapp.pages.profile import profile
@@ -88,7 +89,9 @@ class PingApp(rx.App):
     its disk state manager paced (`pingapp.states`)."""
 
     def __call__(self) -> ASGIApp:
-        return own_routes_first(super().__call__())
+        # Every HTML answer carries the pages' CSP and headers (`pingapp.headers`),
+        # unless it sends its own (/idp, /api/docs).
+        return with_security_headers(own_routes_first(super().__call__()))
 
     def _setup_state(self) -> None:
         super()._setup_state()
