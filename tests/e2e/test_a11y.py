@@ -250,7 +250,7 @@ class Tour:
 
     def _to_consent(self) -> None:
         """Press Log In, up to the provider's consent page."""
-        self.page.click("#auth-error button:has-text('Log In')")
+        self.page.click("#auth-error a:has-text('Log In')")
         expect(self.page.locator("#consent-allow")).to_be_visible()
 
     def _real_answer(self) -> str:
@@ -264,7 +264,7 @@ class Tour:
 
         self.page.route("**/auth/login?*", keep)
         try:
-            self.page.click("#auth-error button:has-text('Log In')")
+            self.page.click("#auth-error a:has-text('Log In')")
             deadline = time.monotonic() + 20
             while not hops and time.monotonic() < deadline:
                 self.page.wait_for_timeout(50)
@@ -524,6 +524,10 @@ def test_keyboard_only_sign_in_ping_profile_and_sign_out(app: RunningApp, browse
 
     # Sign out: back on the home page, signed out, the focus on its heading.
     tab_to(page, "qsLogoutBtn", back=True)
+    page.keyboard.press("Enter")
+    # The embedded provider asks "Sign out?" (the app sends no ID token in a URL).
+    expect(page.locator("#logout-confirm")).to_be_visible()
+    tab_to(page, "logout-confirm")
     page.keyboard.press("Enter")
     expect(page.locator("#qsLoginBtn")).to_be_visible()
     expect(page.locator("#home-status")).to_contain_text("You are not logged in!")

@@ -108,7 +108,7 @@ def frames_until(ws: ClientConnection, pattern: str, timeout: float = 20) -> str
     "path",
     [
         "/auth/session?ticket=x",
-        "/auth/login?tx=x",
+        "/auth/login",
         "/idp/.well-known/openid-configuration",
         "/idp/authorize?client_id=pingapp&prompt=none",
         "/_reflex/ping",
@@ -366,7 +366,8 @@ def test_a_flood_of_random_handles_creates_no_record(
             assert (
                 client.get(f"/auth/session?ticket={secrets.token_urlsafe(32)}").status_code == 400
             )
-            assert client.get(f"/auth/login?tx={secrets.token_urlsafe(32)}").status_code == 400
+    # (The login step does store a pending login: it is rate-limited per client address
+    # instead, tests/e2e/test_boundary_round3.py.)
     context = browser.new_context()
     host = urlsplit(app.url).hostname or "localhost"
     for _ in range(3):
