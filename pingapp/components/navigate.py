@@ -16,7 +16,6 @@ from reflex.vars.function import ArgsFunctionOperation, FunctionStringVar
 
 from pingapp.auth.state import AuthState
 
-
 #: Leaves for `url` once: React may mount an element twice (development mode),
 #: and a second load of a one-time URL (`/auth/session`) would find it spent.
 _LEAVE_ONCE = """(url) => {
