@@ -28,12 +28,11 @@ async def finish_login(
     *,
     browser: str,
     replaces: str,
-    tab: str,
 ) -> tuple[str, ServerSession]:
     """Check the callback, trade the code, store the session; return its id (for
-    the cookie) and the session. `browser` is the digest of the connection's login
-    cookie, `replaces` of its session cookie (that session ends), `tab` its client
-    token."""
+    the cookie) and the session. `browser` is the reference of the connection's
+    login cookie, `replaces` of its session cookie (that session ends). The tabs
+    that show the session join it when they load (`AuthState.restore`)."""
     # `state` first (SECURITY.md 14, 31, 36): an answer that belongs to no login
     # this browser started gets a generic message, whatever else it carries.
     if record is None or not browser or not hmac.compare_digest(browser, record.browser):
@@ -84,7 +83,6 @@ async def finish_login(
         scope=str(tokens.get("scope") or ctx.settings.auth_scope),
         claims=claims,
         profile=profile,
-        tabs=[tab],
         dpop_key=record.dpop_key,
         dpop_jkt=jkt,
     )

@@ -37,7 +37,8 @@ def login_url(
     """The HTTP login step (`pingapp.auth.routes.start_login`): Log In, "grant
     access" and "sign in again" are plain links to it."""
     query = {"return_to": return_to, "prompt": prompt, "step_up": "1" if step_up else ""}
-    return f"{backend_url}{LOGIN}?{urlencode({k: v for k, v in query.items() if v})}"
+    given = urlencode({name: value for name, value in query.items() if value})
+    return f"{backend_url}{LOGIN}?{given}" if given else backend_url + LOGIN
 
 
 class AuthState(rx.State):
@@ -71,7 +72,7 @@ class AuthState(rx.State):
     #: The address bar's new URL, without a page load ('' for none).
     clean_url: str = ""
 
-    #: digest() of the session id this tab shows; the id itself is only in the cookie.
+    #: `Vault.reference` of the session id this tab shows (the id is only in the cookie).
     _session_hash: str = ""
 
     # --- what the page shows ----------------------------------------------------
@@ -204,7 +205,6 @@ class AuthState(rx.State):
                 params,
                 browser=refs.login,
                 replaces=refs.session,
-                tab=self.router.session.client_token,
             )
         except LoginError as error:
             self._fail(error)

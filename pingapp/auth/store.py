@@ -141,26 +141,30 @@ class DiskStore:
         )
         return self._records
 
-    def _make_room(self, path: Path) -> None:
+    def _is_new(self, path: Path) -> bool:
+        """Whether writing `path` adds a record; `StoreFull` when there is no room.
+        A full store is swept again only when a sweep is due: refusing is cheap,
+        and a flood of refused writes must not each cost a scan of the folder."""
         if self._clock() - self._last_purge >= self._purge_interval:
             self.purge()
         if path.exists():
-            return  # a rewrite, not a new record
-        if self._records >= self._max_records and self.purge() >= self._max_records:
+            return False  # a rewrite
+        if self._records >= self._max_records:
             raise StoreFull(f"the session store holds {self._max_records} records")
-        self._records += 1
+        return True
 
     async def get(self, key: str) -> bytes | None:
         return self._read(self._path(key))
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         path = self._path(key)
-        self._make_room(path)
+        new = self._is_new(path)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(f"{self._clock() + ttl!r}\n".encode() + value)
         tmp.replace(path)
+        self._records += new
 
     async def put_new(self, key: str, value: bytes, ttl: float) -> bool:
         # One process owns the folder, and nothing here awaits: this is atomic.

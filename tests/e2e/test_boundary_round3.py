@@ -194,6 +194,19 @@ def test_the_login_step_is_rate_limited_per_client_address(app: RunningApp) -> N
         assert client.get("/auth/login").status_code == 303
 
 
+def test_a_forged_forwarded_for_does_not_escape_the_limit(app: RunningApp) -> None:
+    """SECURITY.md 51: no proxy is trusted by default, so X-Forwarded-For is not read."""
+    if app.redis_url:  # type: ignore[attr-defined]
+        pytest.skip("run once, on the disk set-up: the limit is per backend process")
+    spoofer = httpx.HTTPTransport(local_address="127.0.0.5")
+    with httpx.Client(transport=spoofer, base_url=app.backend) as client:
+        codes = [
+            client.get("/auth/login", headers={"X-Forwarded-For": f"10.9.{n // 250}.{n % 250}"})
+            for n in range(31)
+        ]
+    assert [c.status_code for c in codes] == [303] * 30 + [429]
+
+
 def test_the_login_step_sets_a_login_cookie_and_goes_to_the_provider(app: RunningApp) -> None:
     answer = httpx.get(app.backend + "/auth/login?return_to=/profile&prompt=consent")
     assert answer.status_code == 303
@@ -291,3 +304,35 @@ def test_anonymous_login_and_logout_events_store_nothing_and_call_nobody(
     assert answer.status_code == 503 and "Retry-After" in answer.headers
     assert recorder.paths, "the recorder is not the app's provider"
     assert session_records(app.states) == before  # type: ignore[attr-defined]
+
+
+# --- SECURITY.md 47, 50: stores expire everything; bodies are bounded ---------------------
+
+
+def test_every_redis_record_has_a_time_to_live(app: RunningApp, browser: Browser) -> None:
+    if not app.redis_url:  # type: ignore[attr-defined]
+        pytest.skip("the Redis set-up's records")
+    page, _, _ = sign_in(browser, app, "alice")
+    client = redis.Redis.from_url(app.redis_url)  # type: ignore[attr-defined]
+    names = list(client.scan_iter(count=500))
+    assert any(n.startswith(RedisStore.PREFIX.encode()) for n in names), names
+    forever = [n for n in names if client.ttl(n) == -1]
+    assert forever == []
+    page.context.close()
+
+
+def test_a_large_logout_body_is_refused_before_it_is_read(app: RunningApp) -> None:
+    url = app.backend + "/auth/backchannel-logout"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    big = httpx.post(url, content=b"logout_token=" + b"a" * (1 << 20), headers=form)
+    assert big.status_code == 413
+
+    def chunks() -> Iterator[bytes]:
+        yield b"logout_token="
+        for _ in range(64):
+            yield b"a" * 16_384
+
+    streamed = httpx.post(url, content=chunks(), headers=form)
+    assert streamed.status_code == 413
+    small = httpx.post(url, data={"logout_token": "x.y.z"})
+    assert small.status_code == 400  # read, and refused for what it is

@@ -180,13 +180,12 @@ def ping_private(page: Page) -> None:
 
 
 def log_out(page: Page) -> None:
-    """Press Log Out, and confirm at the embedded provider when it asks: its
+    """Press Log Out, and confirm at the embedded provider, which asks: its
     end-session skips the question only for an `id_token_hint`, which the app never
-    puts in a URL (SECURITY.md 19, 35)."""
+    puts in a URL (SECURITY.md 19, 35). (The app shows Log In before it leaves for
+    the provider, so that button says nothing about where the browser is.)"""
     page.click("#qsLogoutBtn")
-    page.wait_for_selector("#qsLoginBtn, #logout-confirm")
-    if page.locator("#logout-confirm").count():
-        page.click("#logout-confirm")
+    page.click("#logout-confirm")
 
 
 def sign_out(page: Page, url: str) -> None:

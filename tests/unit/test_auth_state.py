@@ -1,12 +1,14 @@
-"""AuthState: every path of the login callback, refresh and logout.
+"""AuthState and the sign-in's HTTP hops: every path of login, callback, refresh
+and logout.
 
 The provider here is an `httpx.MockTransport` answering discovery, JWKS, token,
 userinfo and revocation with tokens this test signs; sessions, pending logins and
 tickets live in a real `Vault` on a temporary `DiskStore`. The two HTTP hops
-(`/auth/login`, `/auth/session`) are simulated the way `pingapp.auth.routes` does
-them, and a tab's Cookie header carries our cookies' digests, as the app's ASGI
-layer (`digest_our_cookies`) hands them to Reflex. Browser tests cover the same
-flow against the embedded provider.
+(`/auth/login`, `/auth/session`) are the real routes (`create_auth_routes`, driven
+through `httpx.ASGITransport`). Each tab has a browser whose raw cookies only the
+test knows (`JARS`); what its handlers see of them is what the app's handshake
+(`handshake_scope`) makes: one server-made Cookie header of references. Browser
+tests cover the same flow against the embedded provider.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import asyncio
 import inspect
 import json
 import time
+import weakref
 from collections.abc import AsyncIterator
+from http.cookies import Morsel, SimpleCookie
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,15 +30,26 @@ import pytest
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from reflex.istate.data import HeaderData, ReflexURL, RouterData, SessionData
 from starlette.requests import cookie_parser
 
 from pingapp.auth import login as request
-from pingapp.auth import session
-from pingapp.auth.session import LOGIN_COOKIE, SESSION_COOKIE, Vault, digest, new_secret
-from pingapp.auth.state import AuthState
+from pingapp.auth import routes
+from pingapp.auth.cookies import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    HandshakeRefs,
+    handshake_scope,
+    new_secret,
+)
+from pingapp.auth.routes import create_auth_routes
+from pingapp.auth.session import LOGIN_TTL, LoginRecord, ServerSession, Vault
+from pingapp.auth.state import AuthState, login_url
 from pingapp.auth.store import DiskStore
 from pingapp.context import build_context, context, use_context
+from pingapp.routes import AUTH, SESSION_HOP
 from pingapp.settings import Settings
 
 ISSUER = "https://idp.example.test/"
@@ -54,6 +69,8 @@ class FakeProvider:
         self.sign_with = self.key
         self.token_requests: list[dict[str, list[str]]] = []
         self.revoked: list[str] = []
+        #: Every request the provider got ("METHOD /path"), reachable or not.
+        self.requests: list[str] = []
         self.token_error: str | None = None
         self.refresh_delay = 0.0
         self.nonce = ""
@@ -81,6 +98,7 @@ class FakeProvider:
         return jwt.encode(claims, self.sign_with, algorithm="RS256", headers={"kid": "k1"})
 
     def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(f"{request.method} {request.url.path}")
         if self.down:
             raise httpx.ConnectError("down", request=request)
         path = request.url.path
@@ -143,8 +161,12 @@ async def token_of(state: AuthState, rejected: str | None = None) -> str | None:
 
 
 @pytest.fixture
-async def env(provider: FakeProvider, tmp_path: Path) -> AsyncIterator[Vault]:
-    """Settings, the shared client (to the fake provider) and a vault on disk."""
+async def env(
+    provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Vault]:
+    """Settings, the shared client (to the fake provider) and a vault on disk; the
+    login step's per-address limit starts afresh."""
+    monkeypatch.setattr(routes, "_login_starts", MovingWindowRateLimiter(MemoryStorage()))
     settings = Settings(auth_issuer=ISSUER, auth_client_id=CLIENT_ID)
     vault = Vault(DiskStore(tmp_path / "sessions"), Fernet.generate_key(), max_age=86_400)
     async with httpx.AsyncClient(transport=httpx.MockTransport(provider.handler)) as client:
@@ -156,6 +178,28 @@ def fake_context(client: httpx.AsyncClient, settings: Settings, vault: Vault):
     """The application context of a backend at BACKEND serving FRONTEND, whose
     other tabs are not open (the notifier does nothing)."""
     return build_context(client, settings=settings, vault=vault, backend=BACKEND, frontend=FRONTEND)
+
+
+# --- a browser, its tabs and their connections --------------------------------------------
+
+#: The Cookie header each tab's browser sends (raw values: the server never keeps them).
+JARS: weakref.WeakKeyDictionary[AuthState, str] = weakref.WeakKeyDictionary()
+
+
+def handshake_cookie(cookie: str) -> str:
+    """What handlers see as `router.headers.cookie` on a connection whose browser
+    sent `cookie`: the one header `handshake_scope` makes (references only)."""
+    ctx = context()
+    scope = {
+        "type": "websocket",
+        "path": "/_reflex/_event",
+        "headers": [(b"cookie", cookie.encode("latin-1"))] if cookie else [],
+        "query_string": b"EIO=4&transport=websocket",
+    }
+    rewritten, refs = handshake_scope(scope, secure=ctx.secure, reference=ctx.vault.reference)
+    [header] = [value for name, value in rewritten["headers"] if name.lower() == b"cookie"]
+    assert header == refs.header()
+    return header.decode()
 
 
 def new_tab(path: str = "/", cookie: str = "", token: str = "tab-1") -> AuthState:
@@ -170,14 +214,24 @@ def at(
     cookie: str | None = None,
     token: str | None = None,
 ) -> None:
-    """Point the tab at `path`; the Cookie header and client token stay as they
-    were unless given (a connection's cookies come with its handshake)."""
+    """Point the tab at `path`. Given a `cookie` (the raw header its browser sends),
+    the tab connects anew and its handlers see what the handshake made of it; else
+    the connection and client token stay as they were."""
     current = state.router
+    if cookie is not None:
+        JARS[state] = cookie
     state.router = RouterData(
         session=SessionData(client_token=current.session.client_token if token is None else token),
-        headers=HeaderData(cookie=current.headers.cookie if cookie is None else cookie),
+        headers=HeaderData(
+            cookie=current.headers.cookie if cookie is None else handshake_cookie(cookie)
+        ),
         url=current.url if path is None else ReflexURL(FRONTEND + path),
     )
+
+
+def browser_cookie(state: AuthState) -> str:
+    """The raw Cookie header the tab's browser sends."""
+    return JARS.get(state, "")
 
 
 def with_cookie(header: str, name: str, value: str | None) -> str:
@@ -189,7 +243,13 @@ def with_cookie(header: str, name: str, value: str | None) -> str:
 
 
 def cookie_of(state: AuthState, name: str) -> str:
-    return cookie_parser(state.router.headers.cookie).get(name, "")
+    """The raw value of the browser's cookie `name` ('' if it has none)."""
+    return cookie_parser(browser_cookie(state)).get(name, "")
+
+
+def refs_of(state: AuthState) -> HandshakeRefs:
+    """What the tab's handlers know of its cookies."""
+    return HandshakeRefs.from_header(state.router.headers.cookie)
 
 
 async def run(handler, state: AuthState, *args: Any) -> list[Any]:
@@ -197,17 +257,20 @@ async def run(handler, state: AuthState, *args: Any) -> list[Any]:
     result = handler.fn(state, *args)
     if inspect.isasyncgen(result):
         return [item async for item in result]
-    return [await result]
+    if inspect.isawaitable(result):
+        return [await result]
+    return [result]
 
 
-def navigations(events: list[Any]) -> list[str]:
-    """The URLs that `navigate(...)` events in `events` send the browser to."""
+def redirects(events: list[Any]) -> list[str]:
+    """The app pages `rx.redirect(...)` events in `events` go to (no page load)."""
     found = []
     for event in events:
-        for _, value in getattr(event, "args", ()):
-            code = getattr(value, "_var_value", None)
-            if isinstance(code, str) and code.startswith("window.location.replace("):
-                found.append(json.loads(code.removeprefix("window.location.replace(")[:-1]))
+        handler = getattr(event, "handler", None)
+        if getattr(getattr(handler, "fn", None), "__qualname__", "") != "_redirect":
+            continue
+        args = {getattr(name, "_js_expr", ""): value for name, value in event.args}
+        found.append(getattr(args["path"], "_var_value", None))
     return found
 
 
@@ -215,29 +278,73 @@ def query_of(url: str) -> dict[str, list[str]]:
     return parse_qs(urlsplit(url).query)
 
 
-async def start_login(state: AuthState, return_to: str = "") -> str:
-    """Press Log In; return the one-time handle of the `/auth/login` hop."""
-    [hop] = navigations(await run(AuthState.login, state, return_to))
-    assert hop.startswith(BACKEND + "/auth/login?tx=")
-    [handle] = query_of(hop)["tx"]
-    return handle
+def state_of(url: str) -> str:
+    return query_of(url)["state"][0]
 
 
-async def login(state: AuthState, provider: FakeProvider, return_to: str = "") -> str:
-    """Start a login and take the `/auth/login` hop as `routes.start_login` does;
-    return the authorization URL and arm the provider's nonce.
+# --- the two HTTP hops, as the browser takes them -----------------------------------------
 
-    The tab's connection then carries the new login cookie (as its digest), next
-    to whatever cookies it had."""
-    handle = await start_login(state, return_to)
-    record = await context().vault.take_login(handle)
+
+async def auth_route(
+    url: str, cookie: str = "", client: tuple[str, int] = ("127.0.0.1", 50_000)
+) -> httpx.Response:
+    """GET `url` (under BACKEND/auth) from the real routes, as a browser at `client`
+    sending `cookie`."""
+    assert url.startswith(BACKEND + AUTH + "/")
+    transport = httpx.ASGITransport(app=create_auth_routes(), root_path=AUTH, client=client)
+    async with httpx.AsyncClient(transport=transport, base_url=BACKEND + AUTH) as http:
+        return await http.get(url, headers={"cookie": cookie} if cookie else {})
+
+
+def set_cookies(response: httpx.Response) -> dict[str, Morsel[str]]:
+    jar: SimpleCookie = SimpleCookie()
+    for header in response.headers.get_list("set-cookie"):
+        jar.load(header)
+    return dict(jar)
+
+
+def after(cookie: str, response: httpx.Response) -> str:
+    """The Cookie header the browser sends once it took `response`'s Set-Cookie."""
+    for name, morsel in set_cookies(response).items():
+        cookie = with_cookie(cookie, name, None if morsel["max-age"] == "0" else morsel.value)
+    return cookie
+
+
+async def peek_login(handle: str) -> LoginRecord:
+    """The pending login stored under `handle`, left in place."""
+    vault = context().vault
+    record = await vault.take_login(handle)
     assert record is not None
-    binding = new_secret()
-    record.browser = digest(binding)
-    await context().vault.put_login(record.login.state, record)
-    at(state, cookie=with_cookie(state.router.headers.cookie, LOGIN_COOKIE, digest(binding)))
-    provider.nonce = record.login.nonce
-    return record.authorize_url
+    await vault.put_login(handle, record)
+    return record
+
+
+def pending_state(provider: FakeProvider, url: str) -> str:
+    """The `state` of the authorization request behind `url` (pushed, with PAR)."""
+    query = query_of(url)
+    return query["state"][0] if "state" in query else provider.pushed[-1]["state"][0]
+
+
+async def login(
+    state: AuthState,
+    provider: FakeProvider,
+    return_to: str = "",
+    *,
+    prompt: str = "",
+    step_up: bool = False,
+) -> str:
+    """Follow Log In's link (`/auth/login`) from the tab's browser; return the
+    provider's authorization URL it is sent to, and arm the provider's nonce.
+
+    The browser comes back from the provider on a new connection, whose handshake
+    carries the new login cookie next to whatever cookies it had."""
+    link = login_url(BACKEND, return_to, prompt=prompt, step_up=step_up)
+    answer = await auth_route(link, browser_cookie(state))
+    assert answer.status_code == 303, answer.text
+    url = answer.headers["location"]
+    at(state, cookie=after(browser_cookie(state), answer))
+    provider.nonce = (await peek_login(pending_state(provider, url))).login.nonce
+    return url
 
 
 async def callback(state: AuthState, query: str, cookie: str | None = None) -> list[Any]:
@@ -245,41 +352,31 @@ async def callback(state: AuthState, query: str, cookie: str | None = None) -> l
     return await run(AuthState.handle_callback, state)
 
 
-async def bind(state: AuthState, events: list[Any]) -> session.BindTicket:
-    """The `/auth/session` hop as `routes.bind_session` does it, then the page load:
-    the login cookie is swapped for the session cookie and the tab restored."""
-    [url] = navigations(events)
-    assert url.startswith(BACKEND + "/auth/session?ticket=")
-    ticket = await context().vault.redeem_ticket(query_of(url)["ticket"][0])
-    assert ticket is not None
-    assert ticket.browser == cookie_of(state, LOGIN_COOKIE)
-    cookie = with_cookie(state.router.headers.cookie, LOGIN_COOKIE, None)
-    at(
-        state,
-        ticket.return_to,
-        cookie=with_cookie(cookie, SESSION_COOKIE, digest(ticket.session_id)),
-    )
+async def bind(state: AuthState) -> str:
+    """The `/auth/session` hop the callback sent the tab to (the real route), then
+    the page load it redirects to; the session cookie's value is returned."""
+    url = state.next_url
+    assert url.startswith(BACKEND + SESSION_HOP + "?ticket=")
+    answer = await auth_route(url, browser_cookie(state))
+    assert answer.status_code == 303, answer.text
+    location = answer.headers["location"]
+    assert location.startswith(FRONTEND + "/")
+    at(state, location.removeprefix(FRONTEND), cookie=after(browser_cookie(state), answer))
     await run(AuthState.restore, state)
-    return ticket
+    return cookie_of(state, SESSION_COOKIE)
 
 
-def state_of(url: str) -> str:
-    return query_of(url)["state"][0]
-
-
-# --- the authorization request ---------------------------------------------------------
+# --- the authorization request (the /auth/login step) -------------------------------------
 
 
 async def test_login_sends_pkce_state_nonce_audience_and_scope(
     env: Vault, provider: FakeProvider
 ) -> None:
-    state = new_tab("/ping")
-    handle = await start_login(state)
-    record = await env.take_login(handle)
-    assert record is not None
-    assert await env.take_login(handle) is None  # the hop's handle works once
-    assert record.browser == ""  # bound to a browser by the /auth/login hop
-    url = record.authorize_url
+    answer = await auth_route(login_url(BACKEND, "/ping"))
+    assert answer.status_code == 303
+    assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    url = answer.headers["location"]
     query = query_of(url)
     assert url.startswith(ISSUER + "authorize?")
     assert query["response_type"] == ["code"]
@@ -288,19 +385,31 @@ async def test_login_sends_pkce_state_nonce_audience_and_scope(
     assert query["code_challenge_method"] == ["S256"]
     assert query["audience"] == ["urn:pingapp:api"]
     assert "read:messages" in query["scope"][0].split()
+    # SECURITY 31: the login cookie binds the pending login to this browser; the
+    # record keeps only its keyed reference.
+    [(name, cookie)] = set_cookies(answer).items()
+    assert name == LOGIN_COOKIE
+    assert cookie["httponly"]
+    assert cookie["samesite"].lower() == "lax"
+    assert cookie["path"] == "/"
+    assert int(cookie["max-age"]) == int(LOGIN_TTL)
+    binding = cookie.value
+    record = await env.take_login(query["state"][0])
+    assert record is not None
+    assert await env.take_login(query["state"][0]) is None  # one use
+    assert record.browser == env.reference(binding) != binding
+    assert env.matches(binding, record.browser)
     pending = record.login
     assert query["state"] == [pending.state]
     assert query["nonce"] == [pending.nonce]
     # SECURITY 13: the verifier is long, random, and only its hash leaves the server.
     assert len(pending.code_verifier) >= 43
     assert pending.code_verifier not in url
+    assert pending.code_verifier not in answer.text
     assert query["code_challenge"][0] != pending.code_verifier
     assert pending.return_to == "/ping"
-    # Nothing of the pending login is in the tab's state or what the page gets.
-    delta = json.dumps(state.get_delta(), default=str)
-    for secret in (pending.code_verifier, pending.state, pending.nonce, handle):
-        assert secret not in delta
-    assert not hasattr(state, "_pending")
+    assert pending.max_age is None
+    assert "max_age" not in query
 
 
 async def test_each_login_gets_fresh_secrets(env: Vault, provider: FakeProvider) -> None:
@@ -309,6 +418,84 @@ async def test_each_login_gets_fresh_secrets(env: Vault, provider: FakeProvider)
     for name in ("state", "nonce", "code_challenge"):
         assert query_of(a)[name] != query_of(b)[name]
     assert cookie_of(first, LOGIN_COOKIE) != cookie_of(second, LOGIN_COOKIE)
+    assert refs_of(first).login != refs_of(second).login
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("/profile?x=1", "/profile?x=1"),
+        ("//evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/callback", "/"),  # never a place to come back to
+        ("", "/"),
+    ],
+)
+async def test_the_login_step_keeps_a_local_return_path_only(
+    env: Vault, provider: FakeProvider, given: str, kept: str
+) -> None:
+    answer = await auth_route(login_url(BACKEND, given))
+    record = await env.take_login(state_of(answer.headers["location"]))
+    assert record is not None
+    assert record.login.return_to == kept
+
+
+def test_login_url_builds_the_link_to_the_login_step() -> None:
+    assert login_url(BACKEND).startswith(BACKEND + "/auth/login")
+    assert login_url(BACKEND, "/ping?x=1") == BACKEND + "/auth/login?return_to=%2Fping%3Fx%3D1"
+    assert query_of(login_url(BACKEND, "/", prompt="consent", step_up=True)) == {
+        "return_to": ["/"],
+        "prompt": ["consent"],
+        "step_up": ["1"],
+    }
+
+
+async def test_prompt_consent_is_asked_for_only_by_the_review_link(
+    env: Vault, provider: FakeProvider
+) -> None:
+    # No offline_access: the provider gets no prompt unless the link asks for consent.
+    settings = Settings(
+        auth_issuer=ISSUER, auth_client_id=CLIENT_ID, auth_scope="openid profile read:messages"
+    )
+    with use_context(fake_context(context().client, settings, env)):
+        plain = (await auth_route(login_url(BACKEND, "/"))).headers["location"]
+        review = (await auth_route(login_url(BACKEND, "/", prompt="consent"))).headers["location"]
+        other = (await auth_route(login_url(BACKEND, "/", prompt="none"))).headers["location"]
+    assert "prompt" not in query_of(plain)
+    assert query_of(review)["prompt"] == ["consent"]
+    assert "prompt" not in query_of(other)  # no other prompt can be slipped in
+
+
+async def test_the_login_step_is_rate_limited_per_client_address(
+    env: Vault, provider: FakeProvider
+) -> None:
+    """SECURITY 47: the login step stores a record and calls the provider, so one
+    address may start only LOGIN_RATE_LIMIT logins a minute; others are not held back."""
+    settings = Settings(auth_issuer=ISSUER, auth_client_id=CLIENT_ID, login_rate_limit=3)
+    with use_context(fake_context(context().client, settings, env)):
+        for _ in range(3):
+            assert (await auth_route(login_url(BACKEND, "/"))).status_code == 303
+        stored, calls = await env.store.count(), len(provider.requests)
+        refused = await auth_route(login_url(BACKEND, "/"))
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert "Too many sign-ins" in refused.text
+        assert "set-cookie" not in refused.headers
+        assert await env.store.count() == stored  # nothing stored ...
+        assert len(provider.requests) == calls  # ... and nothing asked of the provider
+        elsewhere = await auth_route(login_url(BACKEND, "/"), client=("192.0.2.7", 50_000))
+        assert elsewhere.status_code == 303
+
+
+async def test_a_full_store_answers_the_login_step_with_503(
+    env: Vault, provider: FakeProvider, tmp_path: Path
+) -> None:
+    full = Vault(DiskStore(tmp_path / "full", max_records=0), Fernet.generate_key(), max_age=86_400)
+    with use_context(fake_context(context().client, context().settings, full)):
+        answer = await auth_route(login_url(BACKEND, "/"))
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    assert "set-cookie" not in answer.headers  # no login cookie for a login not kept
 
 
 @pytest.mark.parametrize(
@@ -359,6 +546,24 @@ def test_return_to_is_a_local_path_only(given: str, safe: str) -> None:
     assert request.safe_return_path(given) == safe
 
 
+async def test_the_page_guard_links_to_the_login_step_and_stores_nothing(
+    env: Vault, provider: FakeProvider
+) -> None:
+    """Log In is no websocket event: a signed-out tab is sent to the login step,
+    and nothing is stored or asked of the provider until the browser gets there."""
+    assert not {"login", "review_permissions", "sign_in_recently"} & set(AuthState.event_handlers)
+    state = new_tab("/ping")
+    await run(AuthState.require_sign_in, state)
+    assert state.next_url == BACKEND + "/auth/login?return_to=%2Fping"
+    assert state.busy
+    assert await env.store.count() == 0
+    assert provider.requests == []
+    await run(AuthState.require_sign_in, state)  # busy: asked once
+    signed = await signed_in(provider, token="tab-2")
+    await run(AuthState.require_sign_in, signed)
+    assert signed.next_url == ""  # a signed-in tab stays
+
+
 # --- the callback --------------------------------------------------------------------------
 
 
@@ -367,39 +572,74 @@ async def test_good_callback_signs_in_and_keeps_tokens_on_the_server(
 ) -> None:
     state = new_tab("/ping")
     url = await login(state, provider, "/profile")
-    browser = cookie_of(state, LOGIN_COOKIE)
-    events = await callback(state, f"code=abc&state={state_of(url)}")
+    binding = cookie_of(state, LOGIN_COOKIE)
+    await callback(state, f"code=abc&state={state_of(url)}")
 
     [form] = provider.token_requests
     assert form["code"] == ["abc"]
     assert form["code_verifier"][0]
     assert form["redirect_uri"] == [FRONTEND + "/callback"]
-    assert state.signed_in
-    assert state.user_name == "Alice"
-    assert state.user_picture == "https://p.test/a.png"
-    assert state.scopes == ["openid", "profile", "read:messages"]
     assert state.error_title == ""
+    # SECURITY 46: this tab's state is keyed without the session cookie the
+    # connection does not have yet: nothing of the session goes into it.
+    assert not state.signed_in
+    assert state._session_hash == ""
+    assert state.user_name == state.claims_json == state.token_claims == ""
+    # The code and state leave the address bar; no page load for that.
+    assert state.clean_url == "/callback"
     # The browser goes to the backend once, to swap a one-time ticket for its cookie.
-    [hop] = navigations(events)
+    hop = state.next_url
     assert hop.startswith(BACKEND + "/auth/session?ticket=")
     [ticket_value] = query_of(hop)["ticket"]
     ticket = await env.redeem_ticket(ticket_value)
     assert ticket is not None
     assert ticket.return_to == "/profile"
-    assert ticket.browser == browser  # only the browser that logged in gets the cookie
-    # The tab keeps the id's digest only; the id itself goes to the cookie.
-    assert state._session_hash == digest(ticket.session_id)
+    # Only the browser that logged in gets the cookie.
+    assert env.matches(binding, ticket.browser)
     assert await env.redeem_ticket(ticket_value) is None  # one use
-    stored = await env.load(state._session_hash)
+    # The store keeps the id's keyed reference only; the id itself goes to the cookie.
+    stored = await env.load(env.reference(ticket.session_id))
     assert stored is not None
     assert stored.access_token == "access-1"
     assert stored.refresh_token == "refresh-1"
-    assert stored.tabs == ["tab-1"]
+    # The callback's tab state is keyed without the session: not one of its tabs.
+    assert stored.tabs == []
+    # The page the cookie's browser loads shows the session, and joins its tabs.
+    at(state, ticket.return_to, cookie=f"{SESSION_COOKIE}={ticket.session_id}")
+    await run(AuthState.restore, state)
+    assert state.signed_in
+    assert state._session_hash == env.reference(ticket.session_id)
+    joined = await env.load(env.reference(ticket.session_id))
+    assert joined is not None and joined.tabs == [state.router.session.client_token]
+    assert state.user_name == "Alice"
+    assert state.user_picture == "https://p.test/a.png"
+    assert state.scopes == ["openid", "profile", "read:messages"]
     # SECURITY 19: no token in anything the browser gets.
     delta = json.dumps(state.get_delta(), default=str)
-    for secret in ("access-1", "refresh-1", stored.id_token, ticket.session_id):
+    for secret in ("access-1", "refresh-1", stored.id_token, ticket.session_id, binding):
         assert secret
         assert secret not in delta
+
+
+async def test_the_session_hop_sets_the_session_cookie_and_ends_the_login_cookie(
+    env: Vault, provider: FakeProvider
+) -> None:
+    state = new_tab()
+    url = await login(state, provider, "/profile")
+    await callback(state, f"code=abc&state={state_of(url)}")
+    answer = await auth_route(state.next_url, browser_cookie(state))
+    assert answer.status_code == 303
+    assert answer.headers["location"] == FRONTEND + "/profile"
+    cookies = set_cookies(answer)
+    session_cookie, login_cookie = cookies[SESSION_COOKIE], cookies[LOGIN_COOKIE]
+    assert await env.load(env.reference(session_cookie.value)) is not None
+    assert session_cookie["httponly"]
+    assert session_cookie["samesite"].lower() == "lax"
+    assert login_cookie["max-age"] == "0"
+    # The ticket was spent.
+    again = await auth_route(state.next_url, browser_cookie(state))
+    assert again.status_code == 400
+    assert "set-cookie" not in again.headers
 
 
 @pytest.mark.parametrize(
@@ -423,7 +663,8 @@ async def test_a_replayed_callback_is_refused(env: Vault, provider: FakeProvider
     url = await login(state, provider)
     query = f"code=abc&state={state_of(url)}"
     await callback(state, query)
-    assert state.signed_in
+    assert state.error_title == ""
+    assert state.next_url.startswith(BACKEND + SESSION_HOP)
     await callback(state, query)
     assert len(provider.token_requests) == 1
     assert state.error_title == GENERIC
@@ -431,7 +672,13 @@ async def test_a_replayed_callback_is_refused(env: Vault, provider: FakeProvider
 
 @pytest.mark.parametrize(
     "connection",
-    ["no cookie", "another login cookie", "the digest sent as a cookie", "another browser"],
+    [
+        "no cookie",
+        "another login cookie",
+        "the stored reference sent as a cookie",
+        "the reference sent as the server's own pair",
+        "another browser",
+    ],
 )
 async def test_a_callback_without_this_logins_cookie_is_refused(
     env: Vault, provider: FakeProvider, connection: str
@@ -439,19 +686,25 @@ async def test_a_callback_without_this_logins_cookie_is_refused(
     """SECURITY 31: the state is tied to the browser that started the login."""
     started, other = new_tab(), new_tab(token="tab-2")
     url = await login(started, provider)
+    stored = env.reference(cookie_of(started, LOGIN_COOKIE))  # what the record keeps
     if connection == "no cookie":
         cookie = ""
     elif connection == "another login cookie":
-        cookie = f"{LOGIN_COOKIE}={digest(new_secret())}"
-    elif connection == "the digest sent as a cookie":
-        # A stolen digest comes back hashed again by the app.
-        cookie = f"{LOGIN_COOKIE}={digest(cookie_of(started, LOGIN_COOKIE))}"
+        cookie = f"{LOGIN_COOKIE}={new_secret()}"
+    elif connection == "the stored reference sent as a cookie":
+        # A reference read from the store is no cookie: it is never taken as one.
+        cookie = f"{LOGIN_COOKIE}={stored}"
+    elif connection == "the reference sent as the server's own pair":
+        # The handshake drops every client Cookie header, this one too.
+        cookie = f"pingapp-login-ref={stored}"
     else:
         await login(other, provider)  # a login cookie of its own
-        cookie = other.router.headers.cookie
+        cookie = browser_cookie(other)
     events = await callback(other, f"code=abc&state={state_of(url)}", cookie=cookie)
+    assert refs_of(other).login != stored
     assert provider.token_requests == []
-    assert navigations(events) == []
+    assert redirects(events) == []
+    assert other.next_url == ""
     assert not other.signed_in
     assert other._session_hash == ""
     assert other.error_title == GENERIC
@@ -462,14 +715,16 @@ async def test_a_callback_without_this_logins_cookie_is_refused(
 
 
 @pytest.mark.parametrize("cookie", ["none", "some login cookie"])
-async def test_a_login_that_skipped_the_login_hop_cannot_be_finished(
+async def test_a_login_bound_to_no_browser_cannot_be_finished(
     env: Vault, provider: FakeProvider, cookie: str
 ) -> None:
-    """Before the `/auth/login` hop the pending login is bound to no browser."""
+    """A pending login stored without a browser's reference (none made by the login
+    step is) is finished by nobody, whatever login cookie comes."""
     state = new_tab()
-    handle = await start_login(state)
-    header = "" if cookie == "none" else f"{LOGIN_COOKIE}={digest(new_secret())}"
-    await callback(state, f"code=abc&state={handle}", cookie=header)
+    pending = request.new_pending_login(FRONTEND + "/callback", "/")
+    await env.put_login(pending.state, LoginRecord(login=pending))
+    header = "" if cookie == "none" else f"{LOGIN_COOKIE}={new_secret()}"
+    await callback(state, f"code=abc&state={pending.state}", cookie=header)
     assert provider.token_requests == []
     assert not state.signed_in
     assert state.error_title == GENERIC
@@ -482,7 +737,7 @@ async def test_a_stray_error_callback_gets_the_generic_answer(
     """The state is checked before the provider's `error` is looked at."""
     started, other = new_tab(), new_tab(token="tab-2")
     url = await login(started, provider)
-    cookie = "" if connection == "no cookie" else f"{LOGIN_COOKIE}={digest(new_secret())}"
+    cookie = "" if connection == "no cookie" else f"{LOGIN_COOKIE}={new_secret()}"
     await callback(
         other, f"error=access_denied&error_description=x&state={state_of(url)}", cookie=cookie
     )
@@ -528,12 +783,12 @@ async def test_bad_id_tokens_are_refused(
     state = new_tab()
     url = await login(state, provider)
     provider.id_claims = claims
-    events = await callback(state, f"code=abc&state={state_of(url)}")
+    await callback(state, f"code=abc&state={state_of(url)}")
     assert not state.signed_in
     assert state.error_title == "The sign-in could not be verified"
     assert words in state.error_detail.lower()
     assert state._session_hash == ""
-    assert navigations(events) == []
+    assert state.next_url == ""
     assert await env.store.count() == 0  # no session, no ticket
 
 
@@ -558,12 +813,13 @@ async def test_an_issuer_mix_up_is_refused(env: Vault, provider: FakeProvider) -
 
 async def test_an_unreachable_provider_is_explained(env: Vault, provider: FakeProvider) -> None:
     provider.down = True
-    state = new_tab()
-    events = await run(AuthState.login, state, "")
-    assert navigations(events) == []
-    assert state.error_title == "The sign-in provider cannot be reached"
-    assert "AUTH_ISSUER" in state.error_detail
-    assert not state.busy
+    answer = await auth_route(login_url(BACKEND, "/ping"))
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "5"
+    assert "The sign-in provider cannot be reached" in answer.text
+    assert "AUTH_ISSUER" in answer.text
+    assert "Try again" in answer.text
+    assert "set-cookie" not in answer.headers
     assert await env.store.count() == 0
 
 
@@ -580,13 +836,16 @@ async def test_a_rejected_code_is_explained(env: Vault, provider: FakeProvider) 
 
 
 async def signed_in(provider: FakeProvider, token: str = "tab-1") -> AuthState:
-    """A tab signed in the whole way: login, callback, ticket, page load."""
+    """A tab signed in the whole way: login step, callback, session hop, page load."""
     state = new_tab(token=token)
     url = await login(state, provider)
-    await bind(state, await callback(state, f"code=abc&state={state_of(url)}"))
+    await callback(state, f"code=abc&state={state_of(url)}")
+    session_id = await bind(state)
     assert state.signed_in
-    assert cookie_of(state, SESSION_COOKIE) == state._session_hash
+    assert state.next_url == state.clean_url == ""  # the page load cleared them
+    assert refs_of(state).session == state._session_hash == context().vault.reference(session_id)
     assert cookie_of(state, LOGIN_COOKIE) == ""
+    assert refs_of(state).login == ""
     return state
 
 
@@ -596,17 +855,18 @@ async def test_a_new_login_gets_a_new_session_id_and_ends_the_old_one(
     state = await signed_in(provider)
     first = state._session_hash
     url = await login(state, provider)  # the old session cookie comes along
-    assert cookie_of(state, SESSION_COOKIE) == first
-    ticket = await bind(state, await callback(state, f"code=b&state={state_of(url)}"))
+    assert refs_of(state).session == first
+    await callback(state, f"code=b&state={state_of(url)}")
+    session_id = await bind(state)
     assert state._session_hash != first
-    assert state._session_hash == digest(ticket.session_id)
+    assert state._session_hash == env.reference(session_id)
     assert await env.load(first) is None
     assert await env.load(state._session_hash) is not None
 
 
 async def test_another_tab_with_the_cookie_is_signed_in(env: Vault, provider: FakeProvider) -> None:
     first = await signed_in(provider)
-    cookie = f"other=1; {SESSION_COOKIE}={first._session_hash}"
+    cookie = f"other=1; {SESSION_COOKIE}={cookie_of(first, SESSION_COOKIE)}"
     second = new_tab("/profile", cookie=cookie, token="tab-2")
     await run(AuthState.restore, second)
     assert second.signed_in
@@ -618,17 +878,36 @@ async def test_another_tab_with_the_cookie_is_signed_in(env: Vault, provider: Fa
     assert stored.tabs == ["tab-1", "tab-2"]
 
 
-@pytest.mark.parametrize("value", ["made-up", digest("made-up")])
-async def test_a_forged_session_id_signs_nobody_in(env: Vault, value: str) -> None:
-    state = new_tab(cookie=f"{SESSION_COOKIE}={value}")
+@pytest.mark.parametrize(
+    "forged",
+    ["made-up", "well-formed but unknown", "the store key", "the store key as the server's pair"],
+)
+async def test_a_forged_session_id_signs_nobody_in(env: Vault, forged: str) -> None:
+    """SECURITY 45: only the id itself names a session. A store key (its keyed
+    reference, as read from Redis or a file) is no cookie: it is never taken for
+    one, and referenced again it names nothing."""
+    session_id = await env.create(ServerSession(access_token="a", expires_at=time.time() + 300))
+    key = env.reference(session_id)
+    cookie = {
+        "made-up": f"{SESSION_COOKIE}=made-up",
+        "well-formed but unknown": f"{SESSION_COOKIE}={new_secret()}",
+        "the store key": f"{SESSION_COOKIE}={key}",
+        "the store key as the server's pair": f"pingapp-session-ref={key}",
+    }[forged]
+    before = await env.store.count()
+    state = new_tab(cookie=cookie)
+    assert refs_of(state).session != key
     await run(AuthState.restore, state)
     assert not state.signed_in
     assert state._session_hash == ""
     assert await token_of(state) is None
-    assert await env.store.count() == 0  # a look-up creates nothing
+    assert await env.load(env.reference(key)) is None
+    assert await env.store.count() == before  # a look-up creates nothing
 
 
-@pytest.mark.parametrize("connection", ["no cookie", "another session's cookie"])
+@pytest.mark.parametrize(
+    "connection", ["no cookie", "another session's cookie", "the session's store key as cookie"]
+)
 async def test_a_stolen_client_token_gets_no_access_token(
     env: Vault, provider: FakeProvider, connection: str
 ) -> None:
@@ -636,14 +915,18 @@ async def test_a_stolen_client_token_gets_no_access_token(
     token brings) is not enough: the connection must carry the session's cookie."""
     victim = await signed_in(provider)
     victim_hash = victim._session_hash
+    victim_id = cookie_of(victim, SESSION_COOKIE)
     if connection == "no cookie":
         cookie = "other=1"
-    else:
+    elif connection == "another session's cookie":
         attacker = await signed_in(provider, token="tab-2")
-        cookie = f"{SESSION_COOKIE}={attacker._session_hash}"
+        cookie = f"{SESSION_COOKIE}={cookie_of(attacker, SESSION_COOKIE)}"
+    else:
+        cookie = f"{SESSION_COOKIE}={victim_hash}"  # read from the store
     # The attacker's connection, driving the victim's tab state.
     at(victim, "/ping", cookie=cookie)
     assert victim._session_hash == victim_hash
+    assert refs_of(victim).session != victim_hash
     requests_before = len(provider.token_requests)
     assert await token_of(victim) is None
     assert not victim.signed_in
@@ -654,7 +937,7 @@ async def test_a_stolen_client_token_gets_no_access_token(
     stored = await env.load(victim_hash)
     assert stored is not None
     assert stored.access_token == "access-1"
-    owner = new_tab(cookie=f"{SESSION_COOKIE}={victim_hash}", token="tab-1")
+    owner = new_tab(cookie=f"{SESSION_COOKIE}={victim_id}", token="tab-1")
     await run(AuthState.restore, owner)
     assert await token_of(owner) == "access-1"
 
@@ -748,6 +1031,7 @@ async def test_an_expired_session_without_refresh_token_gives_no_token(
 async def test_logout_revokes_and_ends_at_the_provider(env: Vault, provider: FakeProvider) -> None:
     state = await signed_in(provider)
     old_hash = state._session_hash
+    old_id = cookie_of(state, SESSION_COOKIE)
     stored = await env.load(old_hash)
     assert stored is not None
     events = await run(AuthState.logout, state)
@@ -755,7 +1039,8 @@ async def test_logout_revokes_and_ends_at_the_provider(env: Vault, provider: Fak
     assert not state.signed_in
     assert state._session_hash == ""
     assert await env.load(old_hash) is None  # SECURITY 20: the old id is dead
-    [url] = navigations(events)
+    assert redirects(events) == []
+    url = state.next_url
     query = query_of(url)
     assert url.startswith(ISSUER + "logout?")
     # No ID token in a URL the browser sees: the provider is told who by a hint.
@@ -766,28 +1051,54 @@ async def test_logout_revokes_and_ends_at_the_provider(env: Vault, provider: Fak
     }
     assert stored.id_token not in url
     # A copied cookie with the old id no longer signs anyone in.
-    copy = new_tab(cookie=f"{SESSION_COOKIE}={old_hash}", token="tab-9")
+    copy = new_tab(cookie=f"{SESSION_COOKIE}={old_id}", token="tab-9")
     await run(AuthState.restore, copy)
     assert not copy.signed_in
 
 
-@pytest.mark.parametrize("connection", ["no cookie", "another session's cookie"])
+@pytest.mark.parametrize(
+    "connection", ["no cookie", "another session's cookie", "the session's store key as cookie"]
+)
 async def test_logout_without_the_sessions_cookie_ends_nothing(
     env: Vault, provider: FakeProvider, connection: str
 ) -> None:
+    """SECURITY 47: a logout that names no session of this tab signs the tab out and
+    goes home; it ends nothing, stores nothing and calls no provider."""
     victim = await signed_in(provider)
     victim_hash = victim._session_hash
     if connection == "no cookie":
         cookie = ""
-    else:
+    elif connection == "another session's cookie":
         attacker = await signed_in(provider, token="tab-2")
-        cookie = f"{SESSION_COOKIE}={attacker._session_hash}"
+        cookie = f"{SESSION_COOKIE}={cookie_of(attacker, SESSION_COOKIE)}"
+    else:
+        cookie = f"{SESSION_COOKIE}={victim_hash}"
     at(victim, cookie=cookie)
+    calls, stored = len(provider.requests), await env.store.count()
     events = await run(AuthState.logout, victim)
+    assert provider.requests[calls:] == []  # no revocation, no end-session probe
     assert provider.revoked == []
     assert await env.load(victim_hash) is not None
-    for url in navigations(events):
-        assert "logout_hint" not in query_of(url)
+    assert await env.store.count() == stored
+    assert not victim.signed_in  # this tab shows nobody any more
+    assert victim._session_hash == ""
+    assert victim.next_url == ""  # not sent to the provider
+    assert redirects(events) == ["/"]
+
+
+async def test_logout_of_a_tab_that_never_signed_in_calls_nobody(
+    env: Vault, provider: FakeProvider
+) -> None:
+    """SECURITY 47: a signed-out tab's Log Out (any client can send the event)
+    costs the server nothing: no provider call (not even discovery), no record."""
+    state = new_tab("/profile")
+    events = await run(AuthState.logout, state)
+    assert provider.requests == []
+    assert await env.store.count() == 0
+    assert not state.signed_in
+    assert not state.busy
+    assert state.next_url == ""
+    assert redirects(events) == ["/"]
 
 
 async def test_logout_with_the_provider_down_stays_in_the_app(
@@ -797,7 +1108,8 @@ async def test_logout_with_the_provider_down_stays_in_the_app(
     old_hash = state._session_hash
     provider.down = True  # discovery is cached, the provider no longer answers
     events = await run(AuthState.logout, state)
-    assert navigations(events) == []  # not sent to an error page
+    assert state.next_url == ""  # not sent to an error page
+    assert redirects(events) == ["/"]
     assert not state.signed_in
     assert state.error_title == "Signed out of pingapp only"
     assert await env.load(old_hash) is None
@@ -850,11 +1162,12 @@ async def test_auth_use_par_true_without_an_endpoint_is_explained(
     env: Vault, provider: FakeProvider
 ) -> None:
     settings = Settings(auth_issuer=ISSUER, auth_client_id=CLIENT_ID, auth_use_par="true")
-    state = new_tab()
     with use_context(fake_context(context().client, settings, env)):
-        events = await run(AuthState.login, state, "")
-    assert navigations(events) == []
-    assert state.error_title == "The sign-in provider does not offer pushed authorization requests"
+        answer = await auth_route(login_url(BACKEND, "/"))
+    assert answer.status_code == 503
+    assert "The sign-in provider does not offer pushed authorization requests" in answer.text
+    assert "set-cookie" not in answer.headers
+    assert await env.store.count() == 0
 
 
 async def test_a_response_naming_another_issuer_is_refused_before_any_token_request(
@@ -879,9 +1192,9 @@ async def test_iss_is_required_when_the_provider_promises_it(
     assert provider.token_requests == []
     again = new_tab(token="tab-2")
     url = await login(again, provider)
-    events = await callback(again, f"code=abc&state={state_of(url)}&iss={ISSUER}")
+    await callback(again, f"code=abc&state={state_of(url)}&iss={ISSUER}")
     assert again.error_title == ""
-    await bind(again, events)
+    await bind(again)
     assert again.signed_in
 
 
@@ -889,16 +1202,10 @@ async def test_step_up_asks_for_max_age_and_checks_auth_time(
     env: Vault, provider: FakeProvider
 ) -> None:
     state = await signed_in(provider)
-    [url] = navigations(await run(AuthState.sign_in_recently, state))
-    record = await context().vault.take_login(query_of(url)["tx"][0])
-    assert record is not None
-    assert query_of(record.authorize_url)["max_age"] == ["300"]
-    binding = new_secret()
-    record.browser = digest(binding)
-    await context().vault.put_login(record.login.state, record)
-    at(state, cookie=with_cookie(state.router.headers.cookie, LOGIN_COOKIE, digest(binding)))
-    provider.nonce = record.login.nonce
+    url = await login(state, provider, step_up=True)
+    assert query_of(url)["max_age"] == ["300"]
+    assert (await peek_login(state_of(url))).login.max_age == 300
     # A provider that ignored max_age: the sign-in behind the token is an hour old.
     provider.id_claims["auth_time"] = int(time.time()) - 3600
-    await callback(state, f"code=abc&state={record.login.state}")
+    await callback(state, f"code=abc&state={state_of(url)}")
     assert state.error_title == "The sign-in was not recent enough"

@@ -2,9 +2,9 @@
 allow-listed origins, and an `invalid_token` answer is refreshed once and retried.
 
 The API is an `httpx.MockTransport`; sessions live in a real `Vault` on a temporary
-`DiskStore`, and the tab's connection carries the session cookie as the app hands
-it to Reflex (its digest). The browser tests run the same handlers against the
-real API.
+`DiskStore`, and the tab's connection carries what the app's handshake
+(`handshake_scope`) makes of the browser's cookies: references only. The browser
+tests run the same handlers against the real API.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import reflex as rx
 from cryptography.fernet import Fernet
 from reflex.istate.data import HeaderData, ReflexURL, RouterData, SessionData
 
+from pingapp.auth.cookies import SESSION_COOKIE, handshake_scope
 from pingapp.auth.errors import ProviderUnavailable
-from pingapp.auth.session import SESSION_COOKIE, ServerSession, Vault, digest
+from pingapp.auth.session import ServerSession, Vault
 from pingapp.auth.state import AuthState
 from pingapp.auth.store import DiskStore
 from pingapp.context import AppContext, build_context, context, use_context
@@ -63,17 +64,22 @@ async def tree(signed_in: bool, expires_in: float = 300) -> tuple[PingState, Aut
         session_id = await context().vault.create(
             ServerSession(access_token="token-1", expires_at=time.time() + expires_in)
         )
-        auth._session_hash = digest(session_id)
-        connect(auth, f"{SESSION_COOKIE}={auth._session_hash}")
+        auth._session_hash = context().vault.reference(session_id)
+        connect(auth, f"{SESSION_COOKIE}={session_id}")
         auth.signed_in = True
     return ping, auth
 
 
 def connect(auth: AuthState, cookie: str) -> None:
-    """The tab's connection, with its (already digested) Cookie header."""
+    """The tab's connection from a browser sending `cookie` (raw values): its
+    handlers see the one Cookie header the handshake makes of it."""
+    ctx = context()
+    scope = {"type": "websocket", "headers": [(b"cookie", cookie.encode())], "query_string": b""}
+    rewritten, _ = handshake_scope(scope, secure=ctx.secure, reference=ctx.vault.reference)
+    [header] = [value for name, value in rewritten["headers"] if name == b"cookie"]
     auth.router = RouterData(
         session=SessionData(client_token="tab-1"),
-        headers=HeaderData(cookie=cookie),
+        headers=HeaderData(cookie=header.decode()),
         url=ReflexURL(FRONTEND + "/ping"),
     )
 
@@ -179,7 +185,9 @@ async def test_a_rejected_token_without_refresh_is_explained(vault: Vault, api: 
     assert "Sign in again" in ping.message
 
 
-@pytest.mark.parametrize("connection", ["no cookie", "another session's cookie"])
+@pytest.mark.parametrize(
+    "connection", ["no cookie", "another session's cookie", "the session's store key as cookie"]
+)
 async def test_a_stolen_client_token_sends_no_token(
     vault: Vault, api: Seen, connection: str
 ) -> None:
@@ -189,11 +197,14 @@ async def test_a_stolen_client_token_sends_no_token(
     victim = auth._session_hash
     if connection == "no cookie":
         connect(auth, "other=1")
-    else:
+    elif connection == "another session's cookie":
         theirs = await vault.create(
             ServerSession(access_token="their-token", expires_at=time.time() + 300)
         )
-        connect(auth, f"{SESSION_COOKIE}={digest(theirs)}")
+        connect(auth, f"{SESSION_COOKIE}={theirs}")
+    else:
+        # SECURITY 45: a store key read from Redis or a file is no cookie.
+        connect(auth, f"{SESSION_COOKIE}={victim}")
     await run(PingState.ping_private, ping)
     await run(PingState.ping_scoped, ping)
     assert all(authorization is None for _, authorization in api)

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from pingapp.auth.cookies import digest
 from pingapp.auth.errors import GrantRejected, ProviderUnavailable
 from pingapp.auth.refresh import REFRESH_MARGIN, Outcome, current_token
 from pingapp.auth.session import ServerSession, Vault
@@ -60,11 +59,11 @@ def provider() -> Provider:
 
 
 async def stored(vault: Vault, *, expires_in: float, refresh: str = "refresh-1") -> str:
-    """A session whose token lives `expires_in` more seconds; its hash."""
+    """A session whose token lives `expires_in` more seconds; its store reference."""
     session_id = await vault.create(
         ServerSession(access_token="access-1", refresh_token=refresh, expires_at=NOW + expires_in)
     )
-    return digest(session_id)
+    return vault.reference(session_id)
 
 
 async def test_a_token_with_time_left_is_fresh(vault: Vault, provider: Provider, clock: Clock):

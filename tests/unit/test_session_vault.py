@@ -6,6 +6,7 @@ Time is an injected clock that the tests move by hand: nothing here sleeps.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import stat
 from pathlib import Path
@@ -14,16 +15,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from pingapp.auth import session
+from pingapp.auth.cookies import new_secret
 from pingapp.auth.oidc import PendingLogin
-from pingapp.auth.session import (
-    LOGIN_TTL,
-    TICKET_TTL,
-    LoginRecord,
-    ServerSession,
-    Vault,
-    digest,
-    new_secret,
-)
+from pingapp.auth.session import LOGIN_TTL, TICKET_TTL, LoginRecord, ServerSession, Vault
 from pingapp.auth.store import DiskStore
 
 MAX_AGE = 86_400.0
@@ -100,7 +94,7 @@ def a_login(clock: Clock) -> LoginRecord:
         return_to="/profile",
         started_at=clock(),
     )
-    return LoginRecord(login=pending, authorize_url="https://idp.example.test/authorize?x=1")
+    return LoginRecord(login=pending, browser="0" * 64)
 
 
 # --- look-ups never create records --------------------------------------------------------
@@ -109,19 +103,19 @@ def a_login(clock: Clock) -> LoginRecord:
 async def test_random_look_ups_create_nothing(vault: Vault, store: DiskStore, clock: Clock) -> None:
     session_id = await vault.create(a_session())
     await vault.put_login("handle-1", a_login(clock))
-    await vault.issue_ticket(session_id, "/", browser=digest("binding"))
+    await vault.issue_ticket(session_id, "/", browser=vault.reference("binding"))
     before = await store.count()
     assert before == 3
     for _ in range(100):
-        assert await vault.load(digest(new_secret())) is None
+        assert await vault.load(vault.reference(new_secret())) is None
         assert await vault.take_login(new_secret()) is None
         assert await vault.redeem_ticket(new_secret()) is None
-        async with vault.modify(digest(new_secret())) as missing:
+        async with vault.modify(vault.reference(new_secret())) as missing:
             assert missing is None
-        assert await vault.end(digest(new_secret())) is None
+        assert await vault.end(vault.reference(new_secret())) is None
     assert await store.count() == before
     # And the real records are all still there.
-    assert await vault.load(digest(session_id)) is not None
+    assert await vault.load(vault.reference(session_id)) is not None
 
 
 @pytest.mark.parametrize("handle", ["", "x" * 201], ids=["empty", "oversized"])
@@ -155,30 +149,73 @@ async def test_a_pending_login_is_taken_once(vault: Vault, clock: Clock) -> None
 
 
 async def test_a_ticket_is_redeemed_once(vault: Vault) -> None:
-    ticket = await vault.issue_ticket("session-id", "/profile", browser=digest("binding"))
+    ticket = await vault.issue_ticket("session-id", "/profile", browser=vault.reference("binding"))
     bound = await vault.redeem_ticket(ticket)
     assert bound is not None
     assert (bound.session_id, bound.return_to, bound.browser) == (
         "session-id",
         "/profile",
-        digest("binding"),
+        vault.reference("binding"),
     )
     assert await vault.redeem_ticket(ticket) is None
 
 
 async def test_a_session_ends_once(vault: Vault) -> None:
     session_id = await vault.create(a_session())
-    ended = await vault.end(digest(session_id))
+    ended = await vault.end(vault.reference(session_id))
     assert ended is not None
     assert ended.refresh_token == "refresh-secret-1"
-    assert await vault.end(digest(session_id)) is None
-    assert await vault.load(digest(session_id)) is None
+    assert await vault.end(vault.reference(session_id)) is None
+    assert await vault.load(vault.reference(session_id)) is None
 
 
-async def test_the_session_id_is_not_stored_only_its_digest_names_it(vault: Vault) -> None:
+async def test_the_session_id_is_not_stored_only_its_reference_names_it(vault: Vault) -> None:
     session_id = await vault.create(a_session())
     assert await vault.load(session_id) is None  # the raw id is not a key
-    assert await vault.load(digest(session_id)) is not None
+    assert await vault.load(vault.reference(session_id)) is not None
+
+
+# --- references: keyed digests (SECURITY.md 45) -------------------------------------------
+
+
+def test_a_reference_is_keyed(store: DiskStore, clock: Clock) -> None:
+    """Without the vault's key nobody can compute a reference: not the plain
+    SHA-256 of the secret, and another key gives another one."""
+    one = Vault(store, Fernet.generate_key(), max_age=MAX_AGE, clock=clock)
+    two = Vault(store, Fernet.generate_key(), max_age=MAX_AGE, clock=clock)
+    secret = new_secret()
+    assert one.reference(secret) == one.reference(secret)
+    assert len(one.reference(secret)) == 64
+    assert one.reference(secret) != hashlib.sha256(secret.encode()).hexdigest()
+    assert one.reference(secret) != two.reference(secret)
+    assert one.reference(secret) != one.reference(new_secret())
+    # The same key (SESSION_ENCRYPTION_KEY on every worker) gives the same references.
+    key = Fernet.generate_key()
+    assert Vault(store, key, max_age=1).reference(secret) == Vault(store, key, max_age=1).reference(
+        secret
+    )
+
+
+def test_matches_checks_a_secret_against_its_reference(vault: Vault) -> None:
+    secret = new_secret()
+    reference = vault.reference(secret)
+    assert vault.matches(secret, reference)
+    assert not vault.matches(new_secret(), reference)
+    assert not vault.matches(reference, reference)  # the reference is not the secret
+    assert not vault.matches("", reference)
+    assert not vault.matches(secret, "")
+    assert not vault.matches("", vault.reference(""))
+
+
+async def test_a_reference_presented_as_an_id_is_referenced_again(vault: Vault) -> None:
+    """A store key read from the store, presented where an id goes (a cookie, a
+    ticket, a state), is referenced again and names nothing."""
+    session_id = await vault.create(a_session())
+    key = vault.reference(session_id)
+    assert await vault.load(vault.reference(key)) is None
+    ticket = await vault.issue_ticket(session_id, "/", browser=vault.reference("binding"))
+    assert await vault.redeem_ticket(vault.reference(ticket)) is None
+    assert await vault.redeem_ticket(ticket) is not None
 
 
 # --- expiry ------------------------------------------------------------------------------------
@@ -215,7 +252,7 @@ async def test_a_login_started_too_long_ago_is_not_stored(
 
 
 async def test_a_ticket_expires_after_ticket_ttl(vault: Vault, clock: Clock) -> None:
-    ticket = await vault.issue_ticket("session-id", "/", browser=digest("binding"))
+    ticket = await vault.issue_ticket("session-id", "/", browser=vault.reference("binding"))
     clock.advance(TICKET_TTL + 1)
     assert await vault.redeem_ticket(ticket) is None
 
@@ -224,7 +261,7 @@ async def test_a_session_ends_at_max_age_even_when_refreshed_later(
     vault: Vault, store: DiskStore, clock: Clock
 ) -> None:
     session_id = await vault.create(a_session())
-    session_hash = digest(session_id)
+    session_hash = vault.reference(session_id)
     clock.advance(MAX_AGE - 100)
     # A refresh late in the session's life saves it again...
     async with vault.modify(session_hash) as stored:
@@ -244,10 +281,10 @@ async def test_a_session_ends_at_max_age_even_when_refreshed_later(
 
 async def test_saving_an_ended_session_removes_it(vault: Vault, store: DiskStore) -> None:
     session_id = await vault.create(a_session())
-    async with vault.modify(digest(session_id)) as stored:
+    async with vault.modify(vault.reference(session_id)) as stored:
         assert stored is not None
         stored.access_token = ""  # how invalid_grant ends a session
-    assert await vault.load(digest(session_id)) is None
+    assert await vault.load(vault.reference(session_id)) is None
     assert await store.count() == 0
 
 
@@ -260,7 +297,7 @@ async def test_stored_bytes_hold_no_secret_in_clear(
     session_id = await vault.create(a_session())
     login = a_login(clock)
     await vault.put_login(login.login.state, login)
-    ticket = await vault.issue_ticket(session_id, "/", browser=digest("binding"))
+    ticket = await vault.issue_ticket(session_id, "/", browser=vault.reference("binding"))
     files = files_in(folder)
     assert len(files) == 3
     secrets = [
@@ -269,12 +306,12 @@ async def test_stored_bytes_hold_no_secret_in_clear(
         "id-token-secret",
         "alice@example.test",
         session_id,
-        digest(session_id),
+        vault.reference(session_id),
         login.login.state,
         login.login.nonce,
         login.login.code_verifier,
         ticket,
-        digest(ticket),
+        vault.reference(ticket),
     ]
     for path in files:
         raw = path.read_bytes()
@@ -309,15 +346,20 @@ async def test_a_record_sealed_with_another_key_is_ignored(
     old = Vault(store, Fernet.generate_key(), max_age=MAX_AGE, clock=clock)
     session_id = await old.create(a_session())
     await old.put_login("handle", a_login(clock))
-    ticket = await old.issue_ticket(session_id, "/", browser=digest("binding"))
+    ticket = await old.issue_ticket(session_id, "/", browser=old.reference("binding"))
     new = Vault(store, Fernet.generate_key(), max_age=MAX_AGE, clock=clock)
+    # References rotate with the key: the new vault's own look-ups find nothing.
+    assert new.reference(session_id) != old.reference(session_id)
+    assert await new.load(new.reference(session_id)) is None
+    assert await new.take_login("handle") is None
+    assert await new.redeem_ticket(ticket) is None
+    # Under the old references the records are found, and cannot be opened.
+    old_hash = old.reference(session_id)
     with caplog.at_level(logging.WARNING, logger=session.__name__):
-        assert await new.load(digest(session_id)) is None
-        async with new.modify(digest(session_id)) as stored:
+        assert await new.load(old_hash) is None
+        async with new.modify(old_hash) as stored:
             assert stored is None
-        assert await new.take_login("handle") is None
-        assert await new.redeem_ticket(ticket) is None
-        assert await new.end(digest(session_id)) is None
+        assert await new.end(old_hash) is None
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings
     assert all("could not be decrypted" in r.getMessage() for r in warnings)
@@ -331,7 +373,7 @@ async def test_a_corrupt_file_is_ignored(
     expiry, _, _ = path.read_bytes().partition(b"\n")
     path.write_bytes(expiry + b"\nnot a fernet token")
     with caplog.at_level(logging.WARNING, logger=session.__name__):
-        assert await vault.load(digest(session_id)) is None
+        assert await vault.load(vault.reference(session_id)) is None
     assert "could not be decrypted" in caplog.text
 
 
@@ -339,7 +381,7 @@ async def test_a_corrupt_file_is_ignored(
 
 
 async def test_modify_lets_one_writer_in_at_a_time(vault: Vault) -> None:
-    session_hash = digest(await vault.create(a_session(tabs=[])))
+    session_hash = vault.reference(await vault.create(a_session(tabs=[])))
     inside = 0
     most = 0
 
@@ -361,7 +403,7 @@ async def test_modify_lets_one_writer_in_at_a_time(vault: Vault) -> None:
 
 
 async def test_a_writer_arriving_as_the_lock_is_handed_over_still_waits(vault: Vault) -> None:
-    session_hash = digest(await vault.create(a_session(tabs=[])))
+    session_hash = vault.reference(await vault.create(a_session(tabs=[])))
     inside = 0
     most = 0
 
@@ -396,9 +438,9 @@ async def test_sessions_are_found_by_sid_and_by_sub(vault: Vault) -> None:
     def of(sub: str, sid: str) -> ServerSession:
         return a_session(claims={"iss": "https://op.test/", "sub": sub, "sid": sid})
 
-    first = digest(await vault.create(of("alice", "sid-1")))
-    second = digest(await vault.create(of("alice", "sid-2")))
-    other = digest(await vault.create(of("bob", "sid-3")))
+    first = vault.reference(await vault.create(of("alice", "sid-1")))
+    second = vault.reference(await vault.create(of("alice", "sid-2")))
+    other = vault.reference(await vault.create(of("bob", "sid-3")))
     issuer = "https://op.test/"
     assert await vault.sessions_of(issuer, sid="sid-1", sub=None) == [first]
     assert await vault.sessions_of(issuer, sid="sid-1", sub="alice") == [first]
@@ -411,7 +453,10 @@ async def test_sessions_are_found_by_sid_and_by_sub(vault: Vault) -> None:
 
 
 async def test_a_jti_is_used_once(vault: Vault, clock: Clock) -> None:
+    assert not await vault.seen("https://op.test/", "jti-1")
     assert await vault.first_use("https://op.test/", "jti-1", 600)
+    assert await vault.seen("https://op.test/", "jti-1")
+    assert not await vault.seen("https://other.test/", "jti-1")
     assert not await vault.first_use("https://op.test/", "jti-1", 600)
     assert await vault.first_use("https://other.test/", "jti-1", 600)
     clock.now += 601
