@@ -67,7 +67,9 @@ def sign_in(browser: Browser, app: RunningApp, user: str) -> tuple[Page, TabCapt
     expect(page.locator("#qsLogoutBtn")).to_be_visible()
     page.click("#ping-private")
     expect(page.locator("#ping-message")).to_contain_text(PRIVATE_MESSAGE)
-    [cookie] = [c["value"] for c in page.context.cookies() if c.get("name") == SESSION_COOKIE]
+    [cookie] = [
+        c.get("value", "") for c in page.context.cookies() if c.get("name") == SESSION_COOKIE
+    ]
     return page, capture, cookie
 
 
@@ -83,7 +85,8 @@ def leaked_store_key(app: RunningApp, vault: Vault, cookie: str) -> str:
     disk, where file names are hashed again) the reference the tab states hold."""
     reference = vault.reference(cookie)
     if app.redis_url:  # type: ignore[attr-defined]
-        names = redis.Redis.from_url(app.redis_url).keys(RedisStore.PREFIX + "session:*")  # type: ignore[attr-defined]
+        client = redis.Redis.from_url(app.redis_url)  # type: ignore[attr-defined]
+        names = client.scan_iter(match=RedisStore.PREFIX + "session:*")
         leaked = [n.decode().rpartition(":")[2] for n in names]
         assert reference in leaked, "the store key is not where an attacker looks"
     return reference
@@ -235,8 +238,8 @@ class Recorder(http.server.ThreadingHTTPServer):
 
             do_POST = do_GET
 
-            def log_message(self, *args: object) -> None:
-                del args
+            def log_message(self, format: str, *args: object) -> None:
+                del format, args
 
         super().__init__(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
