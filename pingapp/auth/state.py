@@ -264,6 +264,11 @@ class AuthState(rx.State):
     @rx.event
     def dismiss_error(self):
         self.error_title = self.error_detail = ""
+        if self.router.url.path == CALLBACK:
+            # Nothing is left to finish there: without the error it would show a
+            # "Signing you in" that never ends.
+            return rx.redirect(HOME)
+        return None
 
     async def _access_token(self, rejected: str | None = None) -> Credential | None:
         """For PingState (private: never an event): a valid access token (and its DPoP

@@ -1209,3 +1209,17 @@ async def test_step_up_asks_for_max_age_and_checks_auth_time(
     provider.id_claims["auth_time"] = int(time.time()) - 3600
     await callback(state, f"code=abc&state={state_of(url)}")
     assert state.error_title == "The sign-in was not recent enough"
+
+
+async def test_dismiss_on_the_callback_page_goes_home(env: Vault) -> None:
+    """Without its error the callback page would show a spinner that never ends."""
+    del env
+    state = new_tab("/callback")
+    state.error_title, state.error_detail = "Sign-in cancelled", "You declined."
+    [redirect] = await run(AuthState.dismiss_error, state)
+    assert state.error_title == state.error_detail == ""
+    assert redirect is not None and "_redirect" in str(redirect)
+    elsewhere = new_tab("/ping")
+    elsewhere.error_title = "Your session has expired"
+    assert await run(AuthState.dismiss_error, elsewhere) == [None]
+    assert elsewhere.error_title == ""
