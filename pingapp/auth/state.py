@@ -183,6 +183,7 @@ class AuthState(rx.State):
         (nothing is stored or called until the browser gets there)."""
         if not self.signed_in and not self.busy:
             self.busy = True
+            yield  # the page says "Taking you to sign in…" while the browser leaves
             self.next_url = login_url(context().backend_url, self.router.url.path)
 
     @rx.event
@@ -191,7 +192,7 @@ class AuthState(rx.State):
         ctx = context()
         params = dict(self.router.url.query_parameters)
         self.busy = True
-        self.error_title = self.error_detail = ""
+        self.error_title = self.error_detail = self.next_url = ""
         # The code and state leave the address bar (and so the history) at once.
         self.clean_url = CALLBACK
         yield

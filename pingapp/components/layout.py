@@ -173,9 +173,10 @@ def navbar() -> rx.Component:
 
 
 def sign_in_error() -> rx.Component:
-    """What went wrong with signing in, and the way forward."""
+    """What went wrong with signing in, and the way forward; shown once the page's
+    on_load handlers ran (before that the tab's earlier error may still be there)."""
     return rx.cond(
-        AuthState.error_title != "",
+        rx.State.is_hydrated & (AuthState.error_title != ""),
         rx.callout.root(
             rx.callout.icon(rx.icon("triangle-alert", aria_hidden="true")),
             rx.vstack(

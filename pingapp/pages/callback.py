@@ -7,18 +7,19 @@ import reflex as rx
 from pingapp import routes
 from pingapp.auth.state import AuthState
 from pingapp.components.layout import page
+from pingapp.components.navigate import address_bar_cleaner
 
 
 def callback() -> rx.Component:
     # While the sign-in finishes, a spinner; if it fails, the error callout that
-    # every page shows (role="alert") explains why, with a Log In button.
+    # every page shows (role="alert") explains why, with a Log In button. Until the
+    # handler has run (`is_hydrated`), an error is the tab's earlier one: not shown.
+    failed = rx.State.is_hydrated & (AuthState.error_title != "")
     return page(
-        rx.heading(
-            rx.cond(AuthState.error_title == "", "Signing you in", "Sign-in did not finish"),
-            size="7",
-        ),
+        address_bar_cleaner(),
+        rx.heading(rx.cond(failed, "Sign-in did not finish", "Signing you in"), size="7"),
         rx.cond(
-            AuthState.error_title == "",
+            ~failed,
             rx.center(
                 rx.vstack(
                     rx.spinner(size="3", aria_hidden="true"),

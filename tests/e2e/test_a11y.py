@@ -207,7 +207,7 @@ class Tour:
     def step_callback_pending(self) -> None:
         # Declined, so that the scoped ping answers 403 later.
         self.page.uncheck("#scope-read-messages")
-        self.relay.hold_after("replaceState")
+        self.relay.hold_after('"clean_url_rx_state_":"/callback"')
         self.page.click("#consent-allow")
         expect(self.page.locator("#callback-pending")).to_be_visible()
 
@@ -262,14 +262,15 @@ class Tour:
             hops.append(route.request.url)
             route.abort()
 
-        self.page.route("**/auth/login?*", keep)
+        login_step = re.compile(r"/auth/login\?")  # (a glob's * stops at the path's /)
+        self.page.route(login_step, keep)
         try:
             self.page.click("#auth-error a:has-text('Log In')")
             deadline = time.monotonic() + 20
             while not hops and time.monotonic() < deadline:
                 self.page.wait_for_timeout(50)
         finally:
-            self.page.unroute("**/auth/login?*", keep)
+            self.page.unroute(login_step, keep)
         url = hops[0]
         for _ in range(10):  # /auth/login, then the provider's own redirects
             answer = self.page.request.get(url, max_redirects=0)

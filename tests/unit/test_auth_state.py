@@ -257,6 +257,8 @@ async def run(handler, state: AuthState, *args: Any) -> list[Any]:
     result = handler.fn(state, *args)
     if inspect.isasyncgen(result):
         return [item async for item in result]
+    if inspect.isgenerator(result):
+        return list(result)
     if inspect.isawaitable(result):
         return [await result]
     return [result]
