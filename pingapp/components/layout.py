@@ -10,7 +10,7 @@ import reflex as rx
 from reflex.event import EventSpec
 
 from pingapp import routes
-from pingapp.auth.state import AuthState
+from pingapp.auth.state import AuthState, login_url
 from pingapp.components.navigate import server_navigation
 from pingapp.urls import backend_url
 
@@ -63,14 +63,14 @@ def user_avatar(size: AvatarSize, alt: str | rx.Var[str], **props) -> rx.Compone
     )
 
 
-def log_in_button(**props) -> rx.Component:
+def log_in_button(return_to: str, **props) -> rx.Component:
     """A link to the login step (an HTTP route: nothing happens over the websocket
-    until the browser is back), which returns to this page."""
-    here = rx.State.router.url.path
+    until the browser is back), which returns to `return_to`. A plain href, so it
+    works from the first paint, before the page is hydrated."""
     return rx.button(
         rx.el.a(
             "Log In",
-            href=f"{backend_url()}{routes.LOGIN}?return_to=" + here,
+            href=login_url(backend_url(), return_to),
             # A full page load: in one-port set-ups /auth is on the app's own origin.
             reload_document=True,
             on_click=focus_main_after_navigation(),
@@ -88,7 +88,7 @@ def color_mode_toggle() -> rx.Component:
     )
 
 
-def navbar() -> rx.Component:
+def navbar(route: str) -> rx.Component:
     """The tutorial's navbar: Home, Profile, Ping, and Log In / Log Out, after a
     "Skip to content" link (the first tab stop)."""
     return rx.el.header(
@@ -145,7 +145,7 @@ def navbar() -> rx.Component:
                     ),
                     align="center",
                 ),
-                log_in_button(id="qsLoginBtn"),
+                log_in_button(route, id="qsLoginBtn"),
             ),
             color_mode_toggle(),
             align="center",
@@ -172,7 +172,7 @@ def navbar() -> rx.Component:
     )
 
 
-def sign_in_error() -> rx.Component:
+def sign_in_error(route: str) -> rx.Component:
     """What went wrong with signing in, and the way forward; shown once the page's
     on_load handlers ran (before that the tab's earlier error may still be there)."""
     return rx.cond(
@@ -184,7 +184,7 @@ def sign_in_error() -> rx.Component:
                 rx.text(AuthState.error_detail, id="auth-error-detail"),
                 rx.hstack(
                     # Indigo and gray, not the callout's red: white on red-9 is 3.9:1.
-                    log_in_button(size="1", color_scheme="indigo"),
+                    log_in_button(route, size="1", color_scheme="indigo"),
                     rx.button(
                         "Dismiss",
                         size="1",
@@ -221,15 +221,15 @@ def audience_warning() -> rx.Component:
     )
 
 
-def page(*children: rx.Component) -> rx.Component:
-    """A page of the app: the header and a readable column of content, whose first
-    child is the page's one h1."""
+def page(*children: rx.Component, route: str) -> rx.Component:
+    """A page of the app at `route` (where Log In comes back to): the header and a
+    readable column of content, whose first child is the page's one h1."""
     return rx.box(
-        navbar(),
+        navbar(route),
         rx.el.main(
             rx.container(
                 rx.vstack(
-                    sign_in_error(),
+                    sign_in_error(route),
                     audience_warning(),
                     *children,
                     spacing="5",

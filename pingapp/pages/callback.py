@@ -33,4 +33,5 @@ def callback() -> rx.Component:
             ),
             rx.link("Back to the home page", href=routes.HOME),
         ),
+        route=routes.HOME,
     )

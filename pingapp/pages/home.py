@@ -54,4 +54,5 @@ def home() -> rx.Component:
             ),
             wrap="wrap",
         ),
+        route=routes.HOME,
     )

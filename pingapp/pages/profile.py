@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from pingapp import routes
 from pingapp.auth.state import AuthState
 from pingapp.components.json_block import json_block
 from pingapp.components.layout import page, user_avatar
@@ -62,4 +63,5 @@ def profile() -> rx.Component:
                 ),
             ),
         ),
+        route=routes.PROFILE,
     )

@@ -140,6 +140,7 @@ def ping() -> rx.Component:
         ),
         answer(),
         rx.cond(AuthState.signed_in, token_inspector()),
+        route=routes.PING,
     )
 
 

@@ -74,3 +74,13 @@ def test_api_docs_run_under_their_policy(app: RunningApp, page: Page) -> None:
     problems = watch(page)
     use_api_docs(page, app.url + "/api/docs")
     assert problems == []
+
+
+@pytest.mark.parametrize(("path", "back_to"), [("/ping/", "%2Fping"), ("/profile/", "%2Fprofile")])
+def test_log_in_comes_back_to_its_page_from_the_first_paint(
+    app: RunningApp, path: str, back_to: str
+) -> None:
+    """Log In is a plain link in the served HTML: pressed before the page is
+    hydrated, it still returns to this page (a race a browser test once lost)."""
+    html = httpx.get(app.url + path).text
+    assert f'/auth/login?return_to={back_to}"' in html
