@@ -12,26 +12,14 @@ from pathlib import Path
 import pytest
 
 from pingapp.auth.store import MAX_RECORDS, PURGE_INTERVAL, DiskStore, StoreFull
+from tests.support.clock import FakeClock
 
 INTERVAL = 60.0
 
 
-class Clock:
-    """Epoch seconds that move only when a test says so."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -51,9 +39,9 @@ def test_the_defaults_bound_the_store() -> None:
 
 
 async def test_expired_records_nobody_reads_go_at_the_next_paced_sweep(
-    folder: Path, clock: Clock
+    folder: Path, clock: FakeClock
 ) -> None:
-    store = DiskStore(folder, clock=clock, purge_interval=INTERVAL)
+    store = DiskStore(folder, clock=clock.time, purge_interval=INTERVAL)
     for n in range(5):
         await store.put(f"forgotten-{n}", b"x", 10)  # never read again
     await store.put("kept", b"live", 1000)
@@ -75,8 +63,8 @@ async def test_expired_records_nobody_reads_go_at_the_next_paced_sweep(
     assert await store.count() == 4
 
 
-async def test_sweeps_are_at_most_one_per_interval(folder: Path, clock: Clock) -> None:
-    store = DiskStore(folder, clock=clock, purge_interval=INTERVAL)
+async def test_sweeps_are_at_most_one_per_interval(folder: Path, clock: FakeClock) -> None:
+    store = DiskStore(folder, clock=clock.time, purge_interval=INTERVAL)
     await store.put("first", b"1", 1000)  # the first write sweeps (nothing to do)
     await store.put("short", b"2", 5)
     clock.advance(6)
@@ -89,8 +77,8 @@ async def test_sweeps_are_at_most_one_per_interval(folder: Path, clock: Clock) -
     assert await store.get("short") is None
 
 
-async def test_count_is_of_live_records_and_sweeps(folder: Path, clock: Clock) -> None:
-    store = DiskStore(folder, clock=clock, purge_interval=INTERVAL)
+async def test_count_is_of_live_records_and_sweeps(folder: Path, clock: FakeClock) -> None:
+    store = DiskStore(folder, clock=clock.time, purge_interval=INTERVAL)
     assert await store.count() == 0
     await store.put("a", b"1", 10)
     await store.put("b", b"2", 100)
@@ -104,8 +92,8 @@ async def test_count_is_of_live_records_and_sweeps(folder: Path, clock: Clock) -
     assert await store.count() == 0
 
 
-async def test_the_cap_refuses_a_new_record(folder: Path, clock: Clock) -> None:
-    store = DiskStore(folder, clock=clock, max_records=3, purge_interval=INTERVAL)
+async def test_the_cap_refuses_a_new_record(folder: Path, clock: FakeClock) -> None:
+    store = DiskStore(folder, clock=clock.time, max_records=3, purge_interval=INTERVAL)
     for key in ("a", "b", "c"):
         await store.put(key, key.encode(), 100)
     with pytest.raises(StoreFull):
@@ -122,8 +110,8 @@ async def test_the_cap_refuses_a_new_record(folder: Path, clock: Clock) -> None:
     assert await store.count() == 3
 
 
-async def test_a_deleted_or_taken_record_frees_room(folder: Path, clock: Clock) -> None:
-    store = DiskStore(folder, clock=clock, max_records=2, purge_interval=INTERVAL)
+async def test_a_deleted_or_taken_record_frees_room(folder: Path, clock: FakeClock) -> None:
+    store = DiskStore(folder, clock=clock.time, max_records=2, purge_interval=INTERVAL)
     await store.put("a", b"a", 100)
     await store.put("b", b"b", 100)
     with pytest.raises(StoreFull):
@@ -142,10 +130,12 @@ async def test_a_deleted_or_taken_record_frees_room(folder: Path, clock: Clock) 
         await store.put("e", b"e", 100)
 
 
-async def test_a_full_store_refuses_until_a_sweep_frees_room(folder: Path, clock: Clock) -> None:
+async def test_a_full_store_refuses_until_a_sweep_frees_room(
+    folder: Path, clock: FakeClock
+) -> None:
     """Refusing costs no scan: a flood of writes into a full store must not each read
     the whole folder. The next paced sweep makes room."""
-    store = DiskStore(folder, clock=clock, max_records=2, purge_interval=INTERVAL)
+    store = DiskStore(folder, clock=clock.time, max_records=2, purge_interval=INTERVAL)
     await store.put("short", b"s", 5)
     await store.put("long", b"l", 1000)
     with pytest.raises(StoreFull):
@@ -163,9 +153,9 @@ async def test_a_full_store_refuses_until_a_sweep_frees_room(folder: Path, clock
 
 
 async def test_an_expired_record_read_again_is_no_longer_counted(
-    folder: Path, clock: Clock
+    folder: Path, clock: FakeClock
 ) -> None:
-    store = DiskStore(folder, clock=clock, max_records=1, purge_interval=INTERVAL)
+    store = DiskStore(folder, clock=clock.time, max_records=1, purge_interval=INTERVAL)
     await store.put("a", b"a", 5)
     clock.advance(6)
     assert await store.get("a") is None  # removed as it is read
@@ -175,12 +165,12 @@ async def test_an_expired_record_read_again_is_no_longer_counted(
         await store.put("c", b"c", 100)
 
 
-async def test_the_cap_counts_records_already_in_the_folder(folder: Path, clock: Clock) -> None:
+async def test_the_cap_counts_records_already_in_the_folder(folder: Path, clock: FakeClock) -> None:
     """A restarted backend finds the records its predecessor left and counts them."""
-    before = DiskStore(folder, clock=clock, max_records=2, purge_interval=INTERVAL)
+    before = DiskStore(folder, clock=clock.time, max_records=2, purge_interval=INTERVAL)
     await before.put("a", b"a", 100)
     await before.put("b", b"b", 100)
-    after = DiskStore(folder, clock=clock, max_records=2, purge_interval=INTERVAL)
+    after = DiskStore(folder, clock=clock.time, max_records=2, purge_interval=INTERVAL)
     with pytest.raises(StoreFull):
         await after.put("c", b"c", 100)
     assert await after.get("a") == b"a"

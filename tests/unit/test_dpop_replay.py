@@ -21,6 +21,7 @@ from pingapp.dpop import (
     check_proof,
     make_proof,
 )
+from tests.support.clock import FakeClock
 
 NOW = 1_800_000_000.0
 URL = "https://api.example.org/api/private"
@@ -28,12 +29,10 @@ TOKEN = "an-access-token"
 CHECKS: dict[str, Any] = {"method": "GET", "url": URL, "access_token": TOKEN}
 
 
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+def clock_at(now: float = NOW) -> FakeClock:
+    clock = FakeClock()
+    clock.now = now
+    return clock
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +48,11 @@ async def test_a_flood_by_one_key_does_not_evict_another_keys_proofs(
     keys: tuple[DPoPKey, DPoPKey],
 ) -> None:
     attacker, victim = keys
-    clock = Clock()
-    cache = MemoryReplayCache(max_entries=10, max_per_owner=4, clock=clock)
+    clock = clock_at()
+    cache = MemoryReplayCache(max_entries=10, max_per_owner=4, clock=clock.time)
 
     async def check(made: str) -> None:
-        await check_proof(made, replay=cache, clock=clock, **CHECKS)
+        await check_proof(made, replay=cache, clock=clock.time, **CHECKS)
 
     victims = proof(victim, NOW - 30)
     await check(victims)
@@ -82,8 +81,8 @@ async def test_a_flood_by_one_key_does_not_evict_another_keys_proofs(
 
 
 def test_a_key_over_its_share_forgets_its_own_soonest_expiring_entry() -> None:
-    clock = Clock()
-    cache = MemoryReplayCache(max_entries=100, max_per_owner=3, clock=clock)
+    clock = clock_at()
+    cache = MemoryReplayCache(max_entries=100, max_per_owner=3, clock=clock.time)
     assert cache.remember("b", NOW + 5, "B")
     for number in range(6):
         assert cache.remember(f"a{number}", NOW + 10 + number, "A")
@@ -105,8 +104,8 @@ def test_a_key_over_its_share_forgets_its_own_soonest_expiring_entry() -> None:
 
 
 def test_a_long_flood_by_one_key_leaves_the_cache_small_and_working() -> None:
-    clock = Clock()
-    cache = MemoryReplayCache(max_entries=10, max_per_owner=2, clock=clock)
+    clock = clock_at()
+    cache = MemoryReplayCache(max_entries=10, max_per_owner=2, clock=clock.time)
     assert cache.remember("b", NOW + 500, "B")
     for number in range(1000):
         assert cache.remember(f"a{number}", NOW + 10 + number / 10, "A")
@@ -123,7 +122,7 @@ def test_a_long_flood_by_one_key_leaves_the_cache_small_and_working() -> None:
 def test_past_its_share_a_key_is_refused_proofs_as_old_as_all_it_holds() -> None:
     """Proofs made in the same second expire together: with the share full of them, a
     fourth would push one out, which could then come back as new."""
-    cache = MemoryReplayCache(max_entries=100, max_per_owner=3, clock=Clock())
+    cache = MemoryReplayCache(max_entries=100, max_per_owner=3, clock=clock_at().time)
     assert all(cache.remember(f"a{number}", NOW + 10, "A") for number in range(3))
     assert not cache.remember("a3", NOW + 10, "A")
     assert cache.remember("a4", NOW + 11, "A")
@@ -131,7 +130,7 @@ def test_past_its_share_a_key_is_refused_proofs_as_old_as_all_it_holds() -> None
 
 
 def test_the_default_share_is_a_quarter_of_the_cache() -> None:
-    cache = MemoryReplayCache(max_entries=8, clock=Clock())
+    cache = MemoryReplayCache(max_entries=8, clock=clock_at().time)
     for number in range(8):
         assert cache.remember(f"a{number}", NOW + 10 + number, "A")
     assert len(cache) == 2
@@ -157,9 +156,9 @@ def test_with_room_for_every_share_a_key_fares_as_if_it_were_alone(seed: int) ->
     """Random traffic from four keys on one cache gets the same answers, key by key, as
     each key's own traffic on a cache of its own; a replay is never accepted."""
     rng = random.Random(seed)
-    clock = Clock()
-    shared = MemoryReplayCache(max_entries=4 * 5, max_per_owner=5, clock=clock)
-    alone = {owner: MemoryReplayCache(max_per_owner=5, clock=clock) for owner in "ABCD"}
+    clock = clock_at()
+    shared = MemoryReplayCache(max_entries=4 * 5, max_per_owner=5, clock=clock.time)
+    alone = {owner: MemoryReplayCache(max_per_owner=5, clock=clock.time) for owner in "ABCD"}
     accepted: dict[str, float] = {}
     for number in range(3000):
         clock.now += rng.choice([0, 0, 0.5, 1, 3])
@@ -175,8 +174,8 @@ def test_with_room_for_every_share_a_key_fares_as_if_it_were_alone(seed: int) ->
 @pytest.mark.parametrize("seed", range(4))
 def test_a_full_cache_never_lets_a_replay_through(seed: int) -> None:
     rng = random.Random(seed)
-    clock = Clock()
-    cache = MemoryReplayCache(max_entries=12, max_per_owner=4, clock=clock)
+    clock = clock_at()
+    cache = MemoryReplayCache(max_entries=12, max_per_owner=4, clock=clock.time)
     accepted: dict[str, float] = {}
     for number in range(4000):
         clock.now += rng.choice([0, 0, 0.25, 1])
@@ -189,9 +188,9 @@ def test_a_full_cache_never_lets_a_replay_through(seed: int) -> None:
 
 
 async def test_the_store_cache_bounds_what_one_key_records_a_minute(tmp_path: Path) -> None:
-    clock = Clock()
-    store = DiskStore(tmp_path / "store", clock=clock)
-    cache = StoreReplayCache(store, clock=clock, max_per_owner=3)
+    clock = clock_at()
+    store = DiskStore(tmp_path / "store", clock=clock.time)
+    cache = StoreReplayCache(store, clock=clock.time, max_per_owner=3)
     assert all([await cache.first_use(f"a{n}", NOW + 61, "A") for n in range(3)])
     assert not await cache.first_use("a3", NOW + 61, "A")  # over A's share: refused
     assert await cache.first_use("b0", NOW + 61, "B")  # B is not held back by A
