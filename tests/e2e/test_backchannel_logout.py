@@ -8,11 +8,10 @@ malformed one gets 400, never 5xx, and ends nothing (SECURITY.md 41).
 
 from __future__ import annotations
 
-import secrets
+import functools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -21,10 +20,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from pingapp.auth.oidc import BACKCHANNEL_LOGOUT_EVENT
-from pingapp.devidp.keys import load_signing_keys
 from tests.support.app import RunningApp, start_app, stored_sessions
 from tests.support.browser import sign_in_at_provider
+from tests.support.idp import logout_token
 from tests.support.processes import ROOT
 
 USERS = "alice:alice,bob:bob"
@@ -54,32 +52,7 @@ def issuer(app: RunningApp) -> str:
 @pytest.fixture(scope="module")
 def mint(issuer: str) -> Callable[..., str]:
     """Logout Tokens signed with the embedded provider's current key."""
-    keys = load_signing_keys(ROOT / ".idp")
-    pem = keys.current.as_pem(private=True)
-
-    def make(
-        *,
-        headers: dict[str, Any] | None = None,
-        drop: tuple[str, ...] = (),
-        key: Any = None,
-        **claims: Any,
-    ) -> str:
-        now = int(time.time())
-        body = {
-            "iss": issuer,
-            "aud": "pingapp",
-            "iat": now,
-            "exp": now + 120,
-            "jti": secrets.token_hex(16),
-            "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
-            **claims,
-        }
-        for name in drop:
-            body.pop(name, None)
-        header = {"kid": keys.kid, "typ": "logout+jwt", **(headers or {})}
-        return jwt.encode(body, key or pem, algorithm="RS256", headers=header)
-
-    return make
+    return functools.partial(logout_token, issuer, ROOT / ".idp")
 
 
 def post(app: RunningApp, token: str) -> httpx.Response:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 
+from pingapp.auth.oidc import BACKCHANNEL_LOGOUT_EVENT
+from pingapp.devidp.keys import load_signing_keys
 from tests.support.net import NotUp, answers, free_port, wait_until
 from tests.support.processes import ROOT, granian_command, stop_process_group
 
@@ -69,17 +74,18 @@ def describe(base: str, path: str = "/idp") -> dict[str, Any]:
     return {"base": base, "issuer": issuer, "metadata": metadata}
 
 
-def logout_token(issuer: str, key_dir: Path, **claims: Any) -> str:
+def logout_token(
+    issuer: str,
+    key_dir: Path,
+    *,
+    headers: dict[str, Any] | None = None,
+    drop: tuple[str, ...] = (),
+    key: Any = None,
+    **claims: Any,
+) -> str:
     """A back-channel Logout Token for the app's client, signed with the current key
-    of the embedded provider whose keys are in `key_dir` (the provider's part)."""
-    import secrets
-    import time
-
-    import jwt
-
-    from pingapp.auth.oidc import BACKCHANNEL_LOGOUT_EVENT
-    from pingapp.devidp.keys import load_signing_keys
-
+    of the embedded provider whose keys are in `key_dir` (the provider's part), or
+    with `key`; `claims` and `headers` add or replace, `drop` removes claims."""
     keys = load_signing_keys(key_dir)
     now = int(time.time())
     body = {
@@ -91,5 +97,7 @@ def logout_token(issuer: str, key_dir: Path, **claims: Any) -> str:
         "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
         **claims,
     }
-    pem = keys.current.as_pem(private=True)
-    return jwt.encode(body, pem, algorithm="RS256", headers={"kid": keys.kid, "typ": "logout+jwt"})
+    for name in drop:
+        body.pop(name, None)
+    header = {"kid": keys.kid, "typ": "logout+jwt", **(headers or {})}
+    return jwt.encode(body, key or keys.current.as_pem(private=True), "RS256", headers=header)
