@@ -9,15 +9,8 @@ import pytest
 
 from pingapp.headers import inline_scripts, script_hash
 from pingapp.urls import origin_of
+from tests.support.csp import directives
 from tests.support.issuers import Issuer, Server
-
-
-def directives(policy: str) -> dict[str, list[str]]:
-    parsed = {}
-    for part in policy.split(";"):
-        name, *sources = part.split()
-        parsed[name] = sources
-    return parsed
 
 
 @pytest.mark.parametrize("path", ["/docs", "/docs/oauth2-redirect"])

@@ -19,20 +19,19 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE
 from pingapp.auth.session import KEY_FILE
 from tests.support.app import RunningApp, start_app, stored_sessions
 from tests.support.browser import consent_without_following, log_out, sign_in_at_provider
 from tests.support.processes import ROOT
+from tests.support.sockets import NAMESPACE, event_socket_url, frames_until
 
 #: Another port of the same host: in production, a sibling subdomain.
 FOREIGN = "http://localhost:5999"
 #: An origin listed in CORS_ORIGINS: it may call the API, without credentials.
 API_CLIENT = "http://localhost:5998"
-#: Reflex's Socket.IO namespace (rxconfig.py's backend_path + /_event).
-NAMESPACE = "/_reflex/_event"
 USERS = "alice:alice,bob:bob,carol:carol,dave:dave"
 
 
@@ -76,29 +75,6 @@ def signed_in_page(browser: Browser, app: RunningApp, user: str) -> Page:
     expect(page).to_have_url(app.url + "/")  # back from the session hop: cookie set
     expect(page.locator("#qsLogoutBtn")).to_be_visible()
     return page
-
-
-def event_socket_url(app: RunningApp, token: str) -> str:
-    base = app.backend.replace("http://", "ws://")
-    return f"{base}/_reflex/_event/?EIO=4&transport=websocket&token={token}"
-
-
-def frames_until(ws: ClientConnection, pattern: str, timeout: float = 20) -> str:
-    """Every Engine.IO frame received until one matches `pattern` (pings answered)."""
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            frame = str(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
-        except TimeoutError:
-            break
-        if frame == "2":  # Engine.IO ping
-            ws.send("3")
-            continue
-        seen.append(frame)
-        if re.search(pattern, frame):
-            break
-    return "\n".join(seen)
 
 
 # --- 1. CORS and the websocket's Origin (SECURITY.md 30) ------------------------------

@@ -32,6 +32,7 @@ from pingapp.headers import (
     script_hash,
     with_security_headers,
 )
+from tests.support.csp import directives
 
 NODE = rxconfig.NODE_BIN / "node"
 
@@ -47,14 +48,6 @@ import("/assets/entry.client-Cd34.js");</script>
 <script type="application/json" id="data">{"a": 1}</script>
 <script src="/assets/already-a-file.js"></script>
 <script></script></body></html>"""
-
-
-def directives(policy: str) -> dict[str, list[str]]:
-    parsed = {}
-    for part in policy.split(";"):
-        name, *sources = part.split()
-        parsed[name] = sources
-    return parsed
 
 
 @pytest.mark.parametrize(
