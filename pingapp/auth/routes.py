@@ -101,7 +101,7 @@ async def start_login(request: Request) -> Response:
         response.headers["Retry-After"] = str(max(1, math.ceil(reset - time.time())))
         return response
     query = request.query_params
-    return_to = safe_return_path(query.get("return_to"))
+    return_to = query.get("return_to", "")  # made a safe local path by new_pending_login
     pending = new_pending_login(
         redirect_uri=ctx.frontend_url + CALLBACK,
         # The callback is never a place to come back to.
