@@ -83,7 +83,7 @@ def _use_npm_registry() -> None:
 
 
 class SecurityHeaders(Plugin):
-    """The pages' security headers (pingapp/headers.py, SECURITY.md 52).
+    """The pages' security headers (pingapp/headers.py, docs/security.md 52).
 
     Dev (`reflex run`): Vite's dev server sends them, through a middleware this
     adds to `.web/vite.config.js` (Reflex writes that file at every compile, and
@@ -128,14 +128,14 @@ config = rx.Config(
         ),
         # Security headers from Vite's dev server (make run), and built pages whose
         # scripts all come from files, so no policy needs 'unsafe-inline' for
-        # scripts (pingapp/headers.py; SECURITY.md 52).
+        # scripts (pingapp/headers.py; docs/security.md 52).
         SecurityHeaders(),
     ],
 )
 
 # Only the app's own pages may talk to the backend with credentials. Reflex's
 # default ("*") echoes any Origin with Access-Control-Allow-Credentials and lets any
-# Origin open the event websocket (SECURITY.md 30). The app's origin is where the
+# Origin open the event websocket (docs/security.md 30). The app's origin is where the
 # browser loads it (deploy_url, which `reflex run` sets from --frontend-port);
 # REFLEX_CORS_ALLOWED_ORIGINS (comma-separated) overrides it.
 if "REFLEX_CORS_ALLOWED_ORIGINS" not in os.environ and config.deploy_url:

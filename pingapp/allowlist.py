@@ -2,7 +2,7 @@
 
 Each entry is an exact origin (scheme, host and port), optionally narrowed to a
 path prefix; `BearerAuth` (`pingapp.http`) checks every request and every
-redirect hop against it (SECURITY.md item 21). The allowlist plays the role of
+redirect hop against it (docs/security.md item 21). The allowlist plays the role of
 angular-jwt's `whiteListedDomains`.
 """
 

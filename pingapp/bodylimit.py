@@ -1,4 +1,4 @@
-"""A request body larger than a limit is refused before anything parses it (SECURITY.md
+"""A request body larger than a limit is refused before anything parses it (docs/security.md
 item 50): `413 Content Too Large`, never a 500.
 
 `BodySizeLimit` is ASGI middleware for endpoints that take small forms (the sign-in

@@ -1,4 +1,4 @@
-"""The client address a throttle counts (SECURITY.md item 51).
+"""The client address a throttle counts (docs/security.md item 51).
 
 It is the socket's peer (`scope["client"]`), which no request can choose. Only when
 that peer is one of the configured trusted proxies (TRUSTED_PROXIES) does the

@@ -9,9 +9,9 @@ The user's access token is never stored on that client: each call passes a
 `TokenAuth` built for it, which attaches the token (a bearer token, or a
 DPoP-bound one with a fresh proof per request) only to URLs on the
 `Allowlist` (exact scheme, host and port, optionally a path prefix) and follows
-redirects itself, re-checking the allowlist on every hop (SECURITY.md item 21).
+redirects itself, re-checking the allowlist on every hop (docs/security.md item 21).
 
-The client keeps no cookies (SECURITY.md item 32): it is shared by every user,
+The client keeps no cookies (docs/security.md item 32): it is shared by every user,
 so a cookie one upstream set during one user's call would otherwise be sent on
 every later call to that upstream, whoever makes it.
 """

@@ -3,7 +3,7 @@
 One store per `jwks_uri` serves every token that issuer signs: the API's access
 tokens and the sign-in's ID and logout tokens alike, on the caller's HTTP client
 (in the app, the shared one). A request never becomes a flood of outbound calls
-(SECURITY.md items 3 and 39), and a key the issuer withdrew stops working once
+(docs/security.md items 3 and 39), and a key the issuer withdrew stops working once
 the keys held are older than `max_age`. Only asymmetric signing keys are kept;
 `pingapp.jwks` says which.
 """

@@ -39,7 +39,7 @@ check_public_url(
     prod=environment.REFLEX_ENV_MODE.get() == constants.Env.PROD,
 )
 
-# Reflex's page states may hold a user's profile: owner-only (SECURITY.md 34).
+# Reflex's page states may hold a user's profile: owner-only (docs/security.md 34).
 _states = prerequisites.get_states_dir()
 _states.mkdir(mode=0o700, parents=True, exist_ok=True)
 _states.chmod(0o700)
@@ -66,7 +66,7 @@ def own_routes_first(reflex_app: ASGIApp) -> ASGIApp:
     directly, everything else to Reflex. Reflex wraps whatever it mounts in its
     credentialed CORS layer; these routes need their own policy instead: the API
     grants CORS_ORIGINS without credentials, /auth and /idp grant nobody
-    (SECURITY.md 30)."""
+    (docs/security.md 30)."""
 
     async def route(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] in {"http", "websocket"} else ""

@@ -1,6 +1,6 @@
 """Configuration from the environment or a `.env` file, validated once at start.
 
-The variable names are the public interface listed in DESIGN.md. Every value is
+The variable names are the public interface listed in docs/design.md. Every value is
 checked here, so a mistake is reported once, at start, with a message that says
 what to change, instead of surfacing later as a confusing login or API error.
 """
@@ -112,16 +112,16 @@ class Settings(BaseSettings):
     #: SESSION_ENCRYPTION_KEY (random per process when unset).
     api_dpop_nonce: bool = False
     #: Seconds a failed discovery or key-set fetch is answered from memory, without
-    #: a new outbound call (SECURITY.md 39).
+    #: a new outbound call (docs/security.md 39).
     auth_failure_cooldown: float = Field(default=5.0, ge=0, le=300)
     #: Accept non-loopback `http://` URLs (issuer, API, public URL) in prod.
     allow_insecure_http: bool = False
     #: Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the
-    #: client a throttle counts (`pingapp.clientaddr`, SECURITY.md 51). Empty: the
+    #: client a throttle counts (`pingapp.clientaddr`, docs/security.md 51). Empty: the
     #: socket's peer is the client and the header is never read.
     trusted_proxies: Networks = Field(default_factory=list)
     #: Sign-ins one client address may start per minute at `/auth/login`, counted by
-    #: each backend process (SECURITY.md 47); more get 429 with Retry-After.
+    #: each backend process (docs/security.md 47); more get 429 with Retry-After.
     login_rate_limit: int = Field(default=30, ge=1, le=100_000)
 
     _split = field_validator(
@@ -256,7 +256,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_plain_http(self) -> Settings:
         """Tokens and codes travel to the issuer and the API: not in clear text
-        over a network (SECURITY.md item 40), unless explicitly allowed."""
+        over a network (docs/security.md item 40), unless explicitly allowed."""
         if self.allow_insecure_http:
             return self
         for name, url in (("AUTH_ISSUER", self.auth_issuer), ("API_URL", self.api_url)):

@@ -3,7 +3,7 @@
 A request that triggers an outbound call (discovery, a key set) must not let a
 flood of requests become a flood of calls: `SingleFlight` makes concurrent
 callers share one fetch, and for a while after a failure gives callers that
-failure again without calling out (SECURITY.md item 39).
+failure again without calling out (docs/security.md item 39).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class SingleFlight(Generic[T]):
     Results are not kept: keeping a good result is the caller's business. A
     caller that is cancelled (a client that went away) does not cancel the
     shared fetch. `fetches` counts the fetches started (tests and metrics).
-    SECURITY.md item 39: an unauthenticated flood costs one outbound call per
+    docs/security.md item 39: an unauthenticated flood costs one outbound call per
     cooldown, however many requests it sends.
     """
 

@@ -13,7 +13,7 @@ Use them in any route::
     ) -> dict: ...                                          # plus a scope
 
 The token is read from the `Authorization` header only (RFC 6750 section 2.1;
-SECURITY.md items 9-10) and checked by the app's `TokenVerifier`
+docs/security.md items 9-10) and checked by the app's `TokenVerifier`
 (`app.state.token_verifier`, or else the one built from the settings, on the
 shared HTTP client). A DPoP-bound token (`cnf.jkt`) is accepted only with the
 `DPoP` scheme and a valid proof for this request; plain bearer tokens unless the

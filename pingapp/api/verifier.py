@@ -1,4 +1,4 @@
-"""Access-token verification: `TokenVerifier` checks a token's claims (SECURITY.md
+"""Access-token verification: `TokenVerifier` checks a token's claims (docs/security.md
 items 1-8) and keeps verified tokens in a bounded cache.
 
 The issuer's metadata comes from its discovery document (`issuer` exactly ours,
@@ -10,7 +10,7 @@ outside pingapp would, opens its own small client and closes it in `aclose()`.
 Verified tokens are cached by their exact string until their `exp` (bounded;
 failures are never cached). An entry counts only while the key store still
 holds the very key that verified it and that key set is younger than its
-`max_age` (SECURITY.md item 37); otherwise the token is verified in full again.
+`max_age` (docs/security.md item 37); otherwise the token is verified in full again.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class TokenVerifier:
     else one of its own on the `jwks_uri` of the issuer's discovery document,
     with `jwks_cooldown`, `jwks_max_age`, `failure_retry` and `fetch_timeout`
     (see `KeyStore`). Discovery is single-flight too, and a failed discovery is
-    remembered for `failure_retry` seconds (SECURITY.md item 39).
+    remembered for `failure_retry` seconds (docs/security.md item 39).
 
     `client`: an `httpx.AsyncClient` or a function returning the shared one;
     None opens the verifier's own (closed by `aclose()`). `max_token_lifetime`

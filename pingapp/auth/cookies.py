@@ -6,12 +6,12 @@ under a server secret), which is also the store's key. Because the digest is key
 a store key read from Redis or a file is useless to present: sent as a cookie it is
 digested again, and no other way in exists.
 
-Event handlers cannot read our cookies at all (SECURITY.md 45). At the websocket
+Event handlers cannot read our cookies at all (docs/security.md 45). At the websocket
 handshake `handshake_scope` reads them with one strict parser, drops every `Cookie`
 header the client sent, and puts in their place a header of the server's own
 making that holds only the references it computed. It also ties the tab's Reflex
 state to the session: the state is stored under a digest of the client token *and*
-the session reference (SECURITY.md 46), so a client token replayed without its
+the session reference (docs/security.md 46), so a client token replayed without its
 cookie, or with another user's, finds a fresh state.
 """
 

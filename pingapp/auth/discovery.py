@@ -1,7 +1,7 @@
 """The provider's metadata: fetched, checked, cached (OpenID Connect Discovery 1.0).
 
 A discovery document is trusted only if it names exactly the configured issuer and
-every endpoint in it is `https:` (`http:` only to this machine): SECURITY.md item
+every endpoint in it is `https:` (`http:` only to this machine): docs/security.md item
 40. Fetches are single-flight, and a failure is remembered for a cooldown, so a
 flood of requests costs one outbound call (item 39).
 """
@@ -22,7 +22,7 @@ from pingapp.urls import is_loopback_host, is_secure_url
 #: How long a discovery document is reused before being fetched again.
 METADATA_TTL = 600.0
 #: After a failed fetch, how long callers get that failure again without a new
-#: outbound call (AUTH_FAILURE_COOLDOWN; SECURITY.md item 39).
+#: outbound call (AUTH_FAILURE_COOLDOWN; docs/security.md item 39).
 DISCOVERY_FAILURE_COOLDOWN = 5.0
 
 
@@ -91,7 +91,7 @@ def check_metadata(document: object, issuer: str, url: str) -> dict[str, Any]:
     """Trust a discovery document only if it names exactly `issuer` and every
     endpoint in it is `https:` (`http:` only to this machine); else `LoginError`.
 
-    SECURITY.md item 40. The login client and the API both use it.
+    docs/security.md item 40. The login client and the API both use it.
     """
     if not isinstance(document, dict):
         raise ProviderUnavailable(
@@ -121,7 +121,7 @@ class Discovery:
     """One issuer's metadata, cached for `ttl` seconds, fetched one at a time.
 
     After a failure, callers get the same `LoginError` for `failure_cooldown`
-    seconds without another outbound call (SECURITY.md items 39-40).
+    seconds without another outbound call (docs/security.md items 39-40).
     """
 
     def __init__(

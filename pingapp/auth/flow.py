@@ -33,7 +33,7 @@ async def finish_login(
     the cookie) and the session. `browser` is the reference of the connection's
     login cookie, `replaces` of its session cookie (that session ends). The tabs
     that show the session join it when they load (`AuthState.restore`)."""
-    # `state` first (SECURITY.md 14, 31, 36): an answer that belongs to no login
+    # `state` first (docs/security.md 14, 31, 36): an answer that belongs to no login
     # this browser started gets a generic message, whatever else it carries.
     if record is None or not browser or not hmac.compare_digest(browser, record.browser):
         raise LoginError(
@@ -73,7 +73,7 @@ async def finish_login(
     )
     if profile.get("sub") not in (None, claims["sub"]):
         profile = {}  # OIDC Core 5.3.2: a userinfo for someone else is ignored
-    # A new id at every sign-in (SECURITY.md 20): the old session ends here.
+    # A new id at every sign-in (docs/security.md 20): the old session ends here.
     await ctx.vault.end(replaces)
     session = ServerSession(
         access_token=tokens["access_token"],
@@ -94,7 +94,7 @@ async def end_at_provider(ctx: AppContext, ended: ServerSession | None) -> tuple
     logout URL (or None) and whether the provider answers there. `LoginError` when
     the provider's metadata cannot be had.
 
-    No ID token goes in a URL the browser sees (SECURITY.md 19, 24): the provider
+    No ID token goes in a URL the browser sees (docs/security.md 19, 24): the provider
     learns who is leaving from `client_id` and `logout_hint`."""
     if ended and ended.refresh_token:
         await ctx.oidc.revoke(ended.refresh_token)

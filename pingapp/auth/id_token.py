@@ -115,7 +115,7 @@ async def check_logout_token(
     try:
         key = await keys(header.get("kid"), alg)
     except ProviderUnavailable:
-        raise  # the keys cannot be had now: not the token's fault (SECURITY.md 48)
+        raise  # the keys cannot be had now: not the token's fault (docs/security.md 48)
     except LoginError:
         raise LogoutTokenRefused("no key of the issuer verifies the logout token") from None
     moment = time.time() if now is None else now

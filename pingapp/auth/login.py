@@ -2,7 +2,7 @@
 keeps between Log In and the callback, and the parameters it sends: PKCE S256,
 state, nonce, audience, scope, max_age) and the logout URL.
 
-The pending login is kept server-side only (SECURITY.md items 13-15).
+The pending login is kept server-side only (docs/security.md items 13-15).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def end_session_url(
     knows it) names the user, `post_logout_redirect_uri` is `return_to` (registered
     at the provider), and `state`, if given, comes back with the browser. The ID
     token is never put in this URL: it would sit in the address bar, the history
-    and the provider's access logs (SECURITY.md items 19 and 24).
+    and the provider's access logs (docs/security.md items 19 and 24).
 
     Auth0 tenants whose discovery has no `end_session_endpoint` get Auth0's own
     `/v2/logout?client_id=...&returnTo=...`. Any other provider without one: None.

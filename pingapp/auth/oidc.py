@@ -85,7 +85,7 @@ class OIDCClient:
         )
 
     async def metadata(self) -> dict[str, Any]:
-        """The provider's checked discovery document (cached; SECURITY.md 39-40)."""
+        """The provider's checked discovery document (cached; docs/security.md 39-40)."""
         return await self.discovery.get()
 
     # --- the authorization request ------------------------------------------------------

@@ -8,7 +8,7 @@ outcome is the caller's business (`AuthState`). Plain code with an injected
 clock, testable without Reflex.
 
 Refresh runs under the session's lock, one at a time per session on every
-worker; whoever waited for it finds the fresh token (SECURITY.md 23).
+worker; whoever waited for it finds the fresh token (docs/security.md 23).
 """
 
 from __future__ import annotations

@@ -6,18 +6,18 @@ A websocket cannot set a cookie, so the two steps that need one are plain routes
    (state, nonce, PKCE, the DPoP key, PAR at the provider), sets a short-lived
    HttpOnly **login cookie** and sends the browser to the provider. The pending
    login remembers a keyed digest of that cookie, so only this browser can finish
-   it (SECURITY.md 31: no login CSRF). Nothing is stored or sent to the provider
+   it (docs/security.md 31: no login CSRF). Nothing is stored or sent to the provider
    before a browser gets here, and each client address may start only
-   LOGIN_RATE_LIMIT sign-ins a minute (SECURITY.md 47).
+   LOGIN_RATE_LIMIT sign-ins a minute (docs/security.md 47).
 2. `GET /auth/session?ticket=…` (after the callback): spends the one-time ticket,
    checks the same login cookie, and swaps it for the **session cookie**.
 
 A third, `POST /auth/backchannel-logout`, is called by the provider, not the
 browser (OpenID Connect Back-Channel Logout 1.0): a valid Logout Token ends every
-session it names and signs out their open tabs (SECURITY.md 41).
+session it names and signs out their open tabs (docs/security.md 41).
 
 No route grants CORS to anyone, and none creates a record for an unknown handle
-(SECURITY.md 30, 38).
+(docs/security.md 30, 38).
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ async def backchannel_logout(request: Request) -> Response:
     """End the sessions a provider's Logout Token names (BCL 1.0 section 2.8):
     200 when done (also when no session matched), 400 with `error` for a bad
     token, 503 with `Retry-After` when the store or the provider's metadata fails
-    (SECURITY.md 48). The token's `jti` is recorded only once its sessions ended."""
+    (docs/security.md 48). The token's `jti` is recorded only once its sessions ended."""
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return _logout_refused("send the logout_token as a form (x-www-form-urlencoded)")
     try:
@@ -258,5 +258,5 @@ def create_auth_routes() -> ASGIApp:
             Route("/backchannel-logout", backchannel_logout, methods=["POST"]),
         ]
     )
-    # The Logout Token's form is read only after its size is known (SECURITY.md 50).
+    # The Logout Token's form is read only after its size is known (docs/security.md 50).
     return BodySizeLimit(routes)

@@ -5,15 +5,15 @@
   (`Vault.reference`: HMAC-SHA256 under a key derived from the encryption key), and
   a browser tab's state keeps only that (`session_hash`). Neither a tab's Reflex
   client token nor a store key read from Redis or a file is a credential
-  (SECURITY.md 25, 45).
+  (docs/security.md 25, 45).
 - A **pending login** (`LoginRecord`) holds PKCE verifier, state and nonce between the provider's
   redirect and the callback, bound to the browser that started it by a hash of its
-  login cookie (SECURITY.md 31).
+  login cookie (docs/security.md 31).
 - A **ticket** lets that same browser fetch its session cookie over HTTP once.
 
 Every record is encrypted (Fernet: AES-128-CBC with HMAC-SHA256) before it reaches
 the store, with SESSION_ENCRYPTION_KEY or a key generated once into an owner-only
-file (SECURITY.md 34). Sessions end at SESSION_MAX_AGE whatever their refreshes.
+file (docs/security.md 34). Sessions end at SESSION_MAX_AGE whatever their refreshes.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class Vault:
         """The keyed digest of a secret (a cookie, a handle): what the store and the
         tab states keep instead of it. Without the server's key nobody can make
         one, so a reference read from a store is not something a request can
-        present (SECURITY.md 45)."""
+        present (docs/security.md 45)."""
         return hmac.new(self._mac_key, secret.encode(), hashlib.sha256).hexdigest()
 
     def matches(self, secret: str, reference: str) -> bool:

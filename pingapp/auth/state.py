@@ -222,7 +222,7 @@ class AuthState(rx.State):
             return
         assert record is not None  # finish_login refuses a missing one
         # Nothing of the session goes into this tab's state: it is keyed without the
-        # session cookie it lacks (SECURITY.md 46). The page after the hop shows it.
+        # session cookie it lacks (docs/security.md 46). The page after the hop shows it.
         ticket = await ctx.vault.issue_ticket(
             session_id, record.login.return_to, browser=record.browser
         )
@@ -234,7 +234,7 @@ class AuthState(rx.State):
         ctx = context()
         session_hash = self._connection_session_hash()
         if not session_hash:
-            # Nothing to end here, and nothing to tell the provider (SECURITY.md 47).
+            # Nothing to end here, and nothing to tell the provider (docs/security.md 47).
             self._signed_out()
             yield rx.redirect(HOME)
             return

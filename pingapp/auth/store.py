@@ -7,12 +7,12 @@ Two stores with one interface:
 - `RedisStore` (when `REFLEX_REDIS_URL` is set): shared by every backend worker,
   with a Redis lock for "one writer per record" and Redis' own expiry.
 
-Rules every caller can rely on (SECURITY.md 34, 38):
+Rules every caller can rely on (docs/security.md 34, 38):
 
 - A look-up never creates a record: a flood of random ids leaves the store as it was.
 - Every record has a time to live and disappears with it: Redis expires it; the
   disk store also sweeps its folder by itself (at most once per `PURGE_INTERVAL`)
-  and holds at most `MAX_RECORDS` records (SECURITY.md 47).
+  and holds at most `MAX_RECORDS` records (docs/security.md 47).
 - Values are opaque bytes: `pingapp.auth.session` encrypts them before they get here,
   so neither a Redis dump nor a file holds a usable token.
 - Keys are hashes of the secrets they stand for; a file name reveals nothing.

@@ -69,7 +69,7 @@ def should_mount(
     Only with no external issuer, and then only when both are loopback unless
     IDP_ENABLED is set: the provider's demo users must not sign anyone in to an app
     that other machines can reach, through its public URL or straight at a backend
-    listening on another interface (SECURITY.md item 33).
+    listening on another interface (docs/security.md item 33).
     """
     if not settings.uses_embedded_provider:
         return False, "an external issuer is configured (AUTH_ISSUER or AUTH0_DOMAIN)"

@@ -114,7 +114,7 @@ def build_app(provider: Provider) -> Starlette:
             route("/userinfo", userinfo, get_post),
         ],
         # Every form (token, PAR, revoke, sign-in, consent, sign-out) is small: a larger
-        # body is refused before it is read into memory or parsed (SECURITY.md item 50).
+        # body is refused before it is read into memory or parsed (docs/security.md item 50).
         middleware=[Middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)],
     )
     app.state.provider = provider

@@ -19,7 +19,7 @@ from pingapp.settings import CommaList, ConfigurationError, http_url, split_comm
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 #: RFC 6749 section 4.1.2: "A maximum authorization code lifetime of 10 minutes
-#: is RECOMMENDED"; SECURITY.md item 27 asks for 60 seconds at most.
+#: is RECOMMENDED"; docs/security.md item 27 asks for 60 seconds at most.
 MAX_CODE_TTL = 60
 
 #: The built-in demo users (`name:password`), the default of IDP_USERS. Their

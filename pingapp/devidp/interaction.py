@@ -8,12 +8,12 @@ user is done, the parked request is replayed through authlib, which issues the c
 (or `access_denied`), and the transaction is used up.
 
 Only a request authlib accepted parks one: nothing else an anonymous request sends
-(a bad request, an unknown `tx`, `request_uri` or cookie) is stored (SECURITY.md
+(a bad request, an unknown `tx`, `request_uri` or cookie) is stored (docs/security.md
 item 38). The store holds the transaction under the digest of its id and the digest
 of the browser cookie; the browser holds the raw values.
 
 Errors before the redirect URI is known to be registered give an error page and
-never a redirect (SECURITY.md item 28); later errors go back to the client as
+never a redirect (docs/security.md item 28); later errors go back to the client as
 RFC 6749 section 4.1.2.1 says, and every redirect back carries `iss` (RFC 9207).
 """
 

@@ -2,7 +2,7 @@
 
 Default: `<repo>/.idp/signing-keys.json` (git-ignored), created at first start
 with mode 0600 inside a 0700 folder; a file that others can read is refused, as
-ssh refuses a private key with loose permissions (SECURITY.md item 29).
+ssh refuses a private key with loose permissions (docs/security.md item 29).
 `IDP_SIGNING_KEY` (a PEM) replaces the file, e.g. for several machines.
 
 Rotation (`python -m pingapp.devidp.keys rotate`) makes a new current key and

@@ -4,8 +4,8 @@ Without a prompt only when an `id_token_hint` this provider signed names the use
 signed in here (and a `logout_hint`, if also sent, names the same user); anything
 else, `client_id` + `logout_hint` alone included (any page can write those), gets a
 confirmation form bound to this browser, so a link or form elsewhere cannot sign
-users out (SECURITY.md item 35). The form's token is derived from the browser's
-cookie and the time (`form_token`), so asking stores nothing (SECURITY.md item 38).
+users out (docs/security.md item 35). The form's token is derived from the browser's
+cookie and the time (`form_token`), so asking stores nothing (docs/security.md item 38).
 The browser goes back only to a post-logout URI registered for the client, which is
 named by `client_id` or by the ID token's audience. Ending the session sends Logout
 Tokens to its clients (`backchannel.py`).

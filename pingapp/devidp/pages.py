@@ -1,6 +1,6 @@
 """The provider's few HTML pages: plain forms, a little CSS, light and dark.
 
-Every value is escaped; element ids are the ones in DESIGN.md's UI contract.
+Every value is escaped; element ids are the ones in docs/design.md's UI contract.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ SCOPE_TEXT = {
 
 
 def scope_element_id(scope: str) -> str:
-    """DESIGN.md: `scope-<name>` with `:` written as `-`."""
+    """docs/design.md: `scope-<name>` with `:` written as `-`."""
     return "scope-" + scope.replace(":", "-")
 
 

@@ -5,7 +5,7 @@ addressed (the issuer's, never a forwarded header), on the provider's clock, and
 `jti` is recorded in the provider's own store (a set-if-absent record), so a replay
 is refused by every worker. At `/token` it is recorded only when the request names a
 code or refresh token the provider holds: anyone can sign a proof with a key of their
-own, and a request that can get no token stores nothing (SECURITY.md item 38). With
+own, and a request that can get no token stores nothing (docs/security.md item 38). With
 IDP_DPOP_NONCE, a proof must also carry a recent server nonce (`DPoP-Nonce`, derived
 from the signing key so that every worker agrees).
 

@@ -3,7 +3,7 @@
 `Provider` holds the configuration (issuer, clients, audiences, scopes, users), the
 signing keys and the records (`records.py`), builds authlib's server with this
 provider's grants (`grants.py`) and token endpoints (`tokens.py`), and keeps what
-they issue: codes (single-use; a replay revokes the grant, SECURITY.md item 27),
+they issue: codes (single-use; a replay revokes the grant, docs/security.md item 27),
 access and refresh tokens (rotated; reuse revokes the grant; DPoP-bound, `proofs.py`),
 pushed authorization requests (RFC 9126, `par.py`). Ending a session or revoking a
 grant sends Logout Tokens (`backchannel.py`). `clock` decides every expiry the
@@ -136,7 +136,7 @@ class Provider:
         )
         return info.filter(scope)
 
-    # -- authorization codes (SECURITY.md item 27) -----------------------------
+    # -- authorization codes (docs/security.md item 27) -----------------------------
 
     def save_code(self, code: str, request: OAuth2Request) -> None:
         subject = subject_of(request)

@@ -1,4 +1,4 @@
-"""Failed sign-ins, throttled per user name and per client address (SECURITY.md item 33).
+"""Failed sign-ins, throttled per user name and per client address (docs/security.md item 33).
 
 Failures are counted in fixed windows of `window` seconds, in the provider's store
 (memory, or Redis shared by every worker). Once a name or an address has
@@ -13,7 +13,7 @@ Memory is bounded whatever a flood sends: names and addresses are counted in
 Two names in one bucket share a throttle, which gives an attacker nothing they
 could not do by failing the name itself. The address is the client as
 `pingapp.clientaddr.client_address` counts it: the socket's peer, or what a trusted
-proxy forwarded (TRUSTED_PROXIES, SECURITY.md item 51); an IPv6 client by its /64.
+proxy forwarded (TRUSTED_PROXIES, docs/security.md item 51); an IPv6 client by its /64.
 
 The clock is injectable, so tests move time instead of waiting.
 """

@@ -1,4 +1,4 @@
-"""The API's discovery: single-flight with a failure cooldown (SECURITY.md item 39),
+"""The API's discovery: single-flight with a failure cooldown (docs/security.md item 39),
 and only a document that names our issuer and https endpoints (item 40).
 
 The API is served over real HTTP (granian's embedded server on 127.0.0.1) and so

@@ -1,4 +1,4 @@
-"""The OpenAPI page signs in with code + PKCE (SECURITY.md item 12), and CORS."""
+"""The OpenAPI page signs in with code + PKCE (docs/security.md item 12), and CORS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scopes, RFC 6750 answers and what never leaks (SECURITY.md items 8, 9, 10, 11)."""
+"""Scopes, RFC 6750 answers and what never leaks (docs/security.md items 8, 9, 10, 11)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A cached verification never outlives its key nor the key set's max age
-(SECURITY.md item 37), and the optional ceiling on a token's lifetime.
+(docs/security.md item 37), and the optional ceiling on a token's lifetime.
 
 The API is served over real HTTP (granian's embedded server on 127.0.0.1), the
 issuer too; time moves only on the fake clock.

@@ -1,4 +1,4 @@
-"""Fetching and caching keys and tokens (SECURITY.md item 3, and the token cache)."""
+"""Fetching and caching keys and tokens (docs/security.md item 3, and the token cache)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What makes a token acceptable (SECURITY.md items 1, 2, 4, 5, 6, 7)."""
+"""What makes a token acceptable (docs/security.md items 1, 2, 4, 5, 6, 7)."""
 
 from __future__ import annotations
 

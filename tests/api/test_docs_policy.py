@@ -1,4 +1,4 @@
-"""The API's docs pages carry a policy of their own (SECURITY.md 52): Swagger UI's
+"""The API's docs pages carry a policy of their own (docs/security.md 52): Swagger UI's
 files from this origin, their inline script by its hash, no 'unsafe-eval', no
 framing, and fetches to the provider's token endpoint (for "Authorize")."""
 

@@ -35,7 +35,7 @@ def test_sign_in_private_ping_and_sign_out_on_one_port(app: RunningApp, page: Pa
     assert complaints == []
 
 
-# --- Security headers (SECURITY.md 52): Reflex's server sends pingapp.headers'
+# --- Security headers (docs/security.md 52): Reflex's server sends pingapp.headers'
 # values with every page; the backend's own answers keep theirs.
 
 PAGES = ["/", "/ping/", "/profile/", "/callback/", "/no/such/page"]

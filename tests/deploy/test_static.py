@@ -84,7 +84,7 @@ def test_headers_pages_revalidate_assets_cache_callback_has_no_referrer(
     assert issuer == deployed.url + "/idp"
 
 
-# --- Security headers (SECURITY.md 52): nginx sends pingapp.headers' values (the
+# --- Security headers (docs/security.md 52): nginx sends pingapp.headers' values (the
 # ones `make prod` sends) with the exported pages, whose scripts are all files.
 
 

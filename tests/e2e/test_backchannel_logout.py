@@ -3,7 +3,7 @@
 The test plays the provider's part with the provider's own signing key (the app's
 `.idp/` key file, readable by the owner like the server itself): a valid Logout
 Token ends the user's sessions and signs out every open tab without a reload; each
-malformed one gets 400, never 5xx, and ends nothing (SECURITY.md 41).
+malformed one gets 400, never 5xx, and ends nothing (docs/security.md 41).
 """
 
 from __future__ import annotations

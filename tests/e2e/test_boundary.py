@@ -1,7 +1,7 @@
 """The backend-for-frontend boundary, attacked against the running app (`make run`).
 
 Each test plays one attack of the independent review on the app started as a user
-starts it, over real HTTP, a raw websocket or Chromium (SECURITY.md 25, 30, 31, 34,
+starts it, over real HTTP, a raw websocket or Chromium (docs/security.md 25, 30, 31, 34,
 36, 38; items 1-3, 6, 7, 9 and 11 of the boundary issue).
 """
 
@@ -77,7 +77,7 @@ def signed_in_page(browser: Browser, app: RunningApp, user: str) -> Page:
     return page
 
 
-# --- 1. CORS and the websocket's Origin (SECURITY.md 30) ------------------------------
+# --- 1. CORS and the websocket's Origin (docs/security.md 30) ------------------------------
 
 
 @pytest.mark.parametrize(
@@ -151,7 +151,7 @@ def test_the_event_websocket_refuses_a_foreign_origin(app: RunningApp) -> None:
         assert str(ws.recv(timeout=10)).startswith("0")  # Engine.IO open
 
 
-# --- 2. A tab's client token is not a session credential (SECURITY.md 25) --------------
+# --- 2. A tab's client token is not a session credential (docs/security.md 25) --------------
 
 
 def test_a_stolen_client_token_cannot_act_without_the_cookie(
@@ -184,7 +184,7 @@ def test_a_stolen_client_token_cannot_act_without_the_cookie(
     assert "Hello from a private endpoint" not in answer
 
 
-# --- 3. A login belongs to the browser that started it (SECURITY.md 31) ---------------
+# --- 3. A login belongs to the browser that started it (docs/security.md 31) ---------------
 
 
 def test_the_session_hop_of_another_browser_signs_nobody_in(
@@ -259,7 +259,7 @@ def test_the_login_cookie_is_httponly_and_short_lived(app: RunningApp, browser: 
     page.context.close()
 
 
-# --- 6. Secrets at rest (SECURITY.md 34) -------------------------------------------------
+# --- 6. Secrets at rest (docs/security.md 34) -------------------------------------------------
 
 
 def test_state_and_session_files_are_owner_only_and_hold_no_token(
@@ -291,7 +291,7 @@ def test_state_and_session_files_are_owner_only_and_hold_no_token(
     page.context.close()
 
 
-# --- 7. No JWT in a URL or frame the browser sees, logout included (SECURITY.md 19, 24) -
+# --- 7. No JWT in a URL or frame the browser sees, logout included (docs/security.md 19, 24) -
 
 
 def test_logout_puts_no_id_token_in_any_url(app: RunningApp, browser: Browser) -> None:
@@ -314,7 +314,7 @@ def test_logout_puts_no_id_token_in_any_url(app: RunningApp, browser: Browser) -
     page.context.close()
 
 
-# --- 9. A stray error callback echoes nothing (SECURITY.md 36) -------------------------
+# --- 9. A stray error callback echoes nothing (docs/security.md 36) -------------------------
 
 
 def test_an_error_callback_without_a_pending_login_shows_only_a_generic_message(
@@ -330,7 +330,7 @@ def test_an_error_callback_without_a_pending_login_shows_only_a_generic_message(
     assert lure not in page.content()
 
 
-# --- 11. Unauthenticated requests create no record (SECURITY.md 38) ---------------------
+# --- 11. Unauthenticated requests create no record (docs/security.md 38) ---------------------
 
 
 def test_a_flood_of_random_handles_creates_no_record(

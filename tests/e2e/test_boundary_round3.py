@@ -1,6 +1,6 @@
 """The boundary, round 3, attacked against the running app (`make run`): what the
 server keeps is not a credential, a tab's state belongs to its session, and an
-anonymous websocket costs nothing (SECURITY.md 45, 46, 47).
+anonymous websocket costs nothing (docs/security.md 45, 46, 47).
 
 The attacks are played with raw websockets whose handshake headers are written by
 hand, frames captured from a real tab, and plain HTTP; each has a live control (the
@@ -126,7 +126,7 @@ def spellings(name: str, value: str) -> list[tuple[str, ...]]:
     ]
 
 
-# --- SECURITY.md 45: a store key is not a credential ------------------------------------
+# --- docs/security.md 45: a store key is not a credential ------------------------------------
 
 
 def test_a_leaked_store_key_never_acts_as_the_user(
@@ -150,7 +150,7 @@ def test_a_leaked_store_key_never_acts_as_the_user(
     page.context.close()
 
 
-# --- SECURITY.md 46: a tab's state belongs to its session -----------------------------
+# --- docs/security.md 46: a tab's state belongs to its session -----------------------------
 
 
 def test_a_replayed_client_token_finds_a_fresh_state(app: RunningApp, browser: Browser) -> None:
@@ -175,7 +175,7 @@ def test_a_replayed_client_token_finds_a_fresh_state(app: RunningApp, browser: B
         assert "alice@example.com" in hello + answer_to(ws, ping)
 
 
-# --- SECURITY.md 47: the login step is HTTP, and rate-limited per address ----------------
+# --- docs/security.md 47: the login step is HTTP, and rate-limited per address ----------------
 
 
 def test_the_login_step_is_rate_limited_per_client_address(app: RunningApp) -> None:
@@ -198,7 +198,7 @@ def test_the_login_step_is_rate_limited_per_client_address(app: RunningApp) -> N
 
 
 def test_a_forged_forwarded_for_does_not_escape_the_limit(app: RunningApp) -> None:
-    """SECURITY.md 51: no proxy is trusted by default, so X-Forwarded-For is not read."""
+    """docs/security.md 51: no proxy is trusted by default, so X-Forwarded-For is not read."""
     if app.redis_url:  # type: ignore[attr-defined]
         pytest.skip("run once, on the disk set-up: the limit is per backend process")
     spoofer = httpx.HTTPTransport(local_address="127.0.0.5")
@@ -220,7 +220,7 @@ def test_the_login_step_sets_a_login_cookie_and_goes_to_the_provider(app: Runnin
     assert answer.headers["cache-control"] == "no-store"
 
 
-# --- SECURITY.md 47: anonymous websocket events store nothing and call nobody ----------
+# --- docs/security.md 47: anonymous websocket events store nothing and call nobody ----------
 
 
 class Recorder(http.server.ThreadingHTTPServer):
@@ -309,7 +309,7 @@ def test_anonymous_login_and_logout_events_store_nothing_and_call_nobody(
     assert session_records(app.states) == before  # type: ignore[attr-defined]
 
 
-# --- SECURITY.md 47, 50: stores expire everything; bodies are bounded ---------------------
+# --- docs/security.md 47, 50: stores expire everything; bodies are bounded ---------------------
 
 
 def test_every_redis_record_has_a_time_to_live(app: RunningApp, browser: Browser) -> None:

@@ -1,4 +1,4 @@
-"""`make run` (SECURITY.md 52): Vite's dev server sends the pages' security headers,
+"""`make run` (docs/security.md 52): Vite's dev server sends the pages' security headers,
 with a policy that allows no eval, and inline scripts only by the hashes of the
 ones in the page it serves; the app works under it in Chromium (sign-in and out
 included), and so do the API's docs on the backend."""

@@ -194,7 +194,7 @@ def test_login_with_the_provider_down_says_so_at_once(app: RunningApp, page: Pag
 def test_backchannel_logout_without_the_providers_metadata_is_503(
     app: RunningApp, provider: Provider
 ) -> None:
-    """SECURITY.md 48: the provider not started yet, so its keys cannot be had: a
+    """docs/security.md 48: the provider not started yet, so its keys cannot be had: a
     Logout Token cannot be checked now, which is 503 with Retry-After (the provider
     retries), never 400 (which tells it to give up)."""
     assert provider.refused()

@@ -177,7 +177,7 @@ def test_backend_restart_reconnects_and_the_user_is_still_signed_in(
 def test_backchannel_logout_while_redis_is_away_is_503_then_ends_the_session(
     app: RunningApp, redis: Redis, page: Page
 ) -> None:
-    """SECURITY.md 48: the store failing is our fault, not the token's: 503 with
+    """docs/security.md 48: the store failing is our fault, not the token's: 503 with
     Retry-After, nothing ended and the `jti` not recorded, so the provider's retry
     of the same token ends the session (and a third delivery is refused)."""
     sign_in(page, app.url)

@@ -1,4 +1,4 @@
-"""SECURITY.md item 50: the provider refuses a request body over 64 KiB with 413 before
+"""docs/security.md item 50: the provider refuses a request body over 64 KiB with 413 before
 parsing it, at every endpoint that takes a form, over HTTP; normal forms still work."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SECURITY.md item 27: authorization codes are single-use, bound, short-lived;
+"""docs/security.md item 27: authorization codes are single-use, bound, short-lived;
 a replayed code revokes what it issued."""
 
 from __future__ import annotations

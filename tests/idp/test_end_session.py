@@ -92,7 +92,7 @@ def test_garbage_hint_gets_an_error_page(idp: dict[str, Any]) -> None:
     assert "location" not in response.headers
 
 
-# -- SECURITY.md item 35: no prompt only when an ID token names the signed-in user -----------
+# -- docs/security.md item 35: no prompt only when an ID token names the signed-in user -----------
 
 
 def logout(browser: Browser, idp: dict[str, Any], **params: str) -> httpx.Response:

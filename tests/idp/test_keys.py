@@ -1,4 +1,4 @@
-"""SECURITY.md item 29: the signing key is kept owner-only, or given by
+"""docs/security.md item 29: the signing key is kept owner-only, or given by
 configuration, and never committed; rotation keeps old keys published."""
 
 from __future__ import annotations

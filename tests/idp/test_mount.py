@@ -1,6 +1,6 @@
 """The provider is mounted at /idp only when no external issuer is configured, and
 then only on a loopback public URL with a backend listening on a loopback address
-(BACKEND_HOST) unless IDP_ENABLED=1 (SECURITY.md item 33)."""
+(BACKEND_HOST) unless IDP_ENABLED=1 (docs/security.md item 33)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_on_by_default_at_idp(fresh_settings: None, tmp_path: Path) -> None:
     assert client.backchannel_logout_uri == f"{backend_url()}/auth/backchannel-logout"
     assert client.backchannel_logout_session_required is True
     assert client.client_metadata["backchannel_logout_uri"] == client.backchannel_logout_uri
-    # the API docs' "Authorize" has a client of its own (SECURITY.md item 30)
+    # the API docs' "Authorize" has a client of its own (docs/security.md item 30)
     assert not [uri for uri in client.redirect_uris if "/api/docs" in uri]
     docs = provider.clients[DOCS_CLIENT_ID]
     assert docs.secret is None
@@ -100,7 +100,7 @@ def test_bad_provider_settings_stop_the_start_with_the_variable_named(
         get_idp_settings()
 
 
-# -- SECURITY.md item 33: loopback only, unless IDP_ENABLED=1 ----------------------------
+# -- docs/security.md item 33: loopback only, unless IDP_ENABLED=1 ----------------------------
 
 
 def settings_with(**values: object) -> Settings:

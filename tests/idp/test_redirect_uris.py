@@ -1,4 +1,4 @@
-"""SECURITY.md item 28: redirect URIs match the registered list exactly; an
+"""docs/security.md item 28: redirect URIs match the registered list exactly; an
 unknown one gets an error page, never a redirect."""
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def test_repeated_redirect_uri_gets_an_error_page(idp: dict[str, Any]) -> None:
     assert_error_page(response)
 
 
-# -- the API docs have a client of their own (SECURITY.md item 30) -------------------------
+# -- the API docs have a client of their own (docs/security.md item 30) -------------------------
 
 DOCS_REDIRECTS = [
     "http://localhost:8000/api/docs/oauth2-redirect",

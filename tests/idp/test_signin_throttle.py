@@ -1,11 +1,11 @@
-"""SECURITY.md item 33: failed sign-ins are throttled per user name and per client
+"""docs/security.md item 33: failed sign-ins are throttled per user name and per client
 address, with HTTP 429 and `Retry-After`, the same for known and unknown names.
 
 Driven over HTTP against `/throttle/idp`, whose clock the tests move (`/_clock`):
 nothing waits for a window to pass. A second client address is 127.0.0.2 (the
 server still listens on 127.0.0.1 only).
 
-SECURITY.md item 51, against `/proxied/idp`, which trusts 127.0.0.2 and 127.0.0.3 as
+docs/security.md item 51, against `/proxied/idp`, which trusts 127.0.0.2 and 127.0.0.3 as
 reverse proxies: a client's `X-Forwarded-For` moves no count, a trusted proxy's names
 the client that is counted.
 """
@@ -185,7 +185,7 @@ def test_an_ipv6_client_is_counted_by_its_64() -> None:
     assert throttle.retry_after("c", "2001:db8:1:3::1") == 0
 
 
-# -- SECURITY.md item 51: X-Forwarded-For only from a trusted proxy ---------------------------
+# -- docs/security.md item 51: X-Forwarded-For only from a trusted proxy ---------------------------
 
 
 def spray(idp: dict[str, Any], make: Any, prefix: str) -> None:

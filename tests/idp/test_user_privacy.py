@@ -1,4 +1,4 @@
-"""SECURITY.md item 33: passwords shown only for the built-in demo users, and no
+"""docs/security.md item 33: passwords shown only for the built-in demo users, and no
 endpoint tells which user names exist. Driven over HTTP against the served provider."""
 
 from __future__ import annotations

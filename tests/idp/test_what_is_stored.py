@@ -1,6 +1,6 @@
 """What the provider keeps, seen in its store over HTTP (`/sealed/idp`, `GET /_store`).
 
-SECURITY.md item 38: no anonymous request creates a record; a flood of random values
+docs/security.md item 38: no anonymous request creates a record; a flood of random values
 at every endpoint leaves the store's size unchanged. And what a sign-in in progress
 keeps is hashed: the transaction id and the browser cookie only as digests, the form
 token (CSRF) not at all; the browser holds the raw values.

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 from tests.support.app import PRIVATE_MESSAGE, PUBLIC_MESSAGE
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# What works on this machine (TOOLCHAIN.md): no sandbox as root, and nothing
+# What works on this machine (docs/development.md): no sandbox as root, and nothing
 # that reaches for the closed network.
 CHROMIUM_ARGS = [
     "--headless",
@@ -182,7 +182,7 @@ def ping_private(page: Page) -> None:
 def log_out(page: Page) -> None:
     """Press Log Out, and confirm at the embedded provider, which asks: its
     end-session skips the question only for an `id_token_hint`, which the app never
-    puts in a URL (SECURITY.md 19, 35). (The app shows Log In before it leaves for
+    puts in a URL (docs/security.md 19, 35). (The app shows Log In before it leaves for
     the provider, so that button says nothing about where the browser is.)"""
     page.click("#qsLogoutBtn")
     page.click("#logout-confirm")

@@ -1,5 +1,5 @@
 """Content-Security-Policy checks shared by the make run, make prod and nginx
-tests (SECURITY.md 52): a policy read by directive, and pages used in Chromium
+tests (docs/security.md 52): a policy read by directive, and pages used in Chromium
 while every CSP complaint and page error is collected."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SECURITY.md item 50: a body over the limit gets 413 before the app reads or parses it.
+"""docs/security.md item 50: a body over the limit gets 413 before the app reads or parses it.
 
 Driven as the server drives ASGI (messages in, messages out), so the tests see how
 much of a body was read. The running provider is tested over HTTP in

@@ -1,4 +1,4 @@
-"""SECURITY.md item 51: the client address a throttle counts comes from the socket, or
+"""docs/security.md item 51: the client address a throttle counts comes from the socket, or
 from `X-Forwarded-For` only when the socket's peer is a trusted proxy.
 
 The running provider's throttle is tested over HTTP in tests/idp/test_signin_throttle.py.

@@ -3,8 +3,8 @@
 `read_cookie` is the one parser of our cookies (RFC 6265 section 5.4 as browsers
 send it, and nothing looser): a value is taken as sent and only in the form
 `new_secret` makes. `handshake_scope` is all Reflex's handlers ever get of a
-browser's cookies (SECURITY.md 45): every client Cookie header is dropped for one
-of the server's making, and the client token is tied to the session (SECURITY.md
+browser's cookies (docs/security.md 45): every client Cookie header is dropped for one
+of the server's making, and the client token is tied to the session (docs/security.md
 46).
 """
 

@@ -1,4 +1,4 @@
-"""The disk store keeps itself small (SECURITY.md 38, 47): expired records that
+"""The disk store keeps itself small (docs/security.md 38, 47): expired records that
 nobody reads again are swept at most once per `purge_interval` (on a write), and
 at most `max_records` live records are held (`StoreFull` beyond that).
 

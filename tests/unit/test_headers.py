@@ -1,4 +1,4 @@
-"""pingapp.headers (SECURITY.md 52): the policies, the built pages' scripts moved
+"""pingapp.headers (docs/security.md 52): the policies, the built pages' scripts moved
 to files, the ASGI wrapper `make prod` uses, and the dev server's middleware
 (run under the project's Node against a real http server)."""
 

@@ -1,6 +1,6 @@
 """BearerAuth and Allowlist: exactly which requests carry `Authorization`.
 
-SECURITY.md item 21: tokens go only to allow-listed origins (exact scheme, host
+docs/security.md item 21: tokens go only to allow-listed origins (exact scheme, host
 and port, optionally a path prefix), re-checked on every redirect hop. Every
 request the client sends is recorded by a MockTransport with the Authorization
 header it carried at that moment; no host named here is ever contacted.

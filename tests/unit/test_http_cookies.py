@@ -1,4 +1,4 @@
-"""The shared client keeps no cookies (SECURITY.md item 32).
+"""The shared client keeps no cookies (docs/security.md item 32).
 
 The client is shared by every user of the backend: a `Set-Cookie` one upstream
 sends during one user's call must never be sent on a later call, whoever makes

@@ -1,5 +1,5 @@
 """The OIDC client's discovery (single-flight, failure cooldown, only safe
-documents: SECURITY.md items 39-40) and its logout URL (items 19 and 24).
+documents: docs/security.md items 39-40) and its logout URL (items 19 and 24).
 
 Discovery is served by a real HTTP server on 127.0.0.1 (tests/api's issuer
 stand-in), which counts the calls it gets.

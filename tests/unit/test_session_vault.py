@@ -175,7 +175,7 @@ async def test_the_session_id_is_not_stored_only_its_reference_names_it(vault: V
     assert await vault.load(vault.reference(session_id)) is not None
 
 
-# --- references: keyed digests (SECURITY.md 45) -------------------------------------------
+# --- references: keyed digests (docs/security.md 45) -------------------------------------------
 
 
 def test_a_reference_is_keyed(store: DiskStore, clock: Clock) -> None:

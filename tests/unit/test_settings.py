@@ -175,7 +175,7 @@ def test_the_app_refuses_to_start_with_a_clear_message(tmp_path) -> None:
     assert "Traceback" not in done.stderr
 
 
-# -- SECURITY.md item 40: no plain http:// over a network ---------------------------
+# -- docs/security.md item 40: no plain http:// over a network ---------------------------
 
 
 @pytest.mark.parametrize("variable", ["AUTH_ISSUER", "API_URL"])
@@ -286,7 +286,7 @@ def test_a_plain_http_public_url_is_refused_in_prod(
         check_public_url(url, settings, prod=prod)
 
 
-# -- SECURITY.md item 51: the proxies whose X-Forwarded-For is believed ---------------------
+# -- docs/security.md item 51: the proxies whose X-Forwarded-For is believed ---------------------
 
 
 def test_no_proxy_is_trusted_by_default() -> None:
