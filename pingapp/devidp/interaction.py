@@ -7,6 +7,12 @@ browser is sent to the sign-in page (`signin.py`) or the consent page. When the
 user is done, the parked request is replayed through authlib, which issues the code
 (or `access_denied`), and the transaction is used up.
 
+Both pages offer a way out that signs nothing in (`client_home`): a link to the
+client's home, the origin of the request's redirect URI (the one authlib accepted, and
+still registered) with the path `/`, as Keycloak's "Back to application" goes to the
+client's base URL. The link leaves the transaction alone: it expires with
+`TRANSACTION_TTL`, so the browser's Back button still finds a working page.
+
 Only a request authlib accepted parks one: nothing else an anonymous request sends
 (a bad request, an unknown `tx`, `request_uri` or cookie) is stored (docs/security.md
 item 38). The store holds the transaction under the digest of its id and the digest
@@ -38,7 +44,7 @@ from pingapp.devidp.adapter import (
     payload_of,
 )
 from pingapp.devidp.grants import requested_audience
-from pingapp.devidp.models import Subject
+from pingapp.devidp.models import Client, Subject
 from pingapp.devidp.provider import Provider
 from pingapp.devidp.records import digest, form_token
 
@@ -49,6 +55,29 @@ TRANSACTION_TTL = 600
 #: The shortest browser-binding cookie taken as one (this provider sets 43 characters).
 MIN_BROWSER_COOKIE = 32
 CONSENT_TTL = 30 * 86_400
+
+
+def client_home(client: Client | None, params: list[tuple[str, str]]) -> str | None:
+    """Where "Back to <client>" leads: `scheme://host[:port]/` of the parked request's
+    `redirect_uri` (its first value, the one authlib read), or None when there is no
+    such client, the URI is not registered for it (any more), or is not http(s).
+
+    Never a URL from the request as such: only the origin of a registered URI.
+    """
+    if client is None:
+        return None
+    redirect_uri = next((v for k, v in params if k == "redirect_uri"), "")
+    if not redirect_uri or not client.check_redirect_uri(redirect_uri):
+        return None
+    try:
+        parts = urlsplit(redirect_uri)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{'' if port is None else f':{port}'}/"
 
 
 class Interaction:
@@ -101,6 +130,10 @@ class Interaction:
         if session is None or session.user not in self.provider.users:
             return None
         return session
+
+    def home(self, transaction: r.Transaction) -> str | None:
+        """The client's home for this transaction's "Back to" link (`client_home`)."""
+        return client_home(self.provider.clients.get(transaction.client_id), transaction.params)
 
     def consented(self, username: str, client_id: str) -> set[str]:
         consent = self.records.get(r.CONSENTS, username, client_id)
@@ -271,6 +304,7 @@ class Interaction:
                 transaction.scopes,
                 transaction.client_id,
                 transaction.user,
+                home=self.home(transaction),
             )
         if values.get("decision") != "allow":
             return self.finish(tx_id, transaction, None)

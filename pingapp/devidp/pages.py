@@ -43,6 +43,8 @@ legend { font-weight: 600; padding: 0; margin: .75rem 0 .25rem; }
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 input[type=text]:focus-visible, input[type=password]:focus-visible { outline-offset: 1px; }
 .muted { color: var(--muted); font-size: .9rem; }
+a { color: var(--accent); }
+.back { margin: 1.25rem 0 0; padding-top: .75rem; border-top: 1px solid var(--line); }
 code { font-size: .9em; }
 """
 
@@ -93,6 +95,18 @@ def _hidden(fields: dict[str, str]) -> str:
     )
 
 
+def back_link(home: str | None, client_id: str) -> str:
+    """The "Back to <client>" paragraph: a plain link to the client's home
+    (`interaction.client_home`: the origin of a registered redirect URI), or nothing
+    when there is none."""
+    if not home:
+        return ""
+    return (
+        f'<p class="back"><a id="back-to-app" href="{escape(home)}">'
+        f"Back to {escape(client_id)}</a></p>"
+    )
+
+
 def sign_in_page(
     action: str,
     fields: dict[str, str],
@@ -101,8 +115,11 @@ def sign_in_page(
     error: str = "",
     status: int | None = None,
     headers: dict[str, str] | None = None,
+    *,
+    home: str | None = None,
 ) -> HTMLResponse:
-    """The sign-in form; lists `shown_passwords` (the built-in demo users only, or none)."""
+    """The sign-in form; lists `shown_passwords` (the built-in demo users only, or none).
+    `home` is where "Back to" leads (`back_link`)."""
     listed = '<p class="muted">Users are the ones set in <code>IDP_USERS</code>.</p>'
     if shown_passwords:
         items = "".join(
@@ -130,6 +147,7 @@ def sign_in_page(
 <div class="actions"><button class="primary" id="signin" type="submit">Sign in</button></div>
 </form>
 {listed}
+{back_link(home, client_id)}
 """
     response = page("Sign in", body, status=status or (401 if error else 200))
     response.headers.update(headers or {})
@@ -137,8 +155,16 @@ def sign_in_page(
 
 
 def consent_page(
-    action: str, fields: dict[str, str], scopes: list[str], client_id: str, username: str
+    action: str,
+    fields: dict[str, str],
+    scopes: list[str],
+    client_id: str,
+    username: str,
+    *,
+    home: str | None = None,
 ) -> HTMLResponse:
+    """Allow or Deny (Deny answers the client `access_denied`); `home` is where
+    "Back to" leads, which tells the client nothing (`back_link`)."""
     rows = []
     for scope in scopes:
         required = scope == "openid"
@@ -164,6 +190,7 @@ def consent_page(
 <button id="consent-deny" name="decision" value="deny" type="submit">Deny</button>
 </div>
 </form>
+{back_link(home, client_id)}
 """
     return page("Allow access", body)
 

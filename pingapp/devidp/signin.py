@@ -31,8 +31,9 @@ def sign_in(flow: Interaction, http: HttpIn) -> Response:
     action = provider.url("/login")
     fields = flow.fields(http, tx_id)
     client_id = transaction.client_id
+    home = flow.home(transaction)
     if http.method == "GET":
-        return pages.sign_in_page(action, fields, provider.shown_passwords, client_id)
+        return pages.sign_in_page(action, fields, provider.shown_passwords, client_id, home=home)
 
     username = values.get("username", "").strip()
     throttle = provider.throttle
@@ -48,6 +49,7 @@ def sign_in(flow: Interaction, http: HttpIn) -> Response:
             error=f"Too many failed sign-ins. Try again in {minutes} {plural}.",
             status=429,
             headers={"Retry-After": str(wait)},
+            home=home,
         )
     if not provider.check_password(username, values.get("password", "")):
         throttle.failed(username, http.client)
@@ -57,6 +59,7 @@ def sign_in(flow: Interaction, http: HttpIn) -> Response:
             provider.shown_passwords,
             client_id,
             error="Wrong user name or password.",
+            home=home,
         )
     throttle.succeeded(username)
     cookie, session = _new_session(flow, http, username)
