@@ -116,10 +116,14 @@ def sign_in_page(
     status: int | None = None,
     headers: dict[str, str] | None = None,
     *,
+    username: str = "",
     home: str | None = None,
 ) -> HTMLResponse:
     """The sign-in form; lists `shown_passwords` (the built-in demo users only, or none).
-    `home` is where "Back to" leads (`back_link`)."""
+
+    After a failed attempt, `username` is the name typed: it is filled in again and the
+    focus starts in the password field. `home` is where "Back to" leads (`back_link`).
+    """
     listed = '<p class="muted">Users are the ones set in <code>IDP_USERS</code>.</p>'
     if shown_passwords:
         items = "".join(
@@ -132,6 +136,9 @@ def sign_in_page(
     )
     # After a failed attempt the fields say so, and point at the message.
     invalid = ' aria-invalid="true" aria-describedby="signin-error"' if error else ""
+    # The name typed stays; the focus goes where the user goes on (no script: autofocus).
+    name_value = f' value="{escape(username)}"' if username else ""
+    name_focus, password_focus = ("", " autofocus") if username else (" autofocus", "")
     body = f"""
 <h1>Sign in</h1>
 <p class="muted">to continue to <strong>{escape(client_id)}</strong></p>
@@ -140,10 +147,10 @@ def sign_in_page(
 {_hidden(fields)}
 <label for="username">Username</label>
 <input type="text" id="username" name="username" autocomplete="username" required
- autofocus{invalid}>
+{name_value}{name_focus}{invalid}>
 <label for="password">Password</label>
 <input type="password" id="password" name="password" autocomplete="current-password"
- required{invalid}>
+ required{password_focus}{invalid}>
 <div class="actions"><button class="primary" id="signin" type="submit">Sign in</button></div>
 </form>
 {listed}

@@ -2,7 +2,8 @@
 
 Failed sign-ins are throttled per user name and per client address (`throttle.py`),
 checked before the password is looked at; no answer depends on whether a user name
-exists. A sign-in starts a new provider session with a new cookie (no fixation).
+exists. A refused form comes back with the name typed and the focus on the password.
+A sign-in starts a new provider session with a new cookie (no fixation).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def sign_in(flow: Interaction, http: HttpIn) -> Response:
             error=f"Too many failed sign-ins. Try again in {minutes} {plural}.",
             status=429,
             headers={"Retry-After": str(wait)},
+            username=username,
             home=home,
         )
     if not provider.check_password(username, values.get("password", "")):
@@ -59,6 +61,7 @@ def sign_in(flow: Interaction, http: HttpIn) -> Response:
             provider.shown_passwords,
             client_id,
             error="Wrong user name or password.",
+            username=username,
             home=home,
         )
     throttle.succeeded(username)

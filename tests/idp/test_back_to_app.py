@@ -1,10 +1,11 @@
-"""The way out of the provider's pages.
+"""The way out of the provider's pages, and a refused sign-in that keeps the name.
 
 "Back to <client>" (`#back-to-app`) on the sign-in and consent pages is a plain link
 to the client's home: the origin of the parked request's registered redirect URI,
 path `/` (`interaction.client_home`). Following it tells the provider nothing; the
-parked request is left to expire (TRANSACTION_TTL). Driven over HTTP against the
-served provider, plus the pure parts.
+parked request is left to expire (TRANSACTION_TTL). A wrong password gives the form
+back with the name typed (escaped), the focus on the password and the message tied
+to both fields. Driven over HTTP against the served provider, plus the pure parts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from pingapp.devidp import pages
 from pingapp.devidp.interaction import TRANSACTION_TTL, client_home
 from pingapp.devidp.models import Client
-from tests.idp.flow import Browser, callback_params, parse_page, rp, start
+from tests.idp.flow import Browser, callback_params, form_error, parse_page, rp, start
 from tests.idp.serve import APP_REDIRECT, AUDIENCE
 
 APP_HOME = "http://127.0.0.1:3000/"
@@ -184,3 +185,60 @@ def test_the_link_is_escaped() -> None:
     assert 'href="http://x/&quot;&gt;&lt;script&gt;' in html
     assert "Back to &lt;b&gt;app&lt;/b&gt;&amp;" in html
     assert pages.back_link(None, "app") == pages.back_link("", "app") == ""
+
+
+# -- a wrong password keeps the name --------------------------------------------------------
+
+
+def test_a_fresh_form_focuses_the_name(idp: dict[str, Any]) -> None:
+    _, page = sign_in_page(idp)
+    ids = parse_page(page.text).ids
+    assert "autofocus" in ids["username"]
+    assert "autofocus" not in ids["password"]
+    assert "value" not in ids["username"]
+    for field in ("username", "password"):
+        assert "aria-describedby" not in ids[field]
+        assert "aria-invalid" not in ids[field]
+
+
+def test_a_wrong_password_keeps_the_name_and_focuses_the_password(idp: dict[str, Any]) -> None:
+    browser, page = sign_in_page(idp, prompt="consent")
+    refused = browser.sign_in(page, "alice", "wrong")
+    assert refused.status_code == 401
+    assert form_error(refused) == "Wrong user name or password."
+    ids = parse_page(refused.text).ids
+    assert ids["username"]["value"] == "alice"
+    assert "autofocus" in ids["password"]
+    assert "autofocus" not in ids["username"]
+    assert "value" not in ids["password"]  # the password is never sent back
+    assert "wrong" not in refused.text
+    for field in ("username", "password"):
+        assert ids[field]["aria-describedby"] == "signin-error"
+        assert ids[field]["aria-invalid"] == "true"
+    assert ids["signin-error"]["role"] == "alert"
+    assert back_link(refused) == (APP_HOME, "Back to pingapp")
+    # the right password on the same page goes on
+    consent = browser.sign_in(refused, "alice", "alice")
+    assert "consent-allow" in parse_page(consent.text).ids
+
+
+def test_the_kept_name_is_escaped(idp: dict[str, Any]) -> None:
+    browser, page = sign_in_page(idp)
+    typed = "\"><script>alert(1)</script>&amp;'x"
+    refused = browser.sign_in(page, typed, "wrong")
+    assert refused.status_code == 401
+    assert "<script>" not in refused.text
+    # a browser reads the value back as it was typed
+    assert parse_page(refused.text).ids["username"]["value"] == typed
+    assert 'value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;amp;&#x27;x"' in (
+        refused.text
+    )
+
+
+def test_an_empty_name_is_not_kept(idp: dict[str, Any]) -> None:
+    browser, page = sign_in_page(idp)
+    refused = browser.submit(page, {"username": "  ", "password": "wrong"})
+    assert refused.status_code == 401
+    ids = parse_page(refused.text).ids
+    assert "value" not in ids["username"]
+    assert "autofocus" in ids["username"]
