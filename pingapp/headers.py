@@ -304,12 +304,50 @@ function pingappSecurityHeaders(policy, headers) {
   };
 }
 """
+# The dev server's half of `pingapp.loopback`: a page asked for under another
+# loopback name of this port goes to the app's origin (308, same path and query).
+_VITE_LOOPBACK = r"""
+function pingappLoopbackRedirect(origin) {
+  const target = new URL(origin);
+  const loopback = (host) =>
+    host === "localhost" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
+  const port = (url) => url.port || (url.protocol === "https:" ? "443" : "80");
+  return {
+    name: "pingapp-loopback-redirect",
+    apply: "serve",
+    configureServer(server) {
+      server.middlewares.use((req, res, next) => {
+        if (req.method !== "GET" && req.method !== "HEAD") return next();
+        let asked;
+        try {
+          asked = new URL(`${target.protocol}//${req.headers.host}`);
+        } catch {
+          return next();
+        }
+        if (
+          !loopback(target.hostname) ||
+          !loopback(asked.hostname) ||
+          asked.hostname === target.hostname ||
+          port(asked) !== port(target)
+        ) {
+          return next();
+        }
+        res.statusCode = 308;
+        res.setHeader("Location", target.origin + req.url);
+        res.setHeader("Cache-Control", "no-store");
+        res.end();
+      });
+    },
+  };
+}
+"""
 _DEFINE_ANCHOR = "export default defineConfig"
 _PLUGINS_ANCHOR = "alwaysUseReactDomServerNode(),"
 
 
-def add_to_vite_config(source: str, dev_csp: str) -> str:
-    """`.web/vite.config.js` (Reflex's template) with the dev server's headers."""
+def add_to_vite_config(source: str, dev_csp: str, origin: str | None = None) -> str:
+    """`.web/vite.config.js` (Reflex's template) with the dev server's headers and,
+    given the app's `origin`, its redirect of other loopback names there."""
     if "pingappSecurityHeaders" in source:
         return source
     if _DEFINE_ANCHOR not in source or _PLUGINS_ANCHOR not in source:
@@ -320,7 +358,11 @@ def add_to_vite_config(source: str, dev_csp: str) -> str:
         )
         raise RuntimeError(msg)
     others = {name: value for name, value in PAGE_HEADERS.items() if name != _CSP}
-    call = f"pingappSecurityHeaders({json.dumps(dev_csp)}, {json.dumps(others)}),"
-    return source.replace(_DEFINE_ANCHOR, _VITE_PLUGIN + "\n" + _DEFINE_ANCHOR, 1).replace(
-        _PLUGINS_ANCHOR, f"{call}\n    {_PLUGINS_ANCHOR}", 1
+    calls = f"pingappSecurityHeaders({json.dumps(dev_csp)}, {json.dumps(others)}),"
+    functions = _VITE_PLUGIN
+    if origin:
+        calls = f"pingappLoopbackRedirect({json.dumps(origin)}),\n    {calls}"
+        functions += _VITE_LOOPBACK
+    return source.replace(_DEFINE_ANCHOR, functions + "\n" + _DEFINE_ANCHOR, 1).replace(
+        _PLUGINS_ANCHOR, f"{calls}\n    {_PLUGINS_ANCHOR}", 1
     )

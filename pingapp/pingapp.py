@@ -24,20 +24,25 @@ from pingapp.auth.state import AuthState
 from pingapp.context import context, serve_context
 from pingapp.devidp import embedded_provider_mounts
 from pingapp.headers import with_security_headers
+from pingapp.loopback import loopback_to_origin
 from pingapp.pages.callback import callback
 from pingapp.pages.home import home
 from pingapp.pages.profile import profile
 from pingapp.ping.page import ping
-from pingapp.settings import check_public_url, get_settings
+from pingapp.settings import get_settings
+from pingapp.startup import announce, check_provider_soon, refuse_bad_configuration, summary
 from pingapp.states import PacedStateManagerDisk
 from pingapp.urls import backend_url, frontend_url, origin_of
 
-# Fail at start, with a message per bad variable, rather than at first use.
-check_public_url(
-    frontend_url(),
+# Fail at start, with a short message per bad variable, rather than at first use;
+# then say once where sign-in happens and what to register there.
+refuse_bad_configuration(
     get_settings(),
+    frontend=frontend_url(),
+    backend=backend_url(),
     prod=environment.REFLEX_ENV_MODE.get() == constants.Env.PROD,
 )
+provider_mounts = embedded_provider_mounts()
 
 # Reflex's page states may hold a user's profile: owner-only (docs/security.md 34).
 _states = prerequisites.get_states_dir()
@@ -53,12 +58,13 @@ backend = Starlette(
         # RFC 9728: the API's protected-resource metadata, where clients look for it.
         well_known_route(api),
         Mount(routes.AUTH, app=create_auth_routes()),
-        *embedded_provider_mounts(),
+        *provider_mounts,
     ]
 )
 OWN_PREFIXES = ("/api", routes.AUTH, "/idp", WELL_KNOWN)
-#: Reflex's event websocket (rxconfig.py's backend_path + /_event).
-EVENTS = "/_reflex/_event"
+#: Reflex's own routes (rxconfig.py's backend_path) and its event websocket.
+REFLEX_ROUTES = "/_reflex"
+EVENTS = REFLEX_ROUTES + "/_event"
 
 
 def own_routes_first(reflex_app: ASGIApp) -> ASGIApp:
@@ -91,7 +97,13 @@ class PingApp(rx.App):
     def __call__(self) -> ASGIApp:
         # Every HTML answer carries the pages' CSP and headers (`pingapp.headers`),
         # unless it sends its own (/idp, /api/docs).
-        return with_security_headers(own_routes_first(super().__call__()))
+        # A page asked for under another loopback name (127.0.0.1 for localhost)
+        # goes to the app's origin, where its websocket and cookies work.
+        return loopback_to_origin(
+            with_security_headers(own_routes_first(super().__call__())),
+            frontend_url(),
+            passthrough=(*OWN_PREFIXES, REFLEX_ROUTES),
+        )
 
     def _setup_state(self) -> None:
         super()._setup_state()
@@ -128,7 +140,15 @@ async def application_context() -> AsyncIterator[None]:
     ourselves); every other origin goes over the network."""
     async with serve_context(
         in_process={origin_of(backend_url()): backend}, sign_out_tabs=sign_out_tabs
-    ):
+    ) as ctx:
+        text = summary(
+            ctx.settings,
+            frontend=ctx.frontend_url,
+            backend=ctx.backend_url,
+            embedded=bool(provider_mounts),
+        )
+        if announce(text, _states):
+            check_provider_soon(ctx)
         yield
 
 

@@ -14,6 +14,7 @@ from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -200,6 +201,21 @@ class Settings(BaseSettings):
     @classmethod
     def _check_api_url(cls, value: str | None) -> str | None:
         return None if value is None else http_url(value, "API_URL").rstrip("/")
+
+    @field_validator("session_encryption_key")
+    @classmethod
+    def _check_session_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                Fernet(value.get_secret_value().encode())
+            except ValueError:
+                msg = (
+                    "SESSION_ENCRYPTION_KEY must be a Fernet key (32 url-safe base64 "
+                    'bytes); make one with: python -c "from cryptography.fernet import '
+                    'Fernet; print(Fernet.generate_key().decode())"'
+                )
+                raise ValueError(msg) from None
+        return value
 
     @field_validator("api_allowed_origins", "cors_origins")
     @classmethod

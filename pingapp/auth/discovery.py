@@ -33,7 +33,8 @@ async def get_json(client: httpx.AsyncClient, url: str, what: str) -> Any:
     except httpx.TimeoutException:
         raise ProviderUnavailable(
             "The sign-in provider is too slow",
-            f"Its {what} at {url} did not answer in time. Try again in a moment.",
+            f"Its {what} at {url} did not answer in time. Try again in a moment; if "
+            "it keeps happening, check that AUTH_ISSUER (or AUTH0_DOMAIN) is right.",
         ) from None
     except httpx.TransportError:
         raise ProviderUnavailable(

@@ -56,7 +56,9 @@ async def post_form(
     except httpx.TimeoutException:
         raise ProviderUnavailable(
             "The sign-in provider is too slow",
-            f"Its {what} did not answer in time. Try again in a moment.",
+            f"Its {what} did not answer in time. Try again in a moment; if it keeps "
+            "happening, check that the provider is up and AUTH_ISSUER (or AUTH0_DOMAIN) "
+            "is right.",
         ) from None
     except httpx.TransportError:
         raise ProviderUnavailable(

@@ -36,7 +36,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from pingapp.auth.cookies import new_secret
 from pingapp.auth.login import PendingLogin
 from pingapp.auth.store import DiskStore, RedisStore, Store
-from pingapp.settings import Settings
+from pingapp.settings import ConfigurationError, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +99,33 @@ def _load_or_make_key(path: Path) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         if path.stat().st_mode & 0o077:
-            msg = f"{path} is readable by others; run: chmod 600 {path}"
-            raise PermissionError(msg) from None
+            msg = f"pingapp: {path} is readable by others; run: chmod 600 {path}"
+            raise ConfigurationError(msg) from None
         return path.read_bytes().strip()
     key = Fernet.generate_key()
     with os.fdopen(fd, "wb") as handle:
         handle.write(key)
+    return key
+
+
+def session_key(settings: Settings) -> bytes:
+    """The key that encrypts sessions: SESSION_ENCRYPTION_KEY (checked by the
+    settings), else the generated key file, which must hold a Fernet key."""
+    if settings.session_encryption_key:
+        return settings.session_encryption_key.get_secret_value().encode()
+    try:
+        key = _load_or_make_key(KEY_FILE)
+    except OSError as error:
+        msg = f"pingapp: cannot read or make the session key {KEY_FILE}: {error.strerror}"
+        raise ConfigurationError(msg) from None
+    try:
+        Fernet(key)
+    except ValueError:
+        msg = (
+            f"pingapp: {KEY_FILE} does not hold a session key. Delete it to have a new "
+            "one made (everyone is signed out), or set SESSION_ENCRYPTION_KEY."
+        )
+        raise ConfigurationError(msg) from None
     return key
 
 
@@ -302,6 +323,4 @@ def build_vault(settings: Settings) -> Vault:
 
     redis_url = get_config().redis_url
     store: Store = RedisStore(redis_url) if redis_url else DiskStore(sessions_dir())
-    configured = settings.session_encryption_key
-    key = configured.get_secret_value().encode() if configured else _load_or_make_key(KEY_FILE)
-    return Vault(store, key, max_age=settings.session_max_age)
+    return Vault(store, session_key(settings), max_age=settings.session_max_age)

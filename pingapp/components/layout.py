@@ -223,15 +223,18 @@ def audience_warning() -> rx.Component:
 
 def page(*children: rx.Component, route: str) -> rx.Component:
     """A page of the app at `route` (where Log In comes back to): the header and a
-    readable column of content, whose first child is the page's one h1."""
+    readable column of content, whose first child is the page's one h1. The
+    sign-in error and the audience warning stand right under that heading."""
+    heading, *rest = children
     return rx.box(
         navbar(route),
         rx.el.main(
             rx.container(
                 rx.vstack(
+                    heading,
                     sign_in_error(route),
                     audience_warning(),
-                    *children,
+                    *rest,
                     spacing="5",
                     padding_y="2em",
                     width="100%",

@@ -221,5 +221,5 @@ def create_idp(
             app_settings.trusted_proxies if trusted_proxies is None else trusted_proxies
         ),
     )
-    log.warning("embedded development OpenID Provider at %s (not for production)", provider.issuer)
+    log.info("embedded development OpenID Provider at %s (not for production)", provider.issuer)
     return build_app(provider)

@@ -16,8 +16,8 @@ def callback() -> rx.Component:
     # handler has run (`is_hydrated`), an error is the tab's earlier one: not shown.
     failed = rx.State.is_hydrated & (AuthState.error_title != "")
     return page(
-        address_bar_cleaner(),
         rx.heading(rx.cond(failed, "Sign-in did not finish", "Signing you in"), size="7"),
+        address_bar_cleaner(),
         rx.cond(
             ~failed,
             rx.center(

@@ -159,6 +159,16 @@ class PingState(rx.State):
                     "access token."
                 ),
             )
+        elif result.status_code == 401 and ctx.settings.auth_audience is None:
+            # No audience was asked for, so no token can pass: signing in again won't help.
+            result = dataclasses.replace(
+                result,
+                message=(
+                    "Not authorized (401): the access token names no API, because "
+                    "AUTH_AUDIENCE is empty. Set AUTH_AUDIENCE to your API's identifier, "
+                    "restart the app, then log in again."
+                ),
+            )
         self._show(result)
 
     @rx.var
