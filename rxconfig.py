@@ -93,9 +93,11 @@ class SecurityHeaders(Plugin):
     """
 
     def pre_compile(self, **context: Any) -> None:
-        dev_csp = dev_policy(rx.config.get_config().api_url)
+        config = rx.config.get_config()
+        dev_csp = dev_policy(config.api_url)
         context["add_modify_task"](
-            ReactRouter.VITE_CONFIG_FILE, lambda source: add_to_vite_config(source, dev_csp)
+            ReactRouter.VITE_CONFIG_FILE,
+            lambda source: add_to_vite_config(source, dev_csp, config.deploy_url),
         )
 
     def post_build(self, **context: Any) -> None:
