@@ -184,7 +184,7 @@ def sign_in_error(route: str) -> rx.Component:
                 rx.text(AuthState.error_detail, id="auth-error-detail"),
                 rx.hstack(
                     # Indigo and gray, not the callout's red: white on red-9 is 3.9:1.
-                    log_in_button(route, size="1", color_scheme="indigo"),
+                    log_in_button(route, size="1", color_scheme="indigo", id="auth-error-login"),
                     rx.button(
                         "Dismiss",
                         size="1",

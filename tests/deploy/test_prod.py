@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from pingapp.headers import PAGE_HEADERS, PAGE_POLICY, inline_scripts
-from tests.support.app import RunningApp, start_app
+from tests.support.app import PUBLIC_MESSAGE, RunningApp, start_app
 from tests.support.browser import csp_watch, ping_private, sign_in, sign_out
 from tests.support.csp import assert_strict, use_api_docs, use_home_and_ping, watch
 
@@ -33,6 +33,22 @@ def test_sign_in_private_ping_and_sign_out_on_one_port(app: RunningApp, page: Pa
     expect(page.locator("#profile-name")).to_have_text("Alice")
     sign_out(page, app.url)
     assert complaints == []
+
+
+def test_the_printed_address_leads_to_a_working_app(app: RunningApp, page: Page) -> None:
+    """Reflex prints `App running at: http://127.0.0.1:<port>/` (the address it
+    listens on); the app's origin is localhost. Opening the printed address sends
+    the browser there, where the websocket works; the API answers at either name."""
+    port = app.url.rsplit(":", 1)[1]
+    assert f"http://127.0.0.1:{port}/" in app.log.read_text()
+    page.goto(f"http://127.0.0.1:{port}/")
+    expect(page).to_have_url(app.url + "/")
+    page.goto(f"http://127.0.0.1:{port}/ping/")
+    expect(page).to_have_url(app.url + "/ping/")
+    page.click("#ping-public")
+    expect(page.locator("#ping-message")).to_contain_text(PUBLIC_MESSAGE)
+    api = httpx.get(f"http://127.0.0.1:{port}/api/public")
+    assert api.status_code == 200
 
 
 # --- Security headers (docs/security.md 52): Reflex's server sends pingapp.headers'

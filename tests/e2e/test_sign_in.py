@@ -16,7 +16,13 @@ import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from pingapp.auth.cookies import SESSION_COOKIE
-from tests.support.app import RunningApp, start_app, wait_for_sessions
+from tests.support.app import (
+    PRIVATE_MESSAGE,
+    PUBLIC_MESSAGE,
+    RunningApp,
+    start_app,
+    wait_for_sessions,
+)
 from tests.support.browser import log_out, sign_in_at_provider
 
 
@@ -30,10 +36,11 @@ def app(states_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     running = start_app(
         "run",
         tmp_path_factory.mktemp("signin"),
-        # carol never consents before the test that declines.
+        # carol never consents before the test that declines; dave is the newcomer
+        # who declines, then tries again.
         env={
             "REFLEX_STATES_WORKDIR": str(states_dir),
-            "IDP_USERS": "alice:alice,bob:bob,carol:carol",
+            "IDP_USERS": "alice:alice,bob:bob,carol:carol,dave:dave",
         },
     )
     yield running
@@ -147,3 +154,60 @@ def test_a_forged_callback_is_refused_without_a_token_request(
     expect(page).to_have_url(app.url + "/callback")
     referrer = page.locator('meta[name="referrer"]')
     expect(referrer).to_have_attribute("content", "no-referrer")
+
+
+def test_log_in_again_from_the_error_signs_in_on_a_normal_page(
+    app: RunningApp, context: BrowserContext
+) -> None:
+    """Deny, then Log In from the error: signed in on the home page (never back on
+    /callback), and the old error is gone, also after signing out."""
+    page = context.new_page()
+    page.goto(app.url + "/ping")
+    page.click("#qsLoginBtn")
+    sign_in_at_provider(page, "dave", allow=False)
+    expect(page.locator("#auth-error-title")).to_have_text("Sign-in was cancelled")
+    expect(page).to_have_url(app.url + "/callback")
+    headings = page.locator("main h1, main #auth-error-title")
+    expect(headings.first).to_have_text("Sign-in did not finish")
+
+    page.click("#auth-error-login")
+    sign_in_at_provider(page, "dave")
+    expect(page.locator("#qsLogoutBtn")).to_be_visible(timeout=20_000)
+    expect(page).to_have_url(app.url + "/")
+    expect(page.locator("#home-status")).to_contain_text("You are logged in!")
+    expect(page.locator("#auth-error")).to_have_count(0)
+
+    log_out(page)
+    page.wait_for_url(app.url + "/")
+    expect(page.locator("#qsLoginBtn")).to_be_visible()
+    expect(page.locator("#home-status")).to_contain_text("You are not logged in!")
+    expect(page.locator("#auth-error")).to_have_count(0)
+
+
+def test_dismiss_on_the_callback_goes_home(app: RunningApp, context: BrowserContext) -> None:
+    page = context.new_page()
+    page.goto(app.url + "/callback?code=forged&state=forged")
+    expect(page.locator("#auth-error-title")).to_have_text("This sign-in cannot be finished here")
+    page.get_by_role("button", name="Dismiss").click()
+    expect(page).to_have_url(app.url + "/")
+    expect(page.locator("#home-status")).to_contain_text("You are not logged in!")
+    expect(page.locator("#auth-error")).to_have_count(0)
+    expect(page.locator("#callback-pending")).to_have_count(0)
+
+
+def test_the_other_loopback_name_leads_to_a_working_app(
+    app: RunningApp, context: BrowserContext
+) -> None:
+    """`make run` on localhost, opened at 127.0.0.1: the dev server sends the browser
+    to the app's origin, where the websocket, the sign-in and the pings work."""
+    port = app.url.rsplit(":", 1)[1]
+    page = context.new_page()
+    page.goto(f"http://127.0.0.1:{port}/ping?from=address-bar")
+    expect(page).to_have_url(app.url + "/ping?from=address-bar")
+    page.click("#ping-public")
+    expect(page.locator("#ping-message")).to_contain_text(PUBLIC_MESSAGE)
+    page.click("#qsLoginBtn")
+    sign_in_at_provider(page)
+    expect(page.locator("#qsLogoutBtn")).to_be_visible(timeout=20_000)
+    page.click("#ping-private")
+    expect(page.locator("#ping-message")).to_contain_text(PRIVATE_MESSAGE)

@@ -315,3 +315,65 @@ def test_the_changed_vite_config_is_valid_javascript(tmp_path: Path) -> None:
     config.write_text(add_to_vite_config(reflex_vite_config(), dev_policy("http://x:1")))
     # node --check parses the module (its imports are not resolved).
     subprocess.run([str(NODE), "--check", str(config)], check=True, timeout=60)
+
+
+LOOPBACK_HARNESS = """
+import http from "http";
+const plugin = pingappLoopbackRedirect("http://localhost:3000");
+const stack = [];
+plugin.configureServer({ middlewares: { use: (f) => stack.push(f) } });
+const server = http.createServer((req, res) => stack[0](req, res, () => res.end("page")));
+const ask = (port, method, host) =>
+  new Promise((resolve) => {
+    const req = http.request(
+      { host: "127.0.0.1", port, method, path: "/ping?x=%20y", headers: { host } },
+      (res) => {
+        let body = "";
+        res.on("data", (chunk) => (body += chunk));
+        res.on("end", () => resolve([res.statusCode, res.headers.location || null, body]));
+      },
+    );
+    req.end();
+  });
+server.listen(0, "127.0.0.1", async () => {
+  const port = server.address().port;
+  const out = [];
+  for (const [method, host] of [
+    ["GET", "127.0.0.1:3000"],
+    ["HEAD", "[::1]:3000"],
+    ["GET", "localhost:3000"],
+    ["GET", "127.0.0.1:3001"],
+    ["GET", "example.test:3000"],
+    ["POST", "127.0.0.1:3000"],
+  ]) {
+    out.push(await ask(port, method, host));
+  }
+  console.log(JSON.stringify(out));
+  server.close();
+});
+"""
+
+
+@needs_node
+def test_dev_server_sends_other_loopback_names_to_the_origin(tmp_path: Path) -> None:
+    script = tmp_path / "loopback.mjs"
+    script.write_text(headers._VITE_LOOPBACK + LOOPBACK_HARNESS)
+    done = subprocess.run(
+        [str(NODE), str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    moved = ["http://localhost:3000/ping?x=%20y"]
+    assert json.loads(done.stdout) == [
+        [308, *moved, ""],
+        [308, *moved, ""],
+        [200, None, "page"],
+        [200, None, "page"],
+        [200, None, "page"],
+        [200, None, "page"],
+    ]
+
+
+def test_the_dev_server_gets_the_loopback_redirect_with_an_origin() -> None:
+    config = add_to_vite_config(reflex_vite_config(), PAGE_POLICY, "http://localhost:3000")
+    plugins = config.split("plugins: [", 1)[1]
+    assert 'pingappLoopbackRedirect("http://localhost:3000")' in plugins
+    assert "pingappLoopbackRedirect" not in add_to_vite_config(reflex_vite_config(), PAGE_POLICY)

@@ -230,3 +230,17 @@ async def test_a_token_that_cannot_be_renewed_is_not_sent_and_is_explained(
     assert api == []  # nothing was sent
     assert auth.signed_in  # the session stays for when the provider is back
     assert ping.message.startswith("Your session could not be renewed")
+
+
+async def test_a_401_without_an_audience_says_to_set_it(vault: Vault, api: Seen) -> None:
+    """Signing in again cannot help when no audience is asked for: the message says
+    which setting to change."""
+    ping, auth = await tree(signed_in=True)
+    async with vault.modify(auth._session_hash) as stored:
+        assert stored is not None
+        stored.access_token = "opaque-token-for-no-api"
+    with use_settings(auth_audience=""):
+        await run(PingState.ping_private, ping)
+    assert ping.status_code == 401
+    assert "AUTH_AUDIENCE is empty" in ping.message
+    assert "Sign in again" not in ping.message

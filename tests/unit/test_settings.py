@@ -12,6 +12,7 @@ from pingapp.settings import (
     Settings,
     check_public_url,
     explain,
+    get_settings,
     is_secure_url,
     origin_of,
 )
@@ -313,3 +314,17 @@ def test_a_bad_trusted_proxy_stops_the_start_with_one_line() -> None:
     assert len(lines) == 1
     assert lines[0].startswith("  - TRUSTED_PROXIES: ")
     assert "'proxy.internal'" in lines[0]
+
+
+def test_a_session_key_that_is_not_a_fernet_key_is_named_without_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SESSION_ENCRYPTION_KEY", "my-secret-key")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError) as raised:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert "  - SESSION_ENCRYPTION_KEY: " in str(raised.value)
+    assert "my-secret-key" not in str(raised.value)
