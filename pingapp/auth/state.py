@@ -129,7 +129,8 @@ class AuthState(rx.State):
         self.busy = False
         self.error_title = error.title
         self.error_detail = error.detail
-        logger.info("sign-in failed: %s (%s)", error.title, error.code or "no code")
+        # Our own title; the code may come from the provider, so it is quoted (%r).
+        logger.warning("sign-in failed: %s (code %r)", error.title, error.code[:60])
 
     @rx.var
     def audience_missing(self) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -1225,3 +1226,20 @@ async def test_dismiss_on_the_callback_page_goes_home(env: Vault) -> None:
     elsewhere.error_title = "Your session has expired"
     assert await run(AuthState.dismiss_error, elsewhere) == [None]
     assert elsewhere.error_title == ""
+
+
+async def test_a_failed_sign_in_is_logged_at_warning_without_secrets(
+    env: Vault, provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = new_tab()
+    url = await login(state, provider)
+    with caplog.at_level(logging.WARNING, logger="pingapp.auth.state"):
+        await callback(
+            state, f"error=access_denied%0Aforged-line&error_description=nope&state={state_of(url)}"
+        )
+    [record] = [r for r in caplog.records if r.name == "pingapp.auth.state"]
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert "sign-in failed: The sign-in provider reported an error" in message
+    assert "\n" not in message  # the provider's code is quoted
+    assert state_of(url) not in message
