@@ -175,7 +175,11 @@ def test_log_in_again_from_the_error_signs_in_on_a_normal_page(
     expect(page.locator("#qsLogoutBtn")).to_be_visible(timeout=20_000)
     expect(page).to_have_url(app.url + "/")
     expect(page.locator("#home-status")).to_contain_text("You are logged in!")
-    expect(page.locator("#auth-error")).to_have_count(0)
+    try:
+        expect(page.locator("#auth-error")).to_have_count(0)
+    except AssertionError as failed:
+        shown = page.locator("#auth-error").all_inner_texts()
+        raise AssertionError(f"an error is shown after signing in: {shown}") from failed
 
     log_out(page)
     page.wait_for_url(app.url + "/")
