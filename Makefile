@@ -1,9 +1,5 @@
 # pingapp: every target installs what it needs first, and can be run again.
-#
-#   make run     install, then start the app in dev mode (frontend :3000, backend :8000)
-#   make test    install the test tools too, then lint, type-check and run every test
-#   make install only the installs that `make run` does
-#   make prod    the app in prod mode on one port (FRONTEND_PORT)
+# `make help` (or plain `make`) lists the targets: the `## ` comments on them below.
 #
 # After `make install`, Reflex's own commands work too: `. .venv/bin/activate`, then
 # `reflex run`, `reflex run --env prod`, `reflex export`, ... (rxconfig.py, README.md).
@@ -91,14 +87,17 @@ INDEPENDENT_OP := tests/e2e/independent_op/node_modules/.package-lock.json
 .PHONY: help install install-dev run prod lint test test-fast test-e2e clean \
 	export backend test-deploy test-faults
 
-help:
-	@sed -n '3,11p' Makefile | sed 's/^# \{0,1\}//'
+# Every target with its `## ` line (POSIX awk: the same on macOS and Linux).
+help: ## this list
+	@echo "make <target>   (ports: FRONTEND_PORT=3001 BACKEND_PORT=8001 make run; app settings: README.md)"
+	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "  %-12s %s\n", $$1, $$2 }' \
+	  $(firstword $(MAKEFILE_LIST))
 
 # bun and Node first: without npm, the message comes before a minute of pip.
-install: $(BUN_STAMP) $(NODE_STAMP) $(RUNTIME_STAMP)
+install: $(BUN_STAMP) $(NODE_STAMP) $(RUNTIME_STAMP) ## only the installs `make run` does (.venv/, bun and Node in .tools/); starts nothing
 
 install-dev: NPM_FROM_APT := yes
-install-dev: install $(DEV_STAMP) $(CHROMIUM) $(REDIS) $(NGINX) $(INDEPENDENT_OP)
+install-dev: install $(DEV_STAMP) $(CHROMIUM) $(REDIS) $(NGINX) $(INDEPENDENT_OP) ## install, plus the test tools (pip), and chromium, redis, nginx (apt-get: root)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -137,14 +136,14 @@ $(CHROMIUM) $(REDIS) $(NGINX):
 $(INDEPENDENT_OP): tests/e2e/independent_op/package-lock.json
 	cd tests/e2e/independent_op && npm ci --no-audit --no-fund
 
-run: install
+run: install ## install, then the app in dev mode: frontend on FRONTEND_PORT (3000), backend on BACKEND_PORT (8000)
 	$(BIN)/reflex run --frontend-port $(FRONTEND_PORT) --backend-port $(BACKEND_PORT)
 
 # Prod serves the built frontend, the events and the API on FRONTEND_PORT alone.
-prod: install
+prod: install ## install, then the app in prod mode on one port, FRONTEND_PORT
 	$(BIN)/reflex run --env prod --frontend-port $(FRONTEND_PORT) --backend-port $(FRONTEND_PORT)
 
-lint: install-dev
+lint: install-dev ## ruff (lint and format check) and pyright
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pyright
@@ -154,15 +153,15 @@ lint: install-dev
 # collected after it. tests/conftest.py marks each folder and stops a run that mixes them.
 FAST := not browser and not deploy and not faults
 
-test-fast: install-dev
+test-fast: install-dev ## unit, API and provider tests (no browser)
 	$(BIN)/python -m pytest tests -m "$(FAST)"
 
-test-e2e: install-dev
+test-e2e: install-dev ## browser tests: Chromium against the app started with make run / make prod
 	$(BIN)/python -m pytest tests/e2e -m browser
 
-test: lint test-fast test-e2e test-deploy test-faults
+test: lint test-fast test-e2e test-deploy test-faults ## install the test tools too, then lint, type-check and run every test
 
-clean:
+clean: ## remove .venv/, .tools/, .web/ and caches
 	rm -rf .web .states $(TOOLS) $(VENV) .pytest_cache .ruff_cache .hypothesis
 
 # Deploy (README.md, "Deploy"). PUBLIC_URL is the origin browsers use: nginx serves
@@ -171,22 +170,22 @@ clean:
 PUBLIC_URL ?= $(or $(REFLEX_API_URL),http://localhost:8080)
 
 # The static site, in .web/build/client/, wired to the backend at PUBLIC_URL.
-export: install
+export: install ## the static site in .web/build/client/ for the origin PUBLIC_URL (README.md, Deploy)
 	REFLEX_API_URL=$(PUBLIC_URL) REFLEX_DEPLOY_URL=$(PUBLIC_URL) \
 	  $(BIN)/reflex export --frontend-only --no-zip
 	@echo "static site in .web/build/client/ (its backend: $(PUBLIC_URL))"
 
 # One backend process (events, API, sign-in) on BACKEND_PORT, behind nginx at
 # PUBLIC_URL. Start several on one Redis with REFLEX_REDIS_URL=redis://...
-backend: install
+backend: install ## one prod backend (events, API, sign-in) on BACKEND_PORT for the origin PUBLIC_URL
 	REFLEX_API_URL=$(PUBLIC_URL) REFLEX_DEPLOY_URL=$(PUBLIC_URL) \
 	  $(BIN)/reflex run --backend-only --env prod --backend-port $(BACKEND_PORT)
 
 # The deploy set-ups with real nginx and Redis, in a pytest process of their own.
-test-deploy: install-dev
+test-deploy: install-dev ## the deploy set-ups with real nginx and Redis
 	$(BIN)/python -m pytest tests/deploy -m deploy
 
 # Faults (provider, API, Redis, backend down or slow) and bad input, with real
 # processes, in a pytest process of their own.
-test-faults: install-dev
+test-faults: install-dev ## faults (servers down or slow) and bad input, with real processes
 	$(BIN)/python -m pytest tests/faults -m faults
