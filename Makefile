@@ -71,6 +71,11 @@ need_npm = command -v npm >/dev/null \
        && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; } \
   || { echo "pingapp needs npm (Node.js) to install $(1): install Node.js from your system's packages, then run make again" >&2; exit 1; }
 
+# Reflex's own info lines are left out (warnings and errors still show): among them
+# "Run `uv run reflex run` to start the app.", printed whenever it sets up .web/,
+# which is advice for projects managed with uv. REFLEX_LOGLEVEL=info make run shows them.
+REFLEX_LOGLEVEL ?= warning
+
 # What `. .venv/bin/activate` does; rxconfig.py sets up the rest.
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
@@ -137,11 +142,11 @@ $(INDEPENDENT_OP): tests/e2e/independent_op/package-lock.json
 	cd tests/e2e/independent_op && npm ci --no-audit --no-fund
 
 run: install ## install, then the app in dev mode: frontend on FRONTEND_PORT (3000), backend on BACKEND_PORT (8000)
-	$(BIN)/reflex run --frontend-port $(FRONTEND_PORT) --backend-port $(BACKEND_PORT)
+	$(BIN)/reflex run --loglevel $(REFLEX_LOGLEVEL) --frontend-port $(FRONTEND_PORT) --backend-port $(BACKEND_PORT)
 
 # Prod serves the built frontend, the events and the API on FRONTEND_PORT alone.
 prod: install ## install, then the app in prod mode on one port, FRONTEND_PORT
-	$(BIN)/reflex run --env prod --frontend-port $(FRONTEND_PORT) --backend-port $(FRONTEND_PORT)
+	$(BIN)/reflex run --loglevel $(REFLEX_LOGLEVEL) --env prod --frontend-port $(FRONTEND_PORT) --backend-port $(FRONTEND_PORT)
 
 lint: install-dev ## ruff (lint and format check) and pyright
 	$(BIN)/ruff check .
@@ -172,7 +177,7 @@ PUBLIC_URL ?= $(or $(REFLEX_API_URL),http://localhost:8080)
 # The static site, in .web/build/client/, wired to the backend at PUBLIC_URL.
 export: install ## the static site in .web/build/client/ for the origin PUBLIC_URL (README.md, Deploy)
 	REFLEX_API_URL=$(PUBLIC_URL) REFLEX_DEPLOY_URL=$(PUBLIC_URL) \
-	  $(BIN)/reflex export --frontend-only --no-zip
+	  $(BIN)/reflex export --loglevel $(REFLEX_LOGLEVEL) --frontend-only --no-zip
 	@echo "static site in .web/build/client/ (its backend: $(PUBLIC_URL))"
 
 # One backend process (events, API, sign-in) on BACKEND_PORT, behind nginx at
