@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 import reflex as rx
@@ -32,6 +31,7 @@ from pingapp.ping.page import ping
 from pingapp.settings import get_settings
 from pingapp.startup import announce, check_provider_soon, refuse_bad_configuration, summary
 from pingapp.states import PacedStateManagerDisk
+from pingapp.tabs import tab_notifier
 from pingapp.urls import backend_url, frontend_url, origin_of
 
 # Fail at start, with a short message per bad variable, rather than at first use;
@@ -115,23 +115,6 @@ class PingApp(rx.App):
 app = PingApp(stylesheets=["/a11y.css"])
 
 
-logger = logging.getLogger(__name__)
-
-
-async def sign_out_tabs(tabs: list[str], except_token: str) -> None:
-    """Show the signed-out page in these tabs (Reflex client tokens) now: their
-    session ended in another tab or by the provider's back-channel logout."""
-    for client_token in tabs:
-        if client_token == except_token:
-            continue
-        try:
-            token = rx.BaseStateToken(ident=client_token, cls=AuthState)
-            async with app.modify_state(token) as root:
-                (await root.get_state(AuthState))._signed_out()
-        except Exception:  # one tab must not stop the others, nor the logout
-            logger.warning("could not show the signed-out page in a tab", exc_info=True)
-
-
 @contextlib.asynccontextmanager
 async def application_context() -> AsyncIterator[None]:
     """The application context (`pingapp.context`) for as long as the backend runs.
@@ -139,7 +122,7 @@ async def application_context() -> AsyncIterator[None]:
     answered in-process (same client, same auth flow, no TCP round trip to
     ourselves); every other origin goes over the network."""
     async with serve_context(
-        in_process={origin_of(backend_url()): backend}, sign_out_tabs=sign_out_tabs
+        in_process={origin_of(backend_url()): backend}, sign_out_tabs=tab_notifier(app)
     ) as ctx:
         text = summary(
             ctx.settings,
