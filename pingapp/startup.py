@@ -102,18 +102,17 @@ _checks: set[asyncio.Task[None]] = set()
 
 
 def check_provider_soon(ctx: AppContext) -> None:
-    """Fetch the provider's discovery document in the background, and warn (without
-    stopping the app) when it cannot be had: sign-in fails until it can."""
+    """In the background, fetch the provider's discovery document and check that it
+    offers what the settings ask for (AUTH_USE_PAR=true, AUTH_DPOP=required); warn,
+    without stopping the app, when it does not: sign-in fails until it does. (The
+    provider may be down or slow at start, so this is a warning, not a refusal.)"""
 
     async def check() -> None:
         try:
-            await ctx.oidc.metadata()
+            await ctx.oidc.uses_par()
+            await ctx.oidc.new_dpop_key()
         except LoginError as error:
-            logger.warning(
-                "pingapp: the sign-in provider is not usable yet: %s. %s",
-                error.title,
-                error.detail,
-            )
+            logger.warning("pingapp: sign-in cannot work yet: %s. %s", error.title, error.detail)
 
     task = asyncio.get_running_loop().create_task(check())
     _checks.add(task)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cryptography.fernet import Fernet
 
 from pingapp import startup
 from pingapp.auth import session as session_module
+from pingapp.auth.errors import LoginError, ProviderUnavailable
 from pingapp.settings import ConfigurationError, Settings
 
 FRONTEND = "http://localhost:3000"
@@ -93,3 +97,47 @@ def test_the_summary_is_printed_once_per_server(
     assert startup.announce("again", tmp_path)
     assert not (tmp_path / f"{startup.MARKER}999999999").exists()
     assert capsys.readouterr().err == "again\n"
+
+
+class FakeOIDC:
+    """What `check_provider_soon` asks of the OIDC client."""
+
+    def __init__(self, par: LoginError | None = None, dpop: LoginError | None = None) -> None:
+        self.par, self.dpop = par, dpop
+
+    async def uses_par(self) -> bool:
+        if self.par:
+            raise self.par
+        return False
+
+    async def new_dpop_key(self) -> str:
+        if self.dpop:
+            raise self.dpop
+        return ""
+
+
+@pytest.mark.parametrize(
+    ("oidc", "warned"),
+    [
+        (FakeOIDC(), None),
+        (
+            FakeOIDC(par=ProviderUnavailable("The sign-in provider cannot be reached", "x")),
+            "reached",
+        ),
+        (FakeOIDC(dpop=LoginError("The sign-in provider does not support DPoP", "y")), "DPoP"),
+    ],
+)
+async def test_the_provider_is_checked_in_the_background(
+    oidc: FakeOIDC, warned: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx = SimpleNamespace(oidc=oidc)
+    with caplog.at_level(logging.WARNING, logger="pingapp.startup"):
+        startup.check_provider_soon(ctx)  # pyright: ignore[reportArgumentType]
+        await asyncio.gather(*startup._checks)
+    messages = [r.getMessage() for r in caplog.records if r.name == "pingapp.startup"]
+    if warned is None:
+        assert messages == []
+    else:
+        [message] = messages
+        assert message.startswith("pingapp: sign-in cannot work yet: ")
+        assert warned in message
