@@ -10,7 +10,9 @@ A websocket cannot set a cookie, so the two steps that need one are plain routes
    before a browser gets here, and each client address may start only
    LOGIN_RATE_LIMIT sign-ins a minute (docs/security.md 47).
 2. `GET /auth/session?ticket=…` (after the callback): spends the one-time ticket,
-   checks the same login cookie, and swaps it for the **session cookie**.
+   checks the same login cookie, and swaps it for the **session cookie**. This is
+   the browser's own request, so the session records here what the sessions list
+   shows of it: its User-Agent and its coarse client address (docs/sessions.md).
 
 A third, `POST /auth/backchannel-logout`, is called by the provider, not the
 browser (OpenID Connect Back-Channel Logout 1.0): a valid Logout Token ends every
@@ -39,6 +41,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE, cookie_name, new_secret, read_cookie
+from pingapp.auth.devices import clean_agent, coarse_address
 from pingapp.auth.errors import LoginError, LogoutTokenRefused
 from pingapp.auth.id_token import LOGOUT_TOKEN_MAX_AGE
 from pingapp.auth.login import new_pending_login, safe_return_path
@@ -163,6 +166,7 @@ async def bind_session(request: Request) -> Response:
             "Press Log In to sign in yourself.",
             400,
         )
+    await _note_browser(request, ctx.vault.reference(record.session_id))
     response = _redirect(ctx.frontend_url + safe_return_path(record.return_to))
     response.set_cookie(
         cookie_name(SESSION_COOKIE, secure=secure),
@@ -181,6 +185,21 @@ async def bind_session(request: Request) -> Response:
         secure=secure,
     )
     return response
+
+
+async def _note_browser(request: Request, session_hash: str) -> None:
+    """Record in the new session the browser that takes its cookie: its User-Agent
+    and its network (IPv4 /24, IPv6 /48; TRUSTED_PROXIES honoured), never the full
+    address. A store failure here costs the sessions list a detail, not the sign-in."""
+    ctx = context()
+    address = coarse_address(client_address(request.scope, ctx.settings.trusted_proxies))
+    try:
+        async with ctx.vault.modify(session_hash) as session:
+            if session is not None:
+                session.user_agent = clean_agent(request.headers.get("user-agent", ""))
+                session.address = address
+    except (RedisError, OSError):
+        logger.warning("could not record the browser of a new session")
 
 
 def _logout_refused(description: str) -> JSONResponse:

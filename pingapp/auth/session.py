@@ -14,6 +14,10 @@
 Every record is encrypted (Fernet: AES-128-CBC with HMAC-SHA256) before it reaches
 the store, with SESSION_ENCRYPTION_KEY or a key generated once into an owner-only
 file (docs/security.md 34). Sessions end at SESSION_MAX_AGE whatever their refreshes.
+
+A session also records what the sessions list shows of it (docs/sessions.md): the
+browser's User-Agent and the coarse client address at sign-in, and when it was last
+used (written at most once every LAST_USED_INTERVAL seconds).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -46,6 +51,10 @@ LOGIN_TTL = 600.0
 TICKET_TTL = 60.0
 #: How many sessions one user (or one provider session) is indexed with.
 INDEX_LIMIT = 50
+#: A session's `last_used` is written at most once in this many seconds.
+LAST_USED_INTERVAL = 60.0
+#: Sessions whose last write of `last_used` one process remembers (then it forgets all).
+TOUCHED_LIMIT = 10_000
 #: The generated key (git-ignored), when SESSION_ENCRYPTION_KEY is not set.
 KEY_FILE = Path(".keys") / "session.key"
 
@@ -70,6 +79,12 @@ class ServerSession:
     dpop_key: str = ""
     #: The key's thumbprint when the access token is bound to it (`cnf.jkt`), else ''.
     dpop_jkt: str = ""
+    #: The User-Agent of the browser that took the session cookie (`devices.clean_agent`).
+    user_agent: str = ""
+    #: That browser's network (`devices.coarse_address`: IPv4 /24, IPv6 /48), or ''.
+    address: str = ""
+    #: Epoch seconds the session was last used (page load, token look-up), paced.
+    last_used: float = 0.0
 
 
 @dataclasses.dataclass
@@ -149,6 +164,8 @@ class Vault:
         self._decrypt = functools.lru_cache(maxsize=1024)(self._fernet.decrypt)
         self.max_age = max_age
         self._clock = clock
+        #: When this process last wrote (or saw written) each session's `last_used`.
+        self._touched: dict[str, float] = {}
 
     # --- encoding ------------------------------------------------------------------
 
@@ -193,7 +210,7 @@ class Vault:
     async def create(self, session: ServerSession) -> str:
         """Store a new session; its id (for the cookie) is returned, never stored."""
         session_id = new_secret()
-        session.created_at = self._clock()
+        session.created_at = session.last_used = self._clock()
         await self.save(self.reference(session_id), session)
         for key in self._index_keys(session):
             await self._add_to_index(key, self.reference(session_id))
@@ -215,6 +232,34 @@ class Vault:
             yield session
             if session is not None:
                 await self.save(session_hash, session)
+
+    async def touch(self, session_hash: str, seen: ServerSession | None = None) -> bool:
+        """Record that the session was used now, at most once per LAST_USED_INTERVAL:
+        within it, no write (and, once this process knows the time, no read either).
+        `seen`: the session as just loaded, if the caller has it. Whether it wrote."""
+        now = self._clock()
+        written = self._touched.get(session_hash, -math.inf)
+        if not session_hash or now - written < LAST_USED_INTERVAL:
+            return False
+        if seen is not None and now - seen.last_used < LAST_USED_INTERVAL:
+            self._remember(session_hash, seen.last_used)
+            return False
+        async with self.store.lock(f"session:{session_hash}"):
+            session = await self.load(session_hash)
+            if session is None:
+                return False
+            if now - session.last_used < LAST_USED_INTERVAL:  # another backend wrote it
+                self._remember(session_hash, session.last_used)
+                return False
+            session.last_used = now
+            await self.save(session_hash, session)
+        self._remember(session_hash, now)
+        return True
+
+    def _remember(self, session_hash: str, last_used: float) -> None:
+        if len(self._touched) >= TOUCHED_LIMIT:
+            self._touched.clear()
+        self._touched[session_hash] = last_used
 
     async def end(self, session_hash: str) -> ServerSession | None:
         """Remove the session; return what it held (None if there was none)."""

@@ -176,6 +176,8 @@ class AuthState(rx.State):
             async with vault.modify(self._session_hash) as stored:
                 if stored is not None:
                     stored.tabs = [*stored.tabs[-19:], client_token]
+        # For the sessions list: at most one write a minute (docs/sessions.md).
+        await vault.touch(self._session_hash, session)
         self._show(session)
 
     @rx.event
@@ -277,8 +279,10 @@ class AuthState(rx.State):
         key) for this connection's session (`current_token`), or None; the page
         shows what happened (`_render`)."""
         ctx = context()
-        outcome = await current_token(
-            ctx.vault, ctx.oidc, self._connection_session_hash(), rejected=rejected
-        )
+        session_hash = self._connection_session_hash()
+        outcome = await current_token(ctx.vault, ctx.oidc, session_hash, rejected=rejected)
         self._render(outcome)
+        if outcome.token:
+            # For the sessions list; no write (nor read) within a minute of the last.
+            await ctx.vault.touch(session_hash)
         return outcome.credential
