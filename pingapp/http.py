@@ -35,6 +35,7 @@ from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 import httpx
 from starlette.types import ASGIApp
 
+from pingapp import telemetry
 from pingapp.allowlist import Allowlist
 from pingapp.auth.dpop import NonceMemory, Prover, asks_for_nonce, challenge_params
 from pingapp.dpop import DPoPKey
@@ -125,7 +126,11 @@ async def http_client_lifespan(
     to ourselves, and still pass through the same client and its auth flow.
     """
     mounts = {origin: httpx.ASGITransport(app=asgi) for origin, asgi in (in_process or {}).items()}
-    async with use_client(make_client(http_timeout=http_timeout, mounts=mounts)) as client:
+    client = make_client(http_timeout=http_timeout, mounts=mounts)
+    # With telemetry on, each call is a client span whose `traceparent` goes with it
+    # (the in-process API's spans join the caller's trace); off, nothing changes.
+    telemetry.instrument_client(client)
+    async with use_client(client) as client:
         yield client
 
 

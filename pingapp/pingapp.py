@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pingapp import routes
+from pingapp import routes, telemetry
 from pingapp.api import create_api, verifier_lifespan
 from pingapp.api.metadata import WELL_KNOWN, well_known_route
 from pingapp.auth.cookies import handshake_scope
@@ -61,6 +61,9 @@ backend = Starlette(
         *provider_mounts,
     ]
 )
+#: The same, traced once telemetry is on (`pingapp.telemetry`: an HTTP server span per
+#: request, continuing the caller's trace; the in-process API calls come here too).
+traced_backend = telemetry.instrument_asgi(backend)
 OWN_PREFIXES = ("/api", routes.AUTH, "/idp", WELL_KNOWN)
 #: Reflex's own routes (rxconfig.py's backend_path) and its event websocket.
 REFLEX_ROUTES = "/_reflex"
@@ -77,7 +80,7 @@ def own_routes_first(reflex_app: ASGIApp) -> ASGIApp:
     async def route(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] in {"http", "websocket"} else ""
         if any(path == prefix or path.startswith(prefix + "/") for prefix in OWN_PREFIXES):
-            await backend(scope, receive, send)
+            await traced_backend(scope, receive, send)
         elif path.startswith(EVENTS):
             # Handlers see only what the server computed from our cookies, and a
             # tab's state belongs to the session its cookie names (cookies.py).
@@ -99,8 +102,9 @@ class PingApp(rx.App):
         # unless it sends its own (/idp, /api/docs).
         # A page asked for under another loopback name (127.0.0.1 for localhost)
         # goes to the app's origin, where its websocket and cookies work.
+        # Telemetry (when on): our own routes traced, open websockets counted.
         return loopback_to_origin(
-            with_security_headers(own_routes_first(super().__call__())),
+            with_security_headers(own_routes_first(telemetry.count_websockets(super().__call__()))),
             frontend_url(),
             passthrough=(*OWN_PREFIXES, REFLEX_ROUTES),
         )
@@ -122,7 +126,7 @@ async def application_context() -> AsyncIterator[None]:
     answered in-process (same client, same auth flow, no TCP round trip to
     ourselves); every other origin goes over the network."""
     async with serve_context(
-        in_process={origin_of(backend_url()): backend}, sign_out_tabs=tab_notifier(app)
+        in_process={origin_of(backend_url()): traced_backend}, sign_out_tabs=tab_notifier(app)
     ) as ctx:
         text = summary(
             ctx.settings,
@@ -135,6 +139,9 @@ async def application_context() -> AsyncIterator[None]:
         yield
 
 
+# Telemetry first: set up from OTEL_* before the shared client is opened (and
+# instrumented), shut down (flushed) last.
+app.register_lifespan_task(telemetry.lifespan)
 app.register_lifespan_task(application_context)
 app.register_lifespan_task(verifier_lifespan)
 

@@ -14,10 +14,15 @@ the verifier, never an exception message from a parser.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+
+from pingapp import telemetry
+from pingapp.clientaddr import client_address
+from pingapp.settings import get_settings
 
 #: Error codes of RFC 6750 section 3.1.
 INVALID_REQUEST = "invalid_request"
@@ -25,6 +30,9 @@ INVALID_TOKEN = "invalid_token"  # noqa: S105 - an error code
 INSUFFICIENT_SCOPE = "insufficient_scope"
 #: RFC 9470: the token is fine, but the sign-in behind it is too old.
 INSUFFICIENT_USER_AUTHENTICATION = "insufficient_user_authentication"
+#: The ASGI scope key under which the security dependency leaves the verified
+#: token's `sub`, for the audit event of a refusal that comes after the check.
+SUBJECT = "pingapp.subject"
 
 
 def _quoted(value: str) -> str:
@@ -166,9 +174,26 @@ def insufficient_user_authentication(max_age: int, scheme: str = "Bearer") -> Be
     )
 
 
+def record_denial(request: Request, error: BearerError) -> None:
+    """Telemetry of a refusal: the `pingapp.api.denials` count by reason, and an
+    `api_denied` audit event (the user when a token was verified, the client's
+    address; never the token)."""
+    reason = error.error or "missing_token"
+    telemetry.api_denial(reason, error.status_code)
+    if not telemetry.audit_log.isEnabledFor(logging.INFO):
+        return
+    telemetry.audit(
+        "api_denied",
+        outcome="denied",
+        user=str(request.scope.get(SUBJECT) or ""),
+        address=client_address(request.scope, get_settings().trusted_proxies),
+        reason=reason,
+    )
+
+
 async def _bearer_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    del request  # the answer depends on the error only
     assert isinstance(exc, BearerError)
+    record_denial(request, exc)  # the answer itself depends on the error only
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
 

@@ -38,6 +38,7 @@ from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowAuthorizationCode, OAuthFlows
 from fastapi.security.base import SecurityBase
 
+from pingapp import telemetry
 from pingapp.api import errors
 from pingapp.api.dpop import DPoPPolicy, bound_jkt, check_dpop, dpop_policy_of, fresh_nonce
 from pingapp.api.jws import TokenRefused
@@ -198,10 +199,14 @@ class BearerToken(SecurityBase):
 
     async def __call__(self, request: Request, response: Response) -> AccessToken:
         policy = dpop_policy_of(request)
-        try:
-            return await self._check(request, response, policy)
-        except errors.BearerError as error:
-            raise challenged(error, request) from None
+        # With telemetry on, the check is the span `pingapp.api.check_token`, a child
+        # of the request's (and so of the ping that called the API).
+        with telemetry.span("pingapp.api.check_token") as span:
+            try:
+                return await self._check(request, response, policy)
+            except errors.BearerError as error:
+                span.set_attribute("pingapp.reason", error.error or "missing_token")
+                raise challenged(error, request) from None
 
     async def _check(self, request: Request, response: Response, policy: DPoPPolicy) -> AccessToken:
         scheme, token = _credentials_from(request)
@@ -217,6 +222,8 @@ class BearerToken(SecurityBase):
             # Signature and claims may come from the verified-token cache; the
             # proof below is checked on every request.
             verified = await verifier.verify(token)
+            # Who was refused, if a later check refuses (the API's audit event).
+            request.scope[errors.SUBJECT] = verified.claims.get("sub")
             jkt = bound_jkt(verified.claims)
         except (TokenRefused, ValueError) as refusal:
             log.debug("access token refused: %s", refusal)

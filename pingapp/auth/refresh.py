@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from pingapp import telemetry
 from pingapp.auth.dpop import bound_jkt
 from pingapp.auth.errors import GrantRejected, LoginError
 from pingapp.auth.session import ServerSession, Vault
@@ -102,6 +103,20 @@ def apply_tokens(session: ServerSession, tokens: dict[str, Any], now: float) -> 
         session.id_token = tokens["id_token"]
 
 
+def _refresh_failed(session: ServerSession, session_hash: str, reason: str, *, ended: bool) -> None:
+    """Telemetry of a token that could not be renewed (`ended`: the session is gone)."""
+    telemetry.refresh_finished("failure", reason=reason)
+    telemetry.audit(
+        "refresh_failed",
+        outcome="failure",
+        user=str(session.claims.get("sub", "")),
+        session=session_hash,
+        reason=reason,
+    )
+    if ended:
+        telemetry.session_ended()
+
+
 async def current_token(
     vault: Vault,
     provider: Refresher,
@@ -111,7 +126,22 @@ async def current_token(
     clock: Callable[[], float] = time.time,
 ) -> TokenOutcome:
     """A valid access token for the session `session_hash`, refreshed when about to
-    expire or when the API just `rejected` it; the outcome says what happened."""
+    expire or when the API just `rejected` it; the outcome says what happened.
+    With telemetry on, the look-up is the span `pingapp.token` (and a refresh at
+    the provider its child `pingapp.token.refresh`)."""
+    with telemetry.span("pingapp.token") as span:
+        outcome = await _current_token(vault, provider, session_hash, rejected, clock)
+        span.set_attribute("pingapp.token.outcome", outcome.kind.value)
+        return outcome
+
+
+async def _current_token(
+    vault: Vault,
+    provider: Refresher,
+    session_hash: str,
+    rejected: str | None,
+    clock: Callable[[], float],
+) -> TokenOutcome:
     session = await vault.load(session_hash)  # the fast path reads without the lock
     if session is None:
         return TokenOutcome(Outcome.NO_SESSION)
@@ -127,20 +157,26 @@ async def current_token(
             return _usable(Outcome.FRESH, session)
         if not session.refresh_token:
             if rejected is not None:
+                _refresh_failed(session, session_hash, "no_refresh_token", ended=False)
                 return TokenOutcome(Outcome.REJECTED)
             if expired(session, clock()):
                 session.access_token = ""  # saved as ended: the record goes
+                _refresh_failed(session, session_hash, "expired", ended=True)
                 return TokenOutcome(Outcome.EXPIRED)
             return _usable(Outcome.FRESH, session)
         try:
-            tokens = await provider.refresh(session.refresh_token, dpop_key=session.dpop_key)
+            with telemetry.span("pingapp.token.refresh"):
+                tokens = await provider.refresh(session.refresh_token, dpop_key=session.dpop_key)
         except GrantRejected:
             session.access_token = ""
+            _refresh_failed(session, session_hash, "revoked", ended=True)
             return TokenOutcome(Outcome.REVOKED)
         except LoginError:
+            _refresh_failed(session, session_hash, "provider_unavailable", ended=False)
             # Provider down or slow: keep the session, use the token while it lasts.
             if rejected is None and session.expires_at > clock():
                 return _usable(Outcome.PROVIDER_DOWN, session)
             return TokenOutcome(Outcome.PROVIDER_DOWN)
         apply_tokens(session, tokens, clock())
+        telemetry.refresh_finished("success")
         return _usable(Outcome.REFRESHED, session, changed=True)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import reflex as rx
 
+from pingapp import telemetry
 from pingapp.auth.state import AuthState
 from pingapp.context import context
 from pingapp.http import Credential, TokenAuth, TokenProvider
@@ -86,6 +88,30 @@ class PingState(rx.State):
         self.elapsed_ms = result.elapsed_ms
         self.answers += 1
 
+    def _traced(self, which: str, request: Callable[[], Awaitable[PingResult]]) -> asyncio.Future:
+        """`request()` started as a task: with telemetry on, under a new trace's root
+        span `pingapp.ping` (the token lookup, the API call and the API's token check
+        are its children), and its duration recorded. Off: only the task."""
+        if not telemetry.enabled():
+            return asyncio.ensure_future(request())
+        address = self.router.session.client_ip
+
+        async def traced() -> PingResult:
+            telemetry.set_address(address)  # this task's own context: the audit's address
+            started = time.perf_counter()
+            with telemetry.span(
+                "pingapp.ping", root=True, attributes={"pingapp.ping": which}
+            ) as span:
+                result = await request()
+                span.set_attribute("http.response.status_code", result.status_code)
+                span.set_attribute("pingapp.ok", result.ok)
+            telemetry.ping_finished(
+                which, time.perf_counter() - started, result.status_code, result.ok
+            )
+            return result
+
+        return asyncio.ensure_future(traced())
+
     @rx.event
     async def ping_public(self):
         """Call `API_URL/public`, which needs no token."""
@@ -93,7 +119,8 @@ class PingState(rx.State):
             return
         self._start("public")
         ctx = context()
-        request = call_api(ctx.client, ctx.api_url("/public"))
+        url = ctx.api_url("/public")
+        request = self._traced("public", lambda: call_api(ctx.client, url))
         async for result in page_updates(request, ctx.settings.ping_spinner_delay):
             if result is None:
                 yield  # "Calling the API…"
@@ -139,7 +166,8 @@ class PingState(rx.State):
                 # Still signed in but no token: the provider could not renew it.
                 return CANNOT_RENEW
 
-        async for answer in page_updates(request(), ctx.settings.ping_spinner_delay):
+        call = self._traced(which, request)
+        async for answer in page_updates(call, ctx.settings.ping_spinner_delay):
             if answer is None:
                 yield  # "Calling the API…"
             else:
