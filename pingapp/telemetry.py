@@ -106,7 +106,6 @@ class _Telemetry:
 _state = _Telemetry()
 _lock = threading.Lock()
 _configured = False
-_globals_set = False
 
 
 def enabled() -> bool:
@@ -151,8 +150,6 @@ def setup(
 
 
 def _build(span_exporter: Any, metric_reader: Any, log_exporter: Any) -> None:
-    from opentelemetry import metrics
-    from opentelemetry._logs import set_logger_provider
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -164,7 +161,6 @@ def _build(span_exporter: Any, metric_reader: Any, log_exporter: Any) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    global _globals_set  # the API's global providers can be set once per process
     # Resource.create reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME itself.
     resource = Resource.create({})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
@@ -181,12 +177,10 @@ def _build(span_exporter: Any, metric_reader: Any, log_exporter: Any) -> None:
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
     else:
         logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
-    if not _globals_set:
-        # For any other instrumented library; pingapp's own use the providers below.
-        _globals_set = True
-        trace.set_tracer_provider(tracer_provider)
-        metrics.set_meter_provider(meter_provider)
-        set_logger_provider(logger_provider)
+    # Not installed as the API's global providers: only what pingapp hands them to
+    # (its own spans, the ASGI and httpx instrumentations, both without query
+    # strings) exports anything. A library with telemetry of its own (FastAPI's
+    # native tracing records the query string) stays off.
     _protect_headers()
 
     meter = meter_provider.get_meter(SCOPE)
@@ -487,6 +481,44 @@ def audit(
     audit_log.info("audit %s", words, extra={"audit": fields})
 
 
+# --- the sign-in's and sign-out's events, in one call each (the hooks' API) -------------
+
+
+def signed_in(*, user: str, session: str, address: str = "", step_up: bool = False) -> None:
+    """A sign-in finished: counted, one more active session, and its audit event
+    (`step_up` for a step-up sign-in, else `sign_in`). `session` is the new
+    session's store reference (`Vault.reference` of its id), never the id."""
+    sign_in_finished("success", step_up=step_up)
+    session_started()
+    audit(
+        "step_up" if step_up else "sign_in",
+        outcome="success",
+        user=user,
+        session=session,
+        address=address,
+    )
+
+
+def sign_in_failed(reason: str, *, address: str = "", step_up: bool = False) -> None:
+    """A sign-in failed (`reason`: the LoginError's code, or a word of the caller's)."""
+    sign_in_finished("failure", reason=reason or "other", step_up=step_up)
+    audit(
+        "step_up" if step_up else "sign_in",
+        outcome="failure",
+        address=address,
+        reason=reason or "other",
+    )
+
+
+def session_closed(
+    event: str, *, user: str, session: str, address: str = "", reason: str = ""
+) -> None:
+    """A session ended (`event`: 'sign_out', 'session_ended_elsewhere' or
+    'backchannel_logout'): one active session fewer, and its audit event."""
+    session_ended()
+    audit(event, outcome="success", user=user, session=session, address=address, reason=reason)
+
+
 class _AuditExporter(logging.Handler):
     """Sends `pingapp.audit` records to the logs pipeline, as OTel log records whose
     attributes are the event's fields (and nothing else of the Python record)."""
@@ -621,12 +653,15 @@ __all__ = [
     "lifespan",
     "ping_finished",
     "refresh_finished",
+    "session_closed",
     "session_ended",
     "session_handle",
     "session_started",
     "set_address",
     "setup",
     "shutdown",
+    "sign_in_failed",
     "sign_in_finished",
+    "signed_in",
     "span",
 ]

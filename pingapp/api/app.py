@@ -223,6 +223,10 @@ def create_api(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry would export each request's query string
+        # (an `access_token` sent in the URL, the docs' `code`) whenever global
+        # providers are set: pingapp's telemetry traces the API without them.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     api.state.token_verifier = verifier
     api.state.dpop_policy = dpop
