@@ -25,6 +25,7 @@ from pingapp.auth.session import KEY_FILE, Vault
 from pingapp.auth.store import DiskStore, RedisStore
 from tests.support.app import PRIVATE_MESSAGE, PUBLIC_MESSAGE, RunningApp, start_app
 from tests.support.browser import sign_in_at_provider
+from tests.support.net import wait_until
 from tests.support.processes import ROOT
 from tests.support.redis import Redis, start_redis
 from tests.support.sockets import NAMESPACE, TabCapture, frames_until, raw_tab
@@ -249,6 +250,9 @@ class Recorder(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
+DISCOVERY = "/.well-known/openid-configuration"
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningApp, Recorder]]:
     recorder = Recorder()
@@ -260,6 +264,16 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running
         env={"AUTH_ISSUER": recorder.url + "/", "REFLEX_STATES_WORKDIR": str(states)},
     )
     running.states = states  # type: ignore[attr-defined]
+    # At start the app checks the provider once (pingapp.startup: its discovery
+    # document); what the tests count is what events cause after that.
+    wait_until(
+        lambda: DISCOVERY in recorder.paths,
+        what="the start-up check of the provider",
+        timeout=120,
+        log=running.log,
+    )
+    assert recorder.paths == [DISCOVERY]
+    recorder.paths.clear()
     yield running, recorder
     running.stop()
     recorder.shutdown()
