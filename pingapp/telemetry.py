@@ -165,18 +165,22 @@ def _build(span_exporter: Any, metric_reader: Any, log_exporter: Any) -> None:
     resource = Resource.create({})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = Resource.create({SERVICE_NAME: SERVICE})
+    # OTEL_{TRACES,METRICS,LOGS}_EXPORTER=none leaves a signal out (a Jaeger takes
+    # traces only); any other value means OTLP.
     tracer_provider = TracerProvider(resource=resource)
-    if span_exporter is None:
-        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    else:
+    if span_exporter is not None:
         tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    reader = metric_reader or PeriodicExportingMetricReader(OTLPMetricExporter())
-    meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+    elif _exports("TRACES"):
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if metric_reader is None and _exports("METRICS"):
+        metric_reader = PeriodicExportingMetricReader(OTLPMetricExporter())
+    readers = [metric_reader] if metric_reader is not None else []
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     logger_provider = LoggerProvider(resource=resource)
-    if log_exporter is None:
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
-    else:
+    if log_exporter is not None:
         logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+    elif _exports("LOGS"):
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
     # Not installed as the API's global providers: only what pingapp hands them to
     # (its own spans, the ASGI and httpx instrumentations, both without query
     # strings) exports anything. A library with telemetry of its own (FastAPI's
@@ -226,6 +230,10 @@ def _build(span_exporter: Any, metric_reader: Any, log_exporter: Any) -> None:
     _state.tracer = tracer_provider.get_tracer(SCOPE)
     _state.audit_handler = handler
     _state.enabled = True
+
+
+def _exports(signal: str) -> bool:
+    return os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").strip().lower() != "none"
 
 
 def _protect_headers() -> None:

@@ -161,6 +161,24 @@ async def test_a_call_through_the_shared_client_is_one_trace_without_the_query(
     assert not [body for body in otlp.bodies if SECRET.encode() in body]
 
 
+async def test_a_signal_can_be_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    telemetry.shutdown()
+    with OtlpReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+        monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
+        assert telemetry.setup()
+        try:
+            with telemetry.span("kept", root=True):
+                telemetry.ping_finished("public", 0.001, 200, True)
+                telemetry.audit("sign_out", outcome="success")
+            telemetry.flush()
+        finally:
+            telemetry.shutdown()
+        assert receiver.spans_named("kept")
+        assert set(receiver.paths) == {"/v1/traces"}
+
+
 def test_credential_headers_are_always_sanitized(otlp: OtlpReceiver) -> None:
     import os
 
