@@ -28,8 +28,11 @@ What it does, all on 127.0.0.1:
 
 Options: --duration, --rounds, --connections, --threads, --tokens, --proofs,
 --baseline REF (the same runs against an earlier commit first, checked out by
-`bench/baseline.py`: before / after in one run), and --server granian (the API app
-alone under granian, no Reflex, for comparison with figures taken that way).
+`bench/baseline.py`: before / after in one run), --telemetry (this checkout once
+more, with OpenTelemetry on: OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/HTTP
+receiver in this process, `tests/support/otlp.py`; it prints the cost per request
+of telemetry, off -> on), and --server granian (the API app alone under granian,
+no Reflex, for comparison with figures taken that way).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ from bench.baseline import checkout  # noqa: E402
 from pingapp.dpop import DPoPKey, make_proof  # noqa: E402
 from tests.support.issuers import Issuer, new_key, start_server  # noqa: E402
 from tests.support.net import answers, free_port, wait_until  # noqa: E402
+from tests.support.otlp import OtlpReceiver  # noqa: E402
 from tests.support.processes import stop_process_group  # noqa: E402
 
 AUDIENCE = "urn:pingapp:bench"
@@ -156,7 +160,13 @@ def backend_command(server: str, port: int) -> list[str]:
 
 @contextlib.contextmanager
 def backend(
-    server: str, issuer: str, port: int, log: Path, cache_size: int, root: Path = ROOT
+    server: str,
+    issuer: str,
+    port: int,
+    log: Path,
+    cache_size: int,
+    root: Path = ROOT,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     env = {
         **os.environ,
@@ -172,6 +182,7 @@ def backend(
         "REFLEX_TELEMETRY_ENABLED": "false",
         "REFLEX_CHECK_LATEST_VERSION": "false",
         "PYTHONDONTWRITEBYTECODE": "1",
+        **(extra_env or {}),
     }
     # Under Reflex the API is mounted at /api; alone, it serves from the root.
     api = f"http://127.0.0.1:{port}" + ("/api" if server == "reflex" else "")
@@ -300,12 +311,26 @@ def main() -> None:
     parser.add_argument(
         "--cache-size", type=int, default=CACHE_SIZE, help="AUTH_TOKEN_CACHE_SIZE (0: no cache)"
     )
+    parser.add_argument(
+        "--telemetry",
+        action="store_true",
+        help="also measure this checkout with telemetry on (OTLP/HTTP to a local receiver)",
+    )
     baseline.add_argument(parser)
     args = parser.parse_args()
-    setups = [("this checkout", ROOT)]
+    # (label, checkout, extra environment, kind): kind is "before", "off" or "on".
+    setups: list[tuple[str, Path, dict[str, str], str]] = [("this checkout", ROOT, {}, "off")]
     if args.baseline:
         tree, commit = checkout(args.baseline)
-        setups.insert(0, (f"{commit} (before)", tree))
+        setups.insert(0, (f"{commit} (before)", tree, {}, "before"))
+    receiver = OtlpReceiver(decode=False) if args.telemetry else None
+    if receiver is not None:
+        receiver.__enter__()
+        telemetry_env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+            "OTEL_METRIC_EXPORT_INTERVAL": "5000",
+        }
+        setups.append(("this checkout, telemetry on", ROOT, telemetry_env, "on"))
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
     if args.tokens <= args.cache_size:
@@ -344,11 +369,11 @@ def main() -> None:
             else "granian, 1 worker, the API app alone"
         )
         measured = []
-        for setup, root in setups:
+        for setup, root, extra_env, kind in setups:
             port = free_port()
             print(f"backend, {setup}: {mode} on 127.0.0.1:{port}")
             with backend(
-                args.server, issuer, port, work / "backend.log", args.cache_size, root
+                args.server, issuer, port, work / "backend.log", args.cache_size, root, extra_env
             ) as api:
                 assert get(f"{api}/private", one) == 200, "a valid token was refused"
                 assert get(f"{api}/private", many[0] + "x") == 401
@@ -362,17 +387,42 @@ def main() -> None:
                 )
                 load_before = os.getloadavg()[0]
                 cases = bench(api, args, one_lua, many_lua, (dpop_lua, fresh))
-                measured.append((setup, cases, (load_before, os.getloadavg()[0])))
+                measured.append((setup, cases, (load_before, os.getloadavg()[0]), kind))
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    for setup, cases, load in measured:
+        if receiver is not None:
+            receiver.__exit__()
+    for setup, cases, load, _ in measured:
         report(setup, cases, args, load)
-    if len(measured) == 2:
+    by_kind = {kind: cases for _, cases, _, kind in measured}
+    if "before" in by_kind:
         print("\nprivate/public, before -> after:")
-        for before, after in zip(measured[0][1], measured[1][1], strict=True):
+        for before, after in zip(by_kind["before"], by_kind["off"], strict=True):
             ratios = [ratio(case) for case in (before, after)]
             print(f"  {before.label:<34} {ratios[0]:.2f} -> {ratios[1]:.2f}")
+        print("\nrequests/s, before -> after (telemetry off):")
+        compare(by_kind["before"], by_kind["off"])
+    if "on" in by_kind:
+        print("\ntelemetry off -> on (requests/s; cost per request = 1/rps on - 1/rps off,")
+        print("one backend worker, CPU-bound; the receiver runs on the same machine):")
+        compare(by_kind["off"], by_kind["on"])
+        if receiver is not None:
+            kib = receiver.received_bytes / 1024
+            print(f"the receiver got {len(receiver.paths)} exports, {kib:.0f} KiB")
+
+
+def compare(first: list[Case], second: list[Case]) -> None:
+    """Requests/s of each case and side, and the difference in microseconds per request."""
+    for one, two in zip(first, second, strict=True):
+        for side in ("public", "private"):
+            a = median([r.rps for r in getattr(one, side)])
+            b = median([r.rps for r in getattr(two, side)])
+            cost = (1 / b - 1 / a) * 1e6
+            print(
+                f"  {one.label:<34} {side:<8} {a:>8.0f} -> {b:>8.0f} req/s"
+                f"  ({b / a - 1:+.1%}, {cost:+.0f} µs per request)"
+            )
 
 
 @dataclass

@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/ping_bench.py [--clicks 300] [--warmup 30]
                                          [--spinner-delays 0,0.1] [--url URL]
-                                         [--baseline REF]
+                                         [--baseline REF] [--telemetry]
 
 Without --url it starts `make prod` on a free port once per PING_SPINNER_DELAY in
 `--spinner-delays` (0: the spinner update is sent before every answer, as before
 that setting existed; 0.1: the default, one update for an answer faster than that),
 and stops it afterwards. With --baseline, an earlier commit (checked out by
 `bench/baseline.py`) is measured first, with its defaults: before / after in one run.
+With --telemetry, this checkout is measured once more with OpenTelemetry on (the last
+spinner delay, OTEL_EXPORTER_OTLP_ENDPOINT at an OTLP/HTTP receiver in this process,
+`tests/support/otlp.py`), and the cost per ping, off -> on, is printed.
 In each it signs in through the embedded provider, then
 measures, in the same page:
 
@@ -44,6 +47,7 @@ from bench import baseline
 from bench.baseline import ROOT, checkout, wait_for_quiet
 from tests.support.app import start_app
 from tests.support.browser import launch, sign_in
+from tests.support.otlp import OtlpReceiver
 
 # Runs in the page: click `button` n times; for each, the time until the page shows
 # the next answer, and the server time from `ping-timing`.
@@ -156,6 +160,11 @@ def main() -> int:
         help="PING_SPINNER_DELAY of each make prod, in turn (seconds, comma-separated)",
     )
     parser.add_argument("--url", help="a running app (prod mode) instead of starting one")
+    parser.add_argument(
+        "--telemetry",
+        action="store_true",
+        help="also measure with telemetry on (OTLP/HTTP to a local receiver)",
+    )
     baseline.add_argument(parser)
     args = parser.parse_args()
 
@@ -170,6 +179,12 @@ def main() -> int:
     if args.baseline and not args.url:
         tree, commit = checkout(args.baseline)
         setups.insert(0, (f"make prod, {commit} (before)", tree, {}))
+    receiver = OtlpReceiver(decode=False) if args.telemetry and not args.url else None
+    if receiver is not None:
+        receiver.__enter__()
+        delay = args.spinner_delays.split(",")[-1]
+        on = {"PING_SPINNER_DELAY": delay, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
+        setups.append((f"make prod, PING_SPINNER_DELAY={delay}, telemetry on", ROOT, on))
     for setup, root, env in setups:
         app = start_app("prod", Path(tempfile.mkdtemp(prefix="ping-bench-")), env=env, root=root)
         try:
@@ -178,11 +193,26 @@ def main() -> int:
         finally:
             app.stop()
 
+    if receiver is not None:
+        receiver.__exit__()
     load = "/".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"pingapp ping benchmark: {args.clicks} clicks each after {args.warmup} warm-up")
     print(f"load average at the end: {load} (2 cores: > 0.5 = noisy)")
     for setup, results in measured:
         report(setup, results)
+    if receiver is not None and len(measured) >= 2:
+        (_, off), (_, on) = measured[-2], measured[-1]
+        print("\ntelemetry off -> on, p50 (the cost per ping):")
+        for name in ("ping-public", "ping-private"):
+            for label, index in (("click to screen", 0), ("server call", 1)):
+                before = percentiles(off[name][index])["p50"]
+                after = percentiles(on[name][index])["p50"]
+                print(
+                    f"  {name:<13} {label:<16} {before:7.2f} -> {after:7.2f} ms"
+                    f"  ({after - before:+.2f} ms)"
+                )
+        kib = receiver.received_bytes / 1024
+        print(f"the receiver got {len(receiver.paths)} exports, {kib:.0f} KiB")
     return 0
 
 
