@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import ua_parser
 
+from pingapp import telemetry
 from pingapp.auth.session import ServerSession, Vault
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,9 @@ async def end_owned_session(
     ended = await vault.end(target)
     if ended is None:
         return False  # ended meanwhile
+    telemetry.session_closed(
+        "session_ended_elsewhere", user=str(ended.claims.get("sub", "")), session=target
+    )
     await notify(ended.tabs, "")
     if ended.refresh_token:
         try:

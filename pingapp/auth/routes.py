@@ -40,12 +40,13 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from pingapp import telemetry
 from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE, cookie_name, new_secret, read_cookie
 from pingapp.auth.devices import clean_agent, coarse_address
 from pingapp.auth.errors import LoginError, LogoutTokenRefused
 from pingapp.auth.id_token import LOGOUT_TOKEN_MAX_AGE
 from pingapp.auth.login import new_pending_login, safe_return_path
-from pingapp.auth.session import LOGIN_TTL, LoginRecord
+from pingapp.auth.session import LOGIN_TTL, BindTicket, LoginRecord
 from pingapp.bodylimit import BodySizeLimit
 from pingapp.clientaddr import client_address
 from pingapp.context import context
@@ -102,6 +103,7 @@ async def start_login(request: Request) -> Response:
             429,
         )
         response.headers["Retry-After"] = str(max(1, math.ceil(reset - time.time())))
+        telemetry.sign_in_failed("rate_limited", address=address)
         return response
     query = request.query_params
     return_to = query.get("return_to", "")  # made a safe local path by new_pending_login
@@ -120,11 +122,18 @@ async def start_login(request: Request) -> Response:
         )
     except LoginError as error:
         logger.warning("a sign-in could not start: %s", error.title)
+        telemetry.sign_in_failed(error.code or "provider_unavailable", address=address)
         response = _page(error.title, error.detail, 503, retry=str(request.url))
         response.headers["Retry-After"] = "5"
         return response
     binding = new_secret()
-    record = LoginRecord(login=pending, browser=ctx.vault.reference(binding), dpop_key=key)
+    record = LoginRecord(
+        login=pending,
+        browser=ctx.vault.reference(binding),
+        dpop_key=key,
+        # This request's span (`GET /auth/login`) roots the sign-in's trace.
+        trace=telemetry.carrier(),
+    )
     try:
         await ctx.vault.put_login(pending.state, record)
     except (RedisError, OSError):
@@ -145,7 +154,6 @@ async def start_login(request: Request) -> Response:
 async def bind_session(request: Request) -> Response:
     ticket = request.query_params.get("ticket", "")
     ctx = context()
-    secure = ctx.secure
     try:
         record = await ctx.vault.redeem_ticket(ticket)
     except (RedisError, OSError):
@@ -156,10 +164,23 @@ async def bind_session(request: Request) -> Response:
             "This sign-in link has expired or was already used: press Log In again.",
             400,
         )
+    with telemetry.continued(record.trace, "pingapp.sign_in.session"):
+        return await _bind(request, record)
+
+
+async def _bind(request: Request, record: BindTicket) -> Response:
+    ctx = context()
+    secure = ctx.secure
     binding = read_cookie(request.scope["headers"], LOGIN_COOKIE, secure=secure)
     if not ctx.vault.matches(binding, record.browser):
         # Someone else's sign-in link: it would sign this browser in as them.
         logger.warning("a session ticket was presented by another browser; refused")
+        telemetry.audit(
+            "sign_in",
+            outcome="failure",
+            address=client_address(request.scope, ctx.settings.trusted_proxies),
+            reason="other_browser",
+        )
         return _page(
             "This sign-in belongs to another browser",
             "The link was not made for this browser, so it cannot sign you in. "
@@ -243,7 +264,7 @@ async def backchannel_logout(request: Request) -> Response:
         if await ctx.vault.seen(issuer, jti):
             return _logout_refused("this logout token was already used")
         named = await ctx.vault.sessions_of(issuer, sid=claims.get("sid"), sub=claims.get("sub"))
-        ended = [session for h in named if (session := await ctx.vault.end(h)) is not None]
+        ended = [(h, session) for h in named if (session := await ctx.vault.end(h)) is not None]
         # Two deliveries at once both end the same sessions; the second is told so.
         if not await ctx.vault.first_use(issuer, jti, LOGOUT_TOKEN_MAX_AGE * 2) and not ended:
             return _logout_refused("this logout token was already used")
@@ -254,7 +275,13 @@ async def backchannel_logout(request: Request) -> Response:
     except (RedisError, OSError):
         return _logout_later("the session store is not reachable")
     logger.info("back-channel logout ended %d session(s)", len(ended))
-    for session in ended:
+    for session_hash, session in ended:
+        telemetry.session_closed(
+            "backchannel_logout",
+            user=str(session.claims.get("sub", "")),
+            session=session_hash,
+            address=client_address(request.scope, ctx.settings.trusted_proxies),
+        )
         await ctx.sign_out_tabs(session.tabs, "")
         if session.refresh_token:
             # The provider may be the caller, waiting for this answer: revoke later.

@@ -96,6 +96,8 @@ class LoginRecord:
     browser: str = ""
     #: The DPoP key made for this sign-in (`DPoPKey.to_json`; a secret), or ''.
     dpop_key: str = ""
+    #: The sign-in's trace (`pingapp.telemetry.carrier`: a W3C traceparent), or ''.
+    trace: str = ""
 
 
 @dataclasses.dataclass
@@ -105,6 +107,8 @@ class BindTicket:
     session_id: str
     return_to: str
     browser: str
+    #: The sign-in's trace (`pingapp.telemetry.carrier`), or ''.
+    trace: str = ""
 
 
 def _load_or_make_key(path: Path) -> bytes:
@@ -338,9 +342,13 @@ class Vault:
             return None
         return LoginRecord(**{**data, "login": PendingLogin(**data["login"])})
 
-    async def issue_ticket(self, session_id: str, return_to: str, browser: str) -> str:
+    async def issue_ticket(
+        self, session_id: str, return_to: str, browser: str, trace: str = ""
+    ) -> str:
         ticket = new_secret()
-        record = BindTicket(session_id=session_id, return_to=return_to, browser=browser)
+        record = BindTicket(
+            session_id=session_id, return_to=return_to, browser=browser, trace=trace
+        )
         await self.store.put(f"ticket:{self.reference(ticket)}", self._seal(record), TICKET_TTL)
         return ticket
 

@@ -8,6 +8,7 @@ never a token or key. Shared objects come from `pingapp.context`.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -17,6 +18,7 @@ from urllib.parse import urlencode
 
 import reflex as rx
 
+from pingapp import telemetry
 from pingapp.auth.cookies import HandshakeRefs
 from pingapp.auth.errors import LoginError
 from pingapp.auth.flow import end_at_provider, finish_login
@@ -200,35 +202,55 @@ class AuthState(rx.State):
         self.clean_url = CALLBACK
         yield
         refs = self._refs()
-        try:
-            # One use: whatever happens next, this pending login is spent.
-            record = await ctx.vault.take_login(str(params.get("state", "")))
-            session_id, _ = await finish_login(
-                ctx,
-                record,
-                params,
-                browser=refs.login,
-                replaces=refs.session,
-            )
-        except LoginError as error:
-            self._fail(error)
-            return
-        except Exception:
-            logger.exception("unexpected failure while finishing a sign-in")
-            self._fail(
-                LoginError(
-                    "Sign-in failed",
-                    "Something unexpected went wrong while finishing the sign-in. "
-                    "Press Log In to try again.",
+        address = self.router.session.client_ip
+        step_up = False
+        with contextlib.ExitStack() as traced:
+            try:
+                # One use: whatever happens next, this pending login is spent.
+                record = await ctx.vault.take_login(str(params.get("state", "")))
+                step_up = bool(record and record.login.max_age is not None)
+                # The sign-in's trace, from /auth/login, continues here.
+                trace = record.trace if record else ""
+                traced.enter_context(telemetry.continued(trace, "pingapp.sign_in.callback"))
+                session_id, session = await finish_login(
+                    ctx,
+                    record,
+                    params,
+                    browser=refs.login,
+                    replaces=refs.session,
                 )
+            except LoginError as error:
+                telemetry.sign_in_failed(
+                    error.code or "login_error", address=address, step_up=step_up
+                )
+                self._fail(error)
+                return
+            except Exception:
+                logger.exception("unexpected failure while finishing a sign-in")
+                telemetry.sign_in_failed("unexpected", address=address, step_up=step_up)
+                self._fail(
+                    LoginError(
+                        "Sign-in failed",
+                        "Something unexpected went wrong while finishing the sign-in. "
+                        "Press Log In to try again.",
+                    )
+                )
+                return
+            assert record is not None  # finish_login refuses a missing one
+            telemetry.signed_in(
+                user=str(session.claims.get("sub", "")),
+                session=ctx.vault.reference(session_id),
+                address=address,
+                step_up=step_up,
             )
-            return
-        assert record is not None  # finish_login refuses a missing one
-        # Nothing of the session goes into this tab's state: it is keyed without the
-        # session cookie it lacks (docs/security.md 46). The page after the hop shows it.
-        ticket = await ctx.vault.issue_ticket(
-            session_id, record.login.return_to, browser=record.browser
-        )
+            # Nothing of the session goes into this tab's state: it is keyed without the
+            # session cookie it lacks (docs/security.md 46). The page after the hop shows it.
+            ticket = await ctx.vault.issue_ticket(
+                session_id,
+                record.login.return_to,
+                browser=record.browser,
+                trace=telemetry.carrier(),
+            )
         self.next_url = f"{ctx.backend_url}{SESSION_HOP}?{urlencode({'ticket': ticket})}"
 
     @rx.event
@@ -247,6 +269,12 @@ class AuthState(rx.State):
         self._signed_out()
         self.busy = False
         if ended:
+            telemetry.session_closed(
+                "sign_out",
+                user=str(ended.claims.get("sub", "")),
+                session=session_hash,
+                address=self.router.session.client_ip,
+            )
             await ctx.sign_out_tabs(ended.tabs, self.router.session.client_token)
         try:
             url, reached = await end_at_provider(ctx, ended)
