@@ -43,6 +43,11 @@ def login_url(
     return f"{backend_url}{LOGIN}?{given}" if given else backend_url + LOGIN
 
 
+#: Seconds after Log Out sends a tab to the provider during which the tab's sign-in
+#: guard (`require_sign_in`) does not send it to a login (`_leaving_until`).
+LEAVING_GRACE = 30.0
+
+
 class AuthState(rx.State):
     """Who is signed in in this tab, as the page may show it."""
 
@@ -76,6 +81,10 @@ class AuthState(rx.State):
 
     #: `Vault.reference` of the session id this tab shows (the id is only in the cookie).
     _session_hash: str = ""
+    #: Until when (epoch seconds) this tab is on its way to the provider's logout: a
+    #: reconnect meanwhile re-runs the page's on_load, and its sign-in guard must not
+    #: send the leaving tab to a login instead.
+    _leaving_until: float = 0.0
 
     # --- what the page shows ----------------------------------------------------
 
@@ -186,7 +195,7 @@ class AuthState(rx.State):
     def require_sign_in(self):
         """Page guard: a signed-out visitor goes to the login step and comes back here
         (nothing is stored or called until the browser gets there)."""
-        if not self.signed_in and not self.busy:
+        if not self.signed_in and not self.busy and time.time() >= self._leaving_until:
             self.busy = True
             yield  # the page says "Taking you to sign in…" while the browser leaves
             self.next_url = login_url(context().backend_url, self.router.url.path)
@@ -289,6 +298,7 @@ class AuthState(rx.State):
                 "still be open. Log out again later to end it."
             )
         if url and reached:
+            self._leaving_until = time.time() + LEAVING_GRACE
             self.next_url = url
         else:
             yield rx.redirect(HOME)

@@ -47,7 +47,7 @@ from pingapp.auth.cookies import (
 )
 from pingapp.auth.routes import create_auth_routes
 from pingapp.auth.session import LOGIN_TTL, LoginRecord, ServerSession, Vault
-from pingapp.auth.state import AuthState, login_url
+from pingapp.auth.state import LEAVING_GRACE, AuthState, login_url
 from pingapp.auth.store import DiskStore
 from pingapp.context import build_context, context, use_context
 from pingapp.routes import AUTH, SESSION_HOP
@@ -1057,6 +1057,27 @@ async def test_logout_revokes_and_ends_at_the_provider(env: Vault, provider: Fak
     copy = new_tab(cookie=f"{SESSION_COOKIE}={old_id}", token="tab-9")
     await run(AuthState.restore, copy)
     assert not copy.signed_in
+
+
+async def test_a_tab_leaving_for_the_providers_logout_is_not_sent_to_a_login(
+    env: Vault, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reconnect while the browser goes to the provider's logout re-runs the page's
+    on_load (restore, then the sign-in guard): the guard must not replace the
+    logout's navigation with a login. After the grace, the guard works again."""
+    state = await signed_in(provider)
+    await run(AuthState.logout, state)
+    leaving = state.next_url
+    assert leaving.startswith(ISSUER + "logout?")
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 1)
+    await run(AuthState.restore, state)  # the reconnect's on_load
+    await run(AuthState.require_sign_in, state)
+    assert not state.next_url.startswith(BACKEND + "/auth/login")
+    monkeypatch.setattr(time, "time", lambda: now + LEAVING_GRACE + 1)
+    await run(AuthState.restore, state)  # a page load, later
+    await run(AuthState.require_sign_in, state)
+    assert state.next_url.startswith(BACKEND + "/auth/login")
 
 
 @pytest.mark.parametrize(
