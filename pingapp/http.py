@@ -35,7 +35,7 @@ from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 import httpx
 from starlette.types import ASGIApp
 
-from pingapp import telemetry
+from pingapp import telemetry_instrument
 from pingapp.allowlist import Allowlist
 from pingapp.auth.dpop import NonceMemory, Prover, asks_for_nonce, challenge_params
 from pingapp.dpop import DPoPKey
@@ -129,7 +129,7 @@ async def http_client_lifespan(
     client = make_client(http_timeout=http_timeout, mounts=mounts)
     # With telemetry on, each call is a client span whose `traceparent` goes with it
     # (the in-process API's spans join the caller's trace); off, nothing changes.
-    telemetry.instrument_client(client)
+    telemetry_instrument.instrument_client(client)
     async with use_client(client) as client:
         yield client
 

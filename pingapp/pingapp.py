@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pingapp import routes, telemetry
+from pingapp import routes, telemetry_instrument, telemetry_setup
 from pingapp.api import create_api, verifier_lifespan
 from pingapp.api.metadata import WELL_KNOWN, well_known_route
 from pingapp.auth.cookies import handshake_scope
@@ -63,7 +63,7 @@ backend = Starlette(
 )
 #: The same, traced once telemetry is on (`pingapp.telemetry`: an HTTP server span per
 #: request, continuing the caller's trace; the in-process API calls come here too).
-traced_backend = telemetry.instrument_asgi(backend)
+traced_backend = telemetry_instrument.instrument_asgi(backend)
 OWN_PREFIXES = ("/api", routes.AUTH, "/idp", WELL_KNOWN)
 #: Reflex's own routes (rxconfig.py's backend_path) and its event websocket.
 REFLEX_ROUTES = "/_reflex"
@@ -104,7 +104,9 @@ class PingApp(rx.App):
         # goes to the app's origin, where its websocket and cookies work.
         # Telemetry (when on): our own routes traced, open websockets counted.
         return loopback_to_origin(
-            with_security_headers(own_routes_first(telemetry.count_websockets(super().__call__()))),
+            with_security_headers(
+                own_routes_first(telemetry_instrument.count_websockets(super().__call__()))
+            ),
             frontend_url(),
             passthrough=(*OWN_PREFIXES, REFLEX_ROUTES),
         )
@@ -141,7 +143,7 @@ async def application_context() -> AsyncIterator[None]:
 
 # Telemetry first: set up from OTEL_* before the shared client is opened (and
 # instrumented), shut down (flushed) last.
-app.register_lifespan_task(telemetry.lifespan)
+app.register_lifespan_task(telemetry_setup.lifespan)
 app.register_lifespan_task(application_context)
 app.register_lifespan_task(verifier_lifespan)
 

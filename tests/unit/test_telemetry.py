@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from pingapp import telemetry
+from pingapp import telemetry, telemetry_instrument, telemetry_setup
 from pingapp.api import create_api
 from pingapp.auth.errors import GrantRejected
 from pingapp.auth.refresh import Outcome, current_token
@@ -29,25 +29,25 @@ SECRET = "s3cr3t-code-value"
 
 @pytest.fixture
 def off() -> Iterator[None]:
-    telemetry.shutdown()
-    assert not telemetry.setup({})
+    telemetry_setup.shutdown()
+    assert not telemetry_setup.setup({})
     yield
-    telemetry.shutdown()
+    telemetry_setup.shutdown()
 
 
 @pytest.fixture
 def otlp(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
     """Telemetry on, exporting over OTLP/HTTP to a receiver of the test's own."""
-    telemetry.shutdown()
+    telemetry_setup.shutdown()
     with OtlpReceiver() as receiver:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
         monkeypatch.setenv("OTEL_SERVICE_NAME", "pingapp-unit")
-        monkeypatch.delenv(telemetry._SANITIZE, raising=False)
-        assert telemetry.setup()
+        monkeypatch.delenv(telemetry_setup._SANITIZE, raising=False)
+        assert telemetry_setup.setup()
         try:
             yield receiver
         finally:
-            telemetry.shutdown()
+            telemetry_setup.shutdown()
 
 
 def app_echoing_its_query() -> Starlette:
@@ -63,11 +63,11 @@ def app_echoing_its_query() -> Starlette:
 
 def test_off_by_default_nothing_is_built(off: None) -> None:
     assert not telemetry.enabled()
-    assert not telemetry.wanted({})
-    assert not telemetry.wanted(
+    assert not telemetry_setup.wanted({})
+    assert not telemetry_setup.wanted(
         {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_SDK_DISABLED": "true"}
     )
-    assert telemetry.wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    assert telemetry_setup.wanted({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
     # One shared no-op: no span object, no context change.
     assert telemetry.span("a") is telemetry.span("b")
     with telemetry.span("a") as span:
@@ -88,10 +88,10 @@ async def test_off_the_wrappers_pass_the_request_through_untouched(off: None) ->
         seen.append(scope)
         await PlainTextResponse("ok")(scope, receive, send)
 
-    wrapped = telemetry.count_websockets(telemetry.instrument_asgi(app))
+    wrapped = telemetry_instrument.count_websockets(telemetry_instrument.instrument_asgi(app))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped))
     transport = client._transport
-    telemetry.instrument_client(client)
+    telemetry_instrument.instrument_client(client)
     assert client._transport is transport
     assert not getattr(client, "_is_instrumented_by_opentelemetry", False)
     async with client:
@@ -131,7 +131,7 @@ def test_a_carried_trace_continues_at_a_later_hop(otlp: OtlpReceiver) -> None:
     # A bad or empty carrier starts a trace of its own.
     with telemetry.continued("garbage", "lost") as lost:
         assert lost.get_span_context().trace_id != login.get_span_context().trace_id
-    telemetry.flush()
+    telemetry_setup.flush()
     [span] = otlp.spans_named("callback")
     assert span.parent_id == format(login.get_span_context().span_id, "016x")
     assert span.links == [format(other.get_span_context().trace_id, "032x")]
@@ -141,14 +141,14 @@ def test_a_carried_trace_continues_at_a_later_hop(otlp: OtlpReceiver) -> None:
 async def test_a_call_through_the_shared_client_is_one_trace_without_the_query(
     otlp: OtlpReceiver,
 ) -> None:
-    app = telemetry.instrument_asgi(app_echoing_its_query())
+    app = telemetry_instrument.instrument_asgi(app_echoing_its_query())
     client = httpx.AsyncClient(mounts={"http://app": httpx.ASGITransport(app=app)})
-    telemetry.instrument_client(client)
+    telemetry_instrument.instrument_client(client)
     async with client:
         with telemetry.span("pingapp.ping", root=True) as root:
             answer = await client.get(f"http://app/callback?code={SECRET}&state=abc")
     assert answer.text == f"code={SECRET}&state=abc"  # the app got its query
-    telemetry.flush()
+    telemetry_setup.flush()
     trace_id = format(root.get_span_context().trace_id, "032x")
     spans = {span.name: span for span in otlp.trace(trace_id)}
     assert {"pingapp.ping", "GET", "GET /callback", "inner"} <= set(spans)
@@ -162,19 +162,19 @@ async def test_a_call_through_the_shared_client_is_one_trace_without_the_query(
 
 
 async def test_a_signal_can_be_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    telemetry.shutdown()
+    telemetry_setup.shutdown()
     with OtlpReceiver() as receiver:
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
         monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
         monkeypatch.setenv("OTEL_LOGS_EXPORTER", "none")
-        assert telemetry.setup()
+        assert telemetry_setup.setup()
         try:
             with telemetry.span("kept", root=True):
                 telemetry.ping_finished("public", 0.001, 200, True)
                 telemetry.audit("sign_out", outcome="success")
-            telemetry.flush()
+            telemetry_setup.flush()
         finally:
-            telemetry.shutdown()
+            telemetry_setup.shutdown()
         assert receiver.spans_named("kept")
         assert set(receiver.paths) == {"/v1/traces"}
 
@@ -182,7 +182,7 @@ async def test_a_signal_can_be_left_out(monkeypatch: pytest.MonkeyPatch) -> None
 def test_credential_headers_are_always_sanitized(otlp: OtlpReceiver) -> None:
     import os
 
-    sanitized = os.environ[telemetry._SANITIZE].split(",")
+    sanitized = os.environ[telemetry_setup._SANITIZE].split(",")
     assert {"authorization", "cookie", "set-cookie", "dpop"} <= set(sanitized)
 
 
@@ -195,7 +195,7 @@ def test_audit_records_are_exported_with_their_fields_only(otlp: OtlpReceiver) -
         address="127.0.0.1",
         reason="The provider said: <script>",
     )
-    telemetry.flush()
+    telemetry_setup.flush()
     [record] = otlp.audits("sign_in")
     fields = record.attributes
     assert fields["audit.outcome"] == "failure"
@@ -230,8 +230,8 @@ async def test_the_metrics_arrive_with_their_attributes(otlp: OtlpReceiver) -> N
         counted = {p.value for p in otlp_points(otlp, "pingapp.websockets.active")}
         assert counted in (set(), {1.0})
 
-    await telemetry.count_websockets(socket)({"type": "websocket"}, None, None)
-    telemetry.flush()
+    await telemetry_instrument.count_websockets(socket)({"type": "websocket"}, None, None)
+    telemetry_setup.flush()
     sign_ins = {
         (p.attributes["pingapp.outcome"], p.attributes.get("pingapp.reason", "")): p.value
         for p in otlp.points("pingapp.sign_ins")
@@ -259,7 +259,7 @@ async def test_an_api_refusal_is_counted_and_audited(otlp: OtlpReceiver) -> None
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api)) as client:
         answer = await client.get("http://api/private")
     assert answer.status_code == 401
-    telemetry.flush()
+    telemetry_setup.flush()
     [denial] = otlp.points("pingapp.api.denials")
     assert denial.attributes["pingapp.reason"] == "missing_token"
     [record] = otlp.audits("api_denied")
@@ -290,7 +290,7 @@ async def test_a_refused_refresh_is_a_span_a_count_and_an_audit_event(
     telemetry.set_address("192.0.2.7")
     outcome = await current_token(vault, RefusingProvider(), reference)
     assert outcome.kind is Outcome.REVOKED
-    telemetry.flush()
+    telemetry_setup.flush()
     [token_span] = otlp.spans_named("pingapp.token")
     assert token_span.attributes["pingapp.token.outcome"] == "revoked"
     [refresh_span] = otlp.spans_named("pingapp.token.refresh")
