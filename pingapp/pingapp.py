@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,7 @@ from pingapp import routes, telemetry_instrument, telemetry_setup
 from pingapp.api import create_api, verifier_lifespan
 from pingapp.api.metadata import WELL_KNOWN, well_known_route
 from pingapp.auth.cookies import handshake_scope
+from pingapp.auth.devices import describe_agent
 from pingapp.auth.routes import create_auth_routes
 from pingapp.auth.state import AuthState
 from pingapp.context import context, serve_context
@@ -61,7 +63,7 @@ backend = Starlette(
         *provider_mounts,
     ]
 )
-#: The same, traced once telemetry is on (`pingapp.telemetry`: an HTTP server span per
+#: The same, traced once telemetry is on (`pingapp.telemetry_instrument`: a server span per
 #: request, continuing the caller's trace; the in-process API calls come here too).
 traced_backend = telemetry_instrument.instrument_asgi(backend)
 OWN_PREFIXES = ("/api", routes.AUTH, "/idp", WELL_KNOWN)
@@ -138,6 +140,9 @@ async def application_context() -> AsyncIterator[None]:
         )
         if announce(text, _states):
             check_provider_soon(ctx)
+        # ua-parser loads its rules at the first parse (~0.1 s): in a thread, before the
+        # first sessions list would do it on the event loop.
+        await asyncio.to_thread(describe_agent, "Mozilla/5.0")
         yield
 
 

@@ -3,10 +3,6 @@ OTLP/HTTP to a real receiver started here (`tests/support/otlp.py`): a ping is o
 trace from the event to the API's token check, the metrics and audit events arrive
 with the right values, and nothing exported holds a token, a cookie, a code or a
 ticket the test can read (the stored sessions, the browser's cookies and URLs).
-
-The sign-in trace, the sign-in counter and the sign-in / sign-out audit events need
-the hooks in pingapp/auth/routes.py and pingapp/auth/state.py (docs/telemetry.md,
-"Hooks"): those tests are skipped until the hooks are there.
 """
 
 from __future__ import annotations
@@ -22,15 +18,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests.support.app import RunningApp, start_app, stored_sessions, wait_for_sessions
 from tests.support.browser import sign_in_at_provider
 from tests.support.otlp import OtlpReceiver, Span
-from tests.support.processes import ROOT
 
 PRIVATE = "Hello from a private endpoint! You need to be authenticated to see this."
-#: Whether the sign-in hooks are in (routes.py and state.py call pingapp.telemetry).
-HOOKS = all(
-    "telemetry" in (ROOT / "pingapp" / "auth" / name).read_text()
-    for name in ("routes.py", "state.py")
-)
-needs_hooks = pytest.mark.skipif(not HOOKS, reason="the sign-in hooks are not inserted yet")
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +224,6 @@ def test_a_denied_call_is_counted_and_audited(
     page.context.close()
 
 
-@needs_hooks
 def test_a_sign_in_is_one_trace_and_an_audit_event(
     app: RunningApp, browser: Browser, otlp: OtlpReceiver, states_dir: Path
 ) -> None:
