@@ -109,6 +109,7 @@ def check_provider_soon(ctx: AppContext) -> None:
 
     async def check() -> None:
         try:
+            await ctx.oidc.discovery.probe()  # no failure cooldown: see `probe`
             await ctx.oidc.uses_par()
             await ctx.oidc.new_dpop_key()
         except LoginError as error:

@@ -150,6 +150,12 @@ class Discovery:
             return self._cached[1]
         return await self._flight.run(self.issuer, self._fetch)
 
+    async def probe(self) -> dict[str, Any]:
+        """Fetch the document now, outside the failure cooldown: a success is cached
+        as by `get`, a failure is only raised (the start-up check of `pingapp.startup`
+        must not turn away the first sign-in after a provider that starts later)."""
+        return await self._fetch()
+
     @property
     def fetches(self) -> int:
         """How many fetches were started (tests and metrics)."""

@@ -315,3 +315,38 @@ def test_logout_url_takes_no_id_token() -> None:
     metadata = {"end_session_endpoint": "https://idp.example.test/logout"}
     with pytest.raises(TypeError):
         end_session_url(metadata, settings, id_token="a.b.c", return_to=RETURN_TO)  # type: ignore[call-arg]
+
+
+async def test_the_start_up_probe_leaves_no_failure_cooldown(clock: FakeClock) -> None:
+    """The start-up check (`pingapp.startup`) probes the provider before it may be up:
+    its failure must not turn away the first sign-in once the provider answers,
+    whereas a sign-in's own failure is remembered for the cooldown."""
+    issuer = "http://127.0.0.1:9/"
+    up = False
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if not up:
+            return httpx.Response(503)
+        return httpx.Response(
+            200, json={"issuer": issuer, "authorization_endpoint": issuer + "authorize"}
+        )
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        discovery = Discovery(client, issuer, monotonic=clock.monotonic)
+        with pytest.raises(ProviderUnavailable):
+            await discovery.probe()
+        up = True
+        document = await discovery.get()  # at once: no cooldown from the probe
+        assert document["issuer"] == issuer
+        assert len(calls) == 2
+
+        down = Discovery(client, issuer, monotonic=clock.monotonic)
+        up = False
+        with pytest.raises(ProviderUnavailable):
+            await down.get()
+        up = True
+        with pytest.raises(ProviderUnavailable):
+            await down.get()  # within the cooldown: the same answer, no call
+        assert len(calls) == 3

@@ -102,8 +102,19 @@ def test_the_summary_is_printed_once_per_server(
 class FakeOIDC:
     """What `check_provider_soon` asks of the OIDC client."""
 
-    def __init__(self, par: LoginError | None = None, dpop: LoginError | None = None) -> None:
-        self.par, self.dpop = par, dpop
+    def __init__(
+        self,
+        par: LoginError | None = None,
+        dpop: LoginError | None = None,
+        down: LoginError | None = None,
+    ) -> None:
+        self.par, self.dpop, self.down = par, dpop, down
+        self.discovery = self  # `discovery.probe()`
+
+    async def probe(self) -> dict:
+        if self.down:
+            raise self.down
+        return {}
 
     async def uses_par(self) -> bool:
         if self.par:
