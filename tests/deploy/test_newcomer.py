@@ -8,7 +8,6 @@ The clone is of this repository's HEAD (what a newcomer gets), with `.venv` and
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from tests.support.app import RunningApp
 from tests.support.net import free_port
-from tests.support.processes import ROOT, stop_process_group
+from tests.support.processes import ROOT, descendants, stop_tree
 
 # What Reflex prints when it sets up .web (advice for uv projects); make run hides it.
 UV_HINT = "uv run reflex run"
@@ -51,37 +50,6 @@ def newcomer_env(**extra: str) -> dict[str, str]:
         and not name.upper().startswith(("REFLEX_", "NPM_CONFIG_", "BUN_"))
     }
     return {**env, **extra}
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (bun may start a session of its own)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError):
-            # pid (comm) state ppid ...: comm may hold spaces, so split after it.
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def interrupt(process: subprocess.Popen, tree: list[int]) -> None:
-    """Ctrl-C in the newcomer's terminal: SIGINT to make's process group, a wait
-    for it to end; then whatever of `tree` outlived it is stopped."""
-    stop_process_group(process, timeout=30, signum=signal.SIGINT)
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        alive = [pid for pid in tree if Path(f"/proc/{pid}").exists()]
-        for pid in alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-        deadline = time.monotonic() + 10
-        while alive and time.monotonic() < deadline:
-            time.sleep(0.2)
-            alive = [pid for pid in alive if Path(f"/proc/{pid}").exists()]
 
 
 def fresh_clone(parent: Path) -> Path:
@@ -122,7 +90,8 @@ def test_make_run_in_a_fresh_clone_serves_the_app_and_leaves_git_status_clean(
         print(f"\nmake run in a fresh clone: served after {time.perf_counter() - started:.1f} s")
         tree = descendants(process.pid)
     finally:
-        interrupt(process, tree or descendants(process.pid))
+        # Ctrl-C in the newcomer's terminal: SIGINT to make's process group.
+        stop_tree(process, tree or descendants(process.pid), signum=signal.SIGINT, timeout=30)
     output = log.read_text()
     # Ctrl-C ended it (make passes on the SIGINT), without the SIGKILL fallback.
     assert process.returncode != -signal.SIGKILL, output[-4000:]

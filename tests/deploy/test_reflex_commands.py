@@ -12,9 +12,7 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +25,7 @@ import rxconfig
 from tests.support.app import PUBLIC_MESSAGE, RunningApp
 from tests.support.deploy import StaticSite, start_nginx
 from tests.support.net import free_port
-from tests.support.processes import ROOT, Server, stop_process_group
+from tests.support.processes import ROOT, Server, descendants, stop_tree
 
 VENV = ROOT / ".venv"
 # "Your version (20.20.2) of Node.js is out of date. Upgrade to 22.22.0 or higher."
@@ -67,45 +65,12 @@ def reflex(*args: str) -> list[str]:
     return [found, *args]
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, whatever session it started for itself."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # pid (comm) state ppid ...: comm may hold spaces, so split after it.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def executables(pids: list[int]) -> set[Path]:
     found = set()
     for pid in pids:
         with contextlib.suppress(OSError):
             found.add(Path(f"/proc/{pid}/exe").readlink())
     return found
-
-
-def stop_tree(process: subprocess.Popen, tree: list[int]) -> None:
-    """Stop `process`'s group, then whatever of `tree` outlived it (bun may run in
-    a session of its own, out of the group's reach)."""
-    stop_process_group(process)
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        alive = [pid for pid in tree if Path(f"/proc/{pid}").exists()]
-        for pid in alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-        deadline = time.monotonic() + 10
-        while alive and time.monotonic() < deadline:
-            alive = [pid for pid in alive if Path(f"/proc/{pid}").exists()]
-            time.sleep(0.2)
 
 
 def ping_public(page: Page, url: str) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +32,46 @@ def stop_process_group(
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, whatever session it started for itself (bun may
+    start one of its own, out of the process group's reach)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid ...: comm may hold spaces, so split after it.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop_tree(
+    process: subprocess.Popen,
+    tree: list[int],
+    *,
+    signum: int = signal.SIGTERM,
+    timeout: float = 20,
+) -> None:
+    """`signum` to `process`'s group (`stop_process_group`), then SIGTERM and SIGKILL
+    to whatever of `tree` (its `descendants`, taken while it ran) outlived it."""
+    stop_process_group(process, timeout=timeout, signum=signum)
+    for kill in (signal.SIGTERM, signal.SIGKILL):
+        alive = [pid for pid in tree if Path(f"/proc/{pid}").exists()]
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, kill)
+        deadline = time.monotonic() + 10
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            alive = [pid for pid in alive if Path(f"/proc/{pid}").exists()]
 
 
 def granian_command(factory: str, port: int, *, workers: int = 1) -> list[str]:
