@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.support.app import RunningApp, start_app, stored_sessions, wait_for_sessions
-from tests.support.browser import sign_in_at_provider
+from tests.support.browser import sign_in, sign_in_at_provider
 from tests.support.otlp import OtlpReceiver, Span
 
 PRIVATE = "Hello from a private endpoint! You need to be authenticated to see this."
@@ -236,10 +236,7 @@ def test_a_sign_in_is_one_trace_and_an_audit_event(
     seen = Seen(context)
     page = context.new_page()
     page.set_default_timeout(20_000)
-    page.goto(app.url + "/ping")
-    page.click("#qsLoginBtn")
-    sign_in_at_provider(page, "alice")
-    expect(page.locator("#qsLogoutBtn")).to_be_visible()
+    sign_in(page, app.url, "alice")
     assert hops
 
     def login_trace() -> list[Span] | None:
