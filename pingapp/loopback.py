@@ -49,7 +49,10 @@ def redirect_target(host_header: str, target: str, origin: str) -> str | None:
 
 def loopback_to_origin(app: ASGIApp, origin: str, passthrough: Iterable[str]) -> ASGIApp:
     """`app`, with GET and HEAD page requests under another loopback name sent to
-    `origin`; paths under `passthrough` prefixes are never redirected."""
+    `origin`; paths under `passthrough` prefixes are never redirected. An origin
+    that is not loopback has no other names to redirect from: `app` as it is."""
+    if not is_loopback_host(urlsplit(origin).hostname):
+        return app
     prefixes = tuple(passthrough)
 
     async def route(scope: Scope, receive: Receive, send: Send) -> None:

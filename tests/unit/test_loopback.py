@@ -65,3 +65,10 @@ async def test_everything_else_is_served(method: str, url: str) -> None:
         answer = await client.request(method, url)
     assert answer.status_code == 200
     assert answer.text.startswith("served /")
+
+
+def test_an_origin_elsewhere_leaves_the_app_as_it_is() -> None:
+    async def inner(scope, receive, send) -> None:
+        del scope, receive, send
+
+    assert loopback_to_origin(inner, "https://app.example.test", passthrough=()) is inner
