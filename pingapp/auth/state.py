@@ -205,12 +205,6 @@ class AuthState(rx.State):
         """The provider sent the browser back: finish the login, or explain why not."""
         ctx = context()
         params = dict(self.router.url.query_parameters)
-        if not params and (session := self._refs().session) and await ctx.vault.load(session):
-            # A reconnect re-sends the page's on_load (with the address already cleaned)
-            # after the session hop set the cookie: that sign-in is done; go on home
-            # instead of reporting the spent login as an error.
-            self.busy, self.next_url = False, HOME
-            return
         self.busy = True
         self.error_title = self.error_detail = self.next_url = ""
         # The code and state leave the address bar (and so the history) at once.

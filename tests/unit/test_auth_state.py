@@ -50,7 +50,7 @@ from pingapp.auth.session import LOGIN_TTL, LoginRecord, ServerSession, Vault
 from pingapp.auth.state import LEAVING_GRACE, AuthState, login_url
 from pingapp.auth.store import DiskStore
 from pingapp.context import build_context, context, use_context
-from pingapp.routes import AUTH, HOME, SESSION_HOP
+from pingapp.routes import AUTH, SESSION_HOP
 from pingapp.settings import Settings
 
 ISSUER = "https://idp.example.test/"
@@ -671,25 +671,6 @@ async def test_a_replayed_callback_is_refused(env: Vault, provider: FakeProvider
     await callback(state, query)
     assert len(provider.token_requests) == 1
     assert state.error_title == GENERIC
-
-
-async def test_the_callbacks_on_load_sent_again_after_the_session_hop_goes_home(
-    env: Vault, provider: FakeProvider
-) -> None:
-    """A reconnect re-sends the callback page's on_load with the address already
-    cleaned; once the hop set the session cookie, there is nothing to finish and no
-    error to show (the page after the hop would show it under Log Out)."""
-    state = await signed_in(provider)
-    requests = len(provider.token_requests)
-    await callback(state, "")
-    assert state.error_title == ""
-    assert state.next_url == HOME
-    assert not state.busy
-    assert len(provider.token_requests) == requests
-    # Without a live session, a bare /callback still says it cannot be finished.
-    anonymous = new_tab(token="tab-2")
-    await callback(anonymous, "")
-    assert anonymous.error_title == GENERIC
 
 
 @pytest.mark.parametrize(
