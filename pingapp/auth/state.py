@@ -165,6 +165,14 @@ class AuthState(rx.State):
             return ""
         return session_hash
 
+    async def _live_session(self) -> tuple[str, ServerSession] | None:
+        """This connection's session, if it has one that has not expired."""
+        session_hash = self._connection_session_hash()
+        session = await context().vault.load(session_hash) if session_hash else None
+        if session is None or expired(session, time.time()):
+            return None
+        return session_hash, session
+
     # --- events ------------------------------------------------------------------
 
     @rx.event
@@ -205,6 +213,16 @@ class AuthState(rx.State):
         """The provider sent the browser back: finish the login, or explain why not."""
         ctx = context()
         params = dict(self.router.url.query_parameters)
+        if not params and (live := await self._live_session()):
+            # A reconnect re-sends the page's on_load, the address already cleaned, after
+            # the session hop set the cookie; the tab is on its way to the page after the
+            # hop, and this state is that page's. Nothing to finish: no error (it would
+            # show there), no navigation (it would cut the hop short). Opened by hand,
+            # the page says the browser is signed in.
+            if not self.signed_in:
+                self._session_hash, session = live
+                self._show(session)
+            return
         self.busy = True
         self.error_title = self.error_detail = self.next_url = ""
         # The code and state leave the address bar (and so the history) at once.

@@ -199,6 +199,26 @@ def test_dismiss_on_the_callback_goes_home(app: RunningApp, context: BrowserCont
     expect(page.locator("#callback-pending")).to_have_count(0)
 
 
+def test_a_bare_callback_opened_while_signed_in_says_so(
+    app: RunningApp, context: BrowserContext
+) -> None:
+    """Nothing to finish at /callback without a code: no error, no endless spinner."""
+    page = context.new_page()
+    page.goto(app.url + "/")
+    page.click("#qsLoginBtn")
+    sign_in_at_provider(page)
+    expect(page.locator("#qsLogoutBtn")).to_be_visible(timeout=20_000)
+    other = context.new_page()
+    other.goto(app.url + "/callback")
+    expect(other.locator("#callback-done")).to_be_visible()
+    expect(other.locator("#auth-error")).to_have_count(0)
+    expect(other.locator("#callback-pending")).to_have_count(0)
+    other.click("#callback-done")
+    expect(other).to_have_url(app.url + "/")
+    expect(other.locator("#qsLogoutBtn")).to_be_visible()
+    log_out(page)
+
+
 def test_the_other_loopback_name_leads_to_a_working_app(
     app: RunningApp, context: BrowserContext
 ) -> None:

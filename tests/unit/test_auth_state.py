@@ -673,6 +673,40 @@ async def test_a_replayed_callback_is_refused(env: Vault, provider: FakeProvider
     assert state.error_title == GENERIC
 
 
+async def test_the_callbacks_on_load_sent_again_after_the_session_hop_changes_nothing(
+    env: Vault, provider: FakeProvider
+) -> None:
+    """A reconnect re-sends the callback page's on_load with the address already
+    cleaned; once the hop set the session cookie there is nothing to finish: no error
+    (the page after the hop would show it under Log Out), no navigation (it would cut
+    the hop short), no call to the provider."""
+    state = await signed_in(provider)
+    requests = len(provider.token_requests)
+    before = (state.next_url, state.busy, state.error_title, state.user_name)
+    await callback(state, "", cookie=browser_cookie(state))
+    assert (state.next_url, state.busy, state.error_title, state.user_name) == before
+    assert state.signed_in
+    assert len(provider.token_requests) == requests
+    # Without a live session, a bare /callback still says it cannot be finished.
+    anonymous = new_tab(token="tab-2")
+    await callback(anonymous, "")
+    assert anonymous.error_title == GENERIC
+    # Nor does a callback that carries a code and state skip the checks when signed in.
+    await callback(state, "code=abc&state=forged", cookie=browser_cookie(state))
+    assert state.error_title == GENERIC
+
+
+async def test_a_bare_callback_opened_in_a_new_tab_of_a_signed_in_browser_shows_the_session(
+    env: Vault, provider: FakeProvider
+) -> None:
+    state = await signed_in(provider)
+    other = new_tab(token="tab-2", cookie=browser_cookie(state))
+    await callback(other, "")
+    assert other.signed_in and not other.busy
+    assert other.error_title == "" and other.next_url == ""
+    assert other.user_name == state.user_name
+
+
 @pytest.mark.parametrize(
     "connection",
     [
