@@ -68,7 +68,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import wsproto
 from wsproto.events import (
     AcceptConnection,
@@ -373,7 +373,7 @@ class Session:
         await self.open(callback, f"{LOGIN_COOKIE}={login_cookie}")
         ticket_url = await self.next_navigation("the callback's redirect to /auth/session")
         check_local(ticket_url)
-        async with httpx.AsyncClient(timeout=STEP_TIMEOUT) as client:
+        async with httpx2.AsyncClient(timeout=STEP_TIMEOUT) as client:
             answer = await client.get(
                 ticket_url, headers={"cookie": f"{LOGIN_COOKIE}={login_cookie}"}
             )
@@ -429,7 +429,7 @@ async def provider_sign_in(base: str, login: str, user: str, password: str) -> t
     callback = base + "/callback"
     url, method = login, "GET"
     data: dict[str, Any] | None = None
-    async with httpx.AsyncClient(timeout=STEP_TIMEOUT) as client:
+    async with httpx2.AsyncClient(timeout=STEP_TIMEOUT) as client:
         for _ in range(12):
             check_local(url)
             answer = await client.request(method, url, data=data)
@@ -569,7 +569,7 @@ async def sign_in_all(
                     await asyncio.wait_for(session.sign_in(user, password), 4 * STEP_TIMEOUT)
                     good.append(session)
                     return
-                except (LoadError, OSError, httpx.HTTPError, TimeoutError) as error:
+                except (LoadError, OSError, httpx2.HTTPError, TimeoutError) as error:
                     word = "sign-in failed" if attempt else "sign-in retried"
                     kind = f"{word}: {type(error).__name__}: " + str(error).split(" (")[0][:160]
                     level.error_kinds[kind] = level.error_kinds.get(kind, 0) + 1

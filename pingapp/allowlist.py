@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Encoded `.`, `/` or `\` (or a raw `\`) in a path: a server may decode them into
@@ -20,12 +20,12 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _PATH_TRICKS = re.compile(r"%2e|%2f|%5c|\\", re.IGNORECASE)
 
 
-def _port(url: httpx.URL) -> int:
+def _port(url: httpx2.URL) -> int:
     """The port a URL really uses (httpx reports default ports as None)."""
     return url.port or _DEFAULT_PORTS[url.scheme]
 
 
-def _raw_path(url: httpx.URL) -> str:
+def _raw_path(url: httpx2.URL) -> str:
     """The path as sent on the wire: still percent-encoded, without the query."""
     return url.raw_path.partition(b"?")[0].decode("ascii", "replace")
 
@@ -48,8 +48,8 @@ class AllowedTarget:
     @classmethod
     def parse(cls, entry: str) -> AllowedTarget:
         try:
-            url = httpx.URL(entry)
-        except httpx.InvalidURL as error:
+            url = httpx2.URL(entry)
+        except httpx2.InvalidURL as error:
             msg = f"an allowed origin must be a valid URL, got {entry!r}: {error}"
             raise ValueError(msg) from None
         if url.scheme not in _DEFAULT_PORTS or not url.raw_host:
@@ -64,7 +64,7 @@ class AllowedTarget:
             raise ValueError(msg)
         return cls(url.scheme, url.raw_host, _port(url), path)
 
-    def matches(self, url: httpx.URL) -> bool:
+    def matches(self, url: httpx2.URL) -> bool:
         if url.scheme != self.scheme:
             return False
         if (url.raw_host, _port(url)) != (self.host, self.port):
@@ -87,6 +87,6 @@ class Allowlist:
     def __init__(self, entries: Iterable[str]) -> None:
         self.targets = tuple(AllowedTarget.parse(entry) for entry in entries)
 
-    def allows(self, url: httpx.URL | str) -> bool:
-        url = httpx.URL(url)
+    def allows(self, url: httpx2.URL | str) -> bool:
+        url = httpx2.URL(url)
         return url.scheme in _DEFAULT_PORTS and any(t.matches(url) for t in self.targets)

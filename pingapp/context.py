@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
-import httpx
+import httpx2
 from starlette.types import ASGIApp
 
 from pingapp.allowlist import Allowlist
@@ -38,7 +38,7 @@ class AppContext:
 
     settings: Settings
     #: The one outbound HTTP client (`pingapp.http`).
-    client: httpx.AsyncClient
+    client: httpx2.AsyncClient
     vault: Vault
     oidc: OIDCClient
     #: Where an access token may be sent (API_ALLOWED_ORIGINS).
@@ -62,7 +62,7 @@ class AppContext:
 
 
 def build_context(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
     *,
     settings: Settings | None = None,
     vault: Vault | None = None,

@@ -1,6 +1,6 @@
 """The process's one shared HTTP client and the token-attaching auth.
 
-One `httpx.AsyncClient` per backend process (`make_client`), opened and closed
+One `httpx2.AsyncClient` per backend process (`make_client`), opened and closed
 by the app's lifespan with the application context (`pingapp.context`), so
 every outbound call (the API, the provider) reuses the same connection pool
 instead of paying for a new TCP/TLS connection per call.
@@ -32,7 +32,7 @@ from collections.abc import (
 )
 from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 
-import httpx
+import httpx2
 from starlette.types import ASGIApp
 
 from pingapp import telemetry_instrument
@@ -63,11 +63,11 @@ class NoCookieJar(CookieJar):
         del cookie
 
 
-def make_client(*, http_timeout: float | None = None, **kwargs: object) -> httpx.AsyncClient:
+def make_client(*, http_timeout: float | None = None, **kwargs: object) -> httpx2.AsyncClient:
     """A client with pingapp's explicit timeouts and limits, and no cookies.
 
     `http_timeout` is the budget of one call in seconds (default: HTTP_TIMEOUT).
-    `kwargs` are passed to `httpx.AsyncClient` and may replace any option
+    `kwargs` are passed to `httpx2.AsyncClient` and may replace any option
     except `cookies`: the client always has a `NoCookieJar`.
     """
     if "cookies" in kwargs:
@@ -77,10 +77,10 @@ def make_client(*, http_timeout: float | None = None, **kwargs: object) -> httpx
     options: dict = {
         # connect gets a shorter budget: a refused or unroutable host should
         # fail fast, a slow answer may take the whole budget.
-        "timeout": httpx.Timeout(total, connect=min(total, 5.0)),
+        "timeout": httpx2.Timeout(total, connect=min(total, 5.0)),
         # Keep every pooled connection alive: with fewer keep-alive slots than
         # connections, httpcore closes and reopens connections under load.
-        "limits": httpx.Limits(max_connections=100, max_keepalive_connections=100),
+        "limits": httpx2.Limits(max_connections=100, max_keepalive_connections=100),
         # Redirects are followed by the caller's auth flow, hop by hop.
         "follow_redirects": False,
         "headers": {"User-Agent": "pingapp"},
@@ -88,13 +88,13 @@ def make_client(*, http_timeout: float | None = None, **kwargs: object) -> httpx
         "cookies": NoCookieJar(),
     }
     options.update(kwargs)
-    return httpx.AsyncClient(**options)
+    return httpx2.AsyncClient(**options)
 
 
-_client: httpx.AsyncClient | None = None
+_client: httpx2.AsyncClient | None = None
 
 
-def shared_client() -> httpx.AsyncClient:
+def shared_client() -> httpx2.AsyncClient:
     """The process's shared client (the app reaches it as `context().client`)."""
     if _client is None:
         msg = "the shared HTTP client is not open (is the backend's lifespan running?)"
@@ -103,7 +103,7 @@ def shared_client() -> httpx.AsyncClient:
 
 
 @contextlib.asynccontextmanager
-async def use_client(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+async def use_client(client: httpx2.AsyncClient) -> AsyncIterator[httpx2.AsyncClient]:
     """Install `client` as the shared client for the duration of the block."""
     global _client  # the one process-wide client, by design
     previous, _client = _client, client
@@ -117,7 +117,7 @@ async def use_client(client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClie
 @contextlib.asynccontextmanager
 async def http_client_lifespan(
     in_process: Mapping[str, ASGIApp] | None = None, *, http_timeout: float | None = None
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AsyncIterator[httpx2.AsyncClient]:
     """Open the shared client for the block (a lifespan task: the app's, through
     `pingapp.context.serve_context`, or the API's when it is served on its own).
 
@@ -125,7 +125,7 @@ async def http_client_lifespan(
     it there: calls to it are answered in this process, without a TCP round trip
     to ourselves, and still pass through the same client and its auth flow.
     """
-    mounts = {origin: httpx.ASGITransport(app=asgi) for origin, asgi in (in_process or {}).items()}
+    mounts = {origin: httpx2.ASGITransport(app=asgi) for origin, asgi in (in_process or {}).items()}
     client = make_client(http_timeout=http_timeout, mounts=mounts)
     # With telemetry on, each call is a client span whose `traceparent` goes with it
     # (the in-process API's spans join the caller's trace); off, nothing changes.
@@ -141,9 +141,9 @@ async def http_client_lifespan(
 _AUTH_PARAM = re.compile(r"""([\w!#$%&'*+.^`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)""")
 
 
-def _says_invalid_token(response: httpx.Response) -> bool:
+def _says_invalid_token(response: httpx2.Response) -> bool:
     """Whether this is a 401 with `error="invalid_token"` (RFC 6750 section 3.1)."""
-    if response.status_code != httpx.codes.UNAUTHORIZED:
+    if response.status_code != httpx2.codes.UNAUTHORIZED:
         return False
     return any(
         name.lower() == "error" and value.strip('"') == "invalid_token"
@@ -172,7 +172,7 @@ def _credential(given: str | Credential | None) -> Credential | None:
     return given if given and given.token else None
 
 
-class TokenAuth(httpx.Auth):
+class TokenAuth(httpx2.Auth):
     """Attach the access token to allow-listed URLs only: `Authorization: Bearer
     <token>`, or for a DPoP-bound token `Authorization: DPoP <token>` and a fresh
     `DPoP` proof for that very request.
@@ -186,7 +186,7 @@ class TokenAuth(httpx.Auth):
       the call goes to an allowed URL (never when none does), not kept between
       calls. None means "no token": the request goes out without one.
     - Redirects are followed here, hop by hop, up to `max_redirects` (then
-      `httpx.TooManyRedirects`). Every hop is checked against the allowlist, and
+      `httpx2.TooManyRedirects`). Every hop is checked against the allowlist, and
       a hop that is not allowed is sent with no `Authorization` and no `DPoP`
       header at all; an allowed hop gets a new proof (its `htu` is the hop's URL).
       Method and body follow httpx's redirect rules: 303 (and 301/302 after POST)
@@ -221,11 +221,11 @@ class TokenAuth(httpx.Auth):
         self.max_redirects = max_redirects
         self.nonces = NonceMemory() if nonces is None else nonces
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        msg = "TokenAuth reads the token asynchronously: use it with httpx.AsyncClient"
+    def sync_auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response]:
+        msg = "TokenAuth reads the token asynchronously: use it with httpx2.AsyncClient"
         raise RuntimeError(msg)
 
-    def _attach(self, request: httpx.Request, credential: Credential) -> None:
+    def _attach(self, request: httpx2.Request, credential: Credential) -> None:
         if credential.dpop_key is None:
             request.headers["Authorization"] = f"Bearer {credential.token}"
             return
@@ -234,8 +234,8 @@ class TokenAuth(httpx.Auth):
         request.headers["Authorization"] = f"DPoP {credential.token}"
 
     async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         await request.aread()
         credential: Credential | None = None
         token_read = retried = nonce_retried = False
@@ -281,7 +281,7 @@ class TokenAuth(httpx.Auth):
                 return
             if redirects >= self.max_redirects:
                 msg = f"more than {self.max_redirects} redirects"
-                raise httpx.TooManyRedirects(msg, request=next_request)
+                raise httpx2.TooManyRedirects(msg, request=next_request)
             redirects += 1
             request = next_request
 

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-import httpx
+import httpx2
 from jwt import PyJWK
 
 from pingapp.jwks import ASYMMETRIC_ALGORITHMS, KeyId, asymmetric_only, signing_keys
@@ -24,10 +24,10 @@ from pingapp.jwks import ASYMMETRIC_ALGORITHMS, KeyId, asymmetric_only, signing_
 log = logging.getLogger(__name__)
 
 #: What a failed fetch or an unusable document raises.
-_FETCH_ERRORS = (httpx.HTTPError, httpx.InvalidURL, TimeoutError, ValueError, KeyError, TypeError)
+_FETCH_ERRORS = (httpx2.HTTPError, httpx2.InvalidURL, TimeoutError, ValueError, KeyError, TypeError)
 
 #: The HTTP client to fetch with: a client, or a function giving the shared one.
-ClientSource = httpx.AsyncClient | Callable[[], httpx.AsyncClient]
+ClientSource = httpx2.AsyncClient | Callable[[], httpx2.AsyncClient]
 #: Where the key set is: a URL, or a coroutine function finding it (discovery).
 JwksLocation = str | Callable[[], Awaitable[str]]
 
@@ -76,7 +76,7 @@ class KeyStore:
 
     `jwks_uri` is the URL, or a coroutine function that finds it (discovery),
     called inside the same `fetch_timeout` deadline as the fetch. `client` is an
-    `httpx.AsyncClient` or a zero-argument function returning one (such as
+    `httpx2.AsyncClient` or a zero-argument function returning one (such as
     `pingapp.http.shared_client`); the store never closes it. `algorithms`
     limits the keys kept (default: every asymmetric algorithm); `none` and
     `HS*` are refused. `monotonic` is the clock (injected by tests).
@@ -181,7 +181,7 @@ class KeyStore:
 
     # -- fetching --------------------------------------------------------------
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> httpx2.AsyncClient:
         return self._client() if callable(self._client) else self._client
 
     async def _fetch(self) -> dict[KeyId, tuple[PyJWK, str]]:

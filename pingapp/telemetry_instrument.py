@@ -1,4 +1,4 @@
-"""The official ASGI and httpx OpenTelemetry instrumentations, as pingapp uses them
+"""The official ASGI and httpx2 OpenTelemetry instrumentations, as pingapp uses them
 (docs/telemetry.md): without query strings and without credential headers.
 
 Each wrapper checks `pingapp.telemetry.state` at every request or call: while
@@ -74,12 +74,12 @@ def instrument_asgi(app: ASGIApp) -> ASGIApp:
 
 def instrument_client(client: Any) -> None:
     """Trace `client`'s requests (and every mounted transport's: the in-process API)
-    with the official httpx instrumentation, which also sends the trace context
+    with the official httpx2 instrumentation, which also sends the trace context
     (`traceparent`) with each request. URLs are exported without their query string.
     Nothing when telemetry is off."""
     if not telemetry.state.enabled:
         return
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
 
     async def scrub(span: Span, request: Any) -> None:
         if not span.is_recording():
@@ -90,7 +90,7 @@ def instrument_client(client: Any) -> None:
             if key in attributes:
                 span.set_attribute(key, url)
 
-    HTTPXClientInstrumentor.instrument_client(
+    HTTPX2ClientInstrumentor.instrument_client(
         client,
         tracer_provider=telemetry.state.tracer_provider,
         meter_provider=telemetry.state.meter_provider,

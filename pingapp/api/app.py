@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Annotated, Any
 
-import httpx
+import httpx2
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
@@ -130,7 +130,7 @@ async def _token_endpoint_origin(request: Request) -> list[str]:
     from the page (none when the provider cannot be reached: the schema then has
     placeholder URLs too)."""
     with contextlib.suppress(
-        httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError, NotConfigured
+        httpx2.HTTPError, httpx2.InvalidURL, ValueError, KeyError, TypeError, NotConfigured
     ):
         token = (await verifier_of(request).discover()).get("token_endpoint")
         if isinstance(token, str) and token.startswith(("https://", "http://")):
@@ -153,7 +153,7 @@ def _docs_router(api: FastAPI) -> APIRouter:
         # served with placeholder URLs.
         metadata = None
         with contextlib.suppress(
-            httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError, NotConfigured
+            httpx2.HTTPError, httpx2.InvalidURL, ValueError, KeyError, TypeError, NotConfigured
         ):
             metadata = await verifier_of(request).discover()
         schema = security_scheme(schema, metadata)

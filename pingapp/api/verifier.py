@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import httpx
+import httpx2
 from jwt import PyJWK
 
 from pingapp.api.jws import AT_TYP, GENERIC_TYP, TokenRefused, read_header, typ_of, verified_claims
@@ -99,7 +99,7 @@ class TokenVerifier:
     (see `KeyStore`). Discovery is single-flight too, and a failed discovery is
     remembered for `failure_retry` seconds (docs/security.md item 39).
 
-    `client`: an `httpx.AsyncClient` or a function returning the shared one;
+    `client`: an `httpx2.AsyncClient` or a function returning the shared one;
     None opens the verifier's own (closed by `aclose()`). `max_token_lifetime`
     (seconds, 0 = none) refuses tokens whose `exp - iat` is longer. `clock`
     and `monotonic` are injected by tests.
@@ -143,7 +143,7 @@ class TokenVerifier:
         self.max_token_lifetime = float(max_token_lifetime)
         self._clock = clock
         self._client = client
-        self._own_client: httpx.AsyncClient | None = None
+        self._own_client: httpx2.AsyncClient | None = None
 
         self.metadata: dict[str, Any] | None = None
         self._discovery: SingleFlight[dict[str, Any]] = SingleFlight(
@@ -172,11 +172,11 @@ class TokenVerifier:
 
     # -- outbound: discovery ---------------------------------------------------
 
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> httpx2.AsyncClient:
         if self._client is not None:
             return self._client() if callable(self._client) else self._client
         if self._own_client is None:
-            self._own_client = make_client(timeout=httpx.Timeout(self.fetch_timeout))
+            self._own_client = make_client(timeout=httpx2.Timeout(self.fetch_timeout))
         return self._own_client
 
     async def aclose(self) -> None:

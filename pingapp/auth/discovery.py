@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 
 from pingapp.auth.errors import LoginError, ProviderUnavailable
 from pingapp.singleflight import SingleFlight
@@ -26,17 +26,17 @@ METADATA_TTL = 600.0
 DISCOVERY_FAILURE_COOLDOWN = 5.0
 
 
-async def get_json(client: httpx.AsyncClient, url: str, what: str) -> Any:
+async def get_json(client: httpx2.AsyncClient, url: str, what: str) -> Any:
     """GET `url` as JSON; a clear `ProviderUnavailable` for anything but a 200 with JSON."""
     try:
         response = await client.get(url, headers={"Accept": "application/json"})
-    except httpx.TimeoutException:
+    except httpx2.TimeoutException:
         raise ProviderUnavailable(
             "The sign-in provider is too slow",
             f"Its {what} at {url} did not answer in time. Try again in a moment; if "
             "it keeps happening, check that AUTH_ISSUER (or AUTH0_DOMAIN) is right.",
         ) from None
-    except httpx.TransportError:
+    except httpx2.TransportError:
         raise ProviderUnavailable(
             "The sign-in provider cannot be reached",
             f"Its {what} at {url} did not answer. Check that the provider is up "
@@ -127,7 +127,7 @@ class Discovery:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: httpx2.AsyncClient,
         issuer: str,
         *,
         failure_cooldown: float = DISCOVERY_FAILURE_COOLDOWN,

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import httpx2
 
 from pingapp.auth.errors import LoginError
 from pingapp.dpop import ASYMMETRIC_ALGS, USE_NONCE, DPoPKey, make_proof
@@ -83,10 +83,10 @@ class NonceMemory:
         self.limit = limit
         self._nonces: collections.OrderedDict[str, str] = collections.OrderedDict()
 
-    def get(self, url: str | httpx.URL) -> str | None:
+    def get(self, url: str | httpx2.URL) -> str | None:
         return self._nonces.get(origin_of(str(url)))
 
-    def learn(self, url: str | httpx.URL, response: httpx.Response) -> None:
+    def learn(self, url: str | httpx2.URL, response: httpx2.Response) -> None:
         """Remember the nonce `response` (from `url`) carries, if any."""
         nonce = response.headers.get(NONCE_HEADER)
         if not nonce or len(nonce) > MAX_NONCE_LENGTH:
@@ -98,15 +98,15 @@ class NonceMemory:
             self._nonces.popitem(last=False)
 
 
-def asks_for_nonce(response: httpx.Response, params: Mapping[str, str] | None = None) -> bool:
+def asks_for_nonce(response: httpx2.Response, params: Mapping[str, str] | None = None) -> bool:
     """Whether the server wants a proof with its nonce (`use_dpop_nonce`, RFC 9449
     sections 8 and 9): a 400 whose JSON says so (token endpoint) or a 401 whose
     challenge does (`params`, a resource). The nonce must come with it."""
     if not response.headers.get(NONCE_HEADER):
         return False
-    if response.status_code == httpx.codes.UNAUTHORIZED:
+    if response.status_code == httpx2.codes.UNAUTHORIZED:
         return (params or {}).get("error") == USE_NONCE
-    if response.status_code != httpx.codes.BAD_REQUEST:
+    if response.status_code != httpx2.codes.BAD_REQUEST:
         return False
     try:
         body = response.json()
@@ -122,7 +122,7 @@ class Prover:
     key: DPoPKey
     nonces: NonceMemory
 
-    def proof(self, method: str, url: str | httpx.URL, access_token: str | None = None) -> str:
+    def proof(self, method: str, url: str | httpx2.URL, access_token: str | None = None) -> str:
         """A fresh proof for `method url` (the query and fragment are not part of `htu`)."""
         url = str(url)
         return make_proof(
@@ -135,7 +135,7 @@ class Prover:
 _CHALLENGE_ITEM = re.compile(r"""([\w!#$%&'*+.^`|~-]+)(?:\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?""")
 
 
-def challenge_params(response: httpx.Response, scheme: str = "dpop") -> dict[str, str]:
+def challenge_params(response: httpx2.Response, scheme: str = "dpop") -> dict[str, str]:
     """The parameters of the `scheme` challenge in the response's WWW-Authenticate
     headers (RFC 9110 section 11.6.1), unquoted; {} when there is none."""
     found: dict[str, str] = {}
@@ -151,7 +151,7 @@ def challenge_params(response: httpx.Response, scheme: str = "dpop") -> dict[str
 
 
 async def send_with_proof(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     method: str,
     url: str,
     prover: Prover,
@@ -159,10 +159,10 @@ async def send_with_proof(
     access_token: str | None = None,
     headers: Mapping[str, str] | None = None,
     **kwargs: Any,
-) -> httpx.Response:
+) -> httpx2.Response:
     """Send with a proof (and `Authorization: DPoP` when `access_token` is given);
     once more with the server's nonce when it answers `use_dpop_nonce`."""
-    response: httpx.Response | None = None
+    response: httpx2.Response | None = None
     for _ in range(2):
         sent = {**(headers or {}), "DPoP": prover.proof(method, url, access_token)}
         if access_token is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
+import httpx2
 
 from pingapp.auth.dpop import Prover, send_with_proof
 from pingapp.auth.errors import GrantRejected, LoginError, ProviderUnavailable
@@ -22,16 +22,16 @@ def error_of(body: Mapping[str, Any]) -> tuple[str, str]:
 
 def client_authentication(
     settings: Settings, form: dict[str, str]
-) -> tuple[httpx.Auth | httpx._client.UseClientDefault, dict[str, str]]:
+) -> tuple[httpx2.Auth | httpx2._client.UseClientDefault, dict[str, str]]:
     """HTTP Basic with the secret for a confidential client; else `client_id` in the form."""
     if settings.auth_client_secret is not None:
         secret = settings.auth_client_secret.get_secret_value()
-        return httpx.BasicAuth(settings.auth_client_id, secret), form
-    return httpx.USE_CLIENT_DEFAULT, {**form, "client_id": settings.auth_client_id}
+        return httpx2.BasicAuth(settings.auth_client_id, secret), form
+    return httpx2.USE_CLIENT_DEFAULT, {**form, "client_id": settings.auth_client_id}
 
 
 async def post_form(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     settings: Settings,
     url: object,
     form: dict[str, str],
@@ -53,14 +53,14 @@ async def post_form(
             response = await send_with_proof(
                 http, "POST", url, prover, data=form, auth=auth, headers=headers
             )
-    except httpx.TimeoutException:
+    except httpx2.TimeoutException:
         raise ProviderUnavailable(
             "The sign-in provider is too slow",
             f"Its {what} did not answer in time. Try again in a moment; if it keeps "
             "happening, check that the provider is up and AUTH_ISSUER (or AUTH0_DOMAIN) "
             "is right.",
         ) from None
-    except httpx.TransportError:
+    except httpx2.TransportError:
         raise ProviderUnavailable(
             "The sign-in provider cannot be reached",
             f"Its {what} did not answer. Check that the provider is up, then try again.",
@@ -78,7 +78,7 @@ async def post_form(
 
 
 async def token_request(
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     settings: Settings,
     url: object,
     form: dict[str, str],

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 from authlib.common.urls import add_params_to_uri
 
@@ -61,7 +61,7 @@ class OIDCClient:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: httpx2.AsyncClient,
         settings: Settings,
         issuer: str,
         *,
@@ -203,7 +203,7 @@ class OIDCClient:
         )
         try:
             response = await self.http.post(url, data=form, auth=auth)
-        except httpx.TransportError as error:
+        except httpx2.TransportError as error:
             logger.info("could not revoke the refresh token: %s", type(error).__name__)
             return False
         return response.status_code == 200
@@ -273,7 +273,7 @@ class OIDCClient:
                 bearer = {"Authorization": f"Bearer {access_token}"}
                 response = await self.http.get(url, headers=bearer)
             body = response.json() if response.status_code == 200 else None
-        except (httpx.TransportError, ValueError):
+        except (httpx2.TransportError, ValueError):
             return {}
         return body if isinstance(body, dict) else {}
 
@@ -295,6 +295,6 @@ class OIDCClient:
         """
         try:
             await self.http.head(url.partition("?")[0])
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             return False
         return True

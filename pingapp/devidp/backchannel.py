@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.from_thread
-import httpx
+import httpx2
 from joserfc import jwt
 
 from pingapp.devidp.keys import ALGORITHM, SigningKeys
@@ -80,7 +80,7 @@ class LogoutDelivery:
     def __init__(
         self,
         *,
-        http: httpx.AsyncClient | None = None,
+        http: httpx2.AsyncClient | None = None,
         attempts: int = 3,
         attempt_timeout: float = 3.0,
         total_timeout: float = 10.0,
@@ -101,10 +101,10 @@ class LogoutDelivery:
         self._tasks: set[asyncio.Task[bool]] = set()
 
     @property
-    def http(self) -> httpx.AsyncClient:
+    def http(self) -> httpx2.AsyncClient:
         if self._http is None:
             # Not the app's shared client: the provider must not depend on the app.
-            self._http = httpx.AsyncClient(follow_redirects=False)
+            self._http = httpx2.AsyncClient(follow_redirects=False)
         return self._http
 
     def send(self, notices: list[LogoutNotice]) -> None:
@@ -158,7 +158,7 @@ class LogoutDelivery:
                     timeout=min(self.attempt_timeout, remaining),
                     follow_redirects=False,  # even on a client given that follows them
                 )
-            except (httpx.HTTPError, httpx.InvalidURL) as error:
+            except (httpx2.HTTPError, httpx2.InvalidURL) as error:
                 reason = type(error).__name__
             else:
                 if response.status_code in (200, 204):

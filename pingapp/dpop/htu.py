@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
-import httpx
+import httpx2
 
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -27,8 +27,8 @@ def normalize_htu(url: str) -> str:
     """
     try:
         # Escapes first, so that an escaped dot segment is resolved like a plain one.
-        parsed = httpx.URL(_PERCENT.sub(_normal_escape, url))
-    except (httpx.InvalidURL, TypeError):
+        parsed = httpx2.URL(_PERCENT.sub(_normal_escape, url))
+    except (httpx2.InvalidURL, TypeError):
         raise ValueError("not a URL") from None
     if parsed.scheme not in ("http", "https") or not parsed.host or parsed.userinfo:
         raise ValueError("not an absolute http(s) URL")

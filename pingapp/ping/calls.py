@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import httpx
+import httpx2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +20,7 @@ class PingResult:
     step_up: bool = False
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(response: httpx2.Response) -> str:
     """The API's own explanation of an error answer, if it gave one."""
     try:
         body = response.json()
@@ -33,7 +33,7 @@ def _reason(response: httpx.Response) -> str:
     return response.reason_phrase or "no explanation given"
 
 
-def explain_status(response: httpx.Response, url: str) -> str:
+def explain_status(response: httpx2.Response, url: str) -> str:
     """What an error status means for the user, and what to do about it."""
     status = response.status_code
     reason = _reason(response)
@@ -49,7 +49,7 @@ def explain_status(response: httpx.Response, url: str) -> str:
 
 
 async def call_api(
-    client: httpx.AsyncClient, url: str, auth: httpx.Auth | None = None
+    client: httpx2.AsyncClient, url: str, auth: httpx2.Auth | None = None
 ) -> PingResult:
     """GET `url` and describe the answer; never raises for network trouble."""
     started = time.perf_counter()
@@ -59,19 +59,19 @@ async def call_api(
 
     try:
         response = await client.get(url, auth=auth) if auth else await client.get(url)
-    except httpx.TimeoutException:
+    except httpx2.TimeoutException:
         return PingResult(
             ok=False,
             message=f"The API at {url} did not answer in time. Try again in a moment.",
             elapsed_ms=elapsed(),
         )
-    except httpx.TooManyRedirects:
+    except httpx2.TooManyRedirects:
         return PingResult(
             ok=False,
             message=f"The API at {url} redirected too many times. Check API_URL.",
             elapsed_ms=elapsed(),
         )
-    except httpx.TransportError:
+    except httpx2.TransportError:
         return PingResult(
             ok=False,
             message=(

@@ -9,7 +9,7 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.api import DPoPPolicy, create_api
@@ -53,9 +53,9 @@ async def verifier(issuer: Issuer, clock: FakeClock) -> AsyncIterator[TokenVerif
 
 
 @pytest.fixture
-async def client(verifier: TokenVerifier) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=make_api(verifier))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+async def client(verifier: TokenVerifier) -> AsyncIterator[httpx2.AsyncClient]:
+    transport = httpx2.ASGITransport(app=make_api(verifier))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         yield client
 
 
@@ -68,7 +68,7 @@ def mint(issuer: Issuer, keys: list[Key], clock: FakeClock) -> Minter:
 _AUTH_PART = re.compile(r"""\s*([\w!#$%&'*+.^`|~-]+)(?:\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?\s*,?""")
 
 
-def challenges(response: httpx.Response) -> dict[str, dict[str, str]]:
+def challenges(response: httpx2.Response) -> dict[str, dict[str, str]]:
     """Every `WWW-Authenticate` challenge, by scheme, with its parameters (unquoted)."""
     found: dict[str, dict[str, str]] = {}
     current: dict[str, str] | None = None
@@ -82,7 +82,7 @@ def challenges(response: httpx.Response) -> dict[str, dict[str, str]]:
     return found
 
 
-def challenge(response: httpx.Response, scheme: str = "Bearer") -> dict[str, str]:
+def challenge(response: httpx2.Response, scheme: str = "Bearer") -> dict[str, str]:
     """The parameters of the `WWW-Authenticate` challenge of `scheme` (checked present)."""
     found = challenges(response)
     assert scheme in found, response.headers.get("www-authenticate")
@@ -111,10 +111,10 @@ def dpop_policy(clock: FakeClock, **options: Any) -> DPoPPolicy:
 @contextlib.asynccontextmanager
 async def dpop_client(
     verifier: TokenVerifier, policy: DPoPPolicy
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AsyncIterator[httpx2.AsyncClient]:
     api = create_api(verifier, cors_origins=[FRONTEND], dpop=policy)
-    transport = httpx.ASGITransport(app=api)
-    async with httpx.AsyncClient(transport=transport, base_url=DPOP_BASE) as client:
+    transport = httpx2.ASGITransport(app=api)
+    async with httpx2.AsyncClient(transport=transport, base_url=DPOP_BASE) as client:
         yield client
 
 

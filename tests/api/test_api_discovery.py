@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.api.verifier import TokenVerifier
@@ -21,13 +21,13 @@ from tests.support.issuers import Issuer, Minter, Server
 
 
 @pytest.fixture
-async def api(verifier: TokenVerifier) -> AsyncIterator[httpx.AsyncClient]:
+async def api(verifier: TokenVerifier) -> AsyncIterator[httpx2.AsyncClient]:
     """A client of the API over real HTTP."""
-    async with serve(make_api(verifier)) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(make_api(verifier)) as url, httpx2.AsyncClient(base_url=url) as client:
         yield client
 
 
-async def schemas(api: httpx.AsyncClient, count: int) -> list[dict]:
+async def schemas(api: httpx2.AsyncClient, count: int) -> list[dict]:
     responses = await asyncio.gather(*(api.get("/openapi.json") for _ in range(count)))
     assert {response.status_code for response in responses} == {200}
     return [response.json() for response in responses]
@@ -39,7 +39,7 @@ def authorization_url(schema: dict) -> str:
 
 
 async def test_with_the_issuer_down_a_flood_of_schema_requests_costs_one_discovery_call(
-    api: httpx.AsyncClient, issuer: Issuer, verifier: TokenVerifier, clock: FakeClock
+    api: httpx2.AsyncClient, issuer: Issuer, verifier: TokenVerifier, clock: FakeClock
 ) -> None:
     issuer.discovery_status = 503
     for schema in await schemas(api, 50):
@@ -65,7 +65,7 @@ async def test_with_the_issuer_down_a_flood_of_schema_requests_costs_one_discove
 
 
 async def test_with_the_issuer_unreachable_a_flood_costs_one_connection_attempt(
-    api: httpx.AsyncClient, server: Server, verifier: TokenVerifier
+    api: httpx2.AsyncClient, server: Server, verifier: TokenVerifier
 ) -> None:
     server.stop()
     await schemas(api, 50)
@@ -73,7 +73,7 @@ async def test_with_the_issuer_unreachable_a_flood_costs_one_connection_attempt(
 
 
 async def test_tokens_during_a_discovery_outage_cost_one_call_too(
-    api: httpx.AsyncClient, issuer: Issuer, mint: Minter
+    api: httpx2.AsyncClient, issuer: Issuer, mint: Minter
 ) -> None:
     issuer.discovery_status = 503
     tokens = [mint.token() for _ in range(20)]
@@ -95,7 +95,7 @@ async def test_tokens_during_a_discovery_outage_cost_one_call_too(
     ],
 )
 async def test_a_document_with_an_insecure_endpoint_is_not_used(
-    api: httpx.AsyncClient, issuer: Issuer, mint: Minter, field: str, value: object
+    api: httpx2.AsyncClient, issuer: Issuer, mint: Minter, field: str, value: object
 ) -> None:
     issuer.overrides = {field: value}
     [schema] = await schemas(api, 1)
@@ -108,7 +108,7 @@ async def test_a_document_with_an_insecure_endpoint_is_not_used(
 
 
 async def test_a_document_naming_another_issuer_is_not_used(
-    api: httpx.AsyncClient, issuer: Issuer, mint: Minter
+    api: httpx2.AsyncClient, issuer: Issuer, mint: Minter
 ) -> None:
     issuer.overrides = {"issuer": issuer.url + "/other"}
     [schema] = await schemas(api, 1)
@@ -118,7 +118,7 @@ async def test_a_document_naming_another_issuer_is_not_used(
 
 
 async def test_loopback_http_endpoints_are_fine(
-    api: httpx.AsyncClient, issuer: Issuer, mint: Minter
+    api: httpx2.AsyncClient, issuer: Issuer, mint: Minter
 ) -> None:
     issuer.overrides = {"end_session_endpoint": "http://localhost:9/logout"}
     [schema] = await schemas(api, 1)

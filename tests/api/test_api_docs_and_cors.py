@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -18,11 +18,11 @@ from tests.support.issuers import Issuer, Minter
 
 
 @pytest.fixture
-async def mounted(verifier: TokenVerifier) -> AsyncIterator[httpx.AsyncClient]:
+async def mounted(verifier: TokenVerifier) -> AsyncIterator[httpx2.AsyncClient]:
     """The API under `/api`, mounted the way pingapp mounts it in Reflex."""
     app = Starlette(routes=[Mount("/api", app=make_api(verifier))])
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         yield client
 
 
@@ -33,7 +33,7 @@ def init_oauth(page: str) -> dict:
 
 
 async def test_authorize_uses_the_code_flow_with_pkce_and_no_secret(
-    mounted: httpx.AsyncClient,
+    mounted: httpx2.AsyncClient,
 ) -> None:
     page = await mounted.get("/api/docs")
     assert page.status_code == 200
@@ -59,7 +59,7 @@ async def test_authorize_uses_the_code_flow_with_pkce_and_no_secret(
     ],
 )
 async def test_authorize_signs_in_with_the_docs_client(
-    mounted: httpx.AsyncClient,
+    mounted: httpx2.AsyncClient,
     monkeypatch: pytest.MonkeyPatch,
     values: dict[str, str],
     client_id: str,
@@ -75,7 +75,7 @@ async def test_authorize_signs_in_with_the_docs_client(
 
 
 async def test_the_schema_names_the_providers_endpoints_and_the_scopes(
-    mounted: httpx.AsyncClient, issuer: Issuer
+    mounted: httpx2.AsyncClient, issuer: Issuer
 ) -> None:
     schema = (await mounted.get("/api/openapi.json")).json()
     assert schema["servers"] == [{"url": "/api"}]
@@ -94,7 +94,7 @@ async def test_the_schema_names_the_providers_endpoints_and_the_scopes(
 
 
 async def test_the_schema_is_served_even_when_the_provider_is_down(
-    mounted: httpx.AsyncClient, server: object
+    mounted: httpx2.AsyncClient, server: object
 ) -> None:
     server.stop()  # type: ignore[attr-defined]
     response = await mounted.get("/api/openapi.json")
@@ -102,7 +102,7 @@ async def test_the_schema_is_served_even_when_the_provider_is_down(
     assert "/private" in response.json()["paths"]
 
 
-async def test_the_mounted_api_checks_tokens_too(mounted: httpx.AsyncClient, mint: Minter) -> None:
+async def test_the_mounted_api_checks_tokens_too(mounted: httpx2.AsyncClient, mint: Minter) -> None:
     assert (await mounted.get("/api/private", headers=bearer(mint.token()))).status_code == 200
     assert (await mounted.get("/api/private")).status_code == 401
 
@@ -111,7 +111,7 @@ async def test_the_mounted_api_checks_tokens_too(mounted: httpx.AsyncClient, min
 
 
 async def test_a_preflight_from_the_frontend_may_send_authorization(
-    client: httpx.AsyncClient,
+    client: httpx2.AsyncClient,
 ) -> None:
     response = await client.options(
         "/private-scoped",
@@ -127,7 +127,7 @@ async def test_a_preflight_from_the_frontend_may_send_authorization(
     assert "authorization" in allowed
 
 
-async def test_another_origin_gets_no_cors_grant(client: httpx.AsyncClient) -> None:
+async def test_another_origin_gets_no_cors_grant(client: httpx2.AsyncClient) -> None:
     preflight = await client.options(
         "/private",
         headers={
@@ -142,7 +142,7 @@ async def test_another_origin_gets_no_cors_grant(client: httpx.AsyncClient) -> N
     assert "access-control-allow-origin" not in simple.headers
 
 
-async def test_errors_are_readable_by_the_frontend(client: httpx.AsyncClient) -> None:
+async def test_errors_are_readable_by_the_frontend(client: httpx2.AsyncClient) -> None:
     response = await client.get("/private", headers={"Origin": FRONTEND})
     assert response.status_code == 401
     assert response.headers["access-control-allow-origin"] == FRONTEND

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -34,7 +34,7 @@ PATHS = ["/private", SCOPED]
 
 
 @pytest.fixture
-async def client(verifier: TokenVerifier, clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
+async def client(verifier: TokenVerifier, clock: FakeClock) -> AsyncIterator[httpx2.AsyncClient]:
     async with dpop_client(verifier, dpop_policy(clock)) as client:
         yield client
 
@@ -45,7 +45,7 @@ def bound(mint: Minter, dpop_key: DPoPKey) -> str:
     return mint.token(cnf={"jkt": dpop_key.jkt})
 
 
-def proof_refused(response: httpx.Response, error: str = "invalid_dpop_proof") -> dict[str, str]:
+def proof_refused(response: httpx2.Response, error: str = "invalid_dpop_proof") -> dict[str, str]:
     """Check a 401 naming `error` in the DPoP challenge, with algs and the metadata URL."""
     assert response.status_code == 401, response.text
     params = challenge(response, "DPoP")
@@ -60,7 +60,7 @@ def proof_refused(response: httpx.Response, error: str = "invalid_dpop_proof") -
 
 @pytest.mark.parametrize("path", PATHS)
 async def test_a_bound_token_with_a_valid_proof_is_accepted(
-    client: httpx.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock, path: str
+    client: httpx2.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock, path: str
 ) -> None:
     response = await client.get(path, headers=with_proof(dpop_key, bound, path, clock))
     assert response.status_code == 200, response.text
@@ -73,7 +73,7 @@ async def test_a_bound_token_with_a_valid_proof_is_accepted(
 
 @pytest.mark.parametrize("path", PATHS)
 async def test_a_bound_token_sent_as_bearer_is_refused(
-    client: httpx.AsyncClient, bound: str, path: str
+    client: httpx2.AsyncClient, bound: str, path: str
 ) -> None:
     response = await client.get(path, headers=bearer(bound))
     assert response.status_code == 401
@@ -84,7 +84,7 @@ async def test_a_bound_token_sent_as_bearer_is_refused(
 
 
 async def test_a_proof_for_another_method_or_url_is_refused(
-    client: httpx.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock
+    client: httpx2.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock
 ) -> None:
     for headers in (
         with_proof(dpop_key, bound, "/private", clock, method="POST"),
@@ -99,7 +99,7 @@ async def test_a_proof_for_another_method_or_url_is_refused(
 
 
 async def test_forwarded_headers_do_not_change_the_expected_url(
-    client: httpx.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock
+    client: httpx2.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock
 ) -> None:
     proof = make_proof(dpop_key, "GET", "https://evil.test/api/private", access_token=bound)
     forged = {"X-Forwarded-Host": "evil.test", "X-Forwarded-Proto": "https", "Host": "evil.test"}
@@ -110,7 +110,7 @@ async def test_forwarded_headers_do_not_change_the_expected_url(
 
 
 async def test_a_replayed_proof_is_refused(
-    client: httpx.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock
+    client: httpx2.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock
 ) -> None:
     headers = with_proof(dpop_key, bound, "/private", clock)
     assert (await client.get("/private", headers=headers)).status_code == 200
@@ -120,14 +120,14 @@ async def test_a_replayed_proof_is_refused(
 
 
 async def test_another_keys_proof_is_refused(
-    client: httpx.AsyncClient, bound: str, clock: FakeClock
+    client: httpx2.AsyncClient, bound: str, clock: FakeClock
 ) -> None:
     other = DPoPKey.generate()
     proof_refused(await client.get("/private", headers=with_proof(other, bound, "/private", clock)))
 
 
 async def test_a_proof_without_or_with_a_wrong_ath_is_refused(
-    client: httpx.AsyncClient, bound: str, mint: Minter, dpop_key: DPoPKey, clock: FakeClock
+    client: httpx2.AsyncClient, bound: str, mint: Minter, dpop_key: DPoPKey, clock: FakeClock
 ) -> None:
     url = PUBLIC_API + "/private"
     for access_token in (None, mint.token(cnf={"jkt": dpop_key.jkt})):
@@ -137,7 +137,7 @@ async def test_a_proof_without_or_with_a_wrong_ath_is_refused(
 
 
 async def test_two_proofs_or_none_are_refused(
-    client: httpx.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock
+    client: httpx2.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock
 ) -> None:
     one = with_proof(dpop_key, bound, "/private", clock)
     two = with_proof(dpop_key, bound, "/private", clock)
@@ -154,7 +154,7 @@ def ahead(key: DPoPKey, token: str, clock: FakeClock, seconds: float) -> dict[st
 
 
 async def test_a_proof_outside_the_iat_window_is_refused(
-    client: httpx.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock
+    client: httpx2.AsyncClient, bound: str, dpop_key: DPoPKey, clock: FakeClock
 ) -> None:
     headers = with_proof(dpop_key, bound, "/private", clock)
     clock.advance(61)  # the proof is now older than the 60-second window
@@ -175,7 +175,7 @@ async def test_over_http_a_proof_from_the_future_gets_a_dpop_401(
     """SECURITY 49, as an attacker sends it: the API served by granian on a port (in this
     event loop, on the test's clock), raw HTTP, proofs dated ahead of the server."""
     api = create_api(verifier, dpop=dpop_policy(clock))
-    async with serve(api) as url, httpx.AsyncClient(base_url=url) as http:
+    async with serve(api) as url, httpx2.AsyncClient(base_url=url) as http:
         for seconds in (6, 30):
             response = await http.get("/private", headers=ahead(dpop_key, bound, clock, seconds))
             params = proof_refused(response)
@@ -186,7 +186,7 @@ async def test_over_http_a_proof_from_the_future_gets_a_dpop_401(
 
 
 async def test_an_unbound_token_with_the_dpop_scheme_is_refused(
-    client: httpx.AsyncClient, mint: Minter, dpop_key: DPoPKey, clock: FakeClock
+    client: httpx2.AsyncClient, mint: Minter, dpop_key: DPoPKey, clock: FakeClock
 ) -> None:
     # RFC 9449 4.3 (12): the proof key must match the token's binding; there is none.
     token = mint.token()
@@ -197,7 +197,7 @@ async def test_an_unbound_token_with_the_dpop_scheme_is_refused(
 
 
 async def test_a_malformed_cnf_is_refused(
-    client: httpx.AsyncClient, mint: Minter, dpop_key: DPoPKey, clock: FakeClock
+    client: httpx2.AsyncClient, mint: Minter, dpop_key: DPoPKey, clock: FakeClock
 ) -> None:
     for cnf in ({"x5t#S256": "abc"}, "jkt", {"jkt": ""}):
         token = mint.token(cnf=cnf)
@@ -249,7 +249,7 @@ async def test_require_dpop_refuses_plain_bearer_tokens(
 
 
 async def test_bearer_challenges_name_dpop_and_the_metadata(
-    client: httpx.AsyncClient, mint: Minter
+    client: httpx2.AsyncClient, mint: Minter
 ) -> None:
     response = await client.get("/private", headers=bearer(mint.token(aud="other")))
     assert challenge(response)["error"] == "invalid_token"
@@ -259,7 +259,7 @@ async def test_bearer_challenges_name_dpop_and_the_metadata(
 
 
 async def test_insufficient_scope_with_dpop_names_the_dpop_scheme(
-    client: httpx.AsyncClient, mint: Minter, dpop_key: DPoPKey, clock: FakeClock
+    client: httpx2.AsyncClient, mint: Minter, dpop_key: DPoPKey, clock: FakeClock
 ) -> None:
     token = mint.token(scope="openid", cnf={"jkt": dpop_key.jkt})
     response = await client.get(SCOPED, headers=with_proof(dpop_key, token, SCOPED, clock))
@@ -268,7 +268,7 @@ async def test_insufficient_scope_with_dpop_names_the_dpop_scheme(
 
 
 async def test_a_step_up_refusal_names_the_scheme_used(
-    client: httpx.AsyncClient, mint: Minter, dpop_key: DPoPKey, clock: FakeClock
+    client: httpx2.AsyncClient, mint: Minter, dpop_key: DPoPKey, clock: FakeClock
 ) -> None:
     old = int(clock.time()) - 86_400
     token = mint.token(cnf={"jkt": dpop_key.jkt}, auth_time=old)
@@ -301,8 +301,8 @@ async def test_the_protected_resource_metadata(
 ) -> None:
     api = create_api(verifier, dpop=dpop_policy(clock, required=True))
     outer = Starlette(routes=[well_known_route(api), Mount("/api", app=api)])
-    transport = httpx.ASGITransport(app=outer)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+    transport = httpx2.ASGITransport(app=outer)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
         response = await client.get("/.well-known/oauth-protected-resource/api")
         inner = await client.get("/api/.well-known/oauth-protected-resource")
         # Mounted at /api, the request's htu is still the public URL plus the route.

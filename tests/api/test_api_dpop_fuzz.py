@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 import pytest
 from hypothesis import event, given
@@ -83,7 +83,9 @@ def world(keys: list[Key]) -> Iterator[World]:
     verifier = make_verifier(issuer, clock)
     loop = asyncio.new_event_loop()
     api = create_api(verifier, cors_origins=[], dpop=dpop_policy(clock))
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://127.0.0.1")
+    client = httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=api), base_url="http://127.0.0.1"
+    )
     key, other = DPoPKey.generate(), DPoPKey.generate()
     token = Minter(issuer, keys[0], clock).token(cnf={"jkt": key.jkt})
     yield World(Client(loop, client), key, other, token, clock)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-import httpx
+import httpx2
 import pytest
 
 from tests.api.conftest import challenges
@@ -15,7 +15,7 @@ from tests.support.issuers import Issuer, Key, Minter, Server
 SCOPED = "/private-scoped"
 
 
-def assert_rfc6750_body(response: httpx.Response, error: str) -> None:
+def assert_rfc6750_body(response: httpx2.Response, error: str) -> None:
     body = response.json()
     assert set(body) == {"error", "error_description", "message"}
     assert body["error"] == error
@@ -27,7 +27,7 @@ def assert_rfc6750_body(response: httpx.Response, error: str) -> None:
 
 
 async def test_the_scoped_route_needs_read_messages(
-    client: httpx.AsyncClient, mint: Minter
+    client: httpx2.AsyncClient, mint: Minter
 ) -> None:
     token = mint.token(scope="openid profile")
     assert (await client.get("/private", headers=bearer(token))).status_code == 200
@@ -53,7 +53,7 @@ async def test_the_scoped_route_needs_read_messages(
     ],
 )
 async def test_scopes_come_from_scope_scp_and_permissions(
-    client: httpx.AsyncClient, mint: Minter, claims: dict
+    client: httpx2.AsyncClient, mint: Minter, claims: dict
 ) -> None:
     assert (await client.get(SCOPED, headers=bearer(mint.token(**claims)))).status_code == 200
 
@@ -72,14 +72,14 @@ async def test_scopes_come_from_scope_scp_and_permissions(
     ],
 )
 async def test_near_misses_are_not_the_scope(
-    client: httpx.AsyncClient, mint: Minter, claims: dict
+    client: httpx2.AsyncClient, mint: Minter, claims: dict
 ) -> None:
     response = await client.get(SCOPED, headers=bearer(mint.token(**claims)))
     assert response.status_code == 403
 
 
 async def test_scopes_are_checked_only_after_full_validation(
-    client: httpx.AsyncClient, mint: Minter, clock: FakeClock, keys: list[Key]
+    client: httpx2.AsyncClient, mint: Minter, clock: FakeClock, keys: list[Key]
 ) -> None:
     # Each token has the scope but fails validation: 401, never 200 nor 403.
     for token in (
@@ -99,7 +99,7 @@ async def test_scopes_are_checked_only_after_full_validation(
 
 
 @pytest.mark.parametrize("path", ["/private", SCOPED])
-async def test_no_token_is_401_with_a_bare_challenge(client: httpx.AsyncClient, path: str) -> None:
+async def test_no_token_is_401_with_a_bare_challenge(client: httpx2.AsyncClient, path: str) -> None:
     response = await client.get(path)
     assert response.status_code == 401
     # A bare challenge per accepted scheme: no error, where the metadata is (RFC 9728).
@@ -115,7 +115,7 @@ async def test_no_token_is_401_with_a_bare_challenge(client: httpx.AsyncClient, 
     "token", ["abc", "a.b.c", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", "x" * 20_000, "a.b.c.d.e"]
 )
 async def test_a_bad_token_is_401_invalid_token(
-    client: httpx.AsyncClient, path: str, token: str
+    client: httpx2.AsyncClient, path: str, token: str
 ) -> None:
     response = await client.get(path, headers=bearer(token))
     assert response.status_code == 401
@@ -140,7 +140,7 @@ async def test_a_bad_token_is_401_invalid_token(
     ],
 )
 async def test_malformed_credentials_are_400_invalid_request(
-    client: httpx.AsyncClient, mint: Minter, value: str
+    client: httpx2.AsyncClient, mint: Minter, value: str
 ) -> None:
     value = value.replace("a b", f"{mint.token()} {mint.token()}")
     response = await client.get("/private", headers=[(b"authorization", value.encode("utf-8"))])
@@ -149,7 +149,7 @@ async def test_malformed_credentials_are_400_invalid_request(
     assert_rfc6750_body(response, "invalid_request")
 
 
-async def test_two_authorization_headers_are_400(client: httpx.AsyncClient, mint: Minter) -> None:
+async def test_two_authorization_headers_are_400(client: httpx2.AsyncClient, mint: Minter) -> None:
     token = mint.token()
     headers = [(b"authorization", f"Bearer {token}".encode())] * 2
     response = await client.get("/private", headers=headers)
@@ -157,13 +157,13 @@ async def test_two_authorization_headers_are_400(client: httpx.AsyncClient, mint
     assert challenge(response)["error"] == "invalid_request"
 
 
-async def test_the_scheme_is_case_insensitive(client: httpx.AsyncClient, mint: Minter) -> None:
+async def test_the_scheme_is_case_insensitive(client: httpx2.AsyncClient, mint: Minter) -> None:
     for scheme in ("bearer", "BEARER", "BeArEr"):
         headers = {"Authorization": f"{scheme} {mint.token()}"}
         assert (await client.get("/private", headers=headers)).status_code == 200
 
 
-async def test_unknown_routes_and_methods_are_not_5xx(client: httpx.AsyncClient) -> None:
+async def test_unknown_routes_and_methods_are_not_5xx(client: httpx2.AsyncClient) -> None:
     assert (await client.get("/nowhere")).status_code == 404
     assert (await client.post("/private")).status_code == 405
 
@@ -173,7 +173,7 @@ async def test_unknown_routes_and_methods_are_not_5xx(client: httpx.AsyncClient)
 
 @pytest.mark.parametrize("path", ["/private", SCOPED])
 async def test_a_token_in_the_query_is_refused(
-    client: httpx.AsyncClient, mint: Minter, path: str
+    client: httpx2.AsyncClient, mint: Minter, path: str
 ) -> None:
     token = mint.token()
     alone = await client.get(path, params={"access_token": token})
@@ -184,7 +184,7 @@ async def test_a_token_in_the_query_is_refused(
 
 
 async def test_a_token_in_a_cookie_or_other_header_is_ignored(
-    client: httpx.AsyncClient, mint: Minter
+    client: httpx2.AsyncClient, mint: Minter
 ) -> None:
     token = mint.token()
     response = await client.get(
@@ -220,9 +220,9 @@ async def test_no_token_appears_in_logs_or_answers(
         mint.token() + "x",
         "not-a-jwt-but-a-secret-value",
     ]
-    transport = httpx.ASGITransport(app=make_api(verifier))
-    answers: list[httpx.Response] = []
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    transport = httpx2.ASGITransport(app=make_api(verifier))
+    answers: list[httpx2.Response] = []
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
         for token in tokens:
             for path in ("/private", SCOPED):
                 answers.append(await client.get(path, headers=bearer(token)))

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,11 +28,11 @@ FUZZ = settings(
 class Client:
     """Sync calls into the API app on one event loop kept for the whole module."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, client: httpx2.AsyncClient) -> None:
         self.loop = loop
         self.client = client
 
-    def get(self, path: str, **options: Any) -> httpx.Response:
+    def get(self, path: str, **options: Any) -> httpx2.Response:
         return self.loop.run_until_complete(self.client.get(path, **options))
 
 
@@ -44,8 +44,8 @@ def world(keys: list[Key]) -> Iterator[tuple[Client, Minter]]:
     clock = FakeClock()
     verifier = make_verifier(issuer, clock)
     loop = asyncio.new_event_loop()
-    transport = httpx.ASGITransport(app=make_api(verifier))
-    client = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
+    transport = httpx2.ASGITransport(app=make_api(verifier))
+    client = httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1")
     yield Client(loop, client), Minter(issuer, keys[0], clock)
     loop.run_until_complete(client.aclose())
     loop.run_until_complete(verifier.aclose())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.api.jws import TokenRefused
@@ -22,9 +22,9 @@ TEN_YEARS = 10 * 365 * 86_400
 
 
 @pytest.fixture
-async def api(verifier: TokenVerifier) -> AsyncIterator[httpx.AsyncClient]:
+async def api(verifier: TokenVerifier) -> AsyncIterator[httpx2.AsyncClient]:
     """A client of the API over real HTTP."""
-    async with serve(make_api(verifier)) as url, httpx.AsyncClient(base_url=url) as client:
+    async with serve(make_api(verifier)) as url, httpx2.AsyncClient(base_url=url) as client:
         yield client
 
 
@@ -33,14 +33,14 @@ async def settled(verifier: TokenVerifier) -> None:
     await verifier.keys.settled()
 
 
-async def assert_refused(api: httpx.AsyncClient, token: str) -> None:
+async def assert_refused(api: httpx2.AsyncClient, token: str) -> None:
     response = await api.get("/private", headers=bearer(token))
     assert response.status_code == 401
     assert challenge(response)["error"] == "invalid_token"
 
 
 async def test_a_cached_token_dies_with_its_key_once_the_key_set_is_past_its_max_age(
-    api: httpx.AsyncClient,
+    api: httpx2.AsyncClient,
     verifier: TokenVerifier,
     issuer: Issuer,
     clock: FakeClock,
@@ -65,7 +65,7 @@ async def test_a_cached_token_dies_with_its_key_once_the_key_set_is_past_its_max
 
 
 async def test_a_cached_token_dies_with_its_key_when_an_unknown_kid_refetches_the_keys(
-    api: httpx.AsyncClient,
+    api: httpx2.AsyncClient,
     verifier: TokenVerifier,
     issuer: Issuer,
     clock: FakeClock,
@@ -83,7 +83,7 @@ async def test_a_cached_token_dies_with_its_key_when_an_unknown_kid_refetches_th
 
 
 async def test_a_key_replaced_under_the_same_kid_ends_the_old_tokens(
-    api: httpx.AsyncClient,
+    api: httpx2.AsyncClient,
     verifier: TokenVerifier,
     issuer: Issuer,
     clock: FakeClock,
@@ -148,7 +148,7 @@ async def test_a_verification_that_raced_a_withdrawal_is_not_trusted_from_the_ca
 
 
 async def test_without_a_ceiling_a_long_lived_token_is_accepted(
-    api: httpx.AsyncClient, clock: FakeClock, mint: Minter
+    api: httpx2.AsyncClient, clock: FakeClock, mint: Minter
 ) -> None:
     token = mint.token(exp=int(clock.time()) + TEN_YEARS)
     assert (await api.get("/private", headers=bearer(token))).status_code == 200
@@ -159,7 +159,7 @@ async def test_a_token_living_longer_than_the_ceiling_is_refused(
 ) -> None:
     verifier = make_verifier(issuer, clock, max_token_lifetime=3600)
     now = int(clock.time())
-    async with serve(make_api(verifier)) as url, httpx.AsyncClient(base_url=url) as api:
+    async with serve(make_api(verifier)) as url, httpx2.AsyncClient(base_url=url) as api:
         assert (await api.get("/private", headers=bearer(mint.token(exp=now + 3600)))).is_success
         await assert_refused(api, mint.token(exp=now + TEN_YEARS))
         await assert_refused(api, mint.token(iat=now - 60, exp=now + 3560 + 1))

@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 
-import httpx
+import httpx2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
@@ -20,9 +20,9 @@ from tests.support.clock import FakeClock
 from tests.support.issuers import AUDIENCE, Issuer, Key, Minter, Server
 
 
-def client_for(verifier: TokenVerifier) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=make_api(verifier))
-    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
+def client_for(verifier: TokenVerifier) -> httpx2.AsyncClient:
+    transport = httpx2.ASGITransport(app=make_api(verifier))
+    return httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1")
 
 
 async def test_a_flood_of_unknown_kids_costs_at_most_one_jwks_fetch(
@@ -312,7 +312,7 @@ async def test_old_keys_are_refetched_in_the_background(
 async def test_verifiers_of_one_issuer_can_share_its_key_store(
     issuer: Issuer, clock: FakeClock, mint: Minter, keys: list[Key]
 ) -> None:
-    async with httpx.AsyncClient() as shared:
+    async with httpx2.AsyncClient() as shared:
         store = KeyStore(f"{issuer.url}/jwks.json", client=shared, monotonic=clock.monotonic)
         first = make_verifier(issuer, clock, client=shared, keys=store)
         other = make_verifier(issuer, clock, client=shared, keys=store, audience="urn:other")

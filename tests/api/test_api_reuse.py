@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import httpx
+import httpx2
 from fastapi import APIRouter, FastAPI
 
 from pingapp.api.errors import install_error_handlers
@@ -43,8 +43,8 @@ def app_with(verifier: TokenVerifier, *, rfc6750_bodies: bool) -> FastAPI:
 
 
 async def test_claims_and_scopes_in_another_app(verifier: TokenVerifier, mint: Minter) -> None:
-    transport = httpx.ASGITransport(app=app_with(verifier, rfc6750_bodies=True))
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    transport = httpx2.ASGITransport(app=app_with(verifier, rfc6750_bodies=True))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
         token = mint.token(scope="openid read:messages")
         mine = await client.get("/things/mine", headers=bearer(token))
         assert mine.json() == {"sub": "auth0|user-1", "scopes": ["openid", "read:messages"]}
@@ -61,8 +61,8 @@ async def test_claims_and_scopes_in_another_app(verifier: TokenVerifier, mint: M
 async def test_without_the_handlers_the_status_and_challenge_still_hold(
     verifier: TokenVerifier, mint: Minter
 ) -> None:
-    transport = httpx.ASGITransport(app=app_with(verifier, rfc6750_bodies=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    transport = httpx2.ASGITransport(app=app_with(verifier, rfc6750_bodies=False))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
         missing = await client.get("/things/mine")
         assert missing.status_code == 401
         assert "error" not in challenge(missing)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.api import create_api
@@ -82,8 +82,8 @@ async def test_without_an_audience_the_api_refuses_tokens_without_a_500(
     with pytest.raises(NotConfigured):
         configure(AUTH_AUDIENCE="")
     api = create_api(cors_origins=[])  # the default verifier, as pingapp mounts it
-    transport = httpx.ASGITransport(app=api)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+    transport = httpx2.ASGITransport(app=api)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         response = await client.get("/private", headers={"Authorization": "Bearer a.b.c"})
         assert response.status_code == 401
         assert (await client.get("/public")).status_code == 200
@@ -93,8 +93,8 @@ async def test_without_an_audience_the_api_refuses_tokens_without_a_500(
 async def test_without_an_audience_the_schema_is_still_served(configure) -> None:
     with pytest.raises(NotConfigured):
         configure(AUTH_AUDIENCE="")
-    transport = httpx.ASGITransport(app=create_api(cors_origins=[]))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+    transport = httpx2.ASGITransport(app=create_api(cors_origins=[]))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         response = await client.get("/openapi.json")
     assert response.status_code == 200
     assert "/private" in response.json()["paths"]

@@ -8,7 +8,7 @@ import hmac
 import json
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -32,14 +32,14 @@ def b64json(value: Any) -> str:
     return b64(json.dumps(value).encode())
 
 
-async def assert_refused(client: httpx.AsyncClient, token: str, path: str = "/private") -> None:
+async def assert_refused(client: httpx2.AsyncClient, token: str, path: str = "/private") -> None:
     response = await client.get(path, headers=bearer(token))
     assert response.status_code == 401, response.text
     assert challenge(response)["error"] == "invalid_token"
     assert response.json()["error"] == "invalid_token"
 
 
-async def test_a_valid_token_is_accepted(client: httpx.AsyncClient, mint: Minter) -> None:
+async def test_a_valid_token_is_accepted(client: httpx2.AsyncClient, mint: Minter) -> None:
     response = await client.get("/private", headers=bearer(mint.token()))
     assert response.status_code == 200
     assert response.json() == {
@@ -52,7 +52,7 @@ async def test_a_valid_token_is_accepted(client: httpx.AsyncClient, mint: Minter
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
 async def test_alg_none_in_any_casing_is_refused(
-    client: httpx.AsyncClient, mint: Minter, alg: str
+    client: httpx2.AsyncClient, mint: Minter, alg: str
 ) -> None:
     header = b64json({"alg": alg, "typ": "at+jwt", "kid": mint.key.kid})
     payload = b64json(mint.claims())
@@ -62,7 +62,7 @@ async def test_alg_none_in_any_casing_is_refused(
 
 @pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512"])
 async def test_hs_algorithms_are_refused_even_keyed_with_the_public_key(
-    client: httpx.AsyncClient, mint: Minter, alg: str
+    client: httpx2.AsyncClient, mint: Minter, alg: str
 ) -> None:
     # Key confusion: an HMAC "signed" with the issuer's public key, which anyone has.
     public_pem = mint.key.private.public_key().public_bytes(
@@ -82,13 +82,13 @@ async def test_an_algorithm_outside_the_allowlist_is_refused_and_the_list_is_con
     token = mint.token(algorithm="RS384")
     strict = make_verifier(issuer, clock)
     assert strict.algorithms == frozenset({"RS256"})  # the default
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=make_api(strict)), base_url="http://t"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=make_api(strict)), base_url="http://t"
     ) as client:
         await assert_refused(client, token)
     relaxed = make_verifier(issuer, clock, algorithms=["RS256", "RS384"])
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=make_api(relaxed)), base_url="http://t"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=make_api(relaxed)), base_url="http://t"
     ) as client:
         assert (await client.get("/private", headers=bearer(token))).status_code == 200
     await strict.aclose()
@@ -107,8 +107,8 @@ async def test_a_key_whose_alg_differs_from_the_token_is_not_used(
     # The JWK says RS384; a token claiming RS256 with that kid must not verify.
     issuer.jwks = {"keys": [keys[0].jwk(alg="RS384")]}
     verifier = make_verifier(issuer, clock, algorithms=["RS256", "RS384"])
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=make_api(verifier)), base_url="http://t"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=make_api(verifier)), base_url="http://t"
     ) as client:
         await assert_refused(client, mint.token(algorithm="RS256"))
         ok = await client.get("/private", headers=bearer(mint.token(algorithm="RS384")))
@@ -120,7 +120,7 @@ async def test_a_key_whose_alg_differs_from_the_token_is_not_used(
 
 
 async def test_keys_named_in_the_header_are_never_used_or_fetched(
-    client: httpx.AsyncClient, mint: Minter, keys: list[Key]
+    client: httpx2.AsyncClient, mint: Minter, keys: list[Key]
 ) -> None:
     attacker = Issuer()
     attacker.publish(keys[2])
@@ -144,7 +144,7 @@ async def test_keys_named_in_the_header_are_never_used_or_fetched(
         attacker_server.stop()
 
 
-async def test_a_kid_is_only_a_lookup_key(client: httpx.AsyncClient, mint: Minter) -> None:
+async def test_a_kid_is_only_a_lookup_key(client: httpx2.AsyncClient, mint: Minter) -> None:
     for kid in ("../../etc/passwd", "http://127.0.0.1:1/jwks", "' OR 1=1 --"):
         await assert_refused(client, mint.token(headers={"kid": kid}))
     for kid in ("", "KEY-1", "key-1 ", 12, ["key-1"], {"kid": "key-1"}):
@@ -153,7 +153,7 @@ async def test_a_kid_is_only_a_lookup_key(client: httpx.AsyncClient, mint: Minte
 
 
 async def test_keys_come_from_the_discovered_jwks_uri(
-    client: httpx.AsyncClient, mint: Minter, issuer: Issuer
+    client: httpx2.AsyncClient, mint: Minter, issuer: Issuer
 ) -> None:
     assert (await client.get("/private", headers=bearer(mint.token()))).status_code == 200
     assert issuer.hits == {"/.well-known/openid-configuration": 1, "/jwks.json": 1}
@@ -164,8 +164,8 @@ async def test_discovery_naming_another_issuer_is_not_trusted(
 ) -> None:
     # Configured with a trailing slash: the document's issuer differs, so no key is trusted.
     verifier = make_verifier(issuer, clock, issuer=issuer.url + "/")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=make_api(verifier)), base_url="http://t"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=make_api(verifier)), base_url="http://t"
     ) as client:
         await assert_refused(client, mint.token(iss=issuer.url + "/"))
     assert issuer.jwks_fetches == 0
@@ -175,7 +175,7 @@ async def test_discovery_naming_another_issuer_is_not_trusted(
 # -- 4. ID tokens are not access tokens -----------------------------------------
 
 
-async def test_a_token_for_the_client_is_refused(client: httpx.AsyncClient, mint: Minter) -> None:
+async def test_a_token_for_the_client_is_refused(client: httpx2.AsyncClient, mint: Minter) -> None:
     await assert_refused(client, mint.token(aud=CLIENT_ID))
     await assert_refused(client, mint.token(aud=[AUDIENCE, CLIENT_ID]))
 
@@ -184,14 +184,14 @@ async def test_a_token_for_the_client_is_refused(client: httpx.AsyncClient, mint
     "typ", ["id_token+jwt", "logout+jwt", "dpop+jwt", "application/secevent+jwt", "JOSE"]
 )
 async def test_other_token_types_are_refused(
-    client: httpx.AsyncClient, mint: Minter, typ: str
+    client: httpx2.AsyncClient, mint: Minter, typ: str
 ) -> None:
     await assert_refused(client, mint.token(headers={"typ": typ}))
 
 
 @pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt"])
 async def test_access_token_types_are_accepted(
-    client: httpx.AsyncClient, mint: Minter, typ: str
+    client: httpx2.AsyncClient, mint: Minter, typ: str
 ) -> None:
     assert (
         await client.get("/private", headers=bearer(mint.token(headers={"typ": typ})))
@@ -206,8 +206,8 @@ async def test_where_the_issuer_sets_at_jwt_a_plain_jwt_is_refused(
     lenient = make_verifier(issuer, clock)  # e.g. Auth0, whose access tokens say "JWT"
     strict = make_verifier(issuer, clock, require_at_jwt=True)
     for verifier, expected in ((lenient, 200), (strict, 401)):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=make_api(verifier)), base_url="http://t"
+        async with httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=make_api(verifier)), base_url="http://t"
         ) as client:
             for token in (plain, untyped):
                 response = await client.get("/private", headers=bearer(token))
@@ -219,7 +219,7 @@ async def test_where_the_issuer_sets_at_jwt_a_plain_jwt_is_refused(
 
 
 async def test_iss_must_match_exactly(
-    client: httpx.AsyncClient, mint: Minter, issuer: Issuer
+    client: httpx2.AsyncClient, mint: Minter, issuer: Issuer
 ) -> None:
     url = issuer.url
     for iss in (
@@ -239,12 +239,12 @@ async def test_iss_must_match_exactly(
 # -- 6. aud ------------------------------------------------------------------------
 
 
-async def test_aud_may_be_a_list(client: httpx.AsyncClient, mint: Minter, issuer: Issuer) -> None:
+async def test_aud_may_be_a_list(client: httpx2.AsyncClient, mint: Minter, issuer: Issuer) -> None:
     token = mint.token(aud=["https://other.example/api", AUDIENCE, f"{issuer.url}/userinfo"])
     assert (await client.get("/private", headers=bearer(token))).status_code == 200
 
 
-async def test_another_apis_token_is_refused(client: httpx.AsyncClient, mint: Minter) -> None:
+async def test_another_apis_token_is_refused(client: httpx2.AsyncClient, mint: Minter) -> None:
     for aud in (
         "https://other.example/api",
         ["https://other.example/api"],
@@ -262,7 +262,7 @@ async def test_another_apis_token_is_refused(client: httpx.AsyncClient, mint: Mi
 
 
 async def test_exp_is_required_and_checked(
-    client: httpx.AsyncClient, mint: Minter, clock: FakeClock
+    client: httpx2.AsyncClient, mint: Minter, clock: FakeClock
 ) -> None:
     now = int(clock.time())
     await assert_refused(client, mint.token(exp=None))
@@ -274,7 +274,7 @@ async def test_exp_is_required_and_checked(
 
 
 async def test_nbf_and_iat_are_honoured(
-    client: httpx.AsyncClient, mint: Minter, clock: FakeClock
+    client: httpx2.AsyncClient, mint: Minter, clock: FakeClock
 ) -> None:
     now = int(clock.time())
     await assert_refused(client, mint.token(nbf=now + 60))
@@ -285,7 +285,7 @@ async def test_nbf_and_iat_are_honoured(
         assert (await client.get("/private", headers=bearer(token))).status_code == 200
 
 
-async def test_non_finite_numbers_are_refused(client: httpx.AsyncClient, mint: Minter) -> None:
+async def test_non_finite_numbers_are_refused(client: httpx2.AsyncClient, mint: Minter) -> None:
     # json allows NaN and Infinity; NaN compares false with everything, so a naive
     # "exp < now" check would let it through.
     header = {"alg": "RS256", "typ": "at+jwt", "kid": mint.key.kid}
@@ -309,20 +309,20 @@ async def test_leeway_is_configurable(issuer: Issuer, clock: FakeClock, mint: Mi
     token = mint.token(exp=int(clock.time()) - 10)
     for leeway, expected in ((0, 401), (15, 200)):
         verifier = make_verifier(issuer, clock, leeway=leeway)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=make_api(verifier)), base_url="http://t"
+        async with httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=make_api(verifier)), base_url="http://t"
         ) as client:
             assert (await client.get("/private", headers=bearer(token))).status_code == expected
         await verifier.aclose()
 
 
-async def test_a_tampered_payload_is_refused(client: httpx.AsyncClient, mint: Minter) -> None:
+async def test_a_tampered_payload_is_refused(client: httpx2.AsyncClient, mint: Minter) -> None:
     header, _, signature = mint.token(scope="openid").split(".")
     forged = b64json(mint.claims(scope="openid read:messages admin"))
     await assert_refused(client, f"{header}.{forged}.{signature}", "/private-scoped")
 
 
-async def test_a_respelled_signature_is_refused(client: httpx.AsyncClient, mint: Minter) -> None:
+async def test_a_respelled_signature_is_refused(client: httpx2.AsyncClient, mint: Minter) -> None:
     # 256 signature bytes take 342 base64url characters: the last one carries four
     # unused bits. Setting them gives a new string for the same bytes, which a lax
     # decoder would accept: one token, several spellings (PyJWT GHSA-hxm8-2xgr-2p9m).
@@ -338,7 +338,7 @@ async def test_a_respelled_signature_is_refused(client: httpx.AsyncClient, mint:
 
 
 async def test_critical_header_extensions_are_refused(
-    client: httpx.AsyncClient, mint: Minter
+    client: httpx2.AsyncClient, mint: Minter
 ) -> None:
     # RFC 7515 section 4.1.11: a `crit` the verifier does not understand means refuse.
     for extra in ({"crit": ["exp"], "exp": 1}, {"crit": ["b64"], "b64": False}, {"b64": True}):

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.api.verifier import TokenVerifier
@@ -32,18 +32,18 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
 
 
 @pytest.fixture
-async def api(provider: dict[str, Any]) -> AsyncIterator[httpx.AsyncClient]:
+async def api(provider: dict[str, Any]) -> AsyncIterator[httpx2.AsyncClient]:
     verifier = TokenVerifier(
         issuer=provider["issuer"], audience=AUDIENCE, client_id="pingapp", require_at_jwt=True
     )
-    transport = httpx.ASGITransport(app=make_api(verifier))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+    transport = httpx2.ASGITransport(app=make_api(verifier))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         yield client
     await verifier.aclose()
 
 
 async def test_a_signed_in_users_access_token_opens_both_routes(
-    provider: dict[str, Any], api: httpx.AsyncClient
+    provider: dict[str, Any], api: httpx2.AsyncClient
 ) -> None:
     token = login(provider, user="alice").token
     for path in ("/private", "/private-scoped"):
@@ -51,7 +51,7 @@ async def test_a_signed_in_users_access_token_opens_both_routes(
         assert response.status_code == 200, response.text
 
 
-async def test_its_id_token_is_refused(provider: dict[str, Any], api: httpx.AsyncClient) -> None:
+async def test_its_id_token_is_refused(provider: dict[str, Any], api: httpx2.AsyncClient) -> None:
     token = login(provider, user="alice").token
     response = await api.get("/private", headers=bearer(token["id_token"]))
     assert response.status_code == 401
@@ -59,7 +59,7 @@ async def test_its_id_token_is_refused(provider: dict[str, Any], api: httpx.Asyn
 
 
 async def test_without_consent_to_read_messages_the_scoped_route_is_403(
-    provider: dict[str, Any], api: httpx.AsyncClient
+    provider: dict[str, Any], api: httpx2.AsyncClient
 ) -> None:
     token = login(provider, user="carol", scopes=["openid", "profile"]).token
     assert "read:messages" not in token.get("scope", "").split()
@@ -71,7 +71,7 @@ async def test_without_consent_to_read_messages_the_scoped_route_is_403(
 
 
 async def test_a_token_for_another_api_is_refused(
-    provider: dict[str, Any], api: httpx.AsyncClient
+    provider: dict[str, Any], api: httpx2.AsyncClient
 ) -> None:
     token = login(provider, user="alice", audience=OTHER_AUDIENCE).token
     response = await api.get("/private", headers=bearer(token["access_token"]))

@@ -4,7 +4,7 @@ framing, and fetches to the provider's token endpoint (for "Authorize")."""
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.headers import inline_scripts, script_hash
@@ -15,7 +15,7 @@ from tests.support.issuers import Issuer, Server
 
 @pytest.mark.parametrize("path", ["/docs", "/docs/oauth2-redirect"])
 async def test_docs_pages_allow_exactly_their_own_scripts(
-    client: httpx.AsyncClient, path: str
+    client: httpx2.AsyncClient, path: str
 ) -> None:
     page = await client.get(path)
     assert page.status_code == 200
@@ -32,7 +32,7 @@ async def test_docs_pages_allow_exactly_their_own_scripts(
 
 
 async def test_the_docs_page_may_reach_the_token_endpoint(
-    client: httpx.AsyncClient, issuer: Issuer
+    client: httpx2.AsyncClient, issuer: Issuer
 ) -> None:
     policy = (await client.get("/docs")).headers["content-security-policy"]
     token_endpoint = issuer.discovery()["token_endpoint"]
@@ -40,7 +40,7 @@ async def test_the_docs_page_may_reach_the_token_endpoint(
 
 
 async def test_without_the_provider_the_docs_page_reaches_its_own_origin_only(
-    client: httpx.AsyncClient, server: Server
+    client: httpx2.AsyncClient, server: Server
 ) -> None:
     server.stop()
     page = await client.get("/docs")
@@ -48,6 +48,6 @@ async def test_without_the_provider_the_docs_page_reaches_its_own_origin_only(
     assert directives(page.headers["content-security-policy"])["connect-src"] == ["'self'"]
 
 
-async def test_no_validator_badge_from_another_site(client: httpx.AsyncClient) -> None:
+async def test_no_validator_badge_from_another_site(client: httpx2.AsyncClient) -> None:
     page = (await client.get("/docs")).text
     assert '"validatorUrl": null' in page

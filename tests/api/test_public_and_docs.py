@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.http import make_client, use_client
@@ -12,17 +12,17 @@ from pingapp.pingapp import backend
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
+async def client() -> AsyncIterator[httpx2.AsyncClient]:
     """A client of the backend, with the shared client open as the app's lifespan has it."""
-    transport = httpx.ASGITransport(app=backend)
+    transport = httpx2.ASGITransport(app=backend)
     async with (
         use_client(make_client()),
-        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client,
+        httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client,
     ):
         yield client
 
 
-async def test_public_answers_everyone(client: httpx.AsyncClient) -> None:
+async def test_public_answers_everyone(client: httpx2.AsyncClient) -> None:
     response = await client.get("/api/public")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -30,7 +30,7 @@ async def test_public_answers_everyone(client: httpx.AsyncClient) -> None:
     assert "public endpoint" in response.json()["message"]
 
 
-async def test_docs_page_loads_its_schema_from_under_api(client: httpx.AsyncClient) -> None:
+async def test_docs_page_loads_its_schema_from_under_api(client: httpx2.AsyncClient) -> None:
     page = await client.get("/api/docs")
     assert page.status_code == 200
     assert "/api/openapi.json" in page.text
@@ -38,7 +38,7 @@ async def test_docs_page_loads_its_schema_from_under_api(client: httpx.AsyncClie
     assert "/public" in schema["paths"]
 
 
-async def test_docs_page_uses_local_swagger_files(client: httpx.AsyncClient) -> None:
+async def test_docs_page_uses_local_swagger_files(client: httpx2.AsyncClient) -> None:
     page = (await client.get("/api/docs")).text
     assert "cdn." not in page  # works offline
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -24,7 +24,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
 
 
 def test_sign_in_private_ping_and_sign_out_on_one_port(app: RunningApp, page: Page) -> None:
-    issuer = httpx.get(app.backend + "/idp/.well-known/openid-configuration").json()["issuer"]
+    issuer = httpx2.get(app.backend + "/idp/.well-known/openid-configuration").json()["issuer"]
     assert issuer.endswith(f":{app.url.rsplit(':', 1)[1]}/idp")
     complaints = csp_watch(page)
     sign_in(page, app.url)
@@ -47,7 +47,7 @@ def test_the_printed_address_leads_to_a_working_app(app: RunningApp, page: Page)
     expect(page).to_have_url(app.url + "/ping/")
     page.click("#ping-public")
     expect(page.locator("#ping-message")).to_contain_text(PUBLIC_MESSAGE)
-    api = httpx.get(f"http://127.0.0.1:{port}/api/public")
+    api = httpx2.get(f"http://127.0.0.1:{port}/api/public")
     assert api.status_code == 200
 
 
@@ -59,7 +59,7 @@ PAGES = ["/", "/ping/", "/profile/", "/callback/", "/no/such/page"]
 
 @pytest.mark.parametrize("path", PAGES)
 def test_pages_carry_the_policy_and_run_no_inline_script(app: RunningApp, path: str) -> None:
-    response = httpx.get(app.url + path)
+    response = httpx2.get(app.url + path)
     assert response.headers["content-type"].startswith("text/html")
     for name, value in PAGE_HEADERS.items():
         assert response.headers.get_list(name) == [value], name
@@ -71,10 +71,10 @@ def test_pages_carry_the_policy_and_run_no_inline_script(app: RunningApp, path: 
 
 def test_backend_answers_keep_their_own_headers(app: RunningApp) -> None:
     for path in ("/_reflex/ping", "/api/public", "/.well-known/oauth-protected-resource/api"):
-        answer = httpx.get(app.url + path)
+        answer = httpx2.get(app.url + path)
         assert answer.status_code == 200, path
         assert "content-security-policy" not in answer.headers, path
-    docs = httpx.get(app.url + "/api/docs")
+    docs = httpx2.get(app.url + "/api/docs")
     [policy] = docs.headers.get_list("content-security-policy")
     assert policy != PAGE_POLICY  # Swagger UI's own, with its inline script's hash
     assert_strict(policy)
@@ -98,5 +98,5 @@ def test_log_in_comes_back_to_its_page_from_the_first_paint(
 ) -> None:
     """Log In is a plain link in the served HTML: pressed before the page is
     hydrated, it still returns to this page (a race a browser test once lost)."""
-    html = httpx.get(app.url + path).text
+    html = httpx2.get(app.url + path).text
     assert f'/auth/login?return_to={back_to}"' in html

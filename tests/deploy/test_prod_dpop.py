@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.auth.dpop import challenge_params
@@ -43,7 +43,7 @@ def signed_in_code(idp: dict[str, Any], redirect_uri: str) -> tuple[str, str]:
 
 
 def test_a_proof_dated_30_s_ahead_is_refused(app: RunningApp) -> None:
-    metadata = httpx.get(app.backend + "/idp/.well-known/openid-configuration").json()
+    metadata = httpx2.get(app.backend + "/idp/.well-known/openid-configuration").json()
     idp = {"base": app.backend, "issuer": metadata["issuer"], "metadata": metadata}
     origin = metadata["issuer"].removesuffix("/idp")  # the one port of `make prod`
     redirect_uri = origin + DOCS_REDIRECT_PATH
@@ -59,10 +59,12 @@ def test_a_proof_dated_30_s_ahead_is_refused(app: RunningApp) -> None:
         "client_id": DOCS_CLIENT_ID,
     }
     early = make_proof(key, "POST", token_url, now=time.time() + AHEAD)
-    refused = httpx.post(token_url, data=grant, headers={"DPoP": early})
+    refused = httpx2.post(token_url, data=grant, headers={"DPoP": early})
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"] == "invalid_dpop_proof"
-    answer = httpx.post(token_url, data=grant, headers={"DPoP": make_proof(key, "POST", token_url)})
+    answer = httpx2.post(
+        token_url, data=grant, headers={"DPoP": make_proof(key, "POST", token_url)}
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json()["token_type"] == "DPoP"
     token = answer.json()["access_token"]
@@ -70,9 +72,9 @@ def test_a_proof_dated_30_s_ahead_is_refused(app: RunningApp) -> None:
     # The proof names the API's URL as the app calls it (its own origin, then /api).
     htu = origin + "/api/private"
 
-    def private(proof: str) -> httpx.Response:
+    def private(proof: str) -> httpx2.Response:
         headers = {"Authorization": f"DPoP {token}", "DPoP": proof}
-        return httpx.get(app.backend + "/api/private", headers=headers)
+        return httpx2.get(app.backend + "/api/private", headers=headers)
 
     response = private(make_proof(key, "GET", htu, access_token=token, now=time.time() + AHEAD))
     assert response.status_code == 401, response.text

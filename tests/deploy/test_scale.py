@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -37,7 +37,7 @@ class Cluster:
         in_a_row = 0
         while in_a_row < 2 * len(self.backends):
             assert time.monotonic() < deadline, "nginx did not route to the backends again"
-            answer = httpx.get(self.site.url + "/_reflex/ping", timeout=5)
+            answer = httpx2.get(self.site.url + "/_reflex/ping", timeout=5)
             in_a_row = in_a_row + 1 if answer.text == '"pong"' else 0
             time.sleep(0.2)
 

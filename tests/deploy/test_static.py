@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from playwright.sync_api import Page
 
@@ -50,14 +50,14 @@ def test_sign_in_private_ping_and_sign_out_with_no_csp_violation(
 def test_headers_pages_revalidate_assets_cache_callback_has_no_referrer(
     deployed: StaticSite,
 ) -> None:
-    home = httpx.get(deployed.url + "/")
+    home = httpx2.get(deployed.url + "/")
     assert home.status_code == 200
     assert home.headers["cache-control"] == "no-cache"
     assert "frame-ancestors 'none'" in home.headers["content-security-policy"]
     assert home.headers["x-content-type-options"] == "nosniff"
     assert home.headers["referrer-policy"] == "no-referrer"
 
-    callback = httpx.get(deployed.url + "/callback?code=x&state=y")
+    callback = httpx2.get(deployed.url + "/callback?code=x&state=y")
     assert callback.status_code == 200
     assert callback.headers["referrer-policy"] == "no-referrer"
     assert 'name="referrer"' in callback.text or "name=referrer" in callback.text
@@ -65,22 +65,22 @@ def test_headers_pages_revalidate_assets_cache_callback_has_no_referrer(
     # A script the export compressed (it leaves out the smallest files).
     scripts = Path(deployed.root, "assets").glob("*.js")
     asset = next(path.name for path in scripts if path.with_name(path.name + ".gz").exists())
-    script = httpx.get(f"{deployed.url}/assets/{asset}", headers={"Accept-Encoding": "gzip"})
+    script = httpx2.get(f"{deployed.url}/assets/{asset}", headers={"Accept-Encoding": "gzip"})
     assert script.status_code == 200
     assert script.headers["content-type"].startswith(("application/javascript", "text/javascript"))
     assert script.headers["cache-control"] == "max-age=315360000"
     assert script.headers["content-encoding"] == "gzip"  # the export's .gz, served as is
     assert script.headers["x-content-type-options"] == "nosniff"
-    assert httpx.get(deployed.url + "/assets/missing-0000.js").status_code == 404
+    assert httpx2.get(deployed.url + "/assets/missing-0000.js").status_code == 404
 
     # An unknown route gets the SPA fallback, which routes in the browser.
-    assert "<html" in httpx.get(deployed.url + "/no/such/page").text
+    assert "<html" in httpx2.get(deployed.url + "/no/such/page").text
     # The backend's own answers pass through, with its headers.
-    assert httpx.get(deployed.url + "/_reflex/ping").text == '"pong"'
-    public = httpx.get(deployed.url + "/api/public")
+    assert httpx2.get(deployed.url + "/_reflex/ping").text == '"pong"'
+    public = httpx2.get(deployed.url + "/api/public")
     assert public.status_code == 200
     assert "content-security-policy" not in public.headers
-    issuer = httpx.get(deployed.url + "/idp/.well-known/openid-configuration").json()["issuer"]
+    issuer = httpx2.get(deployed.url + "/idp/.well-known/openid-configuration").json()["issuer"]
     assert issuer == deployed.url + "/idp"
 
 
@@ -92,7 +92,7 @@ def test_headers_pages_revalidate_assets_cache_callback_has_no_referrer(
 def test_pages_carry_the_apps_policy_and_run_no_inline_script(
     deployed: StaticSite, path: str
 ) -> None:
-    page = httpx.get(deployed.url + path)
+    page = httpx2.get(deployed.url + path)
     assert page.status_code == 200
     assert page.headers.get_list("content-security-policy") == [PAGE_POLICY]
     for name, value in PAGE_HEADERS.items():
@@ -112,10 +112,10 @@ def test_every_exported_page_runs_scripts_from_files_only(deployed: StaticSite) 
 
 
 def test_backend_pages_and_metadata_through_nginx(deployed: StaticSite) -> None:
-    metadata = httpx.get(deployed.url + "/.well-known/oauth-protected-resource/api")
+    metadata = httpx2.get(deployed.url + "/.well-known/oauth-protected-resource/api")
     assert metadata.status_code == 200
     assert metadata.json()["resource"] == deployed.url + "/api"
-    docs = httpx.get(deployed.url + "/api/docs")
+    docs = httpx2.get(deployed.url + "/api/docs")
     [policy] = docs.headers.get_list("content-security-policy")
     assert policy != PAGE_POLICY  # Swagger UI's own, from the backend
     assert_strict(policy)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
-import httpx
+import httpx2
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import (
@@ -558,6 +558,6 @@ def test_spinners_stand_still_for_reduced_motion(app: RunningApp, browser: Brows
 
 
 def test_the_favicon_is_an_icon(app: RunningApp) -> None:
-    answer = httpx.get(app.url + "/favicon.ico")
+    answer = httpx2.get(app.url + "/favicon.ico")
     assert answer.status_code == 200
     assert answer.content.startswith(b"\x00\x00\x01\x00")  # an ICO, not the app's HTML

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -46,7 +46,7 @@ def app(states_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture(scope="module")
 def issuer(app: RunningApp) -> str:
-    return httpx.get(app.backend + "/idp/.well-known/openid-configuration").json()["issuer"]
+    return httpx2.get(app.backend + "/idp/.well-known/openid-configuration").json()["issuer"]
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +55,8 @@ def mint(issuer: str) -> Callable[..., str]:
     return functools.partial(logout_token, issuer, ROOT / ".idp")
 
 
-def post(app: RunningApp, token: str) -> httpx.Response:
-    return httpx.post(
+def post(app: RunningApp, token: str) -> httpx2.Response:
+    return httpx2.post(
         app.backend + "/auth/backchannel-logout", data={"logout_token": token}, timeout=10
     )
 
@@ -110,10 +110,10 @@ def test_bad_logout_tokens_get_400_and_end_nothing(
         assert answer.status_code == 400, (name, answer.status_code, answer.text)
         assert answer.json()["error"] == "invalid_request", name
     for body in ({}, {"logout_token": ""}, {"other": "x"}):
-        assert httpx.post(app.backend + "/auth/backchannel-logout", data=body).status_code == 400
-    not_a_form = httpx.post(app.backend + "/auth/backchannel-logout", json={"logout_token": "x"})
+        assert httpx2.post(app.backend + "/auth/backchannel-logout", data=body).status_code == 400
+    not_a_form = httpx2.post(app.backend + "/auth/backchannel-logout", json={"logout_token": "x"})
     assert not_a_form.status_code == 400
-    assert httpx.get(app.backend + "/auth/backchannel-logout").status_code == 405
+    assert httpx2.get(app.backend + "/auth/backchannel-logout").status_code == 405
     # Nothing ended: bob is still signed in, in the store and on the page.
     assert sessions_of(states_dir, "bob") == 1
     page.reload()

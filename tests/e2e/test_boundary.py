@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
+import httpx2
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from websockets.exceptions import InvalidStatus
@@ -94,9 +94,9 @@ def signed_in_page(browser: Browser, app: RunningApp, user: str) -> Page:
 )
 def test_a_foreign_origin_gets_no_cors_grant(app: RunningApp, path: str) -> None:
     cookie = {"Cookie": f"{SESSION_COOKIE}=whatever"}
-    simple = httpx.get(app.backend + path, headers={"Origin": FOREIGN, **cookie})
+    simple = httpx2.get(app.backend + path, headers={"Origin": FOREIGN, **cookie})
     assert simple.headers.get("access-control-allow-origin") not in {FOREIGN, "*"}
-    preflight = httpx.options(
+    preflight = httpx2.options(
         app.backend + path,
         headers={
             "Origin": FOREIGN,
@@ -110,23 +110,23 @@ def test_a_foreign_origin_gets_no_cors_grant(app: RunningApp, path: str) -> None
 @pytest.mark.parametrize("path", ["/auth/session?ticket=x", "/idp/.well-known/jwks.json"])
 def test_auth_and_idp_grant_cors_to_nobody(app: RunningApp, path: str) -> None:
     for origin in (app.url, API_CLIENT):
-        answer = httpx.get(app.backend + path, headers={"Origin": origin})
+        answer = httpx2.get(app.backend + path, headers={"Origin": origin})
         assert "access-control-allow-origin" not in answer.headers, origin
         assert "access-control-allow-credentials" not in answer.headers, origin
 
 
 def test_credentialed_cors_only_for_the_apps_own_origin(app: RunningApp) -> None:
-    own = httpx.get(app.backend + "/_reflex/ping", headers={"Origin": app.url})
+    own = httpx2.get(app.backend + "/_reflex/ping", headers={"Origin": app.url})
     assert own.headers["access-control-allow-origin"] == app.url
     assert own.headers["access-control-allow-credentials"] == "true"
 
 
 def test_the_api_follows_cors_origins_without_credentials(app: RunningApp) -> None:
-    answer = httpx.get(app.backend + "/api/public", headers={"Origin": API_CLIENT})
+    answer = httpx2.get(app.backend + "/api/public", headers={"Origin": API_CLIENT})
     assert answer.status_code == 200
     assert answer.headers["access-control-allow-origin"] == API_CLIENT
     assert answer.headers.get("access-control-allow-credentials") != "true"
-    preflight = httpx.options(
+    preflight = httpx2.options(
         app.backend + "/api/private",
         headers={
             "Origin": API_CLIENT,
@@ -138,7 +138,7 @@ def test_the_api_follows_cors_origins_without_credentials(app: RunningApp) -> No
     assert preflight.headers["access-control-allow-origin"] == API_CLIENT
     assert preflight.headers.get("access-control-allow-credentials") != "true"
     # The app's own origin is not an API client unless listed: no credentialed grant.
-    own = httpx.get(app.backend + "/api/public", headers={"Origin": app.url})
+    own = httpx2.get(app.backend + "/api/public", headers={"Origin": app.url})
     assert own.headers.get("access-control-allow-credentials") != "true"
 
 
@@ -337,7 +337,7 @@ def test_a_flood_of_random_handles_creates_no_record(
     app: RunningApp, browser: Browser, states_dir: Path
 ) -> None:
     before = record_count(states_dir)
-    with httpx.Client(base_url=app.backend) as client:
+    with httpx2.Client(base_url=app.backend) as client:
         for _ in range(40):
             assert (
                 client.get(f"/auth/session?ticket={secrets.token_urlsafe(32)}").status_code == 400

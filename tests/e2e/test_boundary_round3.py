@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 import redis
 from playwright.sync_api import Browser, Page, expect
@@ -184,8 +184,8 @@ def test_the_login_step_is_rate_limited_per_client_address(app: RunningApp) -> N
     affected (the app sees the socket's peer: 127.0.0.x are different clients)."""
     if app.redis_url:  # type: ignore[attr-defined]
         pytest.skip("run once, on the disk set-up: the limit is per backend process")
-    flooder = httpx.HTTPTransport(local_address="127.0.0.3")
-    with httpx.Client(transport=flooder, base_url=app.backend) as client:
+    flooder = httpx2.HTTPTransport(local_address="127.0.0.3")
+    with httpx2.Client(transport=flooder, base_url=app.backend) as client:
         codes = [client.get("/auth/login?return_to=/ping").status_code for _ in range(40)]
         refused = client.get("/auth/login")
     assert codes[:30] == [303] * 30
@@ -193,8 +193,8 @@ def test_the_login_step_is_rate_limited_per_client_address(app: RunningApp) -> N
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert "Too many sign-ins" in refused.text
-    other = httpx.HTTPTransport(local_address="127.0.0.4")
-    with httpx.Client(transport=other, base_url=app.backend) as client:
+    other = httpx2.HTTPTransport(local_address="127.0.0.4")
+    with httpx2.Client(transport=other, base_url=app.backend) as client:
         assert client.get("/auth/login").status_code == 303
 
 
@@ -202,8 +202,8 @@ def test_a_forged_forwarded_for_does_not_escape_the_limit(app: RunningApp) -> No
     """docs/security.md 51: no proxy is trusted by default, so X-Forwarded-For is not read."""
     if app.redis_url:  # type: ignore[attr-defined]
         pytest.skip("run once, on the disk set-up: the limit is per backend process")
-    spoofer = httpx.HTTPTransport(local_address="127.0.0.5")
-    with httpx.Client(transport=spoofer, base_url=app.backend) as client:
+    spoofer = httpx2.HTTPTransport(local_address="127.0.0.5")
+    with httpx2.Client(transport=spoofer, base_url=app.backend) as client:
         codes = [
             client.get("/auth/login", headers={"X-Forwarded-For": f"10.9.{n // 250}.{n % 250}"})
             for n in range(31)
@@ -212,7 +212,7 @@ def test_a_forged_forwarded_for_does_not_escape_the_limit(app: RunningApp) -> No
 
 
 def test_the_login_step_sets_a_login_cookie_and_goes_to_the_provider(app: RunningApp) -> None:
-    answer = httpx.get(app.backend + "/auth/login?return_to=/profile&prompt=consent")
+    answer = httpx2.get(app.backend + "/auth/login?return_to=/profile&prompt=consent")
     assert answer.status_code == 303
     # The embedded provider advertises PAR: the rest went there, not into the URL.
     assert "/idp/authorize?client_id=pingapp&request_uri=" in answer.headers["location"]
@@ -317,7 +317,7 @@ def test_anonymous_login_and_logout_events_store_nothing_and_call_nobody(
     assert session_records(app.states) == before  # type: ignore[attr-defined]
 
     # Live control: the HTTP login step does reach this provider (and fails clearly).
-    answer = httpx.get(app.backend + "/auth/login")
+    answer = httpx2.get(app.backend + "/auth/login")
     assert answer.status_code == 503 and "Retry-After" in answer.headers
     assert recorder.paths, "the recorder is not the app's provider"
     assert session_records(app.states) == before  # type: ignore[attr-defined]
@@ -341,7 +341,7 @@ def test_every_redis_record_has_a_time_to_live(app: RunningApp, browser: Browser
 def test_a_large_logout_body_is_refused_before_it_is_read(app: RunningApp) -> None:
     url = app.backend + "/auth/backchannel-logout"
     form = {"Content-Type": "application/x-www-form-urlencoded"}
-    big = httpx.post(url, content=b"logout_token=" + b"a" * (1 << 20), headers=form)
+    big = httpx2.post(url, content=b"logout_token=" + b"a" * (1 << 20), headers=form)
     assert big.status_code == 413
 
     def chunks() -> Iterator[bytes]:
@@ -349,7 +349,7 @@ def test_a_large_logout_body_is_refused_before_it_is_read(app: RunningApp) -> No
         for _ in range(64):
             yield b"a" * 16_384
 
-    streamed = httpx.post(url, content=chunks(), headers=form)
+    streamed = httpx2.post(url, content=chunks(), headers=form)
     assert streamed.status_code == 413
-    small = httpx.post(url, data={"logout_token": "x.y.z"})
+    small = httpx2.post(url, data={"logout_token": "x.y.z"})
     assert small.status_code == 400  # read, and refused for what it is

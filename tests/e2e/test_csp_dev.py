@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
+import httpx2
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -28,7 +28,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
 def test_dev_pages_allow_their_own_inline_scripts_and_nothing_else(
     app: RunningApp, path: str
 ) -> None:
-    page = httpx.get(app.url + path)
+    page = httpx2.get(app.url + path)
     assert page.headers["content-type"].startswith("text/html")
     [policy] = page.headers.get_list("content-security-policy")
     parsed = assert_strict(policy)
@@ -48,7 +48,7 @@ def test_dev_pages_allow_their_own_inline_scripts_and_nothing_else(
 
 
 def test_dev_scripts_get_nosniff_and_no_page_policy(app: RunningApp) -> None:
-    script = httpx.get(app.url + "/app/entry.client.js")
+    script = httpx2.get(app.url + "/app/entry.client.js")
     assert script.status_code == 200
     assert "javascript" in script.headers["content-type"]
     assert script.headers["x-content-type-options"] == "nosniff"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from playwright.sync_api import Browser, expect
 
@@ -78,10 +78,10 @@ def call(app: RunningApp, token: str, *, scheme: str = "DPoP", proof: str | None
     headers = {"Authorization": f"{scheme} {token}"}
     if proof is not None:
         headers["DPoP"] = proof
-    return httpx.get(app.backend + "/api/private", headers=headers, timeout=10)
+    return httpx2.get(app.backend + "/api/private", headers=headers, timeout=10)
 
 
-def refused(response: httpx.Response, scheme: str = "dpop") -> dict[str, str]:
+def refused(response: httpx2.Response, scheme: str = "dpop") -> dict[str, str]:
     """Check a 401 whose challenges name DPoP; the `scheme` challenge's parameters."""
     assert response.status_code == 401, response.text
     assert "DPoP" in response.headers.get("WWW-Authenticate", "")

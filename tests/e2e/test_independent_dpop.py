@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 import jwt
 import pytest
 from playwright.sync_api import BrowserContext, expect
@@ -58,13 +58,15 @@ def test_pings_with_a_dpop_bound_token_from_oidc_provider(
 
     # ... so, leaked, it is useless: as a bearer token, or with a proof from another key.
     url = app.backend + "/api/private"
-    as_bearer = httpx.get(url, headers={"Authorization": f"Bearer {stored.access_token}"})
+    as_bearer = httpx2.get(url, headers={"Authorization": f"Bearer {stored.access_token}"})
     assert as_bearer.status_code == 401
     assert "DPoP" in as_bearer.headers["www-authenticate"]
     thief = DPoPKey.generate()
     assert thief.jkt != jkt
     proof = make_proof(thief, "GET", url, access_token=stored.access_token)
-    stolen = httpx.get(url, headers={"Authorization": f"DPoP {stored.access_token}", "DPoP": proof})
+    stolen = httpx2.get(
+        url, headers={"Authorization": f"DPoP {stored.access_token}", "DPoP": proof}
+    )
     assert stolen.status_code == 401
     assert 'error="invalid_dpop_proof"' in stolen.headers["www-authenticate"]
 
@@ -72,7 +74,7 @@ def test_pings_with_a_dpop_bound_token_from_oidc_provider(
 def test_the_app_publishes_its_protected_resource_metadata(independent: Independent) -> None:
     """RFC 9728, at the well-known URL for the resource `<backend>/api`."""
     app, op = independent.app, independent.op
-    answer = httpx.get(app.backend + "/.well-known/oauth-protected-resource/api")
+    answer = httpx2.get(app.backend + "/.well-known/oauth-protected-resource/api")
     assert answer.status_code == 200
     document = answer.json()
     # The API's public URL: the backend's, as the app names it (REFLEX_API_URL).

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from playwright.sync_api import Browser, expect
 
@@ -72,7 +72,7 @@ def test_pings_go_to_api_url_with_the_token_only_if_allowed(
         expect(message).to_contain_text("Hello from a private endpoint!")
     else:
         expect(message).to_contain_text("API_ALLOWED_ORIGINS")
-    seen = httpx.get(second + "/seen").json()
+    seen = httpx2.get(second + "/seen").json()
     assert seen[-2:] == ["/public none", "/private token" if allowed else "/private none"]
     assert ("/private token" in seen) == allowed
     context.close()

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
-import httpx
+import httpx2
 import pytest
 import redis
 from cryptography.fernet import Fernet, InvalidToken
@@ -161,16 +161,16 @@ def open_list(page: Page, count: int) -> None:
     expect(rows(page)).to_have_count(count)
 
 
-def refresh_at_provider(app: RunningApp, session: ServerSession) -> httpx.Response:
+def refresh_at_provider(app: RunningApp, session: ServerSession) -> httpx2.Response:
     """The refresh request a client holding `session`'s refresh token (and its DPoP
     key: the embedded provider binds a public client's refresh token to it) sends."""
-    token_url = httpx.get(app.backend + "/idp/.well-known/openid-configuration").json()[
+    token_url = httpx2.get(app.backend + "/idp/.well-known/openid-configuration").json()[
         "token_endpoint"
     ]
     headers = {}
     if session.dpop_key:
         headers["DPoP"] = make_proof(DPoPKey.from_json(session.dpop_key), "POST", token_url)
-    return httpx.post(
+    return httpx2.post(
         token_url,
         data={
             "grant_type": "refresh_token",

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
+import httpx2
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -112,7 +112,9 @@ def test_no_token_or_session_cookie_in_the_backends_log(
     sessions = stored_sessions(states_dir)
     assert sessions, "no active session on disk"
     # A token the API refuses (and logs nothing of) too.
-    bogus = httpx.get(app.backend + "/api/private", headers={"Authorization": "Bearer not.a.token"})
+    bogus = httpx2.get(
+        app.backend + "/api/private", headers={"Authorization": "Bearer not.a.token"}
+    )
     assert bogus.status_code == 401
     time.sleep(0.5)  # let the log's last lines reach the file
     log = app.log.read_text(errors="replace")
@@ -187,7 +189,7 @@ def test_callback_fuzz_generated(app: RunningApp, page: Page, params: dict[str, 
 )
 def test_session_hop_with_a_garbage_ticket_is_a_400_page(app: RunningApp, ticket: str) -> None:
     # A module fixture inside @given: hypothesis warns only for function-scoped ones.
-    answer = httpx.get(app.backend + "/auth/session", params={"ticket": ticket})
+    answer = httpx2.get(app.backend + "/auth/session", params={"ticket": ticket})
     assert answer.status_code == 400
     assert "expired" in answer.text
     assert SESSION_COOKIE not in answer.headers.get("set-cookie", "")
@@ -252,7 +254,7 @@ def test_api_header_fuzz_never_5xx(
         for name, value in {"Authorization": authorization, **extra}.items()
     }
     try:
-        answer = httpx.get(app.backend + path, headers=headers, timeout=10)
-    except httpx.LocalProtocolError:
+        answer = httpx2.get(app.backend + path, headers=headers, timeout=10)
+    except httpx2.LocalProtocolError:
         return  # httpx itself refuses to send such a header
     assert answer.status_code < 500, (headers, answer.status_code, answer.text[:300])

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -175,7 +175,7 @@ def call_api(app: RunningApp, token: str, key: DPoPKey | None = None) -> tuple[i
             "DPoP": make_proof(key, "GET", htu, access_token=token),
         }
     started = time.perf_counter()
-    answer = httpx.get(app.backend + "/api/private", headers=headers, timeout=30)
+    answer = httpx2.get(app.backend + "/api/private", headers=headers, timeout=30)
     return answer.status_code, time.perf_counter() - started
 
 
@@ -204,7 +204,7 @@ def test_backchannel_logout_without_the_providers_metadata_is_503(
         algorithm="RS256",
         headers={"kid": "k1", "typ": "logout+jwt"},
     )
-    answer = httpx.post(app.backend + "/auth/backchannel-logout", data={"logout_token": token})
+    answer = httpx2.post(app.backend + "/auth/backchannel-logout", data={"logout_token": token})
     assert answer.status_code == 503, answer.text
     assert int(answer.headers["retry-after"]) > 0
     assert answer.headers["cache-control"] == "no-store"

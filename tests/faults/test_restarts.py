@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import httpx
+import httpx2
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -47,7 +47,7 @@ class Load:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self.backend, timeout=10) as client:
+        with httpx2.Client(base_url=self.backend, timeout=10) as client:
             while not self.stop.is_set():
                 for path in (
                     "/api/public",
@@ -57,7 +57,7 @@ class Load:
                 ):
                     try:
                         answer = client.get(path)
-                    except httpx.TransportError as error:
+                    except httpx2.TransportError as error:
                         self.failures.append(f"{path}: {error!r}")
                         continue
                     self.statuses[answer.status_code] += 1
@@ -183,13 +183,13 @@ def test_backchannel_logout_while_redis_is_away_is_503_then_ends_the_session(
     sign_in(page, app.url)
     page.goto(app.url + "/ping")
     expect(page.locator("#qsLogoutBtn")).to_be_visible()
-    issuer = httpx.get(app.backend + "/idp/.well-known/openid-configuration").json()["issuer"]
+    issuer = httpx2.get(app.backend + "/idp/.well-known/openid-configuration").json()["issuer"]
     token = logout_token(issuer, ROOT / ".idp", sub="alice")
     url = app.backend + "/auth/backchannel-logout"
 
     redis.stop()
     try:
-        away = httpx.post(url, data={"logout_token": token}, timeout=30)
+        away = httpx2.post(url, data={"logout_token": token}, timeout=30)
     finally:
         redis.start()
     assert away.status_code == 503, away.text
@@ -199,9 +199,9 @@ def test_backchannel_logout_while_redis_is_away_is_503_then_ends_the_session(
     page.reload()
     expect(page.locator("#qsLogoutBtn")).to_be_visible()  # nothing ended
 
-    again = httpx.post(url, data={"logout_token": token}, timeout=30)
+    again = httpx2.post(url, data={"logout_token": token}, timeout=30)
     assert again.status_code == 200, again.text
     expect(page.locator("#qsLoginBtn")).to_be_visible()  # the open tab, signed out live
-    third = httpx.post(url, data={"logout_token": token}, timeout=30)
+    third = httpx2.post(url, data={"logout_token": token}, timeout=30)
     assert third.status_code == 400
     assert "already used" in third.json()["error_description"]

@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import jwt
 from authlib.integrations.httpx_client import OAuth2Client
 
@@ -52,9 +52,9 @@ def parse_page(html: str) -> _Forms:
 @dataclass
 class Browser:
     issuer: str
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
+    http: httpx2.Client = field(default_factory=lambda: httpx2.Client(timeout=10))
 
-    def go(self, response: httpx.Response) -> httpx.Response:
+    def go(self, response: httpx2.Response) -> httpx2.Response:
         """Follow redirects while they stay on the provider."""
         for _ in range(10):
             location = response.headers.get("location")
@@ -65,22 +65,24 @@ class Browser:
             response = self.http.get(location)
         raise AssertionError("redirect loop")
 
-    def open(self, url: str) -> httpx.Response:
+    def open(self, url: str) -> httpx2.Response:
         return self.go(self.http.get(url))
 
-    def submit(self, page: httpx.Response, data: dict[str, Any]) -> httpx.Response:
+    def submit(self, page: httpx2.Response, data: dict[str, Any]) -> httpx2.Response:
         form = parse_page(page.text)
         assert form.action.startswith(self.issuer), form.action
         return self.go(self.http.post(form.action, data={**form.hidden, **data}))
 
-    def sign_in(self, page: httpx.Response, user: str = "alice", password: str | None = None):
+    def sign_in(self, page: httpx2.Response, user: str = "alice", password: str | None = None):
         ids = parse_page(page.text).ids
         assert {"username", "password", "signin"} <= ids.keys(), "not the sign-in page"
         return self.submit(
             page, {"username": user, "password": user if password is None else password}
         )
 
-    def consent(self, page: httpx.Response, *, allow: bool = True, scopes: list[str] | None = None):
+    def consent(
+        self, page: httpx2.Response, *, allow: bool = True, scopes: list[str] | None = None
+    ):
         ids = parse_page(page.text).ids
         assert {"consent-allow", "consent-deny"} <= ids.keys(), "not the consent page"
         ticked = scopes
@@ -90,7 +92,7 @@ class Browser:
         return self.submit(page, data)
 
 
-def callback_params(response: httpx.Response) -> dict[str, str]:
+def callback_params(response: httpx2.Response) -> dict[str, str]:
     assert response.status_code == 302, (response.status_code, response.text[:300])
     return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["location"]).query).items()}
 
@@ -117,7 +119,7 @@ def rp(client_id: str = "pingapp", scope: str = FULL_SCOPE, **kwargs: Any) -> OA
 
 def start(
     idp: dict[str, Any], browser: Browser, client: OAuth2Client, **params: Any
-) -> tuple[httpx.Response, str, str, str]:
+) -> tuple[httpx2.Response, str, str, str]:
     """Open the authorization URL; return the page or redirect, state, verifier, nonce."""
     verifier = secrets.token_urlsafe(48)
     nonce = secrets.token_urlsafe(16)
@@ -128,7 +130,7 @@ def start(
     return browser.open(url), state, verifier, nonce
 
 
-def finish(idp: dict[str, Any], client: OAuth2Client, back: httpx.Response, verifier: str):
+def finish(idp: dict[str, Any], client: OAuth2Client, back: httpx2.Response, verifier: str):
     assert back.status_code == 302, (back.status_code, back.text[:500])
     return client.fetch_token(
         idp["metadata"]["token_endpoint"],
@@ -161,7 +163,7 @@ def verify(idp: dict[str, Any], token: str, *, audience: str, typ: str) -> dict[
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "RS256"
     assert header.get("typ") == typ
-    jwks = jwt.PyJWKSet.from_dict(httpx.get(idp["metadata"]["jwks_uri"]).json())
+    jwks = jwt.PyJWKSet.from_dict(httpx2.get(idp["metadata"]["jwks_uri"]).json())
     key = next(k for k in jwks.keys if k.key_id == header["kid"])
     return jwt.decode(
         token,
@@ -173,6 +175,6 @@ def verify(idp: dict[str, Any], token: str, *, audience: str, typ: str) -> dict[
     )
 
 
-def form_error(response: httpx.Response) -> str:
+def form_error(response: httpx2.Response) -> str:
     match = re.search(r'id="signin-error"[^>]*>([^<]+)<', response.text)
     return match.group(1) if match else ""

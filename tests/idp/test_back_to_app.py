@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.devidp import pages
@@ -25,7 +25,7 @@ from tests.idp.serve import APP_REDIRECT, AUDIENCE
 APP_HOME = "http://127.0.0.1:3000/"
 
 
-def back_link(page: httpx.Response) -> tuple[str, str]:
+def back_link(page: httpx2.Response) -> tuple[str, str]:
     """The `#back-to-app` link's href (as a browser reads it) and its text."""
     link = parse_page(page.text).ids.get("back-to-app")
     assert link is not None, "no back-to-app link"
@@ -35,7 +35,7 @@ def back_link(page: httpx.Response) -> tuple[str, str]:
     return link["href"], match.group(1)
 
 
-def sign_in_page(idp: dict[str, Any], **params: Any) -> tuple[Browser, httpx.Response]:
+def sign_in_page(idp: dict[str, Any], **params: Any) -> tuple[Browser, httpx2.Response]:
     browser = Browser(idp["issuer"])
     client = params.pop("client", None) or rp()
     page, *_ = start(idp, browser, client, **params)
@@ -70,7 +70,7 @@ def test_consent_page_links_back_too(idp: dict[str, Any]) -> None:
 
 def test_a_pushed_request_links_to_its_own_redirect_uri(par_idp: dict[str, Any]) -> None:
     meta = par_idp["metadata"]
-    pushed = httpx.post(
+    pushed = httpx2.post(
         meta["pushed_authorization_request_endpoint"],
         data={
             "client_id": "pingapp",
@@ -87,7 +87,7 @@ def test_a_pushed_request_links_to_its_own_redirect_uri(par_idp: dict[str, Any])
     assert pushed.status_code == 201, pushed.text
     query = {"client_id": "pingapp", "request_uri": pushed.json()["request_uri"]}
     page = Browser(par_idp["issuer"]).open(
-        str(httpx.URL(meta["authorization_endpoint"], params=query))
+        str(httpx2.URL(meta["authorization_endpoint"], params=query))
     )
     assert page.status_code == 200
     assert back_link(page) == (APP_HOME, "Back to pingapp")
@@ -116,7 +116,7 @@ def test_following_the_link_leaves_the_request_to_expire(clocked_idp: dict[str, 
     assert "code" in callback_params(back)
 
     browser, page = sign_in_page(idp)
-    moved = httpx.post(
+    moved = httpx2.post(
         f"{idp['base']}/_clock", params={"clock": "clocked", "seconds": TRANSACTION_TTL + 1}
     )
     moved.raise_for_status()

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 import pytest
 
@@ -43,7 +43,7 @@ def for_session(posts: list[dict[str, Any]], sid: str) -> list[dict[str, Any]]:
 
 def received(receiver: str, name: str, sid: str) -> list[dict[str, Any]]:
     """What the receiver got at `/bcl/{name}` for the provider session `sid`."""
-    posts = httpx.get(f"{receiver}/_received").json()
+    posts = httpx2.get(f"{receiver}/_received").json()
     return for_session([post for post in posts if post["name"] == name], sid)
 
 
@@ -51,7 +51,7 @@ def sid_of(idp: dict[str, Any], id_token: str, client_id: str = "pingapp") -> st
     return verify(idp, id_token, audience=client_id, typ="JWT")["sid"]
 
 
-def end_session(idp: dict[str, Any], browser: Browser, id_token: str) -> httpx.Response:
+def end_session(idp: dict[str, Any], browser: Browser, id_token: str) -> httpx2.Response:
     return browser.http.get(
         idp["metadata"]["end_session_endpoint"], params={"id_token_hint": id_token}
     )
@@ -150,7 +150,7 @@ def test_a_client_in_the_providers_own_process_is_told_over_http(
     assert end_session(bcl_idp, result.browser, result.token["id_token"]).status_code == 200
 
     def got() -> list[dict[str, Any]]:
-        return for_session(httpx.get(f"{bcl_idp['base']}/_self").json(), sid)
+        return for_session(httpx2.get(f"{bcl_idp['base']}/_self").json(), sid)
 
     post = wait_for(got)[0]
     check_logout_token(bcl_idp, post, client_id="self", sid=sid, sub="alice")
@@ -162,7 +162,7 @@ def test_a_client_without_a_back_channel_uri_is_not_told(
     result = login(bcl_idp, client=rp("silent"))
     sid = sid_of(bcl_idp, result.token["id_token"], "silent")
     assert end_session(bcl_idp, result.browser, result.token["id_token"]).status_code == 200
-    posts = httpx.get(f"{receiver_server}/_received").json()
+    posts = httpx2.get(f"{receiver_server}/_received").json()
     assert all(post["name"] != "silent" for post in posts)
     assert sid
 
@@ -211,7 +211,7 @@ def test_a_receiver_that_is_down_gets_three_attempts_then_a_logged_failure(
     assert end_session(bcl_idp, result.browser, result.token["id_token"]).status_code == 200
 
     def gave_up() -> list[str]:
-        lines = httpx.get(f"{bcl_idp['base']}/_logs").json()
+        lines = httpx2.get(f"{bcl_idp['base']}/_logs").json()
         return [line for line in lines if "client down" in line]
 
     lines = wait_for(gave_up)
@@ -235,7 +235,7 @@ async def test_retries_stop_at_the_total_time_with_exponential_backoff(
         pauses.append(seconds)
         now[0] += seconds
 
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         delivery = LogoutDelivery(
             http=http,
             attempts=10,
@@ -253,7 +253,7 @@ async def test_retries_stop_at_the_total_time_with_exponential_backoff(
 
 async def test_a_refused_logout_token_is_not_sent_again(receiver_server: str) -> None:
     """400 is how a client says the token is bad (section 2.8): retrying cannot help."""
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         delivery = LogoutDelivery(http=http, backoff=0)
         notice = LogoutNotice("x", f"{receiver_server}/bcl/refuse-once", "not-a-jwt")
         assert await delivery.deliver(notice) is False
@@ -263,7 +263,7 @@ async def test_a_refused_logout_token_is_not_sent_again(receiver_server: str) ->
 
 async def test_a_redirect_is_neither_followed_nor_retried(receiver_server: str) -> None:
     # even with a client given that would follow redirects
-    async with httpx.AsyncClient(follow_redirects=True) as http:
+    async with httpx2.AsyncClient(follow_redirects=True) as http:
         delivery = LogoutDelivery(http=http, backoff=0)
         notice = LogoutNotice("x", f"{receiver_server}/bcl/moved-once", "not-a-jwt")
         assert await delivery.deliver(notice) is False

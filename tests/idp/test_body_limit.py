@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.bodylimit import MAX_BODY_BYTES
@@ -24,7 +24,7 @@ def chunked(total: int, piece: int = 16 * 1024) -> Iterator[bytes]:
         yield b"x" * piece
 
 
-def too_large(response: httpx.Response) -> None:
+def too_large(response: httpx2.Response) -> None:
     assert response.status_code == 413, (response.status_code, response.text[:200])
     assert str(MAX_BODY_BYTES) in response.text
 
@@ -32,15 +32,15 @@ def too_large(response: httpx.Response) -> None:
 @pytest.mark.parametrize("path", ["/token", "/par", "/revoke", "/login", "/consent", "/logout"])
 def test_a_mebibyte_form_is_refused_with_413(idp: dict[str, Any], path: str) -> None:
     url = idp["issuer"] + path
-    too_large(httpx.post(url, data={"client_id": "pingapp", "padding": "x" * MIB}))
-    too_large(httpx.post(url, content=chunked(MIB), headers=FORM))
+    too_large(httpx2.post(url, data={"client_id": "pingapp", "padding": "x" * MIB}))
+    too_large(httpx2.post(url, content=chunked(MIB), headers=FORM))
 
 
 def test_a_form_just_under_the_limit_is_read(idp: dict[str, Any]) -> None:
     """The limit is on the body, not on the form: a large one within it is parsed as usual
     (the token endpoint's error, not a 413)."""
     data = {"grant_type": "authorization_code", "code": "x" * (MAX_BODY_BYTES - 100)}
-    response = httpx.post(idp["metadata"]["token_endpoint"], data={**data, "client_id": "pingapp"})
+    response = httpx2.post(idp["metadata"]["token_endpoint"], data={**data, "client_id": "pingapp"})
     assert response.status_code == 400
     assert response.json()["error"] in ("invalid_grant", "invalid_request")
 
@@ -60,7 +60,7 @@ def test_an_oversized_sign_in_form_is_refused_and_the_page_still_works(
     if page.status_code == 200 and "consent-allow" in parse_page(page.text).ids:
         page = browser.consent(page)
     code = callback_params(page)["code"]
-    token = httpx.post(
+    token = httpx2.post(
         idp["metadata"]["token_endpoint"],
         data={
             "grant_type": "authorization_code",
@@ -76,6 +76,6 @@ def test_an_oversized_sign_in_form_is_refused_and_the_page_still_works(
 
 def test_an_oversized_token_request_leaves_the_flow_working(idp: dict[str, Any]) -> None:
     too_large(
-        httpx.post(idp["metadata"]["token_endpoint"], data={"grant_type": "x", "p": "x" * MIB})
+        httpx2.post(idp["metadata"]["token_endpoint"], data={"grant_type": "x", "p": "x" * MIB})
     )
     assert "access_token" in login(idp).token

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from pydantic import ValidationError
 
@@ -24,7 +24,9 @@ def code_for(idp: dict[str, Any], user: str = "alice") -> tuple[str, str]:
     return callback_params(page)["code"], verifier
 
 
-def exchange(idp: dict[str, Any], code: str, verifier: str | None, **fields: Any) -> httpx.Response:
+def exchange(
+    idp: dict[str, Any], code: str, verifier: str | None, **fields: Any
+) -> httpx2.Response:
     data = {
         "grant_type": "authorization_code",
         "code": code,
@@ -33,12 +35,12 @@ def exchange(idp: dict[str, Any], code: str, verifier: str | None, **fields: Any
         "code_verifier": verifier,
         **fields,
     }
-    return httpx.post(
+    return httpx2.post(
         idp["metadata"]["token_endpoint"], data={k: v for k, v in data.items() if v is not None}
     )
 
 
-def error_of(response: httpx.Response) -> str:
+def error_of(response: httpx2.Response) -> str:
     assert response.status_code in (400, 401), response.text
     return response.json()["error"]
 
@@ -54,11 +56,11 @@ def test_replayed_code_revokes_the_tokens_it_issued(idp: dict[str, Any]) -> None
     tokens = exchange(idp, code, verifier).json()
     userinfo = idp["metadata"]["userinfo_endpoint"]
     bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
-    assert httpx.get(userinfo, headers=bearer).status_code == 200
+    assert httpx2.get(userinfo, headers=bearer).status_code == 200
 
     assert error_of(exchange(idp, code, verifier)) == "invalid_grant"
 
-    refreshed = httpx.post(
+    refreshed = httpx2.post(
         idp["metadata"]["token_endpoint"],
         data={
             "grant_type": "refresh_token",
@@ -67,7 +69,7 @@ def test_replayed_code_revokes_the_tokens_it_issued(idp: dict[str, Any]) -> None
         },
     )
     assert error_of(refreshed) == "invalid_grant"
-    assert httpx.get(userinfo, headers=bearer).status_code == 401
+    assert httpx2.get(userinfo, headers=bearer).status_code == 401
 
 
 def test_code_is_bound_to_its_client(idp: dict[str, Any]) -> None:
@@ -104,14 +106,14 @@ def test_code_without_verifier_is_refused(idp: dict[str, Any]) -> None:
 def test_code_expires(clocked_idp: dict[str, Any]) -> None:
     code, verifier = code_for(clocked_idp)
     # The provider's clock moves past the code's 60 s; nothing waits.
-    moved = httpx.post(f"{clocked_idp['base']}/_clock", params={"clock": "clocked", "seconds": 61})
+    moved = httpx2.post(f"{clocked_idp['base']}/_clock", params={"clock": "clocked", "seconds": 61})
     assert moved.status_code == 200
     assert error_of(exchange(clocked_idp, code, verifier)) == "invalid_grant"
 
 
 def test_a_code_works_until_its_lifetime_ends(clocked_idp: dict[str, Any]) -> None:
     code, verifier = code_for(clocked_idp, "bob")
-    moved = httpx.post(f"{clocked_idp['base']}/_clock", params={"clock": "clocked", "seconds": 59})
+    moved = httpx2.post(f"{clocked_idp['base']}/_clock", params={"clock": "clocked", "seconds": 59})
     assert moved.status_code == 200
     assert exchange(clocked_idp, code, verifier).status_code == 200
 

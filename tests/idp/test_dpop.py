@@ -8,7 +8,7 @@ import secrets
 import time
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
@@ -43,9 +43,9 @@ def proof(idp: dict[str, Any], key: DPoPKey, path: str = "/token", **kwargs: Any
     return make_proof(key, method, idp["issuer"] + path, **kwargs)
 
 
-def post_token(idp: dict[str, Any], data: dict[str, str], *proofs: str) -> httpx.Response:
+def post_token(idp: dict[str, Any], data: dict[str, str], *proofs: str) -> httpx2.Response:
     headers = [("DPoP", p) for p in proofs]
-    return httpx.post(idp["metadata"]["token_endpoint"], data=data, headers=headers)
+    return httpx2.post(idp["metadata"]["token_endpoint"], data=data, headers=headers)
 
 
 def exchange(idp: dict[str, Any], code: str, verifier: str, *proofs: str, **extra: str):
@@ -59,7 +59,7 @@ def exchange(idp: dict[str, Any], code: str, verifier: str, *proofs: str, **extr
     return post_token(idp, data | extra, *proofs)
 
 
-def refresh(idp: dict[str, Any], token: str, *proofs: str, **extra: str) -> httpx.Response:
+def refresh(idp: dict[str, Any], token: str, *proofs: str, **extra: str) -> httpx2.Response:
     data = {"grant_type": "refresh_token", "refresh_token": token, "client_id": "pingapp"}
     return post_token(idp, data | extra, *proofs)
 
@@ -73,21 +73,21 @@ def bound_tokens(idp: dict[str, Any], key: DPoPKey, **kwargs: Any) -> dict[str, 
 
 def userinfo(idp: dict[str, Any], scheme: str, token: str, *proofs: str, method: str = "GET"):
     headers = [("Authorization", f"{scheme} {token}"), *(("DPoP", p) for p in proofs)]
-    return httpx.request(method, idp["metadata"]["userinfo_endpoint"], headers=headers)
+    return httpx2.request(method, idp["metadata"]["userinfo_endpoint"], headers=headers)
 
 
-def error_of(response: httpx.Response, status: int = 400) -> str:
+def error_of(response: httpx2.Response, status: int = 400) -> str:
     assert response.status_code == status, (response.status_code, response.text)
     return response.json()["error"]
 
 
-def challenge(response: httpx.Response) -> str:
+def challenge(response: httpx2.Response) -> str:
     assert response.status_code == 401, (response.status_code, response.text)
     return response.headers["www-authenticate"]
 
 
 def clock_now(idp: dict[str, Any], seconds: float = 0) -> float:
-    response = httpx.post(f"{idp['base']}/_clock", params={"clock": "clocked", "seconds": seconds})
+    response = httpx2.post(f"{idp['base']}/_clock", params={"clock": "clocked", "seconds": seconds})
     return float(response.text)
 
 
@@ -150,7 +150,7 @@ def test_a_forwarded_host_does_not_change_the_expected_url(
 ) -> None:
     code, verifier = code_for(idp)
     spoofed = make_proof(key, "POST", "https://public.example/idp/token")
-    response = httpx.post(
+    response = httpx2.post(
         idp["metadata"]["token_endpoint"],
         data={
             "grant_type": "authorization_code",
@@ -234,7 +234,7 @@ VERIFIER = secrets.token_urlsafe(48)
 
 def pushed_code(idp: dict[str, Any], dpop_jkt: str) -> str:
     """A code from a pushed authorization request (RFC 9126) that names `dpop_jkt`."""
-    pushed = httpx.post(
+    pushed = httpx2.post(
         idp["metadata"]["pushed_authorization_request_endpoint"],
         data={
             "client_id": "pingapp",
@@ -356,7 +356,7 @@ def test_a_bearer_token_sent_as_dpop_is_refused(idp: dict[str, Any], key: DPoPKe
 @pytest.mark.parametrize("token", ["garbage", "", "a.b.c"])
 def test_a_malformed_dpop_token_is_refused(idp: dict[str, Any], key: DPoPKey, token: str) -> None:
     made = proof(idp, key, "/userinfo", method="GET", access_token=token or "x")
-    response = httpx.get(
+    response = httpx2.get(
         idp["metadata"]["userinfo_endpoint"],
         headers={"Authorization": f"DPoP {token}".strip(), "DPoP": made},
     )
@@ -367,8 +367,8 @@ def test_revocation_of_bound_tokens(idp: dict[str, Any], key: DPoPKey) -> None:
     token = bound_tokens(idp, key)
     at, rt = token["access_token"], token["refresh_token"]
     revoke = idp["metadata"]["revocation_endpoint"]
-    assert httpx.post(revoke, data={"token": at, "client_id": "pingapp"}).status_code == 200
+    assert httpx2.post(revoke, data={"token": at, "client_id": "pingapp"}).status_code == 200
     made = proof(idp, key, "/userinfo", method="GET", access_token=at)
     assert challenge(userinfo(idp, "DPoP", at, made)).startswith('DPoP error="invalid_token"')
-    assert httpx.post(revoke, data={"token": rt, "client_id": "pingapp"}).status_code == 200
+    assert httpx2.post(revoke, data={"token": rt, "client_id": "pingapp"}).status_code == 200
     assert error_of(refresh(idp, rt, proof(idp, key))) == "invalid_grant"

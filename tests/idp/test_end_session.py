@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from tests.idp.flow import Browser, callback_params, login, parse_page, rp, start
@@ -95,11 +95,11 @@ def test_garbage_hint_gets_an_error_page(idp: dict[str, Any]) -> None:
 # -- docs/security.md item 35: no prompt only when an ID token names the signed-in user -----------
 
 
-def logout(browser: Browser, idp: dict[str, Any], **params: str) -> httpx.Response:
+def logout(browser: Browser, idp: dict[str, Any], **params: str) -> httpx2.Response:
     return browser.http.get(idp["metadata"]["end_session_endpoint"], params=params)
 
 
-def asks(response: httpx.Response) -> bool:
+def asks(response: httpx2.Response) -> bool:
     return response.status_code == 200 and "logout-confirm" in parse_page(response.text).ids
 
 
@@ -194,7 +194,7 @@ def test_a_confirmation_form_expires(clocked_idp: dict[str, Any]) -> None:
     result = login(clocked_idp)
     page = logout(result.browser, clocked_idp, client_id="pingapp", logout_hint="alice")
     assert asks(page)
-    httpx.post(
+    httpx2.post(
         f"{clocked_idp['base']}/_clock", params={"clock": "clocked", "seconds": 2 * 600 + 1}
     ).raise_for_status()
     again = result.browser.submit(page, {})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
+import httpx2
 import jwt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,7 +20,7 @@ FUZZ = settings(
 )
 
 
-def redirected_error(response: httpx.Response) -> dict[str, str]:
+def redirected_error(response: httpx2.Response) -> dict[str, str]:
     params = callback_params(response)
     assert response.headers["location"].startswith(APP_REDIRECT + "?")
     assert "code" not in params
@@ -74,8 +74,8 @@ def test_prompt_none_mixed_with_login_is_invalid_request(idp: dict[str, Any]) ->
 # -- token endpoint (RFC 6749 section 5.2) -------------------------------------------
 
 
-def token_request(idp: dict[str, Any], data: dict[str, str], **kwargs: Any) -> httpx.Response:
-    return httpx.post(idp["metadata"]["token_endpoint"], data=data, **kwargs)
+def token_request(idp: dict[str, Any], data: dict[str, str], **kwargs: Any) -> httpx2.Response:
+    return httpx2.post(idp["metadata"]["token_endpoint"], data=data, **kwargs)
 
 
 def test_token_errors_are_json_and_not_cached(idp: dict[str, Any]) -> None:
@@ -119,21 +119,21 @@ def test_confidential_client_with_secret_reaches_the_code_check(idp: dict[str, A
 
 
 def test_get_on_token_endpoint_is_405(idp: dict[str, Any]) -> None:
-    assert httpx.get(idp["metadata"]["token_endpoint"]).status_code == 405
+    assert httpx2.get(idp["metadata"]["token_endpoint"]).status_code == 405
 
 
 # -- userinfo (RFC 6750) ------------------------------------------------------------------
 
 
 def test_userinfo_without_token_is_a_bare_bearer_challenge(idp: dict[str, Any]) -> None:
-    response = httpx.get(idp["metadata"]["userinfo_endpoint"])
+    response = httpx2.get(idp["metadata"]["userinfo_endpoint"])
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert "error=" not in response.headers["www-authenticate"]
 
 
 def test_userinfo_with_garbage_is_invalid_token(idp: dict[str, Any]) -> None:
-    response = httpx.get(
+    response = httpx2.get(
         idp["metadata"]["userinfo_endpoint"], headers={"Authorization": "Bearer nonsense"}
     )
     assert response.status_code == 401
@@ -142,7 +142,7 @@ def test_userinfo_with_garbage_is_invalid_token(idp: dict[str, Any]) -> None:
 
 def test_userinfo_refuses_an_id_token(idp: dict[str, Any]) -> None:
     id_token = login(idp).token["id_token"]
-    response = httpx.get(
+    response = httpx2.get(
         idp["metadata"]["userinfo_endpoint"], headers={"Authorization": f"Bearer {id_token}"}
     )
     assert response.status_code == 401
@@ -157,7 +157,7 @@ def test_userinfo_refuses_a_token_signed_by_another_key(idp: dict[str, Any]) -> 
     forged = jwt.encode(
         claims, rsa.generate_private_key(65537, 2048), algorithm="RS256", headers=header
     )
-    response = httpx.get(
+    response = httpx2.get(
         idp["metadata"]["userinfo_endpoint"], headers={"Authorization": f"Bearer {forged}"}
     )
     assert response.status_code == 401
@@ -202,7 +202,7 @@ def test_consent_form_cannot_be_used_twice(idp: dict[str, Any]) -> None:
 
 
 def test_unknown_transaction_is_an_error_page(idp: dict[str, Any]) -> None:
-    response = httpx.get(f"{idp['issuer']}/login?tx=nope")
+    response = httpx2.get(f"{idp['issuer']}/login?tx=nope")
     assert response.status_code == 400
     assert 'id="idp-error"' in response.text
 
@@ -227,7 +227,7 @@ params = st.dictionaries(
 @FUZZ
 @given(path=st.sampled_from(["/authorize", "/logout", "/login", "/consent"]), query=params)
 def test_any_query_is_answered_below_500(idp: dict[str, Any], path: str, query: dict) -> None:
-    response = httpx.get(f"{idp['issuer']}{path}?{urlencode(query)}")
+    response = httpx2.get(f"{idp['issuer']}{path}?{urlencode(query)}")
     assert response.status_code < 500, response.text[:300]
 
 
@@ -237,7 +237,7 @@ def test_any_query_is_answered_below_500(idp: dict[str, Any], path: str, query: 
     form=params,
 )
 def test_any_form_is_answered_below_500(idp: dict[str, Any], path: str, form: dict) -> None:
-    response = httpx.post(f"{idp['issuer']}{path}", data=form)
+    response = httpx2.post(f"{idp['issuer']}{path}", data=form)
     assert response.status_code < 500, response.text[:300]
 
 
@@ -252,9 +252,9 @@ def test_any_form_is_answered_below_500(idp: dict[str, Any], path: str, form: di
     )
 )
 def test_any_authorization_header_is_answered_below_500(idp: dict[str, Any], header: str) -> None:
-    response = httpx.get(idp["metadata"]["userinfo_endpoint"], headers={"Authorization": header})
+    response = httpx2.get(idp["metadata"]["userinfo_endpoint"], headers={"Authorization": header})
     assert response.status_code < 500
-    response = httpx.post(
+    response = httpx2.post(
         idp["metadata"]["token_endpoint"],
         data={"grant_type": "refresh_token", "refresh_token": "x"},
         headers={"Authorization": header},

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 import pytest
 from joserfc.jwk import RSAKey
@@ -32,7 +32,7 @@ def test_running_provider_made_an_owner_only_key(idp: dict[str, Any], idp_key_di
     key_file = idp_key_dir / KEY_FILE
     assert mode(key_file) == 0o600
     assert mode(idp_key_dir) == 0o700
-    published = {k["kid"] for k in httpx.get(idp["metadata"]["jwks_uri"]).json()["keys"]}
+    published = {k["kid"] for k in httpx2.get(idp["metadata"]["jwks_uri"]).json()["keys"]}
     assert load_signing_keys(idp_key_dir).kid in published
 
 

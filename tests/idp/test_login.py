@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.idp.flow import (
     FULL_SCOPE,
@@ -40,7 +40,7 @@ def test_discovery_names_every_endpoint_and_only_code_with_s256(idp: dict[str, A
 
 
 def test_jwks_publishes_public_rsa_keys_only(idp: dict[str, Any]) -> None:
-    keys = httpx.get(idp["metadata"]["jwks_uri"]).json()["keys"]
+    keys = httpx2.get(idp["metadata"]["jwks_uri"]).json()["keys"]
     assert keys
     for key in keys:
         assert key["kty"] == "RSA"
@@ -80,7 +80,7 @@ def test_id_token_has_nonce_and_profile_claims(idp: dict[str, Any]) -> None:
     assert claims["name"] == "Bob"
     assert claims["email"] == "bob@example.com"
     assert claims["picture"] == f"{idp['issuer']}/avatar/bob.svg"
-    assert httpx.get(claims["picture"]).headers["content-type"].startswith("image/svg+xml")
+    assert httpx2.get(claims["picture"]).headers["content-type"].startswith("image/svg+xml")
 
 
 def test_id_token_without_profile_scopes_has_no_profile_claims(idp: dict[str, Any]) -> None:
@@ -99,7 +99,7 @@ def test_resource_parameter_works_like_audience(idp: dict[str, Any]) -> None:
 
 def test_userinfo_returns_the_profile(idp: dict[str, Any]) -> None:
     result = login(idp)
-    response = httpx.get(
+    response = httpx2.get(
         idp["metadata"]["userinfo_endpoint"],
         headers={"Authorization": f"Bearer {result.token['access_token']}"},
     )

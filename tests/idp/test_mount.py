@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.devidp import backend_host, embedded_provider_mounts, is_loopback_url, should_mount
@@ -222,7 +222,7 @@ def test_a_public_url_serves_no_provider_over_http(tmp_path: Path) -> None:
     base, process, log = served(tmp_path, {"REFLEX_DEPLOY_URL": "https://app.example"})
     try:
         for path in ("/.well-known/openid-configuration", "/authorize", "/login", "/token"):
-            assert httpx.get(f"{base}/idp{path}").status_code == 404
+            assert httpx2.get(f"{base}/idp{path}").status_code == 404
     finally:
         stop(process)
     text = log.read_text()
@@ -236,7 +236,7 @@ def test_idp_enabled_serves_the_provider_on_a_public_url(tmp_path: Path) -> None
         tmp_path, {"REFLEX_DEPLOY_URL": "https://app.example", "IDP_ENABLED": "1"}
     )
     try:
-        response = httpx.get(f"{base}/idp/.well-known/openid-configuration")
+        response = httpx2.get(f"{base}/idp/.well-known/openid-configuration")
         assert response.status_code == 200
     finally:
         stop(process)
@@ -248,7 +248,7 @@ def test_a_backend_on_every_interface_serves_no_provider_over_http(tmp_path: Pat
     base, process, log = served(tmp_path, env)
     try:
         for path in ("/.well-known/openid-configuration", "/authorize", "/login", "/token"):
-            assert httpx.get(f"{base}/idp{path}").status_code == 404
+            assert httpx2.get(f"{base}/idp{path}").status_code == 404
     finally:
         stop(process)
     text = log.read_text()
@@ -260,7 +260,7 @@ def test_idp_enabled_serves_the_provider_on_every_interface(tmp_path: Path) -> N
     env = {"REFLEX_DEPLOY_URL": "http://localhost:3000", "BACKEND_HOST": EVERY_INTERFACE}
     base, process, log = served(tmp_path, {**env, "IDP_ENABLED": "1"})
     try:
-        response = httpx.get(f"{base}/idp/.well-known/openid-configuration")
+        response = httpx2.get(f"{base}/idp/.well-known/openid-configuration")
         assert response.status_code == 200
     finally:
         stop(process)
@@ -272,7 +272,7 @@ def test_idp_enabled_serves_the_provider_on_every_interface(tmp_path: Path) -> N
 def test_a_loopback_url_serves_the_provider(tmp_path: Path) -> None:
     base, process, _ = served(tmp_path, {"REFLEX_DEPLOY_URL": "http://localhost:3000"})
     try:
-        response = httpx.get(f"{base}/idp/.well-known/openid-configuration")
+        response = httpx2.get(f"{base}/idp/.well-known/openid-configuration")
         assert response.status_code == 200
     finally:
         stop(process)

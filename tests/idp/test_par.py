@@ -10,7 +10,7 @@ import secrets
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
+import httpx2
 import pytest
 
 from tests.idp.flow import FULL_SCOPE, Browser, callback_params, parse_page, verify
@@ -26,7 +26,7 @@ def challenge(verifier: str) -> str:
 
 def push(
     idp: dict[str, Any], client: str = "pingapp", *, auth: Any = None, **overrides: Any
-) -> tuple[httpx.Response, dict[str, str], str]:
+) -> tuple[httpx2.Response, dict[str, str], str]:
     """POST an authorization request to `/par`; the answer, the request and the verifier.
     An override of None leaves that parameter out."""
     verifier = secrets.token_urlsafe(48)
@@ -43,7 +43,7 @@ def push(
     } | overrides
     data = {k: v for k, v in params.items() if v is not None}
     endpoint = idp["metadata"]["pushed_authorization_request_endpoint"]
-    return httpx.post(endpoint, data=data, auth=auth), data, verifier
+    return httpx2.post(endpoint, data=data, auth=auth), data, verifier
 
 
 def authorize_url(idp: dict[str, Any], client_id: str, request_uri: str, **extra: str) -> str:
@@ -51,7 +51,7 @@ def authorize_url(idp: dict[str, Any], client_id: str, request_uri: str, **extra
     return f"{idp['metadata']['authorization_endpoint']}?{query}"
 
 
-def sign_in_and_consent(browser: Browser, page: httpx.Response, user: str) -> httpx.Response:
+def sign_in_and_consent(browser: Browser, page: httpx2.Response, user: str) -> httpx2.Response:
     if page.status_code == 200 and "signin" in parse_page(page.text).ids:
         page = browser.sign_in(page, user)
     if page.status_code == 200 and "consent-allow" in parse_page(page.text).ids:
@@ -60,7 +60,7 @@ def sign_in_and_consent(browser: Browser, page: httpx.Response, user: str) -> ht
 
 
 def exchange(idp: dict[str, Any], code: str, verifier: str, **extra: str) -> dict[str, Any]:
-    response = httpx.post(
+    response = httpx2.post(
         idp["metadata"]["token_endpoint"],
         data={
             "grant_type": "authorization_code",
@@ -75,7 +75,7 @@ def exchange(idp: dict[str, Any], code: str, verifier: str, **extra: str) -> dic
     return response.json()
 
 
-def refused_page(response: httpx.Response, error: str) -> None:
+def refused_page(response: httpx2.Response, error: str) -> None:
     assert response.status_code == 400
     assert "location" not in response.headers  # no redirect to the client
     assert error in response.text
@@ -149,7 +149,7 @@ def test_an_unknown_request_uri_is_refused(idp: dict[str, Any], request_uri: str
 def test_a_request_uri_expires(clocked_idp: dict[str, Any]) -> None:
     pushed, *_ = push(clocked_idp)
     request_uri = pushed.json()["request_uri"]
-    moved = httpx.post(
+    moved = httpx2.post(
         f"{clocked_idp['base']}/_clock", params={"clock": "clocked", "seconds": "61"}
     )
     assert moved.status_code == 200
@@ -162,7 +162,7 @@ def test_a_request_uri_expires(clocked_idp: dict[str, Any]) -> None:
 def test_a_request_uri_just_before_expiry_works(clocked_idp: dict[str, Any]) -> None:
     pushed, *_ = push(clocked_idp)
     request_uri = pushed.json()["request_uri"]
-    httpx.post(f"{clocked_idp['base']}/_clock", params={"clock": "clocked", "seconds": "59"})
+    httpx2.post(f"{clocked_idp['base']}/_clock", params={"clock": "clocked", "seconds": "59"})
     response = Browser(clocked_idp["issuer"]).open(
         authorize_url(clocked_idp, "pingapp", request_uri)
     )
@@ -230,7 +230,7 @@ def test_the_secret_is_not_kept_with_the_pushed_request(idp: dict[str, Any]) -> 
 
 def test_the_par_endpoint_takes_only_post(idp: dict[str, Any]) -> None:
     endpoint = idp["metadata"]["pushed_authorization_request_endpoint"]
-    assert httpx.get(endpoint, params={"client_id": "pingapp"}).status_code == 405
+    assert httpx2.get(endpoint, params={"client_id": "pingapp"}).status_code == 405
 
 
 def test_required_par_refuses_a_plain_authorization_request(par_idp: dict[str, Any]) -> None:

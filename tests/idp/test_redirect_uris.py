@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
+import httpx2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,7 +18,7 @@ from tests.idp.serve import APP_REDIRECT, OTHER_REDIRECT
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 
 
-def authorize(idp: dict[str, Any], **params: str | None) -> httpx.Response:
+def authorize(idp: dict[str, Any], **params: str | None) -> httpx2.Response:
     query = {
         "response_type": "code",
         "client_id": "pingapp",
@@ -30,10 +30,10 @@ def authorize(idp: dict[str, Any], **params: str | None) -> httpx.Response:
         **params,
     }
     query = {k: v for k, v in query.items() if v is not None}
-    return httpx.get(f"{idp['metadata']['authorization_endpoint']}?{urlencode(query)}")
+    return httpx2.get(f"{idp['metadata']['authorization_endpoint']}?{urlencode(query)}")
 
 
-def assert_error_page(response: httpx.Response) -> None:
+def assert_error_page(response: httpx2.Response) -> None:
     assert response.status_code == 400, response.text[:300]
     assert "location" not in response.headers
     assert response.headers["content-type"].startswith("text/html")
@@ -93,7 +93,7 @@ def test_bad_response_type_with_unknown_uri_is_not_redirected(idp: dict[str, Any
 
 def test_repeated_redirect_uri_gets_an_error_page(idp: dict[str, Any]) -> None:
     url = idp["metadata"]["authorization_endpoint"]
-    response = httpx.get(
+    response = httpx2.get(
         url,
         params=[
             ("response_type", "code"),
@@ -160,7 +160,7 @@ def test_the_docs_client_requires_pkce(default_idp: dict[str, Any]) -> None:
 
 
 def test_the_docs_client_is_public_and_refuses_a_secret(default_idp: dict[str, Any]) -> None:
-    response = httpx.post(
+    response = httpx2.post(
         default_idp["metadata"]["token_endpoint"],
         data={"grant_type": "authorization_code", "code": "x", "code_verifier": "v" * 43},
         auth=(DOCS_CLIENT_ID, "any-secret"),

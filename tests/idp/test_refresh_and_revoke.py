@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.idp.flow import login, verify
 from tests.idp.serve import AUDIENCE
 
 
 def refresh(idp: dict[str, Any], token: str, client_id: str = "pingapp", **extra: str):
-    return httpx.post(
+    return httpx2.post(
         idp["metadata"]["token_endpoint"],
         data={"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id}
         | extra,
@@ -19,14 +19,14 @@ def refresh(idp: dict[str, Any], token: str, client_id: str = "pingapp", **extra
 
 
 def revoke(idp: dict[str, Any], token: str, client_id: str = "pingapp", **extra: str):
-    return httpx.post(
+    return httpx2.post(
         idp["metadata"]["revocation_endpoint"],
         data={"token": token, "client_id": client_id} | extra,
     )
 
 
 def userinfo_status(idp: dict[str, Any], access_token: str) -> int:
-    return httpx.get(
+    return httpx2.get(
         idp["metadata"]["userinfo_endpoint"], headers={"Authorization": f"Bearer {access_token}"}
     ).status_code
 

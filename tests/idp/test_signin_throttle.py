@@ -17,7 +17,7 @@ import string
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.devidp.storage import MemoryStore
@@ -45,32 +45,32 @@ def proxied(idp_server: str) -> Iterator[dict[str, Any]]:
 
 
 def move_clock(base: str, seconds: float, clock: str = "throttle") -> None:
-    httpx.post(f"{base}/_clock", params={"seconds": seconds, "clock": clock}).raise_for_status()
+    httpx2.post(f"{base}/_clock", params={"seconds": seconds, "clock": clock}).raise_for_status()
 
 
 def browser_from(
     idp: dict[str, Any], address: str = "127.0.0.1", forwarded_for: str | None = None
 ) -> Browser:
     """A browser whose requests come from `address`, each with `X-Forwarded-For` if given."""
-    transport = httpx.HTTPTransport(local_address=address)
+    transport = httpx2.HTTPTransport(local_address=address)
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {}
-    return Browser(idp["issuer"], httpx.Client(timeout=10, transport=transport, headers=headers))
+    return Browser(idp["issuer"], httpx2.Client(timeout=10, transport=transport, headers=headers))
 
 
-def sign_in_page(idp: dict[str, Any], browser: Browser) -> httpx.Response:
+def sign_in_page(idp: dict[str, Any], browser: Browser) -> httpx2.Response:
     page, *_ = start(idp, browser, rp())
     assert "signin" in parse_page(page.text).ids
     return page
 
 
-def fail(browser: Browser, page: httpx.Response, user: str, times: int) -> httpx.Response:
+def fail(browser: Browser, page: httpx2.Response, user: str, times: int) -> httpx2.Response:
     for _ in range(times):
         page = browser.sign_in(page, user, "wrong-password")
         assert page.status_code == 401, page.status_code
     return page
 
 
-def refused(response: httpx.Response) -> int:
+def refused(response: httpx2.Response) -> int:
     """The `Retry-After` of a throttled answer (asserting it is one)."""
     assert response.status_code == 429
     assert form_error(response).startswith("Too many failed sign-ins. Try again in ")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 
 from tests.idp.flow import Browser, callback_params, finish, login, parse_page, rp, start, verify
 from tests.idp.serve import AUDIENCE
@@ -15,7 +15,7 @@ from tests.idp.test_par import authorize_url, push
 
 
 def move_clock(idp: dict[str, Any], seconds: int) -> float:
-    moved = httpx.post(
+    moved = httpx2.post(
         f"{idp['base']}/_clock", params={"clock": "clocked", "seconds": str(seconds)}
     )
     return float(moved.text)

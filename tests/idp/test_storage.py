@@ -6,7 +6,7 @@ import hashlib
 import threading
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import redis
 
@@ -125,7 +125,7 @@ def test_two_workers_share_codes_sessions_and_refresh_tokens(two_workers: str) -
         result = login(idp)
         # the session is seen by whichever worker answers next
         assert login(idp, result.browser).token["access_token"]
-        refreshed = httpx.post(
+        refreshed = httpx2.post(
             idp["metadata"]["token_endpoint"],
             data={
                 "grant_type": "refresh_token",
@@ -134,7 +134,7 @@ def test_two_workers_share_codes_sessions_and_refresh_tokens(two_workers: str) -
             },
         )
         assert refreshed.status_code == 200
-        reuse = httpx.post(
+        reuse = httpx2.post(
             idp["metadata"]["token_endpoint"],
             data={
                 "grant_type": "refresh_token",
@@ -191,7 +191,7 @@ def test_redis_holds_a_sign_in_in_progress_as_digests(two_workers: str, redis_ur
 def test_key_file_is_shared_by_the_workers(two_workers: str) -> None:
     idp = describe(two_workers)
     kids = {
-        tuple(k["kid"] for k in httpx.get(idp["metadata"]["jwks_uri"]).json()["keys"])
+        tuple(k["kid"] for k in httpx2.get(idp["metadata"]["jwks_uri"]).json()["keys"])
         for _ in range(12)
     }
     assert len(kids) == 1

@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.devidp.config import DEMO_USERS, IdpSettings
 from tests.idp.flow import Browser, form_error, parse_page, rp, start
 
 
-def sign_in_page(idp: dict[str, Any]) -> tuple[Browser, httpx.Response]:
+def sign_in_page(idp: dict[str, Any]) -> tuple[Browser, httpx2.Response]:
     browser = Browser(idp["issuer"])
     page, *_ = start(idp, browser, rp())
     assert "signin" in parse_page(page.text).ids
@@ -83,7 +83,7 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(idp: dict[str, Any]
 def test_avatar_is_the_same_kind_of_answer_for_any_name(idp: dict[str, Any]) -> None:
     answers = {}
     for name in ("alice", "carol", "nobody", "zed"):
-        response = httpx.get(f"{idp['issuer']}/avatar/{name}.svg")
+        response = httpx2.get(f"{idp['issuer']}/avatar/{name}.svg")
         answers[name] = response
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("image/svg+xml")

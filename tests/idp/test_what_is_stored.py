@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from typing import Any
 
-import httpx
+import httpx2
 
 from pingapp.devidp.interaction import BROWSER_COOKIE
 from pingapp.devidp.par import REQUEST_URI_PREFIX
@@ -25,7 +25,7 @@ FLOOD = 12
 
 
 def store(idp: dict[str, Any]) -> dict[str, Any]:
-    return httpx.get(f"{idp['base']}/_store").json()
+    return httpx2.get(f"{idp['base']}/_store").json()
 
 
 def junk() -> str:
@@ -39,7 +39,7 @@ def flood(idp: dict[str, Any]) -> None:
     challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
     for _ in range(FLOOD):
         cookies = {BROWSER_COOKIE: junk() + junk(), "idp_session": junk()}
-        http = httpx.Client(cookies=cookies, timeout=10)
+        http = httpx2.Client(cookies=cookies, timeout=10)
         answers = [
             # authorization requests authlib refuses
             http.get(f"{issuer}/authorize", params={"client_id": junk(), "state": junk()}),

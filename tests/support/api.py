@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 from granian.constants import Interfaces
 from granian.server.embed import Server as EmbeddedServer
@@ -34,12 +34,12 @@ async def serve(app: ASGIApp) -> AsyncIterator[str]:
     task = asyncio.create_task(server.serve())
     url = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient() as probe:
+        async with httpx2.AsyncClient() as probe:
             for _ in range(3000):  # until it listens; a readiness wait, not a timing
                 try:
                     await probe.get(url + "/")
                     break
-                except httpx.TransportError:
+                except httpx2.TransportError:
                     assert not task.done(), "the embedded server stopped"
                     await asyncio.sleep(0.01)
             else:
@@ -71,7 +71,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def challenge(response: httpx.Response) -> dict[str, str]:
+def challenge(response: httpx2.Response) -> dict[str, str]:
     """The parameters of a `WWW-Authenticate: Bearer ...` header, checked to be Bearer."""
     value = response.headers["www-authenticate"]
     scheme, _, rest = value.partition(" ")

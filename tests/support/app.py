@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 from cryptography.fernet import Fernet, InvalidToken
 
 from pingapp.auth.session import KEY_FILE, ServerSession
@@ -35,8 +35,8 @@ class RunningApp:
         stop_process_group(self.process)
 
     def up(self) -> bool:
-        page = httpx.get(self.url + "/ping", timeout=5, follow_redirects=True)
-        health = httpx.get(self.backend + "/_reflex/ping", timeout=5)
+        page = httpx2.get(self.url + "/ping", timeout=5, follow_redirects=True)
+        health = httpx2.get(self.backend + "/_reflex/ping", timeout=5)
         return page.status_code == 200 and "<html" in page.text and health.text == '"pong"'
 
     def wait_until_up(self) -> None:

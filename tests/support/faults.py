@@ -13,7 +13,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from tests.support.net import answers, free_port, wait_until
 from tests.support.processes import ROOT, granian_command, stop_process_group
@@ -87,11 +87,11 @@ class Provider:
         """Token answers say `expires_in` (negative: already expired; None: the
         provider's own), so the app holds its tokens as expired without waiting."""
         value = "" if expires_in is None else str(expires_in)
-        httpx.get(f"{self.base}/_fault", params={"expires_in": value}).raise_for_status()
+        httpx2.get(f"{self.base}/_fault", params={"expires_in": value}).raise_for_status()
 
     def slow(self, path: str, delay: float = SLOW) -> None:
         """Requests to paths under `path` wait `delay` s (0: no more)."""
-        httpx.get(f"{self.base}/_fault", params={"path": path, "delay": delay}).raise_for_status()
+        httpx2.get(f"{self.base}/_fault", params={"path": path, "delay": delay}).raise_for_status()
 
 
 class Gate:

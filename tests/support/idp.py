@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import jwt
 
 from pingapp.auth.oidc import BACKCHANNEL_LOGOUT_EVENT
@@ -70,7 +70,7 @@ def stop(process: subprocess.Popen) -> None:
 def describe(base: str, path: str = "/idp") -> dict[str, Any]:
     """The provider at `base` + `path`: its base, issuer and discovery document."""
     issuer = f"{base}{path}"
-    metadata = httpx.get(f"{issuer}/.well-known/openid-configuration").json()
+    metadata = httpx2.get(f"{issuer}/.well-known/openid-configuration").json()
     return {"base": base, "issuer": issuer, "metadata": metadata}
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+import httpx2
 
 
 class NotUp(AssertionError):
@@ -23,7 +23,7 @@ def free_port() -> int:
 
 def answers(url: str, text: str = "", *, status: int | None = 200, timeout: float = 2) -> bool:
     """Whether GET `url` answers (with `status`, None: any) with `text` in its body."""
-    response = httpx.get(url, timeout=timeout)
+    response = httpx2.get(url, timeout=timeout)
     return (status is None or response.status_code == status) and text in response.text
 
 
@@ -48,7 +48,7 @@ def wait_until(
         try:
             if ready():
                 return
-        except (httpx.TransportError, OSError):
+        except (httpx2.TransportError, OSError):
             pass
         if time.monotonic() >= deadline:
             raise NotUp(f"{what}: not ready within {timeout:.0f} s{_tail(log)}")

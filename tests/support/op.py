@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 from playwright.sync_api import Page, expect
 
 from tests.support.app import RunningApp, start_app
@@ -78,7 +78,7 @@ def start_op(
 
     def serves_its_issuer() -> bool:
         try:
-            return httpx.get(discovery, timeout=2).json().get("issuer") == issuer
+            return httpx2.get(discovery, timeout=2).json().get("issuer") == issuer
         except ValueError:
             return False  # up, but not answering JSON yet
 

@@ -1,11 +1,11 @@
 """AuthState and the sign-in's HTTP hops: every path of login, callback, refresh
 and logout.
 
-The provider here is an `httpx.MockTransport` answering discovery, JWKS, token,
+The provider here is an `httpx2.MockTransport` answering discovery, JWKS, token,
 userinfo and revocation with tokens this test signs; sessions, pending logins and
 tickets live in a real `Vault` on a temporary `DiskStore`. The two HTTP hops
 (`/auth/login`, `/auth/session`) are the real routes (`create_auth_routes`, driven
-through `httpx.ASGITransport`). Each tab has a browser whose raw cookies only the
+through `httpx2.ASGITransport`). Each tab has a browser whose raw cookies only the
 test knows (`JARS`); what its handlers see of them is what the app's handshake
 (`handshake_scope`) makes: one server-made Cookie header of references. Browser
 tests cover the same flow against the embedded provider.
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import jwt
 import pytest
 from cryptography.fernet import Fernet
@@ -98,13 +98,13 @@ class FakeProvider:
         claims = {k: v for k, v in claims.items() if v is not None}
         return jwt.encode(claims, self.sign_with, algorithm="RS256", headers={"kid": "k1"})
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
+    def handler(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(f"{request.method} {request.url.path}")
         if self.down:
-            raise httpx.ConnectError("down", request=request)
+            raise httpx2.ConnectError("down", request=request)
         path = request.url.path
         if path == "/.well-known/openid-configuration":
-            return httpx.Response(
+            return httpx2.Response(
                 200,
                 json={
                     "issuer": ISSUER,
@@ -119,19 +119,19 @@ class FakeProvider:
             )
         if path == "/par":
             self.pushed.append(parse_qs(request.content.decode()))
-            return httpx.Response(
+            return httpx2.Response(
                 201, json={"request_uri": "urn:ietf:params:oauth:request_uri:r1", "expires_in": 60}
             )
         if path == "/jwks":
             jwk = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
-            return httpx.Response(200, json={"keys": [{**jwk, "kid": "k1", "use": "sig"}]})
+            return httpx2.Response(200, json={"keys": [{**jwk, "kid": "k1", "use": "sig"}]})
         if path == "/oauth/token":
             form = parse_qs(request.content.decode())
             self.token_requests.append(form)
             if self.token_error:
-                return httpx.Response(400, json={"error": self.token_error})
+                return httpx2.Response(400, json={"error": self.token_error})
             self.counter += 1
-            return httpx.Response(
+            return httpx2.Response(
                 200,
                 json={
                     "access_token": f"access-{self.counter}",
@@ -143,11 +143,11 @@ class FakeProvider:
                 },
             )
         if path == "/userinfo":
-            return httpx.Response(200, json={"sub": "user-1", "picture": "https://p.test/a.png"})
+            return httpx2.Response(200, json={"sub": "user-1", "picture": "https://p.test/a.png"})
         if path == "/revoke":
             self.revoked.append(parse_qs(request.content.decode())["token"][0])
-            return httpx.Response(200)
-        return httpx.Response(404)
+            return httpx2.Response(200)
+        return httpx2.Response(404)
 
 
 @pytest.fixture
@@ -170,12 +170,12 @@ async def env(
     monkeypatch.setattr(routes, "_login_starts", MovingWindowRateLimiter(MemoryStorage()))
     settings = Settings(auth_issuer=ISSUER, auth_client_id=CLIENT_ID)
     vault = Vault(DiskStore(tmp_path / "sessions"), Fernet.generate_key(), max_age=86_400)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(provider.handler)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(provider.handler)) as client:
         with use_context(fake_context(client, settings, vault)):
             yield vault
 
 
-def fake_context(client: httpx.AsyncClient, settings: Settings, vault: Vault):
+def fake_context(client: httpx2.AsyncClient, settings: Settings, vault: Vault):
     """The application context of a backend at BACKEND serving FRONTEND, whose
     other tabs are not open (the notifier does nothing)."""
     return build_context(client, settings=settings, vault=vault, backend=BACKEND, frontend=FRONTEND)
@@ -290,23 +290,23 @@ def state_of(url: str) -> str:
 
 async def auth_route(
     url: str, cookie: str = "", client: tuple[str, int] = ("127.0.0.1", 50_000)
-) -> httpx.Response:
+) -> httpx2.Response:
     """GET `url` (under BACKEND/auth) from the real routes, as a browser at `client`
     sending `cookie`."""
     assert url.startswith(BACKEND + AUTH + "/")
-    transport = httpx.ASGITransport(app=create_auth_routes(), root_path=AUTH, client=client)
-    async with httpx.AsyncClient(transport=transport, base_url=BACKEND + AUTH) as http:
+    transport = httpx2.ASGITransport(app=create_auth_routes(), root_path=AUTH, client=client)
+    async with httpx2.AsyncClient(transport=transport, base_url=BACKEND + AUTH) as http:
         return await http.get(url, headers={"cookie": cookie} if cookie else {})
 
 
-def set_cookies(response: httpx.Response) -> dict[str, Morsel[str]]:
+def set_cookies(response: httpx2.Response) -> dict[str, Morsel[str]]:
     jar: SimpleCookie = SimpleCookie()
     for header in response.headers.get_list("set-cookie"):
         jar.load(header)
     return dict(jar)
 
 
-def after(cookie: str, response: httpx.Response) -> str:
+def after(cookie: str, response: httpx2.Response) -> str:
     """The Cookie header the browser sends once it took `response`'s Set-Cookie."""
     for name, morsel in set_cookies(response).items():
         cookie = with_cookie(cookie, name, None if morsel["max-age"] == "0" else morsel.value)

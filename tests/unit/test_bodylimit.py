@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -156,8 +156,8 @@ async def test_a_form_endpoint_behind_it_answers_413_not_500() -> None:
         routes=[Route("/form", form, methods=["POST"])],
         middleware=[Middleware(BodySizeLimit)],
     )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
         big = await client.post("/form", data={"a": "x" * MAX_BODY_BYTES})
         assert big.status_code == 413
         small = await client.post("/form", data={"a": "1", "b": "2"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.ping import calls
@@ -15,8 +15,8 @@ from tests.support.net import free_port
 URL = "http://127.0.0.1:9/api/public"
 
 
-def client_answering(handler) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+def client_answering(handler) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
 
 
 @pytest.fixture
@@ -28,9 +28,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 
 
 async def test_message_is_shown_with_status_and_time(clock: FakeClock) -> None:
-    def answer_after_a_quarter_second(_: httpx.Request) -> httpx.Response:
+    def answer_after_a_quarter_second(_: httpx2.Request) -> httpx2.Response:
         clock.advance(0.25)
-        return httpx.Response(200, json={"message": "hi"})
+        return httpx2.Response(200, json={"message": "hi"})
 
     async with client_answering(answer_after_a_quarter_second) as client:
         result = await call_api(client, URL)
@@ -41,7 +41,7 @@ async def test_message_is_shown_with_status_and_time(clock: FakeClock) -> None:
 
 
 async def test_an_answer_without_a_message_is_an_error() -> None:
-    async with client_answering(lambda _: httpx.Response(200, text="<html>")) as client:
+    async with client_answering(lambda _: httpx2.Response(200, text="<html>")) as client:
         result = await call_api(client, URL)
     assert not result.ok
     assert "without a message" in result.message
@@ -59,7 +59,7 @@ async def test_an_answer_without_a_message_is_an_error() -> None:
     ],
 )
 async def test_error_statuses_are_explained(status: int, body: dict | None, words: str) -> None:
-    async with client_answering(lambda _: httpx.Response(status, json=body)) as client:
+    async with client_answering(lambda _: httpx2.Response(status, json=body)) as client:
         result = await call_api(client, URL)
     assert not result.ok
     assert result.status_code == status
@@ -67,9 +67,9 @@ async def test_error_statuses_are_explained(status: int, body: dict | None, word
 
 
 async def test_a_timeout_says_so_and_is_timed_too(clock: FakeClock) -> None:
-    def time_out_after_two_seconds(request: httpx.Request) -> httpx.Response:
+    def time_out_after_two_seconds(request: httpx2.Request) -> httpx2.Response:
         clock.advance(2.0)
-        raise httpx.ReadTimeout("timed out", request=request)
+        raise httpx2.ReadTimeout("timed out", request=request)
 
     async with client_answering(time_out_after_two_seconds) as client:
         result = await call_api(client, URL)
@@ -82,7 +82,7 @@ async def test_a_timeout_says_so_and_is_timed_too(clock: FakeClock) -> None:
 async def test_an_unreachable_api_names_its_url() -> None:
     # A real connection to a port nobody listens on.
     url = f"http://127.0.0.1:{free_port()}/api/public"
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with httpx2.AsyncClient(timeout=5) as client:
         result = await call_api(client, url)
     assert not result.ok
     assert result.status_code == 0

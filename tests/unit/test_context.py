@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from cryptography.fernet import Fernet
 from starlette.applications import Starlette
@@ -38,8 +38,8 @@ async def test_the_lifespan_opens_one_client_with_pingapps_timeouts_and_closes_i
         client = context().client
         assert client is context().client
         # HTTP_TIMEOUT for the whole call; connecting gets at most 5 s of it.
-        assert client.timeout == httpx.Timeout(budget, connect=connect)
-        assert client.timeout != httpx.AsyncClient().timeout  # not httpx's defaults
+        assert client.timeout == httpx2.Timeout(budget, connect=connect)
+        assert client.timeout != httpx2.AsyncClient().timeout  # not httpx's defaults
         assert not client.follow_redirects
         assert context().oidc.http is client
     assert client.is_closed
@@ -58,5 +58,5 @@ async def test_this_backends_own_origin_is_answered_in_process(vault: Vault) -> 
         answer = await client.get("http://localhost:8000/api/public")
         assert answer.json() == {"message": "in process"}
         # Any other origin still goes over the network (here: nobody listens).
-        with pytest.raises(httpx.ConnectError):
+        with pytest.raises(httpx2.ConnectError):
             await client.get("http://127.0.0.1:9/api/public")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import httpx
+import httpx2
 import jwt
 import pytest
 from cryptography.fernet import Fernet
@@ -108,7 +108,7 @@ class Provider:
     always_ask_nonce: bool = False
     advertise: bool = True
     proofs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    requests: list[httpx.Request] = dataclasses.field(default_factory=list)
+    requests: list[httpx2.Request] = dataclasses.field(default_factory=list)
 
     def metadata(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -122,7 +122,7 @@ class Provider:
             document["dpop_signing_alg_values_supported"] = ["ES256", "RS256"]
         return document
 
-    def _proof(self, request: httpx.Request, access_token: str | None = None) -> dict[str, Any]:
+    def _proof(self, request: httpx2.Request, access_token: str | None = None) -> dict[str, Any]:
         verified = verify_proof(
             request.headers["DPoP"],
             method=request.method,
@@ -133,22 +133,22 @@ class Provider:
         self.proofs.append(verified.claims | {"jkt": verified.jkt})
         return verified.claims
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
         if request.url.path == "/.well-known/openid-configuration":
-            return httpx.Response(200, json=self.metadata())
+            return httpx2.Response(200, json=self.metadata())
         nonce_header = {"DPoP-Nonce": self.nonce} if self.nonce else {}
         if request.url.path == "/token":
             if "DPoP" not in request.headers:
-                return httpx.Response(200, json=self.tokens("Bearer"))
+                return httpx2.Response(200, json=self.tokens("Bearer"))
             try:
                 if self.always_ask_nonce:
                     raise DPoPError("a nonce", "use_dpop_nonce")
                 self._proof(request)
             except DPoPError as error:
                 body = {"error": error.error, "error_description": error.description}
-                return httpx.Response(400, json=body, headers=nonce_header)
-            return httpx.Response(200, json=self.tokens(self.token_type), headers=nonce_header)
+                return httpx2.Response(400, json=body, headers=nonce_header)
+            return httpx2.Response(200, json=self.tokens(self.token_type), headers=nonce_header)
         if request.url.path == "/userinfo":
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme == "DPoP":
@@ -157,19 +157,19 @@ class Provider:
                 except DPoPError as error:
                     challenge = f'DPoP error="{error.error}"'
                     headers = {"WWW-Authenticate": challenge, **nonce_header}
-                    return httpx.Response(401, headers=headers)
-            return httpx.Response(200, json={"sub": "user-1", "scheme": scheme})
-        return httpx.Response(404)
+                    return httpx2.Response(401, headers=headers)
+            return httpx2.Response(200, json={"sub": "user-1", "scheme": scheme})
+        return httpx2.Response(404)
 
     def tokens(self, token_type: str) -> dict[str, Any]:
         return {"access_token": "at-1", "refresh_token": "rt-1", "token_type": token_type}
 
-    def token_posts(self) -> list[httpx.Request]:
+    def token_posts(self) -> list[httpx2.Request]:
         return [r for r in self.requests if r.url.path == "/token"]
 
 
 def oidc_client(provider: Provider, **settings: Any) -> OIDCClient:
-    http = make_client(transport=httpx.MockTransport(provider))
+    http = make_client(transport=httpx2.MockTransport(provider))
     options = {"auth_issuer": ISSUER, "auth_client_id": "pingapp", **settings}
     return OIDCClient(http, Settings(**options), ISSUER)
 
@@ -308,14 +308,16 @@ class Upstream:
     and records each request's Authorization and DPoP headers."""
 
     answers: dict[str, list[tuple[int, dict[str, str]]]] = dataclasses.field(default_factory=dict)
-    sent: list[httpx.Request] = dataclasses.field(default_factory=list)
+    sent: list[httpx2.Request] = dataclasses.field(default_factory=list)
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         # A copy: a retry resends the same request object with new headers.
-        self.sent.append(httpx.Request(request.method, request.url, headers=request.headers.copy()))
+        self.sent.append(
+            httpx2.Request(request.method, request.url, headers=request.headers.copy())
+        )
         queue = self.answers.get(str(request.url), [(200, {})])
         status, headers = queue.pop(0) if len(queue) > 1 else queue[0]
-        return httpx.Response(status, headers=headers)
+        return httpx2.Response(status, headers=headers)
 
     def headers(self) -> list[tuple[str, str | None, str | None]]:
         return [
@@ -341,15 +343,15 @@ def provider_of(*credentials: Credential | None) -> tuple[Callable, list[str | N
 async def send(
     upstream: Upstream,
     url: str,
-    auth: httpx.Auth,
+    auth: httpx2.Auth,
     method: str = "GET",
     headers: dict[str, str] | None = None,
-) -> httpx.Response:
-    async with make_client(transport=httpx.MockTransport(upstream)) as client:
+) -> httpx2.Response:
+    async with make_client(transport=httpx2.MockTransport(upstream)) as client:
         return await client.request(method, url, auth=auth, headers=headers)
 
 
-def check(request: httpx.Request, token: str, key: DPoPKey = KEY, nonce: str | None = None):
+def check(request: httpx2.Request, token: str, key: DPoPKey = KEY, nonce: str | None = None):
     """The request carries `DPoP <token>` and a valid proof for it (else raises)."""
     assert request.headers["Authorization"] == f"DPoP {token}"
     return verify_proof(
@@ -490,7 +492,7 @@ async def test_a_renewed_token_may_come_back_as_bearer() -> None:
 
 
 def test_the_dpop_challenge_is_read_among_others() -> None:
-    response = httpx.Response(
+    response = httpx2.Response(
         401,
         headers=[
             ("WWW-Authenticate", 'Bearer realm="a, DPoP error=x", error="invalid_token"'),

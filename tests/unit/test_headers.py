@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from reflex_base.compiler.templates import vite_config_template
 from starlette.applications import Starlette
@@ -169,8 +169,8 @@ def backend_app() -> Starlette:
 
 
 async def test_the_wrapper_adds_the_page_headers_to_html_only() -> None:
-    transport = httpx.ASGITransport(app=with_security_headers(backend_app()))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+    transport = httpx2.ASGITransport(app=with_security_headers(backend_app()))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         page = await client.get("/")
         for name, value in PAGE_HEADERS.items():
             assert page.headers.get_list(name) == [value], name

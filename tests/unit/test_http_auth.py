@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.allowlist import AllowedTarget, Allowlist
@@ -48,7 +48,7 @@ class Server:
     answers: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     sent: list[Sent] = field(default_factory=list)
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.sent.append(
             Sent(
                 request.method,
@@ -59,14 +59,14 @@ class Server:
         )
         queue = self.answers.get(str(request.url), [(200, {})])
         status, headers = queue.pop(0) if len(queue) > 1 else queue[0]
-        return httpx.Response(status, headers=headers, text="answer")
+        return httpx2.Response(status, headers=headers, text="answer")
 
     @property
     def authorizations(self) -> list[tuple[str, str | None]]:
         return [(s.url, s.authorization) for s in self.sent]
 
 
-class WireTransport(httpx.AsyncBaseTransport):
+class WireTransport(httpx2.AsyncBaseTransport):
     """Reads the request body from its stream, as a network transport does.
 
     MockTransport buffers the body first, which would hide a body that cannot
@@ -76,11 +76,11 @@ class WireTransport(httpx.AsyncBaseTransport):
     def __init__(self, server: Server) -> None:
         self.server = server
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(request.stream, httpx.AsyncByteStream)
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        assert isinstance(request.stream, httpx2.AsyncByteStream)
         body = b"".join([chunk async for chunk in request.stream])
         return self.server(
-            httpx.Request(request.method, request.url, headers=request.headers, content=body)
+            httpx2.Request(request.method, request.url, headers=request.headers, content=body)
         )
 
 
@@ -118,16 +118,16 @@ def redirect(location: str, status: int = 302) -> list[tuple[int, dict[str, str]
 async def call(
     server: Server,
     url: str,
-    auth: httpx.Auth,
+    auth: httpx2.Auth,
     method: str = "GET",
     *,
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
     follow_redirects: bool = False,
-) -> httpx.Response:
+) -> httpx2.Response:
     """One call through pingapp's client (the shared one's options: no redirects of its
     own, no cookies), answered by `server`."""
-    async with make_client(transport=httpx.MockTransport(server)) as client:
+    async with make_client(transport=httpx2.MockTransport(server)) as client:
         return await client.request(
             method,
             url,
@@ -231,7 +231,7 @@ async def test_the_token_is_read_for_each_call_not_kept() -> None:
 async def test_the_shared_client_keeps_no_token_for_the_next_caller() -> None:
     # One user's call with BearerAuth, then anyone's call on the same pingapp client.
     server = Server()
-    async with make_client(transport=httpx.MockTransport(server)) as client:
+    async with make_client(transport=httpx2.MockTransport(server)) as client:
         await client.get("https://api.example.test/a", auth=Session().auth())
         await client.get("https://api.example.test/b")
         assert "Authorization" not in client.headers
@@ -361,7 +361,7 @@ async def test_a_streamed_body_is_resent_on_a_307_and_on_the_retry() -> None:
             "https://api.example.test/b": [(401, INVALID_TOKEN), (200, {})],
         }
     )
-    async with httpx.AsyncClient(transport=WireTransport(server)) as client:
+    async with httpx2.AsyncClient(transport=WireTransport(server)) as client:
         response = await client.post(
             "https://api.example.test/a", content=chunks(), auth=Session().auth()
         )
@@ -384,14 +384,14 @@ async def test_redirects_up_to_the_limit_are_followed() -> None:
 async def test_one_redirect_past_the_limit_raises() -> None:
     hops = {f"https://api.example.test/{n}": redirect(f"/{n + 1}") for n in range(4)}
     server = Server(hops)
-    with pytest.raises(httpx.TooManyRedirects):
+    with pytest.raises(httpx2.TooManyRedirects):
         await call(server, "https://api.example.test/0", Session().auth(max_redirects=3))
     assert len(server.sent) == 4  # the fourth redirect is not followed
 
 
 async def test_a_redirect_loop_ends() -> None:
     server = Server({"https://api.example.test/loop": redirect("/loop")})
-    with pytest.raises(httpx.TooManyRedirects):
+    with pytest.raises(httpx2.TooManyRedirects):
         await call(server, "https://api.example.test/loop", Session().auth())
     assert len(server.sent) == 6  # the first request and the 5 default redirects
 
@@ -404,7 +404,7 @@ async def test_a_client_that_follows_redirects_itself_is_refused() -> None:
 
 def test_a_sync_client_is_refused() -> None:
     with (
-        httpx.Client(transport=httpx.MockTransport(Server())) as client,
+        httpx2.Client(transport=httpx2.MockTransport(Server())) as client,
         pytest.raises(RuntimeError, match="AsyncClient"),
     ):
         client.get("https://api.example.test/a", auth=Session().auth())

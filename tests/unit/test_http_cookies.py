@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from cryptography.fernet import Fernet
 from starlette.applications import Starlette
@@ -142,4 +142,4 @@ async def test_a_cookie_given_per_request_still_goes_with_that_request_only(
 
 def test_the_shared_client_cannot_be_given_a_cookie_jar() -> None:
     with pytest.raises(ValueError, match="no cookies"):
-        make_client(cookies=httpx.Cookies())
+        make_client(cookies=httpx2.Cookies())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.keys import AmbiguousKey, KeyStore, KeysUnavailable, UnknownKey
@@ -26,10 +26,10 @@ class Jwks:
     def publish(self, *keys: Key) -> None:
         self.document = {"keys": [key.jwk() for key in keys]}
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
         assert str(request.url) == JWKS_URL
         self.calls += 1
-        return httpx.Response(self.status, json=self.document)
+        return httpx2.Response(self.status, json=self.document)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def clock() -> FakeClock:
 
 
 def store_for(jwks: Jwks, clock: FakeClock, **options: Any) -> KeyStore:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(jwks.handle))
+    client = httpx2.AsyncClient(transport=httpx2.MockTransport(jwks.handle))
     return KeyStore(JWKS_URL, client=lambda: client, monotonic=clock.monotonic, **options)
 
 
@@ -152,7 +152,7 @@ async def test_the_jwks_uri_may_be_found_by_discovery(jwks: Jwks, clock: FakeClo
         asked.append("discovery")
         return JWKS_URL
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(jwks.handle)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(jwks.handle)) as client:
         store = KeyStore(discover, client=client, monotonic=clock.monotonic)
         assert (await store.key("k1", "RS256")).key_id == "k1"
     assert asked == ["discovery"]
@@ -164,4 +164,4 @@ async def test_the_jwks_uri_may_be_found_by_discovery(jwks: Jwks, clock: FakeClo
 )
 def test_unsafe_options_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
-        KeyStore(JWKS_URL, client=httpx.AsyncClient, **options)
+        KeyStore(JWKS_URL, client=httpx2.AsyncClient, **options)

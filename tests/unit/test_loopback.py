@@ -3,7 +3,7 @@ origin; everything else, and every other host, is served as asked."""
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
@@ -34,13 +34,13 @@ def test_redirect_target(host: str, origin: str, expected: str | None) -> None:
     assert redirect_target(host, "/ping?a=1", origin) == expected
 
 
-def app() -> httpx.AsyncClient:
+def app() -> httpx2.AsyncClient:
     async def page(request) -> PlainTextResponse:
         return PlainTextResponse("served " + request.url.path)
 
     inner = Starlette(routes=[Route("/{path:path}", page, methods=["GET", "HEAD", "POST"])])
     wrapped = loopback_to_origin(inner, ORIGIN, passthrough=("/api", "/_reflex"))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped))
+    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=wrapped))
 
 
 async def test_a_page_under_127_0_0_1_is_sent_to_the_origin_with_its_path() -> None:

@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -191,9 +191,9 @@ def running_sample(tmp: Path, tls: tuple[Path, Path] | None = None) -> Iterator[
     try:
         for _ in range(1500):  # until it listens: a readiness wait, not a timing
             try:
-                httpx.get(url + "/", timeout=5, verify=verify)
+                httpx2.get(url + "/", timeout=5, verify=verify)
                 break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 assert nginx.poll() is None, nginx.stderr.read() if nginx.stderr else ""
                 time.sleep(0.02)
         yield Site(url, log, verify)
@@ -216,7 +216,7 @@ PROXIED = [
 
 @pytest.mark.parametrize("path", PROXIED)
 def test_proxied_answers_carry_the_security_headers_once(site: Site, path: str) -> None:
-    response = httpx.get(site.url + path)
+    response = httpx2.get(site.url + path)
     assert response.status_code == 200
     assert response.json() == {"ok": True}  # the backend's answer
     for name, value in STATIC_HEADERS.items():
@@ -228,13 +228,13 @@ def test_proxied_answers_carry_the_security_headers_once(site: Site, path: str) 
 
 def test_other_well_known_paths_are_not_the_backends(site: Site) -> None:
     # The static site's SPA fallback, not the backend's JSON.
-    response = httpx.get(site.url + "/.well-known/oauth-protected-resource")
+    response = httpx2.get(site.url + "/.well-known/oauth-protected-resource")
     assert response.text == "<html>spa</html>"
 
 
 @pytest.mark.parametrize("path", ["/", "/callback"])
 def test_the_pages_carry_the_apps_policy_and_headers(site: Site, path: str) -> None:
-    response = httpx.get(site.url + path)
+    response = httpx2.get(site.url + path)
     assert response.status_code == 200
     # The very policy `make prod` sends (pingapp.headers): no 'unsafe-eval', no
     # 'unsafe-inline' for scripts, no framing.
@@ -246,7 +246,7 @@ def test_the_pages_carry_the_apps_policy_and_headers(site: Site, path: str) -> N
 
 @pytest.mark.parametrize("path", ["/", "/callback", *PROXIED])
 def test_https_answers_carry_hsts(https_site: Site, path: str) -> None:
-    response = httpx.get(https_site.url + path, verify=https_site.verify)
+    response = httpx2.get(https_site.url + path, verify=https_site.verify)
     assert response.status_code == 200
     assert response.headers.get_list("strict-transport-security") == [HSTS]
 
@@ -259,7 +259,7 @@ def test_access_logs_have_paths_without_query_strings(site: Site) -> None:
         f"/api/public?access_token={SECRET}",
     ]
     for url in urls:
-        httpx.get(site.url + url)
+        httpx2.get(site.url + url)
     log = ""
     for _ in range(3000):  # nginx writes each line when its request ends
         log = site.access_log.read_text() if site.access_log.exists() else ""

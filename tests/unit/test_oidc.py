@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import pytest
 
 from pingapp.auth import oidc
@@ -41,12 +41,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http() -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient() as client:
         yield client
 
 
-def client_of(http: httpx.AsyncClient, server: Server, clock: FakeClock) -> oidc.OIDCClient:
+def client_of(http: httpx2.AsyncClient, server: Server, clock: FakeClock) -> oidc.OIDCClient:
     """The OIDC client of an app whose issuer is `server`."""
     url = server.issuer.url
     settings = Settings(auth_issuer=url, auth_client_id=CLIENT_ID)
@@ -54,7 +54,7 @@ def client_of(http: httpx.AsyncClient, server: Server, clock: FakeClock) -> oidc
 
 
 async def discover(issuer: str) -> dict:
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         return await Discovery(client, issuer).get()
 
 
@@ -62,7 +62,7 @@ async def discover(issuer: str) -> dict:
 
 
 async def test_a_sound_document_is_used_and_cached(
-    provider: Server, http: httpx.AsyncClient, clock: FakeClock
+    provider: Server, http: httpx2.AsyncClient, clock: FakeClock
 ) -> None:
     issuer = provider.issuer
     client = client_of(http, provider, clock)
@@ -151,7 +151,7 @@ def test_an_https_issuer_never_allows_http_on_its_own_host() -> None:
 
 
 async def test_with_the_issuer_down_concurrent_logins_cost_one_discovery_call(
-    provider: Server, http: httpx.AsyncClient, clock: FakeClock
+    provider: Server, http: httpx2.AsyncClient, clock: FakeClock
 ) -> None:
     issuer = provider.issuer
     issuer.discovery_status = 503
@@ -171,7 +171,7 @@ async def test_with_the_issuer_down_concurrent_logins_cost_one_discovery_call(
 
 
 async def test_an_unsafe_document_is_remembered_as_a_failure_too(
-    provider: Server, http: httpx.AsyncClient, clock: FakeClock
+    provider: Server, http: httpx2.AsyncClient, clock: FakeClock
 ) -> None:
     issuer = provider.issuer
     issuer.overrides = {"token_endpoint": "http://idp.example.test/token"}
@@ -186,7 +186,7 @@ async def test_an_unsafe_document_is_remembered_as_a_failure_too(
 
 
 async def test_with_the_key_set_down_concurrent_callbacks_cost_one_fetch(
-    provider: Server, http: httpx.AsyncClient, clock: FakeClock
+    provider: Server, http: httpx2.AsyncClient, clock: FakeClock
 ) -> None:
     issuer = provider.issuer
     issuer.publish(new_key("key-1"))
@@ -210,7 +210,7 @@ async def test_with_the_key_set_down_concurrent_callbacks_cost_one_fetch(
 
 
 async def test_a_key_set_without_usable_keys_is_a_clear_error(
-    provider: Server, http: httpx.AsyncClient, clock: FakeClock
+    provider: Server, http: httpx2.AsyncClient, clock: FakeClock
 ) -> None:
     issuer = provider.issuer
     issuer.jwks = {"keys": [{"kty": "nonsense", "kid": "x"}]}
@@ -325,15 +325,15 @@ async def test_the_start_up_probe_leaves_no_failure_cooldown(clock: FakeClock) -
     up = False
     calls: list[str] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx2.Request) -> httpx2.Response:
         calls.append(request.url.path)
         if not up:
-            return httpx.Response(503)
-        return httpx.Response(
+            return httpx2.Response(503)
+        return httpx2.Response(
             200, json={"issuer": issuer, "authorization_endpoint": issuer + "authorize"}
         )
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(answer)) as client:
         discovery = Discovery(client, issuer, monotonic=clock.monotonic)
         with pytest.raises(ProviderUnavailable):
             await discovery.probe()

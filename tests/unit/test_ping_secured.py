@@ -1,7 +1,7 @@
 """The secured pings: the session is checked in the handler, the token goes only to
 allow-listed origins, and an `invalid_token` answer is refreshed once and retried.
 
-The API is an `httpx.MockTransport`; sessions live in a real `Vault` on a temporary
+The API is an `httpx2.MockTransport`; sessions live in a real `Vault` on a temporary
 `DiskStore`, and the tab's connection carries what the app's handshake
 (`handshake_scope`) makes of the browser's cookies: references only. The browser
 tests run the same handlers against the real API.
@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 import reflex as rx
 from cryptography.fernet import Fernet
@@ -38,7 +38,7 @@ def vault(tmp_path: Path) -> Vault:
     return Vault(DiskStore(tmp_path / "sessions"), Fernet.generate_key(), max_age=86_400)
 
 
-def fake_context(client: httpx.AsyncClient, vault: Vault, **values: str) -> AppContext:
+def fake_context(client: httpx2.AsyncClient, vault: Vault, **values: str) -> AppContext:
     """The application context of a backend on localhost whose API is at API."""
     settings = Settings(api_url=API, **values)  # pyright: ignore[reportArgumentType]
     return build_context(
@@ -98,17 +98,17 @@ async def api(vault: Vault) -> AsyncIterator[Seen]:
     each request as it was sent (a retry reuses the request object)."""
     seen: Seen = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx2.Request) -> httpx2.Response:
         seen.append((str(request.url), request.headers.get("authorization")))
         if request.headers.get("authorization") != "Bearer token-1":
-            return httpx.Response(
+            return httpx2.Response(
                 401,
                 json={"error": "invalid_token", "error_description": "no good"},
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
-        return httpx.Response(200, json={"message": "Hello from a private endpoint!"})
+        return httpx2.Response(200, json={"message": "Hello from a private endpoint!"})
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(answer)) as client:
         with use_context(fake_context(client, vault)):
             yield seen
 

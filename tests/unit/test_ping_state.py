@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from cryptography.fernet import Fernet
 
@@ -37,15 +37,15 @@ def vault(tmp_path: Path) -> Vault:
 @contextlib.asynccontextmanager
 async def serving(
     vault: Vault,
-    api: Callable[[httpx.Request], httpx.Response]
-    | Callable[[httpx.Request], Coroutine[None, None, httpx.Response]],
+    api: Callable[[httpx2.Request], httpx2.Response]
+    | Callable[[httpx2.Request], Coroutine[None, None, httpx2.Response]],
     *,
     spinner_delay: float = 5.0,
 ) -> AsyncIterator[None]:
     """The application context, with API_URL answered by `api` (its answers come at
     once, so a spinner delay of seconds shows no spinner however slow the machine)."""
     settings = Settings(api_url="http://127.0.0.1:9/base", ping_spinner_delay=spinner_delay)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(api)) as client:
         built = build_context(
             client, settings=settings, vault=vault, backend=BACKEND, frontend=BACKEND
         )
@@ -54,11 +54,11 @@ async def serving(
 
 
 async def test_public_ping_calls_api_url_public(vault: Vault) -> None:
-    requests: list[httpx.Request] = []
+    requests: list[httpx2.Request] = []
 
-    def api(request: httpx.Request) -> httpx.Response:
+    def api(request: httpx2.Request) -> httpx2.Response:
         requests.append(request)
-        return httpx.Response(200, json={"message": "Hello from a public endpoint!"})
+        return httpx2.Response(200, json={"message": "Hello from a public endpoint!"})
 
     state = new_state()
     async with serving(vault, api):
@@ -78,9 +78,9 @@ async def test_public_ping_calls_api_url_public(vault: Vault) -> None:
 async def test_a_slow_answer_shows_the_spinner_first(vault: Vault) -> None:
     release = asyncio.Event()
 
-    async def api(request: httpx.Request) -> httpx.Response:
+    async def api(request: httpx2.Request) -> httpx2.Response:
         await release.wait()  # answers only once the spinner is on the page
-        return httpx.Response(200, json={"message": "Late, but here"})
+        return httpx2.Response(200, json={"message": "Late, but here"})
 
     state = new_state()
     state.message = "the last answer"
@@ -94,8 +94,8 @@ async def test_a_slow_answer_shows_the_spinner_first(vault: Vault) -> None:
 
 
 async def test_no_spinner_delay_shows_the_spinner_at_once(vault: Vault) -> None:
-    def api(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"message": "hi"})
+    def api(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"message": "hi"})
 
     state = new_state()
     async with serving(vault, api, spinner_delay=0):
@@ -104,8 +104,8 @@ async def test_no_spinner_delay_shows_the_spinner_at_once(vault: Vault) -> None:
 
 
 async def test_each_answer_counts_even_when_the_message_repeats(vault: Vault) -> None:
-    def api(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"message": "same"})
+    def api(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"message": "same"})
 
     state = new_state()
     async with serving(vault, api):
@@ -115,8 +115,8 @@ async def test_each_answer_counts_even_when_the_message_repeats(vault: Vault) ->
 
 
 async def test_a_failed_ping_clears_the_spinner_and_explains(vault: Vault) -> None:
-    def down(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
+    def down(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused", request=request)
 
     state = new_state()
     async with serving(vault, down):
@@ -130,11 +130,11 @@ async def test_a_failed_ping_clears_the_spinner_and_explains(vault: Vault) -> No
 async def test_a_second_click_while_running_is_ignored(vault: Vault) -> None:
     state = new_state()
     state.running = "public"
-    calls: list[httpx.Request] = []
+    calls: list[httpx2.Request] = []
 
-    def api(request: httpx.Request) -> httpx.Response:
+    def api(request: httpx2.Request) -> httpx2.Response:
         calls.append(request)
-        return httpx.Response(200, json={"message": "hi"})
+        return httpx2.Response(200, json={"message": "hi"})
 
     async with serving(vault, api):
         assert await run(PingState.ping_public, state) == []

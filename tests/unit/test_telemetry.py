@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from cryptography.fernet import Fernet
 from starlette.applications import Starlette
@@ -89,7 +89,7 @@ async def test_off_the_wrappers_pass_the_request_through_untouched(off: None) ->
         await PlainTextResponse("ok")(scope, receive, send)
 
     wrapped = telemetry_instrument.count_websockets(telemetry_instrument.instrument_asgi(app))
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped))
+    client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=wrapped))
     transport = client._transport
     telemetry_instrument.instrument_client(client)
     assert client._transport is transport
@@ -142,7 +142,7 @@ async def test_a_call_through_the_shared_client_is_one_trace_without_the_query(
     otlp: OtlpReceiver,
 ) -> None:
     app = telemetry_instrument.instrument_asgi(app_echoing_its_query())
-    client = httpx.AsyncClient(mounts={"http://app": httpx.ASGITransport(app=app)})
+    client = httpx2.AsyncClient(mounts={"http://app": httpx2.ASGITransport(app=app)})
     telemetry_instrument.instrument_client(client)
     async with client:
         with telemetry.span("pingapp.ping", root=True) as root:
@@ -256,7 +256,7 @@ def otlp_points(otlp: OtlpReceiver, name: str) -> list:
 
 async def test_an_api_refusal_is_counted_and_audited(otlp: OtlpReceiver) -> None:
     api = create_api(cors_origins=[])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api)) as client:
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=api)) as client:
         answer = await client.get("http://api/private")
     assert answer.status_code == 401
     telemetry_setup.flush()
