@@ -28,13 +28,18 @@ def _git(*args: str) -> str:
     ).stdout.strip()
 
 
+def _pins(requirements: str) -> set[str]:
+    """The requirement lines of a requirements file (its comments pin nothing)."""
+    return {line.strip() for line in requirements.splitlines() if line.split("#", 1)[0].strip()}
+
+
 def checkout(ref: str) -> tuple[Path, str]:
     """A worktree of `ref` sharing this checkout's tools; its path and short commit."""
     commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
     short = commit[:9]
     for name in REQUIREMENTS:
-        theirs = set(_git("show", f"{commit}:{name}").splitlines())
-        if not theirs <= set((ROOT / name).read_text().splitlines()):
+        theirs = _pins(_git("show", f"{commit}:{name}"))
+        if not theirs <= _pins((ROOT / name).read_text()):
             raise SystemExit(f"{ref} pins other packages in {name}: no shared .venv possible")
     tree = Path(tempfile.gettempdir()) / f"pingapp-baseline-{short}"
     if not (tree / ".git").exists():
