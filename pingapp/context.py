@@ -1,24 +1,34 @@
 """The application context: everything the handlers share, built once.
 
 The settings, the shared HTTP client, the session vault, the OIDC client, the
-token allowlist, the app's own URLs and the tab notifier live in one
-`AppContext`, built by the backend's lifespan (`serve_context`) and reached
-through one accessor, `context()`. Tests install their own with `use_context`.
+API's token verifier and DPoP policy, the token allowlist, the app's own URLs and
+the tab notifier live in one `AppContext`, built by the backend's lifespan
+(`serve_context`) and reached through one accessor, `context()`. Tests install
+their own with `use_context`.
+
+One issuer, one discovery and one key store: the sign-in (`oidc`) and the API
+(`verifier`) share them, and so the failure cooldown (AUTH_FAILURE_COOLDOWN).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
 import httpx2
+from reflex.config import get_config
 from starlette.types import ASGIApp
 
 from pingapp.allowlist import Allowlist
+from pingapp.api.dpop import DPoPPolicy, build_dpop_policy
+from pingapp.api.security import NotConfigured, build_verifier
+from pingapp.api.verifier import TokenVerifier
 from pingapp.auth.dpop import NonceMemory
 from pingapp.auth.oidc import OIDCClient
 from pingapp.auth.session import Vault, build_vault
+from pingapp.discovery import Discovery
 from pingapp.http import http_client_lifespan
 from pingapp.settings import Settings, get_settings
 from pingapp.urls import backend_url, frontend_url
@@ -41,6 +51,10 @@ class AppContext:
     client: httpx2.AsyncClient
     vault: Vault
     oidc: OIDCClient
+    #: The API's access-token check (None without AUTH_AUDIENCE: every request is
+    #: refused with a clear reason) and its DPoP policy (`pingapp.api`).
+    verifier: TokenVerifier | None
+    dpop_policy: DPoPPolicy
     #: Where an access token may be sent (API_ALLOWED_ORIGINS).
     allowlist: Allowlist
     #: This backend's base URL, and where the browser loads the app.
@@ -68,16 +82,39 @@ def build_context(
     vault: Vault | None = None,
     backend: str | None = None,
     frontend: str | None = None,
+    redis_url: str | None = None,
     sign_out_tabs: TabNotifier = _no_tabs,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> AppContext:
-    """A context on `client`; what is not given comes from the settings and Reflex's config."""
+    """A context on `client`; what is not given comes from the settings and Reflex's
+    config (`redis_url`: the DPoP replay cache's; REFLEX_REDIS_URL). `monotonic`:
+    the discovery's and key store's clock (injected by tests)."""
     settings = settings or get_settings()
     backend = (backend or backend_url()).rstrip("/")
+    if redis_url is None:
+        redis_url = get_config().redis_url
+    issuer = settings.effective_issuer(backend)
+    discovery = Discovery(
+        client, issuer, failure_cooldown=settings.auth_failure_cooldown, monotonic=monotonic
+    )
+    keys = discovery.key_store(
+        algorithms=settings.auth_algorithms,
+        fetch_timeout=settings.key_fetch_timeout,
+        monotonic=monotonic,
+    )
+    try:
+        verifier = build_verifier(
+            settings, backend=backend, client=client, discovery=discovery, keys=keys
+        )
+    except NotConfigured:
+        verifier = None
     return AppContext(
         settings=settings,
         client=client,
         vault=vault or build_vault(settings),
-        oidc=OIDCClient(client, settings, settings.effective_issuer(backend)),
+        oidc=OIDCClient(client, settings, issuer, discovery=discovery, keys=keys),
+        verifier=verifier,
+        dpop_policy=build_dpop_policy(settings, backend=backend, redis_url=redis_url),
         allowlist=Allowlist(settings.allowed_origins(backend)),
         backend_url=backend,
         frontend_url=(frontend or frontend_url()).rstrip("/"),

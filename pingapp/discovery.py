@@ -9,13 +9,14 @@ flood of requests costs one outbound call (item 39).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
 
-from pingapp.auth.errors import LoginError, ProviderUnavailable
+from pingapp.errors import LoginError, ProviderUnavailable
+from pingapp.keys import ClientSource, KeyStore
 from pingapp.singleflight import SingleFlight
 from pingapp.urls import is_loopback_host, is_secure_url
 
@@ -123,32 +124,74 @@ class Discovery:
 
     After a failure, callers get the same `LoginError` for `failure_cooldown`
     seconds without another outbound call (docs/security.md items 39-40).
+
+    One per issuer in the app (`pingapp.context`): the sign-in and the API share it.
+    `client` is an `httpx2.AsyncClient` or a zero-argument function returning one.
+    `required` names the fields a usable document must have (beyond the checks of
+    `check_metadata`); the one the sign-in uses needs `authorization_endpoint`.
     """
 
     def __init__(
         self,
-        client: httpx2.AsyncClient,
+        client: ClientSource,
         issuer: str,
         *,
         failure_cooldown: float = DISCOVERY_FAILURE_COOLDOWN,
         ttl: float = METADATA_TTL,
+        required: tuple[str, ...] = ("authorization_endpoint",),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client = client
+        self._client = client
         self.issuer = issuer
         self.url = issuer.rstrip("/") + "/.well-known/openid-configuration"
         self.ttl = ttl
+        self.required = required
         self._monotonic = monotonic
         self._flight: SingleFlight[dict[str, Any]] = SingleFlight(
             failure_cooldown=failure_cooldown, monotonic=monotonic
         )
         self._cached: tuple[float, dict[str, Any]] | None = None
 
+    @property
+    def failure_cooldown(self) -> float:
+        return self._flight.failure_cooldown
+
     async def get(self) -> dict[str, Any]:
         """The checked discovery document (from the cache while it is fresh)."""
         if self._cached and self._monotonic() - self._cached[0] < self.ttl:
             return self._cached[1]
         return await self._flight.run(self.issuer, self._fetch)
+
+    async def jwks_uri(self) -> str:
+        """Where the issuer publishes its keys: a `KeyStore`'s locator, so any failure
+        is a `ValueError` with the reason (the store reports it as `KeysUnavailable`)."""
+        try:
+            uri = (await self.get()).get("jwks_uri")
+        except LoginError as problem:
+            raise ValueError(problem.detail) from None
+        if not isinstance(uri, str):
+            msg = f"{self.url} has no jwks_uri"
+            raise ValueError(msg)
+        return uri
+
+    def key_store(
+        self,
+        *,
+        algorithms: Iterable[str],
+        fetch_timeout: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> KeyStore:
+        """The issuer's signing keys (one store per issuer: the sign-in's ID and
+        logout tokens and the API's access tokens alike), on this discovery's client
+        and failure cooldown."""
+        return KeyStore(
+            self.jwks_uri,
+            client=self._client,
+            algorithms=algorithms,
+            failure_retry=self.failure_cooldown,
+            fetch_timeout=fetch_timeout,
+            monotonic=monotonic,
+        )
 
     async def probe(self) -> dict[str, Any]:
         """Fetch the document now, outside the failure cooldown: a success is cached
@@ -162,13 +205,15 @@ class Discovery:
         return self._flight.fetches
 
     async def _fetch(self) -> dict[str, Any]:
+        client = self._client() if callable(self._client) else self._client
         document = check_metadata(
-            await get_json(self.client, self.url, "discovery document"), self.issuer, self.url
+            await get_json(client, self.url, "discovery document"), self.issuer, self.url
         )
-        if not isinstance(document.get("authorization_endpoint"), str):
-            raise ProviderUnavailable(
-                "The sign-in provider's discovery document is incomplete",
-                f"{self.url} has no authorization_endpoint. Check AUTH_ISSUER.",
-            )
+        for name in self.required:
+            if not isinstance(document.get(name), str):
+                raise ProviderUnavailable(
+                    "The sign-in provider's discovery document is incomplete",
+                    f"{self.url} has no {name}. Check AUTH_ISSUER.",
+                )
         self._cached = (self._monotonic(), document)
         return document

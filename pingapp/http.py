@@ -91,34 +91,11 @@ def make_client(*, http_timeout: float | None = None, **kwargs: object) -> httpx
     return httpx2.AsyncClient(**options)
 
 
-_client: httpx2.AsyncClient | None = None
-
-
-def shared_client() -> httpx2.AsyncClient:
-    """The process's shared client (the app reaches it as `context().client`)."""
-    if _client is None:
-        msg = "the shared HTTP client is not open (is the backend's lifespan running?)"
-        raise RuntimeError(msg)
-    return _client
-
-
-@contextlib.asynccontextmanager
-async def use_client(client: httpx2.AsyncClient) -> AsyncIterator[httpx2.AsyncClient]:
-    """Install `client` as the shared client for the duration of the block."""
-    global _client  # the one process-wide client, by design
-    previous, _client = _client, client
-    try:
-        async with client:
-            yield client
-    finally:
-        _client = previous
-
-
 @contextlib.asynccontextmanager
 async def http_client_lifespan(
     in_process: Mapping[str, ASGIApp] | None = None, *, http_timeout: float | None = None
 ) -> AsyncIterator[httpx2.AsyncClient]:
-    """Open the shared client for the block (a lifespan task: the app's, through
+    """Open the process's shared client for the block (the app's lifespan, through
     `pingapp.context.serve_context`, or the API's when it is served on its own).
 
     `in_process` maps an origin (this backend's own) to the ASGI app that serves
@@ -130,7 +107,7 @@ async def http_client_lifespan(
     # With telemetry on, each call is a client span whose `traceparent` goes with it
     # (the in-process API's spans join the caller's trace); off, nothing changes.
     telemetry_instrument.instrument_client(client)
-    async with use_client(client) as client:
+    async with client:
         yield client
 
 

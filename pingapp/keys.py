@@ -77,7 +77,7 @@ class KeyStore:
     `jwks_uri` is the URL, or a coroutine function that finds it (discovery),
     called inside the same `fetch_timeout` deadline as the fetch. `client` is an
     `httpx2.AsyncClient` or a zero-argument function returning one (such as
-    `pingapp.http.shared_client`); the store never closes it. `algorithms`
+    the verifier's own); the store never closes it. `algorithms`
     limits the keys kept (default: every asymmetric algorithm); `none` and
     `HS*` are refused. `monotonic` is the clock (injected by tests).
 

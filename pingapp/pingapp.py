@@ -16,7 +16,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pingapp import routes, telemetry_instrument, telemetry_setup
-from pingapp.api import create_api, verifier_lifespan
+from pingapp.api import create_api
 from pingapp.api.metadata import WELL_KNOWN, well_known_route
 from pingapp.auth.cookies import handshake_scope
 from pingapp.auth.devices import describe_agent
@@ -53,7 +53,9 @@ _states.chmod(0o700)
 
 # The API, the sign-in hops and the embedded provider. Reflex's own routes
 # (/_reflex/...) and pages go to the Reflex app; these prefixes come here first.
-api = create_api()
+# The API's verifier and DPoP policy are the application context's (built with the
+# sign-in's, on one discovery and key store per issuer, when the backend starts).
+api = create_api(verifier=lambda: context().verifier, dpop=lambda: context().dpop_policy)
 backend = Starlette(
     routes=[
         Mount("/api", app=api),
@@ -150,7 +152,6 @@ async def application_context() -> AsyncIterator[None]:
 # instrumented), shut down (flushed) last.
 app.register_lifespan_task(telemetry_setup.lifespan)
 app.register_lifespan_task(application_context)
-app.register_lifespan_task(verifier_lifespan)
 
 app.add_page(home, route=routes.HOME, title="pingapp", on_load=AuthState.restore)
 app.add_page(ping, route=routes.PING, title="Ping · pingapp", on_load=AuthState.restore)

@@ -293,6 +293,11 @@ class Settings(BaseSettings):
         return EMBEDDED_DOCS_CLIENT_ID if self.uses_embedded_provider else self.auth_client_id
 
     @property
+    def key_fetch_timeout(self) -> float:
+        """How long a request waits for the issuer's keys: HTTP_TIMEOUT, at most 5 s."""
+        return min(self.http_timeout, 5.0)
+
+    @property
     def issuer(self) -> str | None:
         """The external issuer, or None when the embedded provider is used."""
         if self.auth0_domain:

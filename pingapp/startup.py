@@ -20,9 +20,9 @@ import os
 import sys
 from pathlib import Path
 
-from pingapp.auth.errors import LoginError
 from pingapp.auth.session import session_key
 from pingapp.context import AppContext
+from pingapp.errors import LoginError
 from pingapp.routes import CALLBACK, HOME
 from pingapp.settings import ConfigurationError, Settings, check_public_url
 

@@ -10,7 +10,7 @@ held by `pingapp.keys.KeyStore`.
 from pingapp.api.app import create_api
 from pingapp.api.dpop import DPoPPolicy
 from pingapp.api.metadata import well_known_route
-from pingapp.api.security import VerifiedToken, require_scopes, verifier_lifespan
+from pingapp.api.security import VerifiedToken, require_scopes
 from pingapp.api.verifier import AccessToken, TokenVerifier
 
 __all__ = [
@@ -20,6 +20,5 @@ __all__ = [
     "VerifiedToken",
     "create_api",
     "require_scopes",
-    "verifier_lifespan",
     "well_known_route",
 ]

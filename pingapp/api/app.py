@@ -20,24 +20,26 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from pingapp.api.dpop import WELL_KNOWN, DPoPPolicy
+from pingapp.api.dpop import WELL_KNOWN, PolicySource
 from pingapp.api.errors import install_error_handlers, insufficient_user_authentication
 from pingapp.api.metadata import metadata_route
 from pingapp.api.security import (
     NotConfigured,
     VerifiedToken,
+    VerifierSource,
+    build_verifier,
     challenged,
     require_scopes,
     route_scopes,
     scheme_of,
     security_scheme,
-    verifier_lifespan,
     verifier_of,
 )
-from pingapp.api.verifier import AccessToken, TokenVerifier
+from pingapp.api.verifier import AccessToken
 from pingapp.headers import docs_policy, inline_scripts
 from pingapp.http import http_client_lifespan
-from pingapp.settings import get_settings, origin_of
+from pingapp.settings import get_settings
+from pingapp.urls import backend_url, origin_of
 
 #: The scope the tutorial's scoped endpoint needs.
 READ_MESSAGES = "read:messages"
@@ -194,25 +196,32 @@ def _docs_router(api: FastAPI) -> APIRouter:
 
 
 def create_api(
-    verifier: TokenVerifier | None = None,
+    verifier: VerifierSource | None = None,
     *,
     cors_origins: list[str] | None = None,
-    dpop: DPoPPolicy | None = None,
+    dpop: PolicySource | None = None,
 ) -> FastAPI:
     """Build the API app; Reflex mounts it at `/api`.
 
-    `verifier` defaults to one built from the settings on first use (the
-    caller owns a verifier it passes in); `dpop` likewise (`default_dpop_policy`).
+    `verifier` and `dpop`: the app passes functions giving its context's (one
+    discovery and key store per issuer, shared with the sign-in: `pingapp.context`);
+    a caller may pass its own objects (and owns them). Without them, the API served
+    on its own builds both from the settings (`build_verifier`, `build_dpop_policy`).
     `cors_origins` defaults to CORS_ORIGINS, or the app's own origins. The app
     in front serves the RFC 9728 metadata with `pingapp.api.metadata.well_known_route`.
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Runs when the API is served on its own: the process's shared client
-        # for its outbound calls. Under Reflex's mount, pingapp registers the
-        # shared client's and `verifier_lifespan` as lifespan tasks instead.
-        async with http_client_lifespan(), verifier_lifespan():
+        # Runs when the API is served on its own (under Reflex's mount, the app's
+        # context gives the client and the verifier): one client for its outbound
+        # calls, and the verifier on it.
+        async with http_client_lifespan() as client:
+            if api.state.token_verifier is None:
+                with contextlib.suppress(NotConfigured):  # each request says so
+                    api.state.token_verifier = build_verifier(
+                        get_settings(), backend=backend_url(), client=client
+                    )
             yield
 
     api = FastAPI(

@@ -5,7 +5,7 @@ whether a server nonce is demanded (`nonces`), which proof algorithms are allowe
 how old (60 s) or early (5 s) a proof's `iat` may be, where seen `jti`s are
 remembered (`replay`, with a bounded share per proof key) and the API's public URL,
 from which each request's `htu` and the RFC 9728 metadata URL are built. The app's
-policy comes from the settings (`default_dpop_policy`); `create_api(dpop=...)` sets
+policy comes from the settings (`build_dpop_policy`); `create_api(dpop=...)` sets
 another.
 
 `check_dpop` runs on every request sent with the DPoP scheme, after the token
@@ -16,7 +16,6 @@ never does): exactly one `DPoP` header, every check of `pingapp.dpop.check_proof
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import time
 from collections.abc import Callable, Mapping
@@ -38,7 +37,8 @@ from pingapp.dpop import (
     check_proof,
 )
 from pingapp.dpop.proof import DEFAULT_IAT_SKEW
-from pingapp.settings import origin_of
+from pingapp.settings import Settings, get_settings
+from pingapp.urls import origin_of
 
 #: Where RFC 9728 §3.1 puts a resource's metadata: this, then the resource's path.
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
@@ -144,16 +144,11 @@ def nonce_secret(configured: bytes | None) -> bytes | None:
     return hashlib.sha256(b"pingapp api dpop nonce\x00" + configured).digest()
 
 
-@functools.cache
-def default_dpop_policy() -> DPoPPolicy:
+def build_dpop_policy(
+    settings: Settings, *, backend: str, redis_url: str | None = None
+) -> DPoPPolicy:
     """The app's policy, from the settings: API_REQUIRE_DPOP, API_DPOP_NONCE, the
-    API's public URL, and the replay cache on Redis when REFLEX_REDIS_URL is set."""
-    from reflex.config import get_config
-
-    from pingapp.settings import backend_url, get_settings
-
-    settings = get_settings()
-    redis_url = get_config().redis_url
+    API's public URL, and the replay cache on Redis at `redis_url` when given."""
     replay: ReplayCache = MemoryReplayCache()
     if redis_url:
         from pingapp.auth.store import RedisStore
@@ -167,11 +162,25 @@ def default_dpop_policy() -> DPoPPolicy:
         required=settings.api_require_dpop,
         nonces=nonces,
         replay=replay,
-        public_url=settings.api_base_url(backend_url()),
+        public_url=settings.api_base_url(backend),
     )
 
 
+#: What `create_api(dpop=...)` takes: a policy, or a function giving the app's.
+PolicySource = DPoPPolicy | Callable[[], DPoPPolicy]
+
+
 def dpop_policy_of(request: Request) -> DPoPPolicy:
-    """The policy of the app serving `request` (`app.state.dpop_policy`), or the default."""
-    policy = getattr(request.app.state, "dpop_policy", None)
-    return policy if policy is not None else default_dpop_policy()
+    """The policy of the API serving `request` (`app.state.dpop_policy`: given to
+    `create_api`, else built from the settings at its first request)."""
+    state = request.app.state
+    source: PolicySource | None = getattr(state, "dpop_policy", None)
+    if source is None:
+        from reflex.config import get_config
+
+        from pingapp.urls import backend_url
+
+        source = state.dpop_policy = build_dpop_policy(
+            get_settings(), backend=backend_url(), redis_url=get_config().redis_url
+        )
+    return source() if callable(source) else source

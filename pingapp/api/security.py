@@ -25,11 +25,10 @@ turns them into the one OAuth2 scheme (code + PKCE) the docs page signs in with.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response, Security
@@ -43,7 +42,10 @@ from pingapp.api import errors
 from pingapp.api.dpop import DPoPPolicy, bound_jkt, check_dpop, dpop_policy_of, fresh_nonce
 from pingapp.api.jws import TokenRefused
 from pingapp.api.verifier import AccessToken, TokenVerifier
+from pingapp.discovery import Discovery
 from pingapp.dpop import DPoPError
+from pingapp.keys import ClientSource, KeyStore
+from pingapp.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -126,19 +128,21 @@ def _credentials_from(request: Request) -> tuple[str, str]:
     return scheme, credentials
 
 
-@functools.cache
-def default_verifier() -> TokenVerifier:
-    """The process's verifier, built from the settings on first use; its calls go
-    through the shared HTTP client (`pingapp.http.shared_client`)."""
-    from pingapp.http import shared_client
-    from pingapp.settings import backend_url, get_settings
-
-    settings = get_settings()
+def build_verifier(
+    settings: Settings,
+    *,
+    backend: str,
+    client: ClientSource | None = None,
+    discovery: Discovery | None = None,
+    keys: KeyStore | None = None,
+) -> TokenVerifier:
+    """The API's verifier, from the settings (`NotConfigured` without AUTH_AUDIENCE).
+    In the app it shares the issuer's `discovery` and `keys` with the sign-in, and the
+    app's HTTP client (`pingapp.context`)."""
     if settings.auth_audience is None:
-        msg = "AUTH_AUDIENCE is empty: the API cannot check which API a token is for"
-        raise NotConfigured(msg)
+        raise NotConfigured(NO_AUDIENCE)
     return TokenVerifier(
-        issuer=settings.effective_issuer(backend_url()),
+        issuer=settings.effective_issuer(backend),
         audience=settings.auth_audience,
         algorithms=settings.auth_algorithms,
         leeway=settings.auth_leeway,
@@ -149,17 +153,37 @@ def default_verifier() -> TokenVerifier:
             if settings.auth_require_at_jwt is None
             else settings.auth_require_at_jwt
         ),
-        fetch_timeout=min(settings.http_timeout, 5.0),
+        failure_retry=settings.auth_failure_cooldown,
+        fetch_timeout=settings.key_fetch_timeout,
         cache_size=settings.auth_token_cache_size,
         max_token_lifetime=settings.auth_max_token_lifetime,
-        client=shared_client,
+        client=client,
+        discovery=discovery,
+        keys=keys,
     )
 
 
+#: What `create_api(verifier=...)` takes: a verifier, a function giving the app's (None
+#: when the API is not configured), or None: built from the settings at first use.
+VerifierSource = TokenVerifier | Callable[[], TokenVerifier | None]
+
+NO_AUDIENCE = "AUTH_AUDIENCE is empty: the API cannot check which API a token is for"
+
+
 def verifier_of(request: Request) -> TokenVerifier:
-    """The verifier of the app serving `request` (`app.state.token_verifier`), or the default."""
-    verifier = getattr(request.app.state, "token_verifier", None)
-    return verifier if verifier is not None else default_verifier()
+    """The verifier of the API serving `request` (`app.state.token_verifier`: given to
+    `create_api`, or built from the settings at its first request, with a client of
+    its own that the API's lifespan closes); `NotConfigured` without an audience."""
+    state = request.app.state
+    source: VerifierSource | None = getattr(state, "token_verifier", None)
+    if source is None:
+        from pingapp.urls import backend_url
+
+        source = state.token_verifier = build_verifier(get_settings(), backend=backend_url())
+    verifier = source() if callable(source) else source
+    if verifier is None:
+        raise NotConfigured(NO_AUDIENCE)
+    return verifier
 
 
 def scheme_of(request: Request) -> str:
@@ -266,14 +290,3 @@ def require_scopes(*scopes: str) -> Any:
     or in `dependencies=[require_scopes(...)]`; the OpenAPI document lists the scopes.
     """
     return Security(_bearer_with(tuple(scopes)), scopes=list(scopes))
-
-
-@contextlib.asynccontextmanager
-async def verifier_lifespan() -> AsyncIterator[None]:
-    """Lifespan task: close what the default verifier opened, at stop (nothing
-    while it uses the shared client, whose own lifespan task closes it)."""
-    try:
-        yield
-    finally:
-        if default_verifier.cache_info().currsize:
-            await default_verifier().aclose()

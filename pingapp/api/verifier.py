@@ -1,8 +1,9 @@
 """Access-token verification: `TokenVerifier` checks a token's claims (docs/security.md
 items 1-8) and keeps verified tokens in a bounded cache.
 
-The issuer's metadata comes from its discovery document (`issuer` exactly ours,
-https endpoints only), its keys from a `pingapp.keys.KeyStore` on its `jwks_uri`.
+The issuer's metadata comes from its discovery document (`pingapp.discovery`:
+`issuer` exactly ours, https endpoints only), its keys from a `pingapp.keys.KeyStore`
+on its `jwks_uri`; in the app both are the ones the sign-in uses.
 Outbound calls go through the HTTP client the verifier is given (in the app, the
 process's shared client). A verifier built without one, as a reusable module
 outside pingapp would, opens its own small client and closes it in `aclose()`.
@@ -27,11 +28,11 @@ import httpx2
 from jwt import PyJWK
 
 from pingapp.api.jws import AT_TYP, GENERIC_TYP, TokenRefused, read_header, typ_of, verified_claims
-from pingapp.auth.oidc import LoginError, check_metadata
+from pingapp.discovery import Discovery
+from pingapp.errors import LoginError
 from pingapp.http import make_client
 from pingapp.jwks import asymmetric_only
 from pingapp.keys import AmbiguousKey, ClientSource, KeyStore, KeysUnavailable, UnknownKey
-from pingapp.singleflight import SingleFlight
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +94,11 @@ def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | 
 class TokenVerifier:
     """Verifies access tokens of one issuer for one audience.
 
-    Keys: `keys`, a `KeyStore` shared with other users of the issuer's keys, or
-    else one of its own on the `jwks_uri` of the issuer's discovery document,
-    with `jwks_cooldown`, `jwks_max_age`, `failure_retry` and `fetch_timeout`
-    (see `KeyStore`). Discovery is single-flight too, and a failed discovery is
-    remembered for `failure_retry` seconds (docs/security.md item 39).
+    Metadata and keys: `discovery` and `keys`, the issuer's `Discovery` and
+    `KeyStore` shared with the sign-in (`pingapp.context`), or else ones of its own:
+    discovery single-flight, a failure remembered for `failure_retry` seconds
+    (docs/security.md item 39); keys on the discovered `jwks_uri`, with
+    `jwks_cooldown`, `jwks_max_age`, `failure_retry` and `fetch_timeout` (see `KeyStore`).
 
     `client`: an `httpx2.AsyncClient` or a function returning the shared one;
     None opens the verifier's own (closed by `aclose()`). `max_token_lifetime`
@@ -121,6 +122,7 @@ class TokenVerifier:
         cache_size: int = 4096,
         max_token_lifetime: float = 0,
         client: ClientSource | None = None,
+        discovery: Discovery | None = None,
         keys: KeyStore | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -145,13 +147,13 @@ class TokenVerifier:
         self._client = client
         self._own_client: httpx2.AsyncClient | None = None
 
-        self.metadata: dict[str, Any] | None = None
-        self._discovery: SingleFlight[dict[str, Any]] = SingleFlight(
-            failure_cooldown=failure_retry, monotonic=monotonic
+        #: The issuer's metadata: the app's shared `Discovery`, or one of its own.
+        self.discovery = discovery or Discovery(
+            self._http, issuer, failure_cooldown=failure_retry, required=(), monotonic=monotonic
         )
         if keys is None:
             keys = KeyStore(
-                self._jwks_uri,
+                self.discovery.jwks_uri,
                 client=self._http,
                 algorithms=self.algorithms,
                 cooldown=jwks_cooldown,
@@ -168,7 +170,7 @@ class TokenVerifier:
     @property
     def discovery_fetches(self) -> int:
         """How many discovery documents were asked for (tests and metrics)."""
-        return self._discovery.fetches
+        return self.discovery.fetches
 
     # -- outbound: discovery ---------------------------------------------------
 
@@ -186,31 +188,16 @@ class TokenVerifier:
             self._own_client = None
 
     async def discover(self) -> dict[str, Any]:
-        """The issuer's metadata, fetched once (`ValueError` if it cannot be used).
+        """The issuer's metadata (`ValueError` if it cannot be used).
 
         Its `issuer` must match exactly and its endpoints must be https
-        (`pingapp.auth.oidc.check_metadata`). One fetch at a time; a failure is
-        given again without a fetch for `failure_retry` seconds.
+        (`pingapp.discovery.check_metadata`). One fetch at a time; a failure is
+        given again without a fetch for the discovery's failure cooldown.
         """
-        if self.metadata is None:
-            self.metadata = await self._discovery.run(self.issuer, self._fetch_metadata)
-        return self.metadata
-
-    async def _fetch_metadata(self) -> dict[str, Any]:
-        url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        response = await self._http().get(url, timeout=self.fetch_timeout)
-        response.raise_for_status()
         try:
-            metadata = check_metadata(response.json(), self.issuer, url)
+            return await self.discovery.get()
         except LoginError as problem:
             raise ValueError(problem.detail) from None
-        if not isinstance(metadata.get("jwks_uri"), str):
-            msg = f"discovery at {url} has no jwks_uri"
-            raise ValueError(msg)
-        return metadata
-
-    async def _jwks_uri(self) -> str:
-        return (await self.discover())["jwks_uri"]
 
     async def _key(self, kid: str | None, alg: str) -> PyJWK:
         try:

@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx2
 
-from pingapp.auth.errors import LoginError
 from pingapp.dpop import ASYMMETRIC_ALGS, USE_NONCE, DPoPKey, make_proof
+from pingapp.errors import LoginError
 from pingapp.urls import origin_of
 
 #: The algorithm a key is made for when the provider lists it.

@@ -13,9 +13,9 @@ import time
 from typing import Any
 
 from pingapp.auth.dpop import bound_jkt
-from pingapp.auth.errors import LoginError, describe_provider_error
 from pingapp.auth.session import LoginRecord, ServerSession
 from pingapp.context import AppContext
+from pingapp.errors import LoginError, describe_provider_error
 
 #: A login not finished within this many seconds must start again.
 LOGIN_TIMEOUT = 600

@@ -10,7 +10,7 @@ from typing import Any
 import httpx2
 
 from pingapp.auth.dpop import Prover, send_with_proof
-from pingapp.auth.errors import GrantRejected, LoginError, ProviderUnavailable
+from pingapp.errors import GrantRejected, LoginError, ProviderUnavailable
 from pingapp.settings import Settings
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 
-from pingapp.auth.errors import LoginError, LogoutTokenRefused, ProviderUnavailable
+from pingapp.errors import LoginError, LogoutTokenRefused, ProviderUnavailable
 from pingapp.settings import Settings
 
 #: The issuer's signing key for (kid, alg); `LoginError` when it publishes none.

@@ -8,7 +8,7 @@ HTTP client, holding the settings, the provider's metadata and its keys.
 
 No Reflex here. authlib builds the request parameters (PKCE, the grant URI);
 PyJWT checks signatures (`pingapp.auth.id_token`); metadata and keys are fetched
-single-flight with a failure cooldown (`pingapp.auth.discovery`).
+single-flight with a failure cooldown (`pingapp.discovery`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import httpx2
 import jwt
 from authlib.common.urls import add_params_to_uri
 
-from pingapp.auth.discovery import Discovery, check_metadata
 from pingapp.auth.dpop import (
     NonceMemory,
     Prover,
@@ -31,7 +30,6 @@ from pingapp.auth.dpop import (
     not_bound_error,
     send_with_proof,
 )
-from pingapp.auth.errors import LoginError, ProviderUnavailable
 from pingapp.auth.forms import client_authentication, error_of, post_form, token_request
 from pingapp.auth.id_token import (
     BACKCHANNEL_LOGOUT_EVENT,
@@ -40,7 +38,9 @@ from pingapp.auth.id_token import (
     check_logout_token,
 )
 from pingapp.auth.login import PendingLogin, authorization_params, end_session_url
+from pingapp.discovery import Discovery, check_metadata
 from pingapp.dpop import DPoPKey
+from pingapp.errors import LoginError, ProviderUnavailable
 from pingapp.keys import KeyStore, KeysUnavailable, UnknownKey
 from pingapp.settings import Settings
 
@@ -65,22 +65,24 @@ class OIDCClient:
         settings: Settings,
         issuer: str,
         *,
+        discovery: Discovery | None = None,
+        keys: KeyStore | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`discovery` and `keys`: the issuer's, shared with the API (`pingapp.context`);
+        built here when not given (tests, tools)."""
         self.http = client
         #: The provider's latest `DPoP-Nonce` (per origin), for its next proof.
         self.dpop_nonces = NonceMemory()
         self.settings = settings
         self.issuer = issuer
-        cooldown = settings.auth_failure_cooldown
-        self.discovery = Discovery(client, issuer, failure_cooldown=cooldown, monotonic=monotonic)
+        self.discovery = discovery or Discovery(
+            client, issuer, failure_cooldown=settings.auth_failure_cooldown, monotonic=monotonic
+        )
         #: The issuer's signing keys, for ID and logout tokens (`pingapp.keys`).
-        self.keys = KeyStore(
-            self._jwks_uri,
-            client=client,
+        self.keys = keys or self.discovery.key_store(
             algorithms=settings.auth_algorithms,
-            failure_retry=cooldown,
-            fetch_timeout=min(settings.http_timeout, 5.0),
+            fetch_timeout=settings.key_fetch_timeout,
             monotonic=monotonic,
         )
 
@@ -209,16 +211,6 @@ class OIDCClient:
         return response.status_code == 200
 
     # --- what the provider sends -----------------------------------------------------------
-
-    async def _jwks_uri(self) -> str:
-        try:
-            url = (await self.metadata()).get("jwks_uri")
-        except LoginError as error:
-            raise ValueError(error.detail) from None
-        if not isinstance(url, str):
-            msg = "the provider's metadata has no jwks_uri"
-            raise ValueError(msg)
-        return url
 
     async def signing_key(self, kid: str | None, alg: str) -> jwt.PyJWK:
         """The issuer's key `kid` for `alg` (`KeyStore.key`), or `LoginError`."""

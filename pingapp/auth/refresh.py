@@ -21,9 +21,9 @@ from typing import Any, Protocol
 
 from pingapp import telemetry
 from pingapp.auth.dpop import bound_jkt
-from pingapp.auth.errors import GrantRejected, LoginError
 from pingapp.auth.session import ServerSession, Vault
 from pingapp.dpop import DPoPKey
+from pingapp.errors import GrantRejected, LoginError
 from pingapp.http import Credential
 
 #: Refresh the access token when it has less than this many seconds left.

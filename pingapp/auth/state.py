@@ -20,12 +20,12 @@ import reflex as rx
 
 from pingapp import telemetry
 from pingapp.auth.cookies import HandshakeRefs
-from pingapp.auth.errors import LoginError
 from pingapp.auth.flow import end_at_provider, finish_login
 from pingapp.auth.id_token import peek
 from pingapp.auth.refresh import Outcome, TokenOutcome, current_token, expired
 from pingapp.auth.session import ServerSession
 from pingapp.context import context
+from pingapp.errors import LoginError
 from pingapp.http import Credential
 from pingapp.routes import CALLBACK, HOME, LOGIN, SESSION_HOP
 from pingapp.settings import get_settings

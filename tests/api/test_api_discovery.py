@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx2
 import pytest
+from cryptography.fernet import Fernet
 
+from pingapp.api import create_api
 from pingapp.api.verifier import TokenVerifier
-from tests.support.api import bearer, challenge, make_api, serve
+from pingapp.auth.session import Vault
+from pingapp.auth.store import DiskStore
+from pingapp.context import build_context
+from pingapp.errors import LoginError
+from pingapp.settings import Settings
+from tests.support.api import AUDIENCE, CLIENT_ID, bearer, challenge, make_api, serve
 from tests.support.clock import FakeClock
 from tests.support.issuers import Issuer, Minter, Server
 
@@ -124,3 +132,46 @@ async def test_loopback_http_endpoints_are_fine(
     [schema] = await schemas(api, 1)
     assert authorization_url(schema) == f"{issuer.url}/authorize"
     assert (await api.get("/private", headers=bearer(mint.token()))).status_code == 200
+
+
+async def test_the_apps_api_shares_the_sign_ins_discovery_and_its_cooldown(
+    issuer: Issuer, clock: FakeClock, tmp_path: Path
+) -> None:
+    """One issuer, one discovery and one key store (`pingapp.context`): with the issuer
+    down, the API and the sign-in together cost one call per AUTH_FAILURE_COOLDOWN."""
+    settings = Settings(
+        auth_issuer=issuer.url,
+        auth_audience=AUDIENCE,
+        auth_client_id=CLIENT_ID,
+        auth_failure_cooldown=42,
+        _env_file=None,  # pyright: ignore[reportCallIssue]
+    )
+    vault = Vault(DiskStore(tmp_path / "sessions"), Fernet.generate_key(), max_age=600)
+    async with httpx2.AsyncClient() as client:
+        ctx = build_context(
+            client,
+            settings=settings,
+            vault=vault,
+            backend="http://127.0.0.1:8123",
+            frontend="http://localhost:3000",
+            redis_url="",
+            monotonic=clock.monotonic,
+        )
+        assert ctx.verifier is not None
+        assert ctx.verifier.discovery is ctx.oidc.discovery
+        assert ctx.verifier.keys is ctx.oidc.keys
+        api = create_api(verifier=lambda: ctx.verifier, cors_origins=[])
+        transport = httpx2.ASGITransport(app=api)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as caller:
+            issuer.discovery_status = 503
+            assert (await caller.get("/private", headers=bearer("a.b.c"))).status_code == 401
+            await schemas(caller, 5)
+            with pytest.raises(LoginError):
+                await ctx.oidc.metadata()  # the sign-in gets the same remembered failure
+            assert issuer.discovery_fetches == 1
+            clock.advance(41)  # not the API's former fixed 5 s: the setting's 42
+            await schemas(caller, 5)
+            assert issuer.discovery_fetches == 1
+            clock.advance(2)
+            await schemas(caller, 5)
+            assert issuer.discovery_fetches == 2

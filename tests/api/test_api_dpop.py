@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from pingapp.api import create_api, well_known_route
-from pingapp.api.dpop import default_dpop_policy, nonce_secret
+from pingapp.api.dpop import build_dpop_policy, nonce_secret
 from pingapp.api.verifier import TokenVerifier
 from pingapp.auth.store import DiskStore
 from pingapp.dpop import DPoPKey, NonceSource, StoreReplayCache, make_proof
@@ -324,19 +324,16 @@ def test_the_default_policy_follows_the_settings(monkeypatch: pytest.MonkeyPatch
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.setitem(Settings.model_config, "env_file", None)
-    monkeypatch.setattr("pingapp.settings.backend_url", lambda: "http://127.0.0.1:8123")
     monkeypatch.setenv("API_REQUIRE_DPOP", "true")
     monkeypatch.setenv("API_DPOP_NONCE", "true")
     get_settings.cache_clear()
-    default_dpop_policy.cache_clear()
     try:
-        policy = default_dpop_policy()
+        policy = build_dpop_policy(get_settings(), backend="http://127.0.0.1:8123")
         assert policy.required is True
         assert policy.nonces is not None
         assert policy.public_url == "http://127.0.0.1:8123/api"
     finally:
         get_settings.cache_clear()
-        default_dpop_policy.cache_clear()
     # Backends sharing SESSION_ENCRYPTION_KEY share the nonce key; no key, none derived.
     assert nonce_secret(b"k" * 44) == nonce_secret(b"k" * 44) != nonce_secret(b"j" * 44)
     assert nonce_secret(None) is None

@@ -1,4 +1,4 @@
-"""The default verifier follows the settings (issuer, audience, algorithms, typ)."""
+"""The verifier built from the settings follows them (issuer, audience, algorithms, typ)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,16 @@ import httpx2
 import pytest
 
 from pingapp.api import create_api
-from pingapp.api.security import NotConfigured, default_verifier
+from pingapp.api.security import NotConfigured, build_verifier
 from pingapp.api.verifier import TokenVerifier
 from pingapp.settings import Settings, get_settings
 
 
 @pytest.fixture
 def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    """Set variables, then build the default verifier afresh from them."""
+    """Set variables, then build the verifier afresh from them."""
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.setattr("pingapp.settings.backend_url", lambda: "http://127.0.0.1:8123")
     # No stray .env: read from an empty folder.
     monkeypatch.setitem(Settings.model_config, "env_file", None)
 
@@ -26,12 +25,10 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         get_settings.cache_clear()
-        default_verifier.cache_clear()
-        return default_verifier()
+        return build_verifier(get_settings(), backend="http://127.0.0.1:8123")
 
     yield build
     get_settings.cache_clear()
-    default_verifier.cache_clear()
 
 
 def test_embedded_provider_by_default(configure) -> None:

@@ -7,16 +7,17 @@ from collections.abc import AsyncIterator
 import httpx2
 import pytest
 
-from pingapp.http import make_client, use_client
+from pingapp.context import serve_context
 from pingapp.pingapp import backend
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx2.AsyncClient]:
-    """A client of the backend, with the shared client open as the app's lifespan has it."""
+    """A client of the backend, with the application context built as the app's
+    lifespan builds it."""
     transport = httpx2.ASGITransport(app=backend)
     async with (
-        use_client(make_client()),
+        serve_context(),
         httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client,
     ):
         yield client

@@ -21,13 +21,13 @@ import pytest
 from cryptography.fernet import Fernet
 
 from pingapp.auth.dpop import NonceMemory, bound_jkt, challenge_params, login_key
-from pingapp.auth.errors import LoginError
 from pingapp.auth.login import new_pending_login
 from pingapp.auth.oidc import OIDCClient
 from pingapp.auth.refresh import Outcome, current_token
 from pingapp.auth.session import LoginRecord, ServerSession, Vault
 from pingapp.auth.store import DiskStore
 from pingapp.dpop import DPoPError, DPoPKey, verify_proof
+from pingapp.errors import LoginError
 from pingapp.http import Credential, TokenAuth, make_client
 from pingapp.settings import Settings
 

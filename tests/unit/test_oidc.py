@@ -15,9 +15,9 @@ import httpx2
 import pytest
 
 from pingapp.auth import oidc
-from pingapp.auth.discovery import DISCOVERY_FAILURE_COOLDOWN, Discovery, check_metadata
-from pingapp.auth.errors import LoginError, ProviderUnavailable
 from pingapp.auth.login import end_session_url
+from pingapp.discovery import DISCOVERY_FAILURE_COOLDOWN, Discovery, check_metadata
+from pingapp.errors import LoginError, ProviderUnavailable
 from pingapp.settings import Settings
 from pingapp.singleflight import SingleFlight
 from tests.support.clock import FakeClock

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from pingapp.auth.errors import GrantRejected, ProviderUnavailable
 from pingapp.auth.refresh import REFRESH_MARGIN, Outcome, current_token
 from pingapp.auth.session import ServerSession, Vault
 from pingapp.auth.store import DiskStore
+from pingapp.errors import GrantRejected, ProviderUnavailable
 
 NOW = 1_800_000_000.0
 

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 
 from pingapp import startup
 from pingapp.auth import session as session_module
-from pingapp.auth.errors import LoginError, ProviderUnavailable
+from pingapp.errors import LoginError, ProviderUnavailable
 from pingapp.settings import ConfigurationError, Settings
 
 FRONTEND = "http://localhost:3000"
