@@ -261,7 +261,3 @@ class TokenAuth(httpx2.Auth):
                 raise httpx2.TooManyRedirects(msg, request=next_request)
             redirects += 1
             request = next_request
-
-
-#: The name the bearer-only auth had; `TokenAuth` attaches bearer and DPoP tokens.
-BearerAuth = TokenAuth

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pingapp.devidp.grants import CLIENT_AUTH_METHODS
 from pingapp.devidp.keys import ALGORITHM
-from pingapp.devidp.proofs import ALGS
+from pingapp.dpop import DEFAULT_ALGS
 
 if TYPE_CHECKING:
     from pingapp.devidp.provider import Provider
@@ -43,7 +43,7 @@ def metadata(provider: Provider) -> dict[str, Any]:
         "id_token_signing_alg_values_supported": [ALGORITHM],
         "code_challenge_methods_supported": ["S256"],
         # RFC 9449: DPoP proofs at /token (bound tokens) and /userinfo.
-        "dpop_signing_alg_values_supported": list(ALGS),
+        "dpop_signing_alg_values_supported": list(DEFAULT_ALGS),
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "prompt_values_supported": ["none", "login", "consent"],

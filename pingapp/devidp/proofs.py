@@ -39,9 +39,6 @@ from pingapp.dpop import (
 if TYPE_CHECKING:
     from pingapp.devidp.provider import Provider
 
-#: The proof algorithms accepted (and advertised in `dpop_signing_alg_values_supported`).
-ALGS = DEFAULT_ALGS
-
 NONCE_HEADER = "DPoP-Nonce"
 
 
@@ -71,7 +68,7 @@ class ResourceRefused(ProofRefused):
         self.status_code = status
 
     def get_headers(self) -> list[tuple[str, str]]:
-        challenge = f'DPoP error="{self.error}", algs="{" ".join(ALGS)}"'
+        challenge = f'DPoP error="{self.error}", algs="{" ".join(DEFAULT_ALGS)}"'
         if self.description:
             challenge += f', error_description="{self.description}"'
         return [("WWW-Authenticate", challenge), *super().get_headers()]
@@ -120,7 +117,7 @@ class Proofs:
             access_token=access_token,
             expected_jkt=expected_jkt,
             nonce=self.nonces.is_valid if self.nonces else None,
-            allowed_algs=ALGS,
+            allowed_algs=DEFAULT_ALGS,
             clock=clock,
         )
         claims = verified.claims

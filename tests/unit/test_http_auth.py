@@ -1,4 +1,4 @@
-"""BearerAuth and Allowlist: exactly which requests carry `Authorization`.
+"""TokenAuth and Allowlist: exactly which requests carry `Authorization`.
 
 docs/security.md item 21: tokens go only to allow-listed origins (exact scheme, host
 and port, optionally a path prefix), re-checked on every redirect hop. Every
@@ -15,7 +15,7 @@ import httpx2
 import pytest
 
 from pingapp.allowlist import AllowedTarget, Allowlist
-from pingapp.http import BearerAuth, make_client
+from pingapp.http import TokenAuth, make_client
 
 ALLOWED = [
     "https://api.example.test",
@@ -93,7 +93,7 @@ class Session:
     reads: int = 0
     refreshes: int = 0
 
-    #: The tokens the server rejected, as `BearerAuth` reported them.
+    #: The tokens the server rejected, as `TokenAuth` reported them.
     rejected: list[str] = field(default_factory=list)
 
     async def provide(self, rejected: str | None) -> str | None:
@@ -106,9 +106,9 @@ class Session:
         self.token = self.new_token
         return self.new_token
 
-    def auth(self, allowlist: list[str] | None = None, max_redirects: int = 5) -> BearerAuth:
+    def auth(self, allowlist: list[str] | None = None, max_redirects: int = 5) -> TokenAuth:
         allowed = ALLOWED if allowlist is None else allowlist
-        return BearerAuth(self.provide, allowed, max_redirects=max_redirects)
+        return TokenAuth(self.provide, allowed, max_redirects=max_redirects)
 
 
 def redirect(location: str, status: int = 302) -> list[tuple[int, dict[str, str]]]:
@@ -229,7 +229,7 @@ async def test_the_token_is_read_for_each_call_not_kept() -> None:
 
 
 async def test_the_shared_client_keeps_no_token_for_the_next_caller() -> None:
-    # One user's call with BearerAuth, then anyone's call on the same pingapp client.
+    # One user's call with TokenAuth, then anyone's call on the same pingapp client.
     server = Server()
     async with make_client(transport=httpx2.MockTransport(server)) as client:
         await client.get("https://api.example.test/a", auth=Session().auth())
@@ -482,7 +482,7 @@ async def test_without_a_refresh_the_401_is_returned() -> None:
     session = Session()
     server = Server({"https://api.example.test/a": [(401, INVALID_TOKEN)]})
     response = await call(
-        server, "https://api.example.test/a", BearerAuth(session.provide, ALLOWED, retry=False)
+        server, "https://api.example.test/a", TokenAuth(session.provide, ALLOWED, retry=False)
     )
     assert response.status_code == 401
     assert len(server.sent) == 1

@@ -25,7 +25,7 @@ from starlette.routing import Route
 from pingapp.auth.session import Vault
 from pingapp.auth.store import DiskStore
 from pingapp.context import serve_context
-from pingapp.http import BearerAuth, NoCookieJar, make_client
+from pingapp.http import NoCookieJar, TokenAuth, make_client
 from pingapp.settings import Settings
 
 OWN_ORIGIN = "http://localhost:8000"
@@ -106,7 +106,7 @@ async def test_a_cookie_set_by_an_upstream_is_not_sent_on_the_next_call(upstream
 
 async def test_a_cookie_set_on_a_redirect_is_not_sent_to_the_next_hop(upstream: str) -> None:
     async with make_client() as client:
-        answer = await client.get(f"{upstream}/redirect", auth=BearerAuth(no_token, []))
+        answer = await client.get(f"{upstream}/redirect", auth=TokenAuth(no_token, []))
         assert answer.url.path == "/echo"
         assert answer.text == ""
 
@@ -126,7 +126,7 @@ async def test_the_in_process_origin_gets_no_cookie_either(tmp_path: Path) -> No
         first = await client.get(f"{OWN_ORIGIN}/set")
         assert "sid=alice-session" in first.headers["set-cookie"]
         assert (await client.get(f"{OWN_ORIGIN}/echo")).json() == ""
-        hop = await client.get(f"{OWN_ORIGIN}/redirect", auth=BearerAuth(no_token, []))
+        hop = await client.get(f"{OWN_ORIGIN}/redirect", auth=TokenAuth(no_token, []))
         assert hop.json() == ""
 
 
