@@ -19,14 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pingapp.jwks import ASYMMETRIC_ALGORITHMS
-
-# URLs: checks and this app's own (other modules import them from here too).
-from pingapp.urls import backend_url as backend_url
-from pingapp.urls import frontend_url as frontend_url
-from pingapp.urls import http_url as http_url
-from pingapp.urls import is_loopback_host as is_loopback_host
-from pingapp.urls import is_secure_url as is_secure_url
-from pingapp.urls import origin_of as origin_of
+from pingapp.urls import http_url, is_secure_url, origin_of
 
 #: The API identifier asked for at login and required by the API when
 #: AUTH_AUDIENCE is not set. With the embedded provider it just works; with

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from starlette.routing import Mount
 
 from pingapp.devidp.app import create_idp
-from pingapp.settings import is_loopback_host
+from pingapp.urls import is_loopback_host
 
 if TYPE_CHECKING:
     from pingapp.settings import Settings
@@ -108,7 +108,8 @@ def embedded_provider_mounts() -> list[Mount]:
     """`[Mount("/idp", ...)]` when `should_mount` says so for `frontend_url()` and
     `backend_host()`, else `[]` (with a WARNING that says why and what to set, unless
     an issuer is configured)."""
-    from pingapp.settings import frontend_url, get_settings
+    from pingapp.settings import get_settings
+    from pingapp.urls import frontend_url
 
     settings = get_settings()
     public_url = frontend_url()

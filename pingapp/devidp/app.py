@@ -133,7 +133,7 @@ def default_client(client_id: str, secret: str | None, backend: str | None = Non
     client of their own (`docs_client`). `backend` defaults to this backend's URL.
     """
     if backend is None:
-        from pingapp.settings import backend_url
+        from pingapp.urls import backend_url
 
         backend = backend_url()
     settings = get_idp_settings()
@@ -185,7 +185,8 @@ def create_idp(
     `trusted_proxies` (TRUSTED_PROXIES by default) are the proxies whose
     `X-Forwarded-For` names the client the sign-in throttle counts.
     """
-    from pingapp.settings import backend_url, get_settings
+    from pingapp.settings import get_settings
+    from pingapp.urls import backend_url
 
     app_settings = get_settings()
     settings = settings or get_idp_settings()

@@ -13,7 +13,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pingapp.settings import CommaList, ConfigurationError, http_url, split_commas
+from pingapp.settings import CommaList, ConfigurationError, split_commas
+from pingapp.urls import http_url
 
 #: The repository's root; the generated key goes to `<root>/.idp/` (git-ignored).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

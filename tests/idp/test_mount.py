@@ -47,7 +47,7 @@ def test_on_by_default_at_idp(fresh_settings: None, tmp_path: Path) -> None:
     assert "http://localhost:3000/callback" in client.redirect_uris
     assert "http://localhost:3000/" in client.post_logout_redirect_uris
     # Logout Tokens go to the app's backend, as `/auth/login` is there
-    from pingapp.settings import backend_url
+    from pingapp.urls import backend_url
 
     assert client.backchannel_logout_uri == f"{backend_url()}/auth/backchannel-logout"
     assert client.backchannel_logout_session_required is True

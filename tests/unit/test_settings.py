@@ -13,9 +13,8 @@ from pingapp.settings import (
     check_public_url,
     explain,
     get_settings,
-    is_secure_url,
-    origin_of,
 )
+from pingapp.urls import is_secure_url, origin_of
 
 #: Every variable Settings reads, so none leaks in from the shell running the tests.
 NAMES = [name.upper() for name in Settings.model_fields]
