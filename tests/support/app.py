@@ -69,23 +69,41 @@ def make(
     )
 
 
+#: How many times `start_app` picks new ports when another process took the free ones
+#: between `free_port` and the server's bind (other servers start in parallel).
+PORT_ATTEMPTS = 3
+
+
 def start_app(
     target: str, tmp_dir: Path, env: dict[str, str] | None = None, root: Path = ROOT
 ) -> RunningApp:
     """`make <target>` on free ports, with the app's settings from `env`, in the
-    checkout at `root` (this one, or an earlier commit's for a benchmark)."""
-    frontend = free_port()
-    backend = frontend if target == "prod" else free_port()
+    checkout at `root` (this one, or an earlier commit's for a benchmark). A port
+    taken meanwhile by another process is not the app's failure: new ports, again."""
     log = tmp_dir / f"make-{target}.log"
     log.write_text("")
-    app = RunningApp(
-        url=f"http://localhost:{frontend}",
-        backend=f"http://127.0.0.1:{backend}",
-        process=make(target, str(frontend), str(backend), log, env or {}, root),
-        log=log,
-    )
-    app.wait_until_up()
-    return app
+    attempts = 0
+    while True:
+        attempts += 1
+        frontend = free_port()
+        backend = frontend if target == "prod" else free_port()
+        start = log.stat().st_size
+        app = RunningApp(
+            url=f"http://localhost:{frontend}",
+            backend=f"http://127.0.0.1:{backend}",
+            process=make(target, str(frontend), str(backend), log, env or {}, root),
+            log=log,
+        )
+        try:
+            app.wait_until_up()
+        except NotUp:
+            with log.open("rb") as written:
+                written.seek(start)
+                taken = b"already in use" in written.read()
+            if taken and attempts < PORT_ATTEMPTS:
+                continue
+            raise
+        return app
 
 
 def restart_app(app: RunningApp, env: dict[str, str]) -> float:
