@@ -31,27 +31,13 @@ from pingapp.auth.dpop import (
     send_with_proof,
 )
 from pingapp.auth.forms import client_authentication, error_of, post_form, token_request
-from pingapp.auth.id_token import (
-    BACKCHANNEL_LOGOUT_EVENT,
-    LOGOUT_TOKEN_MAX_AGE,
-    check_id_token,
-    check_logout_token,
-)
+from pingapp.auth.id_token import check_id_token, check_logout_token
 from pingapp.auth.login import PendingLogin, authorization_params, end_session_url
-from pingapp.discovery import Discovery, check_metadata
+from pingapp.discovery import Discovery
 from pingapp.dpop import DPoPKey
 from pingapp.errors import LoginError, ProviderUnavailable
 from pingapp.keys import KeyStore, KeysUnavailable, UnknownKey
 from pingapp.settings import Settings
-
-__all__ = [
-    "BACKCHANNEL_LOGOUT_EVENT",
-    "LOGOUT_TOKEN_MAX_AGE",
-    "LoginError",
-    "OIDCClient",
-    "check_metadata",
-    "end_session_url",
-]
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx2
 import jwt
 
-from pingapp.auth.oidc import BACKCHANNEL_LOGOUT_EVENT
+from pingapp.auth.id_token import BACKCHANNEL_LOGOUT_EVENT
 from pingapp.devidp.keys import load_signing_keys
 from tests.support.net import NotUp, answers, free_port, wait_until
 from tests.support.processes import ROOT, granian_command, stop_process_group

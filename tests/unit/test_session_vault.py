@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 
 from pingapp.auth import session
 from pingapp.auth.cookies import new_secret
-from pingapp.auth.oidc import PendingLogin
+from pingapp.auth.login import PendingLogin
 from pingapp.auth.session import LOGIN_TTL, TICKET_TTL, LoginRecord, ServerSession, Vault
 from pingapp.auth.store import DiskStore
 
