@@ -16,17 +16,9 @@ from pingapp.api.verifier import TokenVerifier
 from pingapp.auth.store import DiskStore
 from pingapp.dpop import DPoPKey, NonceSource, StoreReplayCache, make_proof
 from pingapp.settings import Settings, get_settings
-from tests.api.conftest import (
-    DPOP_BASE,
-    PUBLIC_API,
-    challenge,
-    challenges,
-    dpop_client,
-    dpop_policy,
-    with_proof,
-)
-from tests.support.api import bearer, serve
+from tests.support.api import bearer, challenge, challenges, serve
 from tests.support.clock import FakeClock
+from tests.support.dpop_api import DPOP_BASE, PUBLIC_API, dpop_client, dpop_policy, with_proof
 from tests.support.issuers import Minter
 
 SCOPED = "/private-scoped"

@@ -24,10 +24,10 @@ from jwt.utils import base64url_decode
 
 from pingapp.api import create_api
 from pingapp.dpop import DPoPKey, token_hash
-from tests.api.conftest import PUBLIC_API, dpop_policy
-from tests.api.test_api_fuzz import FUZZ, Client, json_values, printable
 from tests.support.api import make_verifier
 from tests.support.clock import FakeClock
+from tests.support.dpop_api import PUBLIC_API, dpop_policy
+from tests.support.fuzz import FUZZ, Client, json_values, printable
 from tests.support.issuers import Issuer, Key, Minter, b64, start_server
 
 PATH = "/private-scoped"

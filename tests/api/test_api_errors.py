@@ -7,8 +7,7 @@ import logging
 import httpx2
 import pytest
 
-from tests.api.conftest import challenges
-from tests.support.api import bearer, challenge, make_api, make_verifier
+from tests.support.api import bearer, challenge, challenges, make_api, make_verifier
 from tests.support.clock import FakeClock
 from tests.support.issuers import Issuer, Key, Minter, Server
 

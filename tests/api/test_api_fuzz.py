@@ -6,34 +6,18 @@ import asyncio
 import base64
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import httpx2
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.api import make_api, make_verifier
 from tests.support.clock import FakeClock
+from tests.support.fuzz import FUZZ, Client, json_values, printable
 from tests.support.issuers import Issuer, Key, Minter, start_server
 
 PATHS = ["/public", "/private", "/private-scoped"]
-FUZZ = settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-
-class Client:
-    """Sync calls into the API app on one event loop kept for the whole module."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, client: httpx2.AsyncClient) -> None:
-        self.loop = loop
-        self.client = client
-
-    def get(self, path: str, **options: Any) -> httpx2.Response:
-        return self.loop.run_until_complete(self.client.get(path, **options))
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +41,6 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=200)
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
 headers = st.dictionaries(
     st.sampled_from(["alg", "kid", "typ", "crit", "b64", "jku", "jwk", "x5c", "zip"]),
     json_values | st.sampled_from(["RS256", "none", "HS256", "key-1", "at+jwt"]),

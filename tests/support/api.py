@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -71,13 +72,26 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def challenge(response: httpx2.Response) -> dict[str, str]:
-    """The parameters of a `WWW-Authenticate: Bearer ...` header, checked to be Bearer."""
-    value = response.headers["www-authenticate"]
-    scheme, _, rest = value.partition(" ")
-    assert scheme == "Bearer"
-    params: dict[str, str] = {}
-    for part in filter(None, (item.strip() for item in rest.split('", '))):
-        name, _, quoted = part.partition("=")
-        params[name] = quoted.strip('"')
-    return params
+#: One challenge's scheme (a token with no `=` after it) or one `name=value` parameter.
+_AUTH_PART = re.compile(r"""\s*([\w!#$%&'*+.^`|~-]+)(?:\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?\s*,?""")
+
+
+def challenges(response: httpx2.Response) -> dict[str, dict[str, str]]:
+    """Every `WWW-Authenticate` challenge, by scheme, with its parameters (unquoted)."""
+    found: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for value in response.headers.get_list("www-authenticate"):
+        for name, quoted in _AUTH_PART.findall(value):
+            if not quoted:
+                current = found.setdefault(name, {})
+                continue
+            assert current is not None, "a parameter before any scheme"
+            current[name] = re.sub(r"\\(.)", r"\1", quoted.strip('"'))
+    return found
+
+
+def challenge(response: httpx2.Response, scheme: str = "Bearer") -> dict[str, str]:
+    """The parameters of the `WWW-Authenticate` challenge of `scheme` (checked present)."""
+    found = challenges(response)
+    assert scheme in found, response.headers.get("www-authenticate")
+    return found[scheme]

@@ -10,7 +10,8 @@ import httpx2
 import pytest
 
 from pingapp.keys import AmbiguousKey, KeyStore, KeysUnavailable, UnknownKey
-from tests.api.conftest import FakeClock, Key, new_key
+from tests.support.clock import FakeClock
+from tests.support.issuers import Key, new_key
 
 JWKS_URL = "https://idp.example/jwks.json"
 
