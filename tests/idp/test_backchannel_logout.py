@@ -6,7 +6,6 @@ HTTP) when the session ends or a grant is revoked; bounded retries when it is do
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -16,35 +15,10 @@ import pytest
 from pingapp.devidp.backchannel import LogoutDelivery, LogoutNotice
 from tests.idp.flow import Browser, login, rp, verify
 from tests.idp.serve import OTHER_REDIRECT
-from tests.idp.test_refresh_and_revoke import refresh, revoke
+from tests.support.idp_flow import delivered, for_session, received, refresh, revoke
+from tests.support.net import wait_until
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
-
-
-def wait_for(check: Callable[[], Any], seconds: float = 10) -> Any:
-    """Poll until `check` returns something true (deliveries run in the background)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError("not received in time")
-
-
-def for_session(posts: list[dict[str, Any]], sid: str) -> list[dict[str, Any]]:
-    """The POSTs whose Logout Token names the provider session `sid` (unverified)."""
-
-    def sid_in(post: dict[str, Any]) -> str:
-        token = post["form"]["logout_token"]
-        return jwt.decode(token, options={"verify_signature": False}).get("sid", "")
-
-    return [post for post in posts if sid_in(post) == sid]
-
-
-def received(receiver: str, name: str, sid: str) -> list[dict[str, Any]]:
-    """What the receiver got at `/bcl/{name}` for the provider session `sid`."""
-    posts = httpx2.get(f"{receiver}/_received").json()
-    return for_session([post for post in posts if post["name"] == name], sid)
 
 
 def sid_of(idp: dict[str, Any], id_token: str, client_id: str = "pingapp") -> str:
@@ -118,8 +92,8 @@ def test_logout_at_the_provider_posts_a_logout_token_to_each_client_of_the_sessi
     assert response.status_code == 200
     assert 'id="idp-signed-out"' in response.text
 
-    app_post = wait_for(lambda: received(receiver_server, "pingapp", sid))
-    other_post = wait_for(lambda: received(receiver_server, "other", sid))
+    app_post = delivered(receiver_server, "pingapp", sid)
+    other_post = delivered(receiver_server, "other", sid)
     assert len(app_post) == len(other_post) == 1
     mine = check_logout_token(bcl_idp, app_post[0], client_id="pingapp", sid=sid, sub="bob")
     theirs = check_logout_token(bcl_idp, other_post[0], client_id="other", sid=sid, sub="bob")
@@ -137,7 +111,7 @@ def test_logout_answers_at_once_while_a_slow_client_is_told(
     response = end_session(bcl_idp, result.browser, result.token["id_token"])
     assert response.status_code == 200
     assert time.monotonic() - started < 2  # the receiver takes 3 s to answer
-    wait_for(lambda: received(receiver_server, "slow", sid))
+    delivered(receiver_server, "slow", sid)
 
 
 def test_a_client_in_the_providers_own_process_is_told_over_http(
@@ -152,7 +126,8 @@ def test_a_client_in_the_providers_own_process_is_told_over_http(
     def got() -> list[dict[str, Any]]:
         return for_session(httpx2.get(f"{bcl_idp['base']}/_self").json(), sid)
 
-    post = wait_for(got)[0]
+    posts = wait_until(got, what="a Logout Token at the app's own route", timeout=10, interval=0.05)
+    post = posts[0]
     check_logout_token(bcl_idp, post, client_id="self", sid=sid, sub="alice")
 
 
@@ -175,7 +150,7 @@ def test_refresh_token_reuse_sends_a_logout_token(
     assert refresh(bcl_idp, first.token["refresh_token"]).status_code == 200
     assert not received(receiver_server, "pingapp", sid)
     assert refresh(bcl_idp, first.token["refresh_token"]).json()["error"] == "invalid_grant"
-    posts = wait_for(lambda: received(receiver_server, "pingapp", sid))
+    posts = delivered(receiver_server, "pingapp", sid)
     check_logout_token(bcl_idp, posts[0], client_id="pingapp", sid=sid, sub="alice")
     # presenting it again revokes nothing new, so no second token
     assert refresh(bcl_idp, first.token["refresh_token"]).status_code == 400
@@ -188,7 +163,7 @@ def test_revoking_the_refresh_token_sends_a_logout_token(
     token = login(bcl_idp).token
     sid = sid_of(bcl_idp, token["id_token"])
     assert revoke(bcl_idp, token["refresh_token"]).status_code == 200
-    posts = wait_for(lambda: received(receiver_server, "pingapp", sid))
+    posts = delivered(receiver_server, "pingapp", sid)
     check_logout_token(bcl_idp, posts[0], client_id="pingapp", sid=sid, sub="alice")
 
 
@@ -199,7 +174,7 @@ def test_another_user_signing_in_ends_the_old_session_for_its_clients(
     sid = sid_of(bcl_idp, first.token["id_token"])
     second = login(bcl_idp, first.browser, user="bob", prompt="login")
     assert sid_of(bcl_idp, second.token["id_token"]) != sid
-    posts = wait_for(lambda: received(receiver_server, "pingapp", sid))
+    posts = delivered(receiver_server, "pingapp", sid)
     check_logout_token(bcl_idp, posts[0], client_id="pingapp", sid=sid, sub="alice")
 
 
@@ -214,7 +189,7 @@ def test_a_receiver_that_is_down_gets_three_attempts_then_a_logged_failure(
         lines = httpx2.get(f"{bcl_idp['base']}/_logs").json()
         return [line for line in lines if "client down" in line]
 
-    lines = wait_for(gave_up)
+    lines = wait_until(gave_up, what="the failure logged", timeout=10, interval=0.05)
     assert "failed after 3 attempt(s): HTTP 503" in lines[0]
     posts = received(receiver_server, "down", sid)
     assert len(posts) == 3

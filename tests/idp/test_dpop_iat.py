@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from pingapp.dpop import DPoPKey
-from tests.idp.test_dpop import challenge, clock_now, code_for, error_of, exchange, proof, userinfo
+from tests.support.idp_dpop import (
+    challenge,
+    clock_now,
+    code_for,
+    error_of,
+    exchange,
+    proof,
+    userinfo,
+)
 
 
 def test_a_proof_more_than_5_s_ahead_of_the_providers_clock_is_refused(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.idp.flow import Browser, callback_params, login, parse_page, rp, start
 from tests.idp.serve import APP_REDIRECT, SECRET
-from tests.idp.test_redirect_uris import CHALLENGE, authorize
+from tests.support.idp_flow import CHALLENGE, authorize
 
 FUZZ = settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

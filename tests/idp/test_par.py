@@ -4,8 +4,6 @@ mode that requires them (IDP_REQUIRE_PAR)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 from typing import Any
 from urllib.parse import urlencode
@@ -14,41 +12,10 @@ import httpx2
 import pytest
 
 from tests.idp.flow import FULL_SCOPE, Browser, callback_params, parse_page, verify
-from tests.idp.serve import APP_REDIRECT, AUDIENCE, OTHER_REDIRECT, SECRET
+from tests.idp.serve import APP_REDIRECT, OTHER_REDIRECT, SECRET
+from tests.support.idp_flow import authorize_url, push, s256_challenge
 
 PREFIX = "urn:ietf:params:oauth:request_uri:"
-
-
-def challenge(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def push(
-    idp: dict[str, Any], client: str = "pingapp", *, auth: Any = None, **overrides: Any
-) -> tuple[httpx2.Response, dict[str, str], str]:
-    """POST an authorization request to `/par`; the answer, the request and the verifier.
-    An override of None leaves that parameter out."""
-    verifier = secrets.token_urlsafe(48)
-    params = {
-        "client_id": client,
-        "response_type": "code",
-        "redirect_uri": APP_REDIRECT,
-        "scope": FULL_SCOPE,
-        "state": secrets.token_urlsafe(12),
-        "nonce": secrets.token_urlsafe(12),
-        "code_challenge": challenge(verifier),
-        "code_challenge_method": "S256",
-        "audience": AUDIENCE,
-    } | overrides
-    data = {k: v for k, v in params.items() if v is not None}
-    endpoint = idp["metadata"]["pushed_authorization_request_endpoint"]
-    return httpx2.post(endpoint, data=data, auth=auth), data, verifier
-
-
-def authorize_url(idp: dict[str, Any], client_id: str, request_uri: str, **extra: str) -> str:
-    query = urlencode({"client_id": client_id, "request_uri": request_uri, **extra})
-    return f"{idp['metadata']['authorization_endpoint']}?{query}"
 
 
 def sign_in_and_consent(browser: Browser, page: httpx2.Response, user: str) -> httpx2.Response:
@@ -241,7 +208,7 @@ def test_required_par_refuses_a_plain_authorization_request(par_idp: dict[str, A
             "response_type": "code",
             "redirect_uri": APP_REDIRECT,
             "scope": "openid",
-            "code_challenge": challenge(verifier),
+            "code_challenge": s256_challenge(verifier),
             "code_challenge_method": "S256",
         }
     )

@@ -4,7 +4,7 @@ unknown one gets an error page, never a redirect."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
@@ -14,23 +14,7 @@ from hypothesis import strategies as st
 from pingapp.devidp.config import DOCS_CLIENT_ID
 from tests.idp.flow import callback_params, login, rp, start
 from tests.idp.serve import APP_REDIRECT, OTHER_REDIRECT
-
-CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-
-
-def authorize(idp: dict[str, Any], **params: str | None) -> httpx2.Response:
-    query = {
-        "response_type": "code",
-        "client_id": "pingapp",
-        "redirect_uri": APP_REDIRECT,
-        "scope": "openid",
-        "state": "s1",
-        "code_challenge": CHALLENGE,
-        "code_challenge_method": "S256",
-        **params,
-    }
-    query = {k: v for k, v in query.items() if v is not None}
-    return httpx2.get(f"{idp['metadata']['authorization_endpoint']}?{urlencode(query)}")
+from tests.support.idp_flow import CHALLENGE, authorize
 
 
 def assert_error_page(response: httpx2.Response) -> None:

@@ -8,21 +8,7 @@ import httpx2
 
 from tests.idp.flow import login, verify
 from tests.idp.serve import AUDIENCE
-
-
-def refresh(idp: dict[str, Any], token: str, client_id: str = "pingapp", **extra: str):
-    return httpx2.post(
-        idp["metadata"]["token_endpoint"],
-        data={"grant_type": "refresh_token", "refresh_token": token, "client_id": client_id}
-        | extra,
-    )
-
-
-def revoke(idp: dict[str, Any], token: str, client_id: str = "pingapp", **extra: str):
-    return httpx2.post(
-        idp["metadata"]["revocation_endpoint"],
-        data={"token": token, "client_id": client_id} | extra,
-    )
+from tests.support.idp_flow import refresh, revoke
 
 
 def userinfo_status(idp: dict[str, Any], access_token: str) -> int:

@@ -11,7 +11,7 @@ import httpx2
 
 from tests.idp.flow import Browser, callback_params, finish, login, parse_page, rp, start, verify
 from tests.idp.serve import AUDIENCE
-from tests.idp.test_par import authorize_url, push
+from tests.support.idp_flow import authorize_url, push
 
 
 def move_clock(idp: dict[str, Any], seconds: int) -> float:

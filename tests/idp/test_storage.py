@@ -13,8 +13,8 @@ import redis
 from pingapp.devidp.storage import MemoryStore, RedisStore, Store
 from tests.idp.flow import Browser, login, parse_page, rp, start, verify
 from tests.idp.serve import OTHER_REDIRECT
-from tests.idp.test_backchannel_logout import received, wait_for
 from tests.support.idp import describe, serve, stop
+from tests.support.idp_flow import delivered
 
 
 def check_take_is_single_winner(store: Store) -> None:
@@ -161,7 +161,7 @@ def test_two_workers_tell_the_clients_of_a_session_whichever_ends_it(
         )
         assert response.status_code == 200
         for name in ("pingapp", "other"):
-            posts = wait_for(lambda name=name, sid=sid: received(receiver_server, name, sid))
+            posts = delivered(receiver_server, name, sid)
             assert len(posts) == 1
 
 

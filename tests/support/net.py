@@ -6,8 +6,11 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx2
+
+T = TypeVar("T")
 
 
 class NotUp(AssertionError):
@@ -28,15 +31,16 @@ def answers(url: str, text: str = "", *, status: int | None = 200, timeout: floa
 
 
 def wait_until(
-    ready: Callable[[], bool],
+    ready: Callable[[], T],
     *,
     what: str,
     timeout: float,
     interval: float = 0.1,
     alive: Callable[[], bool] | None = None,
     log: Path | None = None,
-) -> None:
-    """Poll `ready` until it is true: a readiness wait, bounded by `timeout` seconds.
+) -> T:
+    """Poll `ready` until it gives something true, and return that: a readiness wait,
+    bounded by `timeout` seconds.
 
     A connection error while polling counts as "not yet". Raises NotUp once `alive`
     says the server has exited, or at the deadline, with the tail of `log`.
@@ -46,8 +50,8 @@ def wait_until(
         if alive is not None and not alive():
             raise NotUp(f"{what}: the server exited{_tail(log)}")
         try:
-            if ready():
-                return
+            if result := ready():
+                return result
         except (httpx2.TransportError, OSError):
             pass
         if time.monotonic() >= deadline:
