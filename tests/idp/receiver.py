@@ -4,7 +4,7 @@
 `POST /bcl/{name}` records what it got (content type and form) and answers 200;
 names starting with `down` answer 503 (a receiver that is down), `refuse` 400
 (a token the client refused), `moved` a 307 to `/bcl/followed`, `slow` 200 after
-3 s. `GET /_received` lists every POST so far.
+`SLOW_SECONDS`. `GET /_received` lists every POST so far.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+#: How long a `slow` receiver takes to answer.
+SLOW_SECONDS = 3.0
 
 RECEIVED: list[dict[str, Any]] = []
 
@@ -38,7 +41,7 @@ async def receive(request: Request) -> Response:
     if name.startswith("refuse"):
         return JSONResponse({"error": "invalid_request"}, status_code=400)
     if name.startswith("slow"):
-        await asyncio.sleep(3)
+        await asyncio.sleep(SLOW_SECONDS)
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 

@@ -76,8 +76,9 @@ async def move_clock(request: Request) -> PlainTextResponse:
 
 def bcl_clients(receiver: str, base: str) -> list[Client]:
     """Clients of `/bcl/idp`: `pingapp` and `other` reach the receiver, `down` gets
-    503s, `slow` an answer after 3 s, `silent` registered no back-channel URI, and
-    `self` is served by this very process (`/_self`), as the app is by the provider's."""
+    503s, `slow` an answer after `receiver.SLOW_SECONDS`, `silent` registered no
+    back-channel URI, and `self` is served by this very process (`/_self`), as the app
+    is by the provider's."""
 
     def at(name: str, redirect: str = APP_REDIRECT, *, sid_required: bool = False) -> Client:
         return Client(
