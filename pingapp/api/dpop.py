@@ -26,6 +26,7 @@ from fastapi import Request
 
 from pingapp.dpop import (
     DEFAULT_ALGS,
+    DEFAULT_IAT_SKEW,
     DEFAULT_IAT_WINDOW,
     USE_NONCE,
     DPoPError,
@@ -36,7 +37,6 @@ from pingapp.dpop import (
     VerifiedProof,
     check_proof,
 )
-from pingapp.dpop.proof import DEFAULT_IAT_SKEW
 from pingapp.settings import Settings, get_settings
 from pingapp.urls import origin_of
 

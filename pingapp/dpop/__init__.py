@@ -7,6 +7,10 @@ API all use.
   for every backend on a shared store.
 - `NonceSource`: stateless rotating server nonces (`DPoP-Nonce`).
 - `DPoPError`: every refusal, with the RFC's error code.
+
+This package's public API is what it imports here: code outside `pingapp/dpop/`
+(pingapp's own modules included) imports these names from `pingapp.dpop`, never from
+the submodule that defines them; only the submodules import one another.
 """
 
 from pingapp.dpop.htu import normalize_htu
@@ -14,6 +18,7 @@ from pingapp.dpop.keys import ASYMMETRIC_ALGS, DPoPKey, jwk_thumbprint
 from pingapp.dpop.nonce import NonceSource
 from pingapp.dpop.proof import (
     DEFAULT_ALGS,
+    DEFAULT_IAT_SKEW,
     DEFAULT_IAT_WINDOW,
     INVALID_PROOF,
     PROOF_TYPE,
@@ -30,6 +35,7 @@ from pingapp.dpop.replay import MemoryReplayCache, ReplayCache, StoreReplayCache
 __all__ = [
     "ASYMMETRIC_ALGS",
     "DEFAULT_ALGS",
+    "DEFAULT_IAT_SKEW",
     "DEFAULT_IAT_WINDOW",
     "INVALID_PROOF",
     "PROOF_TYPE",

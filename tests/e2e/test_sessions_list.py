@@ -34,8 +34,7 @@ from playwright.sync_api import Browser, Page, expect
 from pingapp.auth.cookies import SESSION_COOKIE
 from pingapp.auth.session import KEY_FILE, ServerSession, Vault
 from pingapp.auth.store import DiskStore, RedisStore
-from pingapp.dpop import DPoPKey
-from pingapp.dpop.proof import make_proof
+from pingapp.dpop import DPoPKey, make_proof
 from tests.support.app import RunningApp, start_app, stored_sessions
 from tests.support.browser import sign_in_at_provider
 from tests.support.net import free_port, wait_until

@@ -22,6 +22,7 @@ from jwt.algorithms import get_default_algorithms
 from pingapp.auth.store import DiskStore, RedisStore
 from pingapp.dpop import (
     ASYMMETRIC_ALGS,
+    DEFAULT_IAT_SKEW,
     DEFAULT_IAT_WINDOW,
     INVALID_PROOF,
     USE_NONCE,
@@ -37,7 +38,6 @@ from pingapp.dpop import (
     token_hash,
     verify_proof,
 )
-from pingapp.dpop.proof import DEFAULT_IAT_SKEW
 
 NOW = 1_800_000_000.0
 URL = "https://api.example.org/api/private"
