@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 
@@ -95,7 +96,12 @@ async def test_both_keys_work_while_the_jwks_publishes_both(
 
 
 async def test_when_the_jwks_server_is_down_cached_keys_keep_working(
-    server: Server, verifier: TokenVerifier, mint: Minter, clock: FakeClock, keys: list[Key]
+    server: Server,
+    verifier: TokenVerifier,
+    mint: Minter,
+    clock: FakeClock,
+    keys: list[Key],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     await verifier.verify(mint.token())
     server.stop()
@@ -103,10 +109,14 @@ async def test_when_the_jwks_server_is_down_cached_keys_keep_working(
     # A new token (not in the token cache) with the known key: fine.
     assert (await verifier.verify(mint.token(jti="after-the-outage"))).scopes
     # An unknown key: one failed fetch, a quick 401 and the keys we had are kept.
-    started = time.perf_counter()
-    with pytest.raises(TokenRefused):
+    fetches = verifier.keys.fetches
+    with caplog.at_level(logging.WARNING, logger="pingapp.keys"), pytest.raises(TokenRefused):
         await verifier.verify(mint.token(key=keys[1]))
-    assert time.perf_counter() - started < 1.0
+    assert verifier.keys.fetches == fetches + 1  # one fetch...
+    # ...refused at once, not waited out to fetch_timeout (which would log a TimeoutError).
+    failures = [record.getMessage() for record in caplog.records if record.name == "pingapp.keys"]
+    assert len(failures) == 1
+    assert "ConnectError" in failures[0]
     assert (await verifier.verify(mint.token(jti="still-fine"))).scopes
 
 
@@ -116,7 +126,8 @@ async def test_a_slow_jwks_server_fails_fast_with_401_not_a_hang(
     verifier = make_verifier(issuer, clock, fetch_timeout=0.3)
     async with client_for(verifier) as client:
         assert (await client.get("/private", headers=bearer(mint.token()))).status_code == 200
-        issuer.delay = 3.0
+        slow = 3.0
+        issuer.delay = slow
         clock.advance(31)
         started = time.perf_counter()
         unknown = mint.token(key=keys[1])
@@ -124,12 +135,12 @@ async def test_a_slow_jwks_server_fails_fast_with_401_not_a_hang(
             *(client.get("/private", headers=bearer(unknown)) for _ in range(20))
         )
         assert {response.status_code for response in responses} == {401}
-        assert time.perf_counter() - started < 1.5
-        # Meanwhile the known key still serves requests at once.
-        started = time.perf_counter()
+        assert time.perf_counter() - started < slow / 2  # none waited for the slow server
+        # Meanwhile the known key still serves requests at once: no fetch to wait for.
+        fetches = verifier.keys.fetches
         fresh = mint.token(jti="fresh")
         assert (await client.get("/private", headers=bearer(fresh))).status_code == 200
-        assert time.perf_counter() - started < 0.3
+        assert verifier.keys.fetches == fetches
     issuer.delay = 0
     await verifier.aclose()
 
@@ -143,7 +154,8 @@ async def test_with_no_reachable_issuer_requests_get_401_quickly(
         started = time.perf_counter()
         response = await client.get("/private", headers=bearer(mint.token(iss=nowhere.url)))
         assert response.status_code == 401
-        assert time.perf_counter() - started < 1.5
+        assert time.perf_counter() - started < verifier.fetch_timeout * 1.5
+        assert verifier.discovery_fetches == 1  # one attempt, no retries
     await verifier.aclose()
 
 
@@ -258,7 +270,7 @@ async def test_a_jwks_server_that_trickles_bytes_cannot_hold_requests(
     issuer: Issuer, clock: FakeClock, mint: Minter, keys: list[Key]
 ) -> None:
     # One byte every 50 ms never trips a per-read timeout; the whole body takes
-    # about a minute. Requests must still get their answer within the budget.
+    # about 20 s. Requests must still get their answer within the budget.
     verifier = make_verifier(issuer, clock, fetch_timeout=0.5)
     async with client_for(verifier) as client:
         assert (await client.get("/private", headers=bearer(mint.token()))).status_code == 200
@@ -267,11 +279,13 @@ async def test_a_jwks_server_that_trickles_bytes_cannot_hold_requests(
         started = time.perf_counter()
         unknown = bearer(mint.token(key=keys[1]))
         assert (await client.get("/private", headers=unknown)).status_code == 401
-        assert time.perf_counter() - started < 1.5
-        # The refresh gave up too, so the next request is not held either.
-        started = time.perf_counter()
+        assert time.perf_counter() - started < verifier.fetch_timeout * 3
+        # The refresh gave up too, so the next request is not held either: no fetch
+        # starts for it, and none is left running to wait for.
+        fetches = verifier.keys.fetches
         assert (await client.get("/private", headers=unknown)).status_code == 401
-        assert time.perf_counter() - started < 0.2
+        assert verifier.keys.fetches == fetches
+        assert not verifier.keys.refreshing
     issuer.trickle = 0
     await verifier.aclose()
 
@@ -299,10 +313,7 @@ async def test_old_keys_are_refetched_in_the_background(
     assert issuer.jwks_fetches == 1
     clock.advance(2)
     await verifier.verify(mint.token())  # served at once with the keys we hold...
-    for _ in range(100):  # ...while the refetch runs in the background
-        if issuer.jwks_fetches == 2 and not verifier.keys.refreshing:
-            break
-        await asyncio.sleep(0.01)
+    await verifier.keys.settled()  # ...while the refetch runs in the background
     assert issuer.jwks_fetches == 2
     with pytest.raises(TokenRefused):
         await verifier.verify(mint.token())
