@@ -16,7 +16,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pingapp import routes, telemetry_instrument, telemetry_setup
-from pingapp.api import create_api
+from pingapp.api.app import create_api
 from pingapp.api.metadata import WELL_KNOWN, well_known_route
 from pingapp.auth.cookies import handshake_scope
 from pingapp.auth.devices import describe_agent

@@ -24,6 +24,10 @@ Limits: records live in process memory unless REFLEX_REDIS_URL (or IDP_REDIS_URL
 set, so several workers need Redis; revoking a grant stops its refresh tokens and
 userinfo at once, but the API, being stateless, accepts an access token already
 issued until it expires (IDP_ACCESS_TOKEN_TTL, 600 s by default).
+
+`__all__` is the provider's public interface for code outside `pingapp/` (tests,
+tools); pingapp's own modules import each name from the module that defines it
+(`pingapp.devidp.app.create_idp`), never through this package.
 """
 
 from __future__ import annotations
