@@ -28,7 +28,9 @@ DEFAULT_AUDIENCE = "urn:pingapp:api"
 DEFAULT_SCOPE = "openid profile email offline_access read:messages"
 DEFAULT_CLIENT_ID = "pingapp"
 #: The embedded provider's client for the API's docs page (Swagger UI's "Authorize"):
-#: a public client of its own, whose redirect URI is the docs page's.
+#: a public client of its own, whose only redirect URI is the docs page's
+#: `/api/docs/oauth2-redirect`, so that URI is no way into the app's own client
+#: (AUTH_CLIENT_ID).
 EMBEDDED_DOCS_CLIENT_ID = "pingapp-docs"
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$")

@@ -13,7 +13,7 @@ IDP_REQUIRE_PAR=1; `iss` in every authorization response, RFC 9207) and refresh
 token (rotated; reuse revokes the grant). `max_age` and `prompt=login` ask for the
 password again; `auth_time` is in ID and access tokens. Clients: the app's
 (AUTH_CLIENT_ID, `/callback` only, Logout Tokens to `{backend}/auth/backchannel-logout`)
-and the API docs' (`DOCS_CLIENT_ID`). Sign-out: RP-Initiated Logout 1.0 with
+and the API docs' (`EMBEDDED_DOCS_CLIENT_ID`). Sign-out: RP-Initiated Logout 1.0 with
 `id_token_hint` (no question when it names the session's user), or `client_id` +
 `logout_hint` (always asked); Back-Channel Logout 1.0 (`sid` in ID tokens; a Logout
 Token to each client of the session when it ends at `/logout`, or when a grant is

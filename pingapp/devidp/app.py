@@ -30,7 +30,6 @@ from pingapp.devidp import pages
 from pingapp.devidp.adapter import HttpIn, is_bad_input, read_request
 from pingapp.devidp.backchannel import LogoutDelivery
 from pingapp.devidp.config import (
-    DOCS_CLIENT_ID,
     DOCS_REDIRECT_PATH,
     IdpSettings,
     frontend_origins,
@@ -44,6 +43,7 @@ from pingapp.devidp.models import Client
 from pingapp.devidp.provider import Provider
 from pingapp.devidp.signin import sign_in
 from pingapp.devidp.storage import Store, store_for
+from pingapp.settings import EMBEDDED_DOCS_CLIENT_ID
 
 log = logging.getLogger("pingapp.devidp")
 
@@ -153,12 +153,12 @@ def default_client(client_id: str, secret: str | None, backend: str | None = Non
 
 
 def docs_client(backend: str) -> Client:
-    """The API docs' client (`DOCS_CLIENT_ID`): public (PKCE, no secret), and its only
+    """The API docs' client (`EMBEDDED_DOCS_CLIENT_ID`): public (PKCE, no secret), and its only
     redirect URIs are the OpenAPI page's `/api/docs/oauth2-redirect` on the backend's
     origins; no post-logout URIs."""
     origins = [backend.rstrip("/"), *frontend_origins()]
     return Client(
-        client_id=DOCS_CLIENT_ID,
+        client_id=EMBEDDED_DOCS_CLIENT_ID,
         redirect_uris=tuple(dict.fromkeys(f"{o}{DOCS_REDIRECT_PATH}" for o in origins)),
     )
 

@@ -27,11 +27,8 @@ MAX_CODE_TTL = 60
 #: passwords are public; they are the only ones the sign-in page ever shows.
 DEMO_USERS = ("alice:alice", "bob:bob")
 
-#: The public client of the API's OpenAPI page ("Authorize" in Swagger UI at
-#: `/api/docs`). Its only redirect URI is the page's `/api/docs/oauth2-redirect`,
-#: so that URI is no way into the app's own client (`AUTH_CLIENT_ID`).
-DOCS_CLIENT_ID = "pingapp-docs"
-#: Where Swagger UI receives the authorization response, on the backend's origin.
+#: Where Swagger UI receives the authorization response for the API docs' client
+#: (`pingapp.settings.EMBEDDED_DOCS_CLIENT_ID`), on the backend's origin.
 DOCS_REDIRECT_PATH = "/api/docs/oauth2-redirect"
 
 

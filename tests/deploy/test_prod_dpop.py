@@ -14,8 +14,9 @@ import httpx2
 import pytest
 
 from pingapp.auth.dpop import challenge_params
-from pingapp.devidp.config import DOCS_CLIENT_ID, DOCS_REDIRECT_PATH
+from pingapp.devidp.config import DOCS_REDIRECT_PATH
 from pingapp.dpop import DPoPKey, make_proof
+from pingapp.settings import EMBEDDED_DOCS_CLIENT_ID
 from tests.idp.flow import Browser, callback_params, parse_page, rp, start
 from tests.support.app import PRIVATE_MESSAGE, RunningApp, start_app
 
@@ -33,7 +34,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
 def signed_in_code(idp: dict[str, Any], redirect_uri: str) -> tuple[str, str]:
     """Alice signs in and consents, over HTTP: the code and its PKCE verifier."""
     browser = Browser(idp["issuer"])
-    client = rp(DOCS_CLIENT_ID, scope="openid", redirect_uri=redirect_uri)
+    client = rp(EMBEDDED_DOCS_CLIENT_ID, scope="openid", redirect_uri=redirect_uri)
     page, _, verifier, _ = start(idp, browser, client)
     if page.status_code == 200 and "signin" in parse_page(page.text).ids:
         page = browser.sign_in(page)
@@ -56,7 +57,7 @@ def test_a_proof_dated_30_s_ahead_is_refused(app: RunningApp) -> None:
         "code": code,
         "code_verifier": verifier,
         "redirect_uri": redirect_uri,
-        "client_id": DOCS_CLIENT_ID,
+        "client_id": EMBEDDED_DOCS_CLIENT_ID,
     }
     early = make_proof(key, "POST", token_url, now=time.time() + AHEAD)
     refused = httpx2.post(token_url, data=grant, headers={"DPoP": early})

@@ -12,8 +12,7 @@ import httpx2
 import pytest
 
 from pingapp.devidp import backend_host, embedded_provider_mounts, is_loopback_url, should_mount
-from pingapp.devidp.config import DOCS_CLIENT_ID
-from pingapp.settings import Settings, get_settings
+from pingapp.settings import EMBEDDED_DOCS_CLIENT_ID, Settings, get_settings
 from tests.support.idp import serve, stop
 
 
@@ -54,7 +53,7 @@ def test_on_by_default_at_idp(fresh_settings: None, tmp_path: Path) -> None:
     assert client.client_metadata["backchannel_logout_uri"] == client.backchannel_logout_uri
     # the API docs' "Authorize" has a client of its own (docs/security.md item 30)
     assert not [uri for uri in client.redirect_uris if "/api/docs" in uri]
-    docs = provider.clients[DOCS_CLIENT_ID]
+    docs = provider.clients[EMBEDDED_DOCS_CLIENT_ID]
     assert docs.secret is None
     assert docs.post_logout_redirect_uris == ()
     assert "http://localhost:8000/api/docs/oauth2-redirect" in docs.redirect_uris

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pingapp.devidp.config import DOCS_CLIENT_ID
+from pingapp.settings import EMBEDDED_DOCS_CLIENT_ID
 from tests.idp.flow import callback_params, login, rp, start
 from tests.idp.serve import APP_REDIRECT, OTHER_REDIRECT
 from tests.support.idp_flow import CHALLENGE, authorize
@@ -117,7 +117,7 @@ def test_the_apps_client_keeps_its_callback(default_idp: dict[str, Any]) -> None
 def test_the_docs_client_accepts_only_the_docs_redirect(
     default_idp: dict[str, Any], uri: str
 ) -> None:
-    response = authorize(default_idp, client_id=DOCS_CLIENT_ID, redirect_uri=uri)
+    response = authorize(default_idp, client_id=EMBEDDED_DOCS_CLIENT_ID, redirect_uri=uri)
     assert response.status_code == 303
     assert response.headers["location"].startswith(f"{default_idp['issuer']}/login?")
 
@@ -126,13 +126,13 @@ def test_the_docs_client_accepts_only_the_docs_redirect(
     "uri", [APP_REDIRECT, "http://localhost:3000/callback", "http://evil.example/"]
 )
 def test_the_docs_client_refuses_the_apps_callback(default_idp: dict[str, Any], uri: str) -> None:
-    assert_error_page(authorize(default_idp, client_id=DOCS_CLIENT_ID, redirect_uri=uri))
+    assert_error_page(authorize(default_idp, client_id=EMBEDDED_DOCS_CLIENT_ID, redirect_uri=uri))
 
 
 def test_the_docs_client_requires_pkce(default_idp: dict[str, Any]) -> None:
     response = authorize(
         default_idp,
-        client_id=DOCS_CLIENT_ID,
+        client_id=EMBEDDED_DOCS_CLIENT_ID,
         redirect_uri=DOCS_REDIRECTS[0],
         code_challenge=None,
         code_challenge_method=None,
@@ -147,7 +147,7 @@ def test_the_docs_client_is_public_and_refuses_a_secret(default_idp: dict[str, A
     response = httpx2.post(
         default_idp["metadata"]["token_endpoint"],
         data={"grant_type": "authorization_code", "code": "x", "code_verifier": "v" * 43},
-        auth=(DOCS_CLIENT_ID, "any-secret"),
+        auth=(EMBEDDED_DOCS_CLIENT_ID, "any-secret"),
     )
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
@@ -162,7 +162,7 @@ def test_a_sign_in_at_the_app_gives_no_silent_code_to_the_docs_client(
     back, *_ = start(
         default_idp,
         result.browser,
-        rp(DOCS_CLIENT_ID, redirect_uri=DOCS_REDIRECTS[0]),
+        rp(EMBEDDED_DOCS_CLIENT_ID, redirect_uri=DOCS_REDIRECTS[0]),
         prompt="none",
     )
     params = callback_params(back)
