@@ -15,12 +15,12 @@ from typing import Any
 import jwt
 
 from pingapp.errors import LoginError, LogoutTokenRefused, ProviderUnavailable
+from pingapp.logout_token import BACKCHANNEL_LOGOUT_EVENT, LOGOUT_JWT_TYPE
 from pingapp.settings import Settings
 
 #: The issuer's signing key for (kid, alg); `LoginError` when it publishes none.
 KeyLookup = Callable[[str | None, str], Awaitable[jwt.PyJWK]]
 
-BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 #: A Logout Token older than this (by its `iat`) is refused; its `jti` is remembered
 #: at least this long, so a replay is refused either way.
 LOGOUT_TOKEN_MAX_AGE = 300
@@ -107,7 +107,7 @@ async def check_logout_token(
     except jwt.PyJWTError:
         raise LogoutTokenRefused("the logout token is not a JWT") from None
     typ = header.get("typ")
-    if typ is not None and str(typ).lower() not in {"logout+jwt", "application/logout+jwt"}:
+    if typ is not None and str(typ).lower().removeprefix("application/") != LOGOUT_JWT_TYPE:
         raise LogoutTokenRefused("the logout token's typ is not logout+jwt")
     alg = header.get("alg")
     if alg not in settings.auth_algorithms:

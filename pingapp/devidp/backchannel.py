@@ -24,13 +24,10 @@ import httpx2
 from joserfc import jwt
 
 from pingapp.devidp.keys import ALGORITHM, SigningKeys
+from pingapp.logout_token import BACKCHANNEL_LOGOUT_EVENT, LOGOUT_JWT_TYPE
 
 log = logging.getLogger("pingapp.devidp")
 
-#: The `events` member that makes a JWT a Logout Token (section 2.4).
-LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
-#: Section 2.4: "explicitly typed ... `logout+jwt`".
-LOGOUT_JWT_TYPE = "logout+jwt"
 #: A Logout Token is used at once; two minutes cover clock skew and retries.
 LOGOUT_TOKEN_TTL = 120
 
@@ -57,7 +54,7 @@ def logout_token(
         "iat": issued,
         "exp": issued + LOGOUT_TOKEN_TTL,
         "jti": secrets.token_urlsafe(24),
-        "events": {LOGOUT_EVENT: {}},
+        "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
         "sub": sub,
         "sid": sid,
     }

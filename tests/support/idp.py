@@ -12,8 +12,8 @@ from typing import Any
 import httpx2
 import jwt
 
-from pingapp.auth.id_token import BACKCHANNEL_LOGOUT_EVENT
 from pingapp.devidp.keys import load_signing_keys
+from pingapp.logout_token import BACKCHANNEL_LOGOUT_EVENT
 from tests.support.net import NotUp, answers, free_port, wait_until
 from tests.support.processes import ROOT, granian_command, stop_process_group
 
