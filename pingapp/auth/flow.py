@@ -13,12 +13,9 @@ import time
 from typing import Any
 
 from pingapp.auth.dpop import bound_jkt
-from pingapp.auth.session import LoginRecord, ServerSession
+from pingapp.auth.session import LOGIN_TTL, LoginRecord, ServerSession
 from pingapp.context import AppContext
 from pingapp.errors import LoginError, describe_provider_error
-
-#: A login not finished within this many seconds must start again.
-LOGIN_TIMEOUT = 600
 
 
 async def finish_login(
@@ -48,7 +45,7 @@ async def finish_login(
         raise describe_provider_error(
             str(params["error"]), str(params.get("error_description", ""))
         )
-    if time.time() - pending.started_at > LOGIN_TIMEOUT:
+    if time.time() - pending.started_at > LOGIN_TTL:
         raise LoginError(
             "The sign-in took too long", "Press Log In to start again.", code="expired"
         )

@@ -45,7 +45,8 @@ from pingapp.settings import ConfigurationError, Settings
 
 logger = logging.getLogger(__name__)
 
-#: How long a login may take, from Log In to the callback.
+#: How long a login may take, from Log In to the callback; one not finished by then
+#: must start again.
 LOGIN_TTL = 600.0
 #: How long a one-time ticket that binds a new session to the browser lives.
 TICKET_TTL = 60.0
