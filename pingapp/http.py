@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import re
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -37,7 +36,8 @@ from starlette.types import ASGIApp
 
 from pingapp import telemetry_instrument
 from pingapp.allowlist import Allowlist
-from pingapp.auth.dpop import NonceMemory, Prover, asks_for_nonce, challenge_params
+from pingapp.auth.dpop import NonceMemory, Prover, asks_for_nonce
+from pingapp.challenges import challenge_error
 from pingapp.dpop import DPoPKey
 from pingapp.settings import get_settings
 
@@ -113,19 +113,14 @@ async def http_client_lifespan(
 
 # --- The token-attaching auth: where a bearer token may go -------------------
 
-#: One `name=value` or `name="quoted value"` parameter of a WWW-Authenticate
-#: challenge; quoted strings are consumed whole, so text inside them never counts.
-_AUTH_PARAM = re.compile(r"""([\w!#$%&'*+.^`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)""")
 
-
-def _says_invalid_token(response: httpx2.Response) -> bool:
-    """Whether this is a 401 with `error="invalid_token"` (RFC 6750 section 3.1)."""
-    if response.status_code != httpx2.codes.UNAUTHORIZED:
-        return False
-    return any(
-        name.lower() == "error" and value.strip('"') == "invalid_token"
-        for challenge in response.headers.get_list("WWW-Authenticate")
-        for name, value in _AUTH_PARAM.findall(challenge)
+def _says_invalid_token(response: httpx2.Response, sent: Credential) -> bool:
+    """Whether this is a 401 whose challenge for the scheme the token was sent with
+    says `error="invalid_token"` (RFC 6750 section 3.1, RFC 9449 section 7.1)."""
+    scheme = "dpop" if sent.dpop_key is not None else "bearer"
+    return (
+        response.status_code == httpx2.codes.UNAUTHORIZED
+        and challenge_error(response, scheme) == "invalid_token"
     )
 
 
@@ -242,11 +237,11 @@ class TokenAuth(httpx2.Auth):
 
             if sent is not None and sent.dpop_key is not None:
                 self.nonces.learn(request.url, response)
-                if not nonce_retried and asks_for_nonce(response, challenge_params(response)):
+                if not nonce_retried and asks_for_nonce(response):
                     nonce_retried = True
                     continue  # the same request once more, its proof with the nonce
 
-            if sent and not retried and self.retry and _says_invalid_token(response):
+            if sent and not retried and self.retry and _says_invalid_token(response, sent):
                 retried = True
                 credential = _credential(await self.provide(sent.token))
                 if credential:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import httpx2
 
+from pingapp.challenges import challenge_error
 from pingapp.dpop import ASYMMETRIC_ALGS, USE_NONCE, DPoPKey, make_proof
 from pingapp.errors import LoginError
 from pingapp.urls import origin_of
@@ -98,14 +98,14 @@ class NonceMemory:
             self._nonces.popitem(last=False)
 
 
-def asks_for_nonce(response: httpx2.Response, params: Mapping[str, str] | None = None) -> bool:
+def asks_for_nonce(response: httpx2.Response) -> bool:
     """Whether the server wants a proof with its nonce (`use_dpop_nonce`, RFC 9449
-    sections 8 and 9): a 400 whose JSON says so (token endpoint) or a 401 whose
-    challenge does (`params`, a resource). The nonce must come with it."""
+    sections 8 and 9): a 400 whose JSON says so (token endpoint) or a 401 whose DPoP
+    challenge does (a resource). The nonce must come with it."""
     if not response.headers.get(NONCE_HEADER):
         return False
     if response.status_code == httpx2.codes.UNAUTHORIZED:
-        return (params or {}).get("error") == USE_NONCE
+        return challenge_error(response, "dpop") == USE_NONCE
     if response.status_code != httpx2.codes.BAD_REQUEST:
         return False
     try:
@@ -130,26 +130,6 @@ class Prover:
         )
 
 
-#: One item of a WWW-Authenticate header: a scheme, or `name=value` / `name="quoted"`
-#: (quoted strings consumed whole, so text inside them never counts).
-_CHALLENGE_ITEM = re.compile(r"""([\w!#$%&'*+.^`|~-]+)(?:\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?""")
-
-
-def challenge_params(response: httpx2.Response, scheme: str = "dpop") -> dict[str, str]:
-    """The parameters of the `scheme` challenge in the response's WWW-Authenticate
-    headers (RFC 9110 section 11.6.1), unquoted; {} when there is none."""
-    found: dict[str, str] = {}
-    for header in response.headers.get_list("WWW-Authenticate"):
-        current = ""
-        for match in _CHALLENGE_ITEM.finditer(header):
-            name, value = match.group(1), match.group(2)
-            if value is None:
-                current = name.lower()
-            elif current == scheme and name.lower() not in found:
-                found[name.lower()] = re.sub(r"\\(.)", r"\1", value.strip('"'))
-    return found
-
-
 async def send_with_proof(
     http: httpx2.AsyncClient,
     method: str,
@@ -169,7 +149,7 @@ async def send_with_proof(
             sent["Authorization"] = f"DPoP {access_token}"
         response = await http.request(method, url, headers=sent, **kwargs)
         prover.nonces.learn(url, response)
-        if not asks_for_nonce(response, challenge_params(response)):
+        if not asks_for_nonce(response):
             break
     assert response is not None
     return response

@@ -7,6 +7,8 @@ import time
 
 import httpx2
 
+from pingapp.challenges import challenge_error
+
 
 @dataclasses.dataclass(frozen=True)
 class PingResult:
@@ -94,7 +96,10 @@ async def call_api(
             response.status_code,
             elapsed(),
         )
-    if 'error="insufficient_user_authentication"' in response.headers.get("www-authenticate", ""):
+    if any(
+        challenge_error(response, scheme) == "insufficient_user_authentication"
+        for scheme in ("bearer", "dpop")
+    ):
         return PingResult(
             False,
             f"Not authorized (401): {_reason(response)}. Press Sign in again: the "

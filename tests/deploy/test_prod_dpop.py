@@ -13,7 +13,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from pingapp.auth.dpop import challenge_params
+from pingapp.challenges import challenge_params
 from pingapp.devidp.config import DOCS_REDIRECT_PATH
 from pingapp.dpop import DPoPKey, make_proof
 from pingapp.settings import EMBEDDED_DOCS_CLIENT_ID

@@ -87,3 +87,25 @@ async def test_an_unreachable_api_names_its_url() -> None:
     assert not result.ok
     assert result.status_code == 0
     assert f"The API at {url} could not be reached" in result.message
+
+
+@pytest.mark.parametrize(
+    ("challenge", "step_up"),
+    [
+        ('Bearer error="insufficient_user_authentication", max_age=60', True),
+        ("DPoP algs=ES256, error=insufficient_user_authentication", True),
+        ('Bearer error="invalid_token"', False),
+        # The words inside another parameter's quoted value are not the error.
+        ('Bearer error_description="not error=insufficient_user_authentication"', False),
+    ],
+)
+async def test_a_step_up_is_asked_for_by_the_challenges_error(
+    challenge: str, step_up: bool
+) -> None:
+    def refuse(_: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(401, headers={"WWW-Authenticate": challenge}, json={})
+
+    async with client_answering(refuse) as client:
+        result = await call_api(client, URL)
+    assert not result.ok
+    assert result.step_up is step_up

@@ -20,12 +20,13 @@ import jwt
 import pytest
 from cryptography.fernet import Fernet
 
-from pingapp.auth.dpop import NonceMemory, bound_jkt, challenge_params, login_key
+from pingapp.auth.dpop import NonceMemory, bound_jkt, login_key
 from pingapp.auth.login import new_pending_login
 from pingapp.auth.oidc import OIDCClient
 from pingapp.auth.refresh import Outcome, current_token
 from pingapp.auth.session import LoginRecord, ServerSession, Vault
 from pingapp.auth.store import DiskStore
+from pingapp.challenges import challenge_params
 from pingapp.dpop import DPoPError, DPoPKey, verify_proof
 from pingapp.errors import LoginError
 from pingapp.http import Credential, TokenAuth, make_client
@@ -499,7 +500,7 @@ def test_the_dpop_challenge_is_read_among_others() -> None:
             ("WWW-Authenticate", 'DPoP algs="ES256 PS256", error="use_dpop_nonce"'),
         ],
     )
-    assert challenge_params(response) == {"algs": "ES256 PS256", "error": "use_dpop_nonce"}
+    assert challenge_params(response, "dpop") == {"algs": "ES256 PS256", "error": "use_dpop_nonce"}
     assert challenge_params(response, "bearer")["realm"] == "a, DPoP error=x"
 
 

@@ -450,6 +450,7 @@ async def test_the_retry_resends_the_body() -> None:
         (401, 'Bearer error="invalid_request", error_description="error=invalid_token"'),
         (403, 'Bearer error="insufficient_scope", scope="read:messages"'),
         (403, 'Bearer error="invalid_token"'),  # only a 401 means "refresh"
+        (401, 'Bearer realm="api", DPoP error="invalid_token"'),  # another scheme's error
     ],
 )
 async def test_other_refusals_are_not_retried(status: int, challenge: str) -> None:
