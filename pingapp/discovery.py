@@ -17,14 +17,11 @@ import httpx2
 
 from pingapp.errors import LoginError, ProviderUnavailable
 from pingapp.keys import ClientSource, KeyStore
-from pingapp.singleflight import SingleFlight
+from pingapp.singleflight import FAILURE_COOLDOWN, SingleFlight
 from pingapp.urls import is_loopback_host, is_secure_url
 
 #: How long a discovery document is reused before being fetched again.
 METADATA_TTL = 600.0
-#: After a failed fetch, how long callers get that failure again without a new
-#: outbound call (AUTH_FAILURE_COOLDOWN; docs/security.md item 39).
-DISCOVERY_FAILURE_COOLDOWN = 5.0
 
 
 async def get_json(client: httpx2.AsyncClient, url: str, what: str) -> Any:
@@ -136,7 +133,7 @@ class Discovery:
         client: ClientSource,
         issuer: str,
         *,
-        failure_cooldown: float = DISCOVERY_FAILURE_COOLDOWN,
+        failure_cooldown: float = FAILURE_COOLDOWN,
         ttl: float = METADATA_TTL,
         required: tuple[str, ...] = ("authorization_endpoint",),
         monotonic: Callable[[], float] = time.monotonic,

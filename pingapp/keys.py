@@ -20,6 +20,7 @@ import httpx2
 from jwt import PyJWK
 
 from pingapp.jwks import ASYMMETRIC_ALGORITHMS, KeyId, asymmetric_only, signing_keys
+from pingapp.singleflight import FAILURE_COOLDOWN
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class KeyStore:
         algorithms: Iterable[str] = ASYMMETRIC_ALGORITHMS,
         cooldown: float = 30.0,
         max_age: float = 600.0,
-        failure_retry: float = 5.0,
+        failure_retry: float = FAILURE_COOLDOWN,
         fetch_timeout: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pingapp.jwks import ASYMMETRIC_ALGORITHMS
+from pingapp.singleflight import FAILURE_COOLDOWN
 from pingapp.urls import http_url, is_secure_url, origin_of
 
 #: The API identifier asked for at login and required by the API when
@@ -109,7 +110,7 @@ class Settings(BaseSettings):
     api_dpop_nonce: bool = False
     #: Seconds a failed discovery or key-set fetch is answered from memory, without
     #: a new outbound call (docs/security.md 39).
-    auth_failure_cooldown: float = Field(default=5.0, ge=0, le=300)
+    auth_failure_cooldown: float = Field(default=FAILURE_COOLDOWN, ge=0, le=300)
     #: Accept non-loopback `http://` URLs (issuer, API, public URL) in prod.
     allow_insecure_http: bool = False
     #: Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the

@@ -15,6 +15,11 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+#: After a failed fetch, how long callers get that failure again without a new
+#: outbound call, unless told otherwise: the default of AUTH_FAILURE_COOLDOWN, and of
+#: the discovery's and the key stores' own cooldowns (docs/security.md item 39).
+FAILURE_COOLDOWN = 5.0
+
 
 class SingleFlight(Generic[T]):
     """Fetch at most once at a time per key, and remember a failure for a while.

@@ -33,6 +33,7 @@ from pingapp.errors import LoginError
 from pingapp.http import make_client
 from pingapp.jwks import asymmetric_only
 from pingapp.keys import AmbiguousKey, ClientSource, KeyStore, KeysUnavailable, UnknownKey
+from pingapp.singleflight import FAILURE_COOLDOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,7 @@ class TokenVerifier:
         require_at_jwt: bool = False,
         jwks_cooldown: float = 30.0,
         jwks_max_age: float = 600.0,
-        failure_retry: float = 5.0,
+        failure_retry: float = FAILURE_COOLDOWN,
         fetch_timeout: float = 5.0,
         cache_size: int = 4096,
         max_token_lifetime: float = 0,

@@ -16,10 +16,10 @@ import pytest
 
 from pingapp.auth import oidc
 from pingapp.auth.login import end_session_url
-from pingapp.discovery import DISCOVERY_FAILURE_COOLDOWN, Discovery, check_metadata
+from pingapp.discovery import Discovery, check_metadata
 from pingapp.errors import LoginError, ProviderUnavailable
 from pingapp.settings import Settings
-from pingapp.singleflight import SingleFlight
+from pingapp.singleflight import FAILURE_COOLDOWN, SingleFlight
 from tests.support.clock import FakeClock
 from tests.support.issuers import Issuer, Server, new_key, start_server
 
@@ -159,7 +159,7 @@ async def test_with_the_issuer_down_concurrent_logins_cost_one_discovery_call(
     outcomes = await asyncio.gather(*(client.metadata() for _ in range(50)), return_exceptions=True)
     assert all(isinstance(outcome, ProviderUnavailable) for outcome in outcomes)
     assert issuer.discovery_fetches == 1
-    clock.advance(DISCOVERY_FAILURE_COOLDOWN - 1)
+    clock.advance(FAILURE_COOLDOWN - 1)
     with pytest.raises(ProviderUnavailable, match="503"):
         await client.metadata()
     assert issuer.discovery_fetches == 1
@@ -198,7 +198,7 @@ async def test_with_the_key_set_down_concurrent_callbacks_cost_one_fetch(
     )
     assert all(isinstance(outcome, ProviderUnavailable) for outcome in outcomes)
     assert issuer.jwks_fetches == 1
-    clock.advance(DISCOVERY_FAILURE_COOLDOWN - 1)
+    clock.advance(FAILURE_COOLDOWN - 1)
     with pytest.raises(ProviderUnavailable):
         await client.signing_key("key-1", "RS256")
     assert issuer.jwks_fetches == 1
