@@ -183,11 +183,17 @@ def _is_html(headers: MutableHeaders) -> bool:
     return headers.get("content-type", "").lower().startswith("text/html")
 
 
-def with_security_headers(app: ASGIApp, skip: tuple[str, ...] = ("/_reflex",)) -> ASGIApp:
+def with_security_headers(app: ASGIApp, skip: tuple[str, ...] | None = None) -> ASGIApp:
     """`app` (Reflex's ASGI app in prod, which serves the built pages) with
     `PAGE_HEADERS` on its HTML answers and `nosniff` on its other HTTP answers.
-    Websockets and paths under `skip` (Reflex's own routes: events, ping, upload)
-    pass untouched; a header the answer already has is kept."""
+    Websockets and paths under `skip` (default: Reflex's own routes, events, ping,
+    upload, from its `backend_path`) pass untouched; a header the answer already
+    has is kept."""
+    if skip is None:
+        # Here, not at import: rxconfig.py imports this module before Reflex's config exists.
+        from pingapp.reflex_internals import reflex_paths
+
+        skip = reflex_paths()
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")

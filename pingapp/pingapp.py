@@ -6,11 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import reflex as rx
-from reflex import constants
-from reflex.istate.manager.disk import StateManagerDisk
-from reflex.utils import prerequisites
-from reflex_base.environment import environment
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,9 +25,9 @@ from pingapp.pages.callback import callback
 from pingapp.pages.home import home
 from pingapp.pages.profile import profile
 from pingapp.ping.page import ping
+from pingapp.reflex_internals import PacedStatesApp, event_path, is_prod, reflex_paths, states_dir
 from pingapp.settings import get_settings
 from pingapp.startup import announce, check_provider_soon, refuse_bad_configuration, summary
-from pingapp.states import PacedStateManagerDisk
 from pingapp.tabs import tab_notifier
 from pingapp.urls import backend_url, frontend_url, origin_of
 
@@ -42,12 +37,12 @@ refuse_bad_configuration(
     get_settings(),
     frontend=frontend_url(),
     backend=backend_url(),
-    prod=environment.REFLEX_ENV_MODE.get() == constants.Env.PROD,
+    prod=is_prod(),
 )
 provider_mounts = embedded_provider_mounts()
 
 # Reflex's page states may hold a user's profile: owner-only (docs/security.md 34).
-_states = prerequisites.get_states_dir()
+_states = states_dir()
 _states.mkdir(mode=0o700, parents=True, exist_ok=True)
 _states.chmod(0o700)
 
@@ -69,9 +64,9 @@ backend = Starlette(
 #: request, continuing the caller's trace; the in-process API calls come here too).
 traced_backend = telemetry_instrument.instrument_asgi(backend)
 OWN_PREFIXES = ("/api", routes.AUTH, "/idp", WELL_KNOWN)
-#: Reflex's own routes (rxconfig.py's backend_path) and its event websocket.
-REFLEX_ROUTES = "/_reflex"
-EVENTS = REFLEX_ROUTES + "/_event"
+#: Reflex's own routes (under rxconfig.py's backend_path) and its event websocket.
+REFLEX_ROUTES = reflex_paths()
+EVENTS = event_path()
 
 
 def own_routes_first(reflex_app: ASGIApp) -> ASGIApp:
@@ -97,9 +92,9 @@ def own_routes_first(reflex_app: ASGIApp) -> ASGIApp:
     return route
 
 
-class PingApp(rx.App):
+class PingApp(PacedStatesApp):
     """Reflex's app, with `backend` mounted in front of Reflex's CORS layer, and
-    its disk state manager paced (`pingapp.states`)."""
+    its disk state manager paced (`pingapp.reflex_internals`)."""
 
     def __call__(self) -> ASGIApp:
         # Every HTML answer carries the pages' CSP and headers (`pingapp.headers`),
@@ -112,13 +107,8 @@ class PingApp(rx.App):
                 own_routes_first(telemetry_instrument.count_websockets(super().__call__()))
             ),
             frontend_url(),
-            passthrough=(*OWN_PREFIXES, REFLEX_ROUTES),
+            passthrough=(*OWN_PREFIXES, *REFLEX_ROUTES),
         )
-
-    def _setup_state(self) -> None:
-        super()._setup_state()
-        if type(self._state_manager) is StateManagerDisk:  # not Redis, not memory
-            self._state_manager = PacedStateManagerDisk()
 
 
 # assets/a11y.css: focus ring, skip link, reduced motion, dark-mode hover contrast.

@@ -25,6 +25,8 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import Scope
 
+from pingapp.reflex_internals import TAB_PARAM
+
 SESSION_COOKIE = "pingapp_session"
 LOGIN_COOKIE = "pingapp_login"
 #: What `new_secret()` makes, and so the only value our cookies can hold.
@@ -115,7 +117,7 @@ def handshake_scope(
     )
     kept = [(name, value) for name, value in headers if name.lower() != b"cookie"]
     query = [
-        (key, reference(f"tab\x00{value}\x00{refs.session}") if key == "token" else value)
+        (key, reference(f"tab\x00{value}\x00{refs.session}") if key == TAB_PARAM else value)
         for key, value in parse_qsl(
             scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True
         )
