@@ -25,7 +25,8 @@ ALGORITHMS_BY_KEY_TYPE: dict[str, frozenset[str]] = {
     "EC": frozenset({"ES256", "ES384", "ES512"}),
     "OKP": frozenset({"EdDSA"}),
 }
-#: Every algorithm a key may be used for.
+#: Every algorithm a key may be used for: asymmetric signatures only (never `none`,
+#: never `HS*`), for the provider's tokens and for DPoP proofs alike.
 ASYMMETRIC_ALGORITHMS = frozenset().union(*ALGORITHMS_BY_KEY_TYPE.values())
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 _MIN_RSA_BITS = 2048

@@ -22,8 +22,9 @@ from typing import Any
 import httpx2
 
 from pingapp.challenges import challenge_error
-from pingapp.dpop import ASYMMETRIC_ALGS, USE_NONCE, DPoPKey, make_proof
+from pingapp.dpop import USE_NONCE, DPoPKey, make_proof
 from pingapp.errors import LoginError
+from pingapp.jwks import ASYMMETRIC_ALGORITHMS
 from pingapp.urls import origin_of
 
 #: The algorithm a key is made for when the provider lists it.
@@ -43,7 +44,7 @@ def login_key(mode: str, metadata: Mapping[str, Any]) -> str:
         return ""
     listed = metadata.get("dpop_signing_alg_values_supported")
     offered = [alg for alg in listed if isinstance(alg, str)] if isinstance(listed, list) else []
-    usable = [alg for alg in CLIENT_ALGS if alg in offered and alg in ASYMMETRIC_ALGS]
+    usable = [alg for alg in CLIENT_ALGS if alg in offered and alg in ASYMMETRIC_ALGORITHMS]
     if usable:
         alg = PREFERRED_ALG if PREFERRED_ALG in usable else usable[0]
         return DPoPKey.generate(alg).to_json()

@@ -14,7 +14,7 @@ the submodule that defines them; only the submodules import one another.
 """
 
 from pingapp.dpop.htu import normalize_htu
-from pingapp.dpop.keys import ASYMMETRIC_ALGS, DPoPKey, jwk_thumbprint
+from pingapp.dpop.keys import DPoPKey, jwk_thumbprint
 from pingapp.dpop.nonce import NonceSource
 from pingapp.dpop.proof import (
     DEFAULT_ALGS,
@@ -33,7 +33,6 @@ from pingapp.dpop.proof import (
 from pingapp.dpop.replay import MemoryReplayCache, ReplayCache, StoreReplayCache
 
 __all__ = [
-    "ASYMMETRIC_ALGS",
     "DEFAULT_ALGS",
     "DEFAULT_IAT_SKEW",
     "DEFAULT_IAT_WINDOW",

@@ -24,10 +24,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey, thumbprint
 from jwt.algorithms import get_default_algorithms
 from jwt.exceptions import PyJWTError
 
-#: Signature algorithms a proof may use (asymmetric only: never `none`, never `HS*`).
-ASYMMETRIC_ALGS = frozenset(
-    {"ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
-)
+from pingapp.jwks import ASYMMETRIC_ALGORITHMS
 
 #: JWK members that only a private or symmetric key has (RFC 7518 §6, RFC 8037 §2).
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -94,7 +91,7 @@ class DPoPKey:
 
     def __init__(self, private_key: PrivateKey, alg: str | None = None) -> None:
         alg = alg or _default_alg(private_key)
-        if alg not in ASYMMETRIC_ALGS:
+        if alg not in ASYMMETRIC_ALGORITHMS:
             raise ValueError(f"unsupported DPoP algorithm {alg!r}")
         self.private_key = private_key
         self.alg = alg
@@ -171,7 +168,7 @@ def _key_from_json(text: str) -> DPoPKey:
     if not isinstance(jwk, dict) or not isinstance(jwk.get("alg"), str):
         raise ValueError("a stored DPoP key needs its alg")
     alg = jwk["alg"]
-    if alg not in ASYMMETRIC_ALGS:
+    if alg not in ASYMMETRIC_ALGORITHMS:
         raise ValueError(f"unsupported DPoP algorithm {alg!r}")
     try:
         key = _ALGORITHMS[alg].from_jwk(jwk)

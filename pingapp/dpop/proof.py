@@ -27,7 +27,6 @@ from jwt.utils import base64url_encode
 
 from pingapp.dpop.htu import normalize_htu
 from pingapp.dpop.keys import (
-    ASYMMETRIC_ALGS,
     PRIVATE_MEMBERS,
     DPoPKey,
     jwk_thumbprint,
@@ -35,6 +34,7 @@ from pingapp.dpop.keys import (
 )
 from pingapp.dpop.replay import ReplayCache
 from pingapp.jose import decode_segment, signature_valid
+from pingapp.jwks import ASYMMETRIC_ALGORITHMS
 
 INVALID_PROOF = "invalid_dpop_proof"
 USE_NONCE = "use_dpop_nonce"
@@ -135,7 +135,7 @@ def _load_key(alg: str, public: tuple[tuple[str, str], ...]) -> tuple[PyJWK, str
 
 def _public_key(header: Mapping[str, Any], allowed_algs: Collection[str]) -> _Key:
     alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in allowed_algs or alg not in ASYMMETRIC_ALGS:
+    if not isinstance(alg, str) or alg not in allowed_algs or alg not in ASYMMETRIC_ALGORITHMS:
         raise DPoPError("alg is not an allowed asymmetric algorithm")
     jwk = header.get("jwk")
     if not isinstance(jwk, dict):

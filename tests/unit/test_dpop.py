@@ -21,7 +21,6 @@ from jwt.algorithms import get_default_algorithms
 
 from pingapp.auth.store import DiskStore, RedisStore
 from pingapp.dpop import (
-    ASYMMETRIC_ALGS,
     DEFAULT_IAT_SKEW,
     DEFAULT_IAT_WINDOW,
     INVALID_PROOF,
@@ -38,6 +37,7 @@ from pingapp.dpop import (
     token_hash,
     verify_proof,
 )
+from pingapp.jwks import ASYMMETRIC_ALGORITHMS
 
 NOW = 1_800_000_000.0
 URL = "https://api.example.org/api/private"
@@ -109,7 +109,7 @@ def refused(proof: object, error: str = INVALID_PROOF, **options: Any) -> DPoPEr
 def test_a_proof_of_each_algorithm_round_trips(alg: str) -> None:
     key = DPoPKey.generate(alg)
     proof = make_proof(key, "POST", URL + "?q=1#top", access_token=TOKEN, nonce="n", now=NOW)
-    verified = verify(proof, method="POST", nonce="n", allowed_algs=ASYMMETRIC_ALGS)
+    verified = verify(proof, method="POST", nonce="n", allowed_algs=ASYMMETRIC_ALGORITHMS)
     assert verified.jkt == key.jkt
     assert verified.alg == alg
     assert verified.jwk == key.public_jwk

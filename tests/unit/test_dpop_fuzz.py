@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from jwt.algorithms import get_default_algorithms
 
 from pingapp.dpop import (
-    ASYMMETRIC_ALGS,
     DPoPError,
     DPoPKey,
     MemoryReplayCache,
@@ -26,6 +25,7 @@ from pingapp.dpop import (
     normalize_htu,
     token_hash,
 )
+from pingapp.jwks import ASYMMETRIC_ALGORITHMS
 
 NOW = 1_800_000_000
 URL = "https://api.example.org/api/private"
@@ -210,7 +210,7 @@ def oracle_accepts(proof: str) -> bool:
     if not isinstance(header, dict) or not isinstance(claims, dict):
         return False
     jwk, alg = header.get("jwk"), header.get("alg")
-    if header.get("typ") != "dpop+jwt" or alg not in ALLOWED or alg not in ASYMMETRIC_ALGS:
+    if header.get("typ") != "dpop+jwt" or alg not in ALLOWED or alg not in ASYMMETRIC_ALGORITHMS:
         return False
     if not isinstance(jwk, dict) or PRIVATE & jwk.keys():
         return False
