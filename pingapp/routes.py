@@ -11,3 +11,5 @@ AUTH = "/auth"
 LOGIN = AUTH + "/login"
 #: After the callback: trades a one-time ticket for the session cookie.
 SESSION_HOP = AUTH + "/session"
+#: Where the provider posts Logout Tokens (OpenID Connect Back-Channel Logout 1.0).
+BACKCHANNEL_LOGOUT = AUTH + "/backchannel-logout"

@@ -50,7 +50,7 @@ from pingapp.bodylimit import BodySizeLimit
 from pingapp.clientaddr import client_address
 from pingapp.context import context
 from pingapp.errors import LoginError, LogoutTokenRefused
-from pingapp.routes import AUTH, CALLBACK, HOME, LOGIN, SESSION_HOP
+from pingapp.routes import AUTH, BACKCHANNEL_LOGOUT, CALLBACK, HOME, LOGIN, SESSION_HOP
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ def create_auth_routes() -> ASGIApp:
         routes=[
             Route(LOGIN.removeprefix(AUTH), start_login, methods=["GET"]),
             Route(SESSION_HOP.removeprefix(AUTH), bind_session, methods=["GET"]),
-            Route("/backchannel-logout", backchannel_logout, methods=["POST"]),
+            Route(BACKCHANNEL_LOGOUT.removeprefix(AUTH), backchannel_logout, methods=["POST"]),
         ]
     )
     # The Logout Token's form is read only after its size is known (docs/security.md 50).

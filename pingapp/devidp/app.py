@@ -43,6 +43,7 @@ from pingapp.devidp.models import Client
 from pingapp.devidp.provider import Provider
 from pingapp.devidp.signin import sign_in
 from pingapp.devidp.storage import Store, store_for
+from pingapp.routes import BACKCHANNEL_LOGOUT, CALLBACK
 from pingapp.settings import EMBEDDED_DOCS_CLIENT_ID
 
 log = logging.getLogger("pingapp.devidp")
@@ -121,10 +122,6 @@ def build_app(provider: Provider) -> Starlette:
     return app
 
 
-#: Where the app receives Logout Tokens, on the backend (as `/auth/login`).
-BACKCHANNEL_LOGOUT_PATH = "/auth/backchannel-logout"
-
-
 def default_client(client_id: str, secret: str | None, backend: str | None = None) -> Client:
     """The app's own client: redirect and post-logout URIs of dev, prod and static set-ups,
     and the back-channel logout URI `{backend}/auth/backchannel-logout` (with `sid`).
@@ -141,13 +138,14 @@ def default_client(client_id: str, secret: str | None, backend: str | None = Non
     return Client(
         client_id=client_id,
         redirect_uris=tuple(
-            dict.fromkeys([*(f"{o}/callback" for o in origins), *settings.redirect_uris])
+            dict.fromkeys([*(f"{o}{CALLBACK}" for o in origins), *settings.redirect_uris])
         ),
         post_logout_redirect_uris=tuple(
             dict.fromkeys([*(f"{o}/" for o in origins), *settings.post_logout_redirect_uris])
         ),
         secret=secret,
-        backchannel_logout_uri=f"{backend.rstrip('/')}{BACKCHANNEL_LOGOUT_PATH}",
+        # The app receives Logout Tokens on the backend (as `/auth/login`).
+        backchannel_logout_uri=f"{backend.rstrip('/')}{BACKCHANNEL_LOGOUT}",
         backchannel_logout_session_required=True,
     )
 
