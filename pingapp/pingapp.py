@@ -53,7 +53,7 @@ _states.chmod(0o700)
 api = create_api(verifier=lambda: context().verifier, dpop=lambda: context().dpop_policy)
 backend = Starlette(
     routes=[
-        Mount("/api", app=api),
+        Mount(routes.API, app=api),
         # RFC 9728: the API's protected-resource metadata, where clients look for it.
         well_known_route(api),
         Mount(routes.AUTH, app=create_auth_routes()),
@@ -63,7 +63,7 @@ backend = Starlette(
 #: The same, traced once telemetry is on (`pingapp.telemetry_instrument`: a server span per
 #: request, continuing the caller's trace; the in-process API calls come here too).
 traced_backend = telemetry_instrument.instrument_asgi(backend)
-OWN_PREFIXES = ("/api", routes.AUTH, "/idp", WELL_KNOWN)
+OWN_PREFIXES = (routes.API, routes.AUTH, routes.IDP, WELL_KNOWN)
 #: Reflex's own routes (under rxconfig.py's backend_path) and its event websocket.
 REFLEX_ROUTES = reflex_paths()
 EVENTS = event_path()

@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pingapp.jwks import ASYMMETRIC_ALGORITHMS
+from pingapp.routes import API, IDP
 from pingapp.singleflight import FAILURE_COOLDOWN
 from pingapp.urls import http_url, is_secure_url, origin_of
 
@@ -306,7 +307,7 @@ class Settings(BaseSettings):
 
     def effective_issuer(self, backend_url: str) -> str:
         """The issuer in force: the external one, or the embedded provider's."""
-        return self.issuer or f"{backend_url.rstrip('/')}/idp"
+        return self.issuer or f"{backend_url.rstrip('/')}{IDP}"
 
     def audience_params(self) -> dict[str, str]:
         """How an authorization request names the API (AUTH_AUDIENCE): Auth0's
@@ -320,7 +321,7 @@ class Settings(BaseSettings):
 
     def api_base_url(self, backend_url: str) -> str:
         """Where the pings go: API_URL, or this backend's `/api`."""
-        return self.api_url or f"{backend_url.rstrip('/')}/api"
+        return self.api_url or f"{backend_url.rstrip('/')}{API}"
 
     def allowed_origins(self, backend_url: str) -> list[str]:
         """Origins the token may be sent to: API_ALLOWED_ORIGINS or API_URL's."""

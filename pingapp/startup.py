@@ -23,15 +23,13 @@ from pathlib import Path
 from pingapp.auth.session import session_key
 from pingapp.context import AppContext
 from pingapp.errors import LoginError
-from pingapp.routes import CALLBACK, HOME
+from pingapp.routes import CALLBACK, HOME, IDP
 from pingapp.settings import ConfigurationError, Settings, check_public_url
 
 logger = logging.getLogger(__name__)
 
 #: The marker files' name, before the server process's id.
 MARKER = ".announced-"
-#: Where the embedded provider is mounted on the backend.
-EMBEDDED_PATH = "/idp"
 
 
 def refuse_bad_configuration(
@@ -39,10 +37,10 @@ def refuse_bad_configuration(
 ) -> None:
     """Raise `ConfigurationError` (one short message) for what would fail later."""
     check_public_url(frontend, settings, prod=prod)
-    own = {url.rstrip("/") + EMBEDDED_PATH for url in (frontend, backend)}
+    own = {url.rstrip("/") + IDP for url in (frontend, backend)}
     if settings.auth_issuer and settings.auth_issuer.rstrip("/") in own:
         msg = (
-            f"pingapp: AUTH_ISSUER={settings.auth_issuer} is this app's own {EMBEDDED_PATH}, "
+            f"pingapp: AUTH_ISSUER={settings.auth_issuer} is this app's own {IDP}, "
             "where the embedded development provider runs only while AUTH_ISSUER and "
             "AUTH0_DOMAIN are unset. Remove AUTH_ISSUER to use the embedded provider, or "
             "set it to your provider's issuer."
@@ -56,7 +54,7 @@ def summary(settings: Settings, *, frontend: str, backend: str, embedded: bool) 
     """The start-up summary: where sign-in happens and what to register there."""
     if settings.uses_embedded_provider:
         provider = (
-            f"the embedded development provider at {backend}{EMBEDDED_PATH} "
+            f"the embedded development provider at {backend}{IDP} "
             "(not for production; users alice/alice and bob/bob)"
             if embedded
             else "none: the embedded provider is not mounted (see the warning above)"

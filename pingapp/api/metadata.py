@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from pingapp.api.dpop import WELL_KNOWN, DPoPPolicy, dpop_policy_of
 from pingapp.api.security import NotConfigured, route_scopes, verifier_of
+from pingapp.routes import API
 
 
 def metadata_document(
@@ -69,6 +70,6 @@ def metadata_route(api: FastAPI, path: str) -> Route:
     return Route(path, endpoint, methods=["GET"], include_in_schema=False)
 
 
-def well_known_route(api: FastAPI, mounted_at: str = "/api") -> Route:
+def well_known_route(api: FastAPI, mounted_at: str = API) -> Route:
     """The route the app in front mounts: `/.well-known/oauth-protected-resource/api`."""
     return metadata_route(api, WELL_KNOWN + mounted_at)

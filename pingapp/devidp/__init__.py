@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 from starlette.routing import Mount
 
 from pingapp.devidp.app import create_idp
+from pingapp.routes import IDP
 from pingapp.urls import is_loopback_host
 
 if TYPE_CHECKING:
@@ -125,4 +126,4 @@ def embedded_provider_mounts() -> list[Mount]:
         return []
     if not (is_loopback_url(public_url) and is_loopback_host(host)):
         log.warning("pingapp: %s.", reason)
-    return [Mount("/idp", app=create_idp())]
+    return [Mount(IDP, app=create_idp())]

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pingapp.routes import API
 from pingapp.settings import CommaList, ConfigurationError, split_commas
 from pingapp.urls import http_url
 
@@ -29,7 +30,7 @@ DEMO_USERS = ("alice:alice", "bob:bob")
 
 #: Where Swagger UI receives the authorization response for the API docs' client
 #: (`pingapp.settings.EMBEDDED_DOCS_CLIENT_ID`), on the backend's origin.
-DOCS_REDIRECT_PATH = "/api/docs/oauth2-redirect"
+DOCS_REDIRECT_PATH = API + "/docs/oauth2-redirect"
 
 
 def users_by_name(entries: Iterable[str]) -> dict[str, str]:

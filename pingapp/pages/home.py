@@ -46,7 +46,9 @@ def home() -> rx.Component:
             # The API's docs are a page of the backend, not of the app: a full load.
             rx.button(
                 rx.el.a(
-                    "API documentation", href=f"{backend_url()}/api/docs", reload_document=True
+                    "API documentation",
+                    href=f"{backend_url()}{routes.API}/docs",
+                    reload_document=True,
                 ),
                 as_child=True,
                 size="3",
