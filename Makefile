@@ -2,9 +2,10 @@
 # `make help` (or plain `make`) lists the targets: the `## ` comments on them below.
 #
 # After `make install`, Reflex's own commands work too: `. .venv/bin/activate`, then
-# `reflex run`, `reflex run --env prod`, `reflex export`, ... (rxconfig.py, README.md).
-# Ports: FRONTEND_PORT=3001 BACKEND_PORT=8001 make run. App settings come from the
-# environment or a .env file (see README.md).
+# `reflex run`, `reflex run --env prod`, `reflex export`, ... (rxconfig.py;
+# docs/development.md, "Running the app"). Ports: FRONTEND_PORT=3001 BACKEND_PORT=8001
+# make run. App settings come from the environment or a .env file (see
+# docs/configuration.md).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -94,7 +95,7 @@ INDEPENDENT_OP := tests/e2e/independent_op/node_modules/.package-lock.json
 
 # Every target with its `## ` line (POSIX awk: the same on macOS and Linux).
 help: ## this list
-	@echo "make <target>   (ports: FRONTEND_PORT=3001 BACKEND_PORT=8001 make run; app settings: README.md)"
+	@echo "make <target>   (ports: FRONTEND_PORT=3001 BACKEND_PORT=8001 make run; app settings: docs/configuration.md)"
 	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "  %-12s %s\n", $$1, $$2 }' \
 	  $(firstword $(MAKEFILE_LIST))
 
@@ -169,13 +170,13 @@ test: lint test-fast test-e2e test-deploy test-faults ## install the test tools 
 clean: ## remove .venv/, .tools/, .web/ and caches
 	rm -rf .web .states $(TOOLS) $(VENV) .pytest_cache .ruff_cache .hypothesis
 
-# Deploy (README.md, "Deploy"). PUBLIC_URL is the origin browsers use: nginx serves
+# Deploy (docs/deploy.md). PUBLIC_URL is the origin browsers use: nginx serves
 # the static site there and proxies /_reflex, /api, /auth and /idp to the backends,
 # so the exported frontend, the provider's issuer and the redirect URIs all name it.
 PUBLIC_URL ?= $(or $(REFLEX_API_URL),http://localhost:8080)
 
 # The static site, in .web/build/client/, wired to the backend at PUBLIC_URL.
-export: install ## the static site in .web/build/client/ for the origin PUBLIC_URL (README.md, Deploy)
+export: install ## the static site in .web/build/client/ for the origin PUBLIC_URL (docs/deploy.md)
 	REFLEX_API_URL=$(PUBLIC_URL) REFLEX_DEPLOY_URL=$(PUBLIC_URL) \
 	  $(BIN)/reflex export --loglevel $(REFLEX_LOGLEVEL) --frontend-only --no-zip
 	@echo "static site in .web/build/client/ (its backend: $(PUBLIC_URL))"

@@ -1,6 +1,6 @@
 """Configuration from the environment or a `.env` file, validated once at start.
 
-The variable names are the public interface listed in docs/design.md. Every value is
+The variable names are the public interface listed in docs/configuration.md. Every value is
 checked here, so a mistake is reported once, at start, with a message that says
 what to change, instead of surfacing later as a confusing login or API error.
 """
@@ -49,7 +49,7 @@ def split_commas(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    """Every setting pingapp reads; see the README's configuration table."""
+    """Every setting pingapp reads; see docs/configuration.md."""
 
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True

@@ -1,4 +1,4 @@
-"""The deploy set-up of README.md, "Deploy": backends started by `make backend`, the
+"""The deploy set-up of docs/deploy.md: backends started by `make backend`, the
 static export served by nginx with the site config from deploy/nginx.conf."""
 
 from __future__ import annotations

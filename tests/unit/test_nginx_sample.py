@@ -85,7 +85,7 @@ def render(
     tls: tuple[Path, Path] | None = None,
 ) -> str:
     listen = f"listen 127.0.0.1:{port};"
-    if tls:  # what the README's Production checklist asks for, with a test certificate
+    if tls:  # what docs/deploy.md's Production checklist asks for, with a test certificate
         listen = (
             f"listen 127.0.0.1:{port} ssl; ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};"
         )
