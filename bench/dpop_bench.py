@@ -29,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pingapp.core.jwks import ASYMMETRIC_ALGORITHMS
 from pingapp.dpop import (
     DPoPKey,
     MemoryReplayCache,
@@ -36,7 +37,6 @@ from pingapp.dpop import (
     make_proof,
     verify_proof,
 )
-from pingapp.jwks import ASYMMETRIC_ALGORITHMS
 
 URL = "https://api.example.org/api/private"
 TOKEN = "a" * 800  # about the size of a signed access token

@@ -89,8 +89,8 @@ from reflex.utils.format import format_event_handler  # noqa: E402
 
 from bench import baseline  # noqa: E402
 from bench.baseline import checkout, wait_for_quiet  # noqa: E402
-from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE  # noqa: E402
 from pingapp.auth.state import AuthState  # noqa: E402
+from pingapp.oidc.cookies import LOGIN_COOKIE, SESSION_COOKIE  # noqa: E402
 from pingapp.ping.state import PingState  # noqa: E402
 from tests.support.app import PRIVATE_MESSAGE, start_app  # noqa: E402
 from tests.support.deploy import StaticSite, backend, start_backends, start_nginx  # noqa: E402

@@ -21,15 +21,16 @@ import httpx2
 from reflex.config import get_config
 from starlette.types import ASGIApp
 
+from pingapp import telemetry
 from pingapp.allowlist import Allowlist
 from pingapp.api.dpop import DPoPPolicy, build_dpop_policy
 from pingapp.api.security import NotConfigured, build_verifier
 from pingapp.api.verifier import TokenVerifier
-from pingapp.auth.dpop import NonceMemory
-from pingapp.auth.oidc import OIDCClient
-from pingapp.auth.session import Vault, build_vault
-from pingapp.discovery import Discovery
+from pingapp.dpop import NonceMemory
 from pingapp.http import http_client_lifespan
+from pingapp.oidc.client import OIDCClient
+from pingapp.oidc.discovery import Discovery
+from pingapp.oidc.session import Vault, build_vault
 from pingapp.settings import Settings, get_settings
 from pingapp.urls import backend_url, frontend_url
 
@@ -139,7 +140,8 @@ def use_context(installed: AppContext) -> Iterator[AppContext]:
     global _current  # the one process-wide context, by design
     previous, _current = _current, installed
     try:
-        yield installed
+        with telemetry.keyed_by(installed.vault.reference):
+            yield installed
     finally:
         _current = previous
 

@@ -36,9 +36,8 @@ from starlette.types import ASGIApp
 
 from pingapp import telemetry_instrument
 from pingapp.allowlist import Allowlist
-from pingapp.auth.dpop import NonceMemory, Prover, asks_for_nonce
 from pingapp.challenges import challenge_error
-from pingapp.dpop import DPoPKey
+from pingapp.dpop import DPoPKey, NonceMemory, Prover, asks_for_nonce
 from pingapp.settings import get_settings
 
 

@@ -13,7 +13,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pingapp import routes, telemetry_instrument, telemetry_setup
 from pingapp.api.app import create_api
 from pingapp.api.metadata import WELL_KNOWN, well_known_route
-from pingapp.auth.cookies import handshake_scope
 from pingapp.auth.devices import describe_agent
 from pingapp.auth.routes import create_auth_routes
 from pingapp.auth.state import AuthState
@@ -21,6 +20,7 @@ from pingapp.context import context, serve_context
 from pingapp.devidp import embedded_provider_mounts
 from pingapp.headers import with_security_headers
 from pingapp.loopback import loopback_to_origin
+from pingapp.oidc.cookies import handshake_scope
 from pingapp.pages.callback import callback
 from pingapp.pages.home import home
 from pingapp.pages.profile import profile

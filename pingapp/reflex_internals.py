@@ -12,7 +12,7 @@ fails if an upgrade changes any of these; re-check each one before moving the pi
   rxconfig.py's `backend_path`; the session lookup at the handshake (`pingapp.pingapp`)
   and the header and loopback layers use them, so a changed `backend_path` moves them too.
 - The event websocket's handshake carries the tab's client token in the query parameter
-  `token` (`TAB_PARAM`; `pingapp.auth.cookies.handshake_scope` rewrites it).
+  `token` (`TAB_PARAM`; `pingapp.oidc.cookies.handshake_scope` rewrites it).
 - `reflex.utils.prerequisites.get_states_dir()`: where the disk manager writes.
 - `reflex_base.environment.environment.REFLEX_ENV_MODE`: dev or prod.
 - Behaviour, not a name: Reflex's client (`state.js`) sends a page's `on_load` events

@@ -18,9 +18,9 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pingapp.jwks import ASYMMETRIC_ALGORITHMS
+from pingapp.core.jwks import ASYMMETRIC_ALGORITHMS
+from pingapp.core.singleflight import FAILURE_COOLDOWN
 from pingapp.routes import API, IDP
-from pingapp.singleflight import FAILURE_COOLDOWN
 from pingapp.urls import http_url, is_secure_url, origin_of
 
 #: The API identifier asked for at login and required by the API when

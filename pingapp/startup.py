@@ -20,9 +20,9 @@ import os
 import sys
 from pathlib import Path
 
-from pingapp.auth.session import session_key
 from pingapp.context import AppContext
-from pingapp.errors import LoginError
+from pingapp.oidc.errors import LoginError
+from pingapp.oidc.session import session_key
 from pingapp.routes import CALLBACK, HOME, IDP
 from pingapp.settings import ConfigurationError, Settings, check_public_url
 

@@ -31,7 +31,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -249,21 +249,35 @@ def set_address(address: str) -> None:
 _fallback_key = secrets.token_bytes(32)
 
 
+#: What keys session handles: the installed application context's `Vault.reference`
+#: (`keyed_by`, from `pingapp.context.use_context`); None: a key of this process.
+_session_keyer: Callable[[str], str] | None = None
+
+
+@contextlib.contextmanager
+def keyed_by(reference: Callable[[str], str]) -> Iterator[None]:
+    """Key session handles with `reference` for the block (the vault's, so handles are
+    stable across restarts and backends)."""
+    global _session_keyer  # the one process-wide keyer, by design
+    previous, _session_keyer = _session_keyer, reference
+    try:
+        yield
+    finally:
+        _session_keyer = previous
+
+
 def session_handle(session: str) -> str:
     """An opaque, non-secret name for a session in telemetry: 16 hex digits of a keyed
     digest of `session`, its store reference (`Vault.reference` of the cookie). It
     is neither the cookie nor the store key, and cannot be turned into either.
-    Keyed with the vault's key (stable across restarts and backends), or a key of
-    this process when there is no application context."""
+    Keyed with the vault's key (`keyed_by`: stable across restarts and backends), or
+    a key of this process when there is no application context."""
     if not session:
         return ""
     message = "pingapp telemetry session " + session
-    try:
-        from pingapp.context import context
-
-        return context().vault.reference(message)[:16]
-    except RuntimeError:
-        return hmac.new(_fallback_key, message.encode(), hashlib.sha256).hexdigest()[:16]
+    if _session_keyer is not None:
+        return _session_keyer(message)[:16]
+    return hmac.new(_fallback_key, message.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def audit(

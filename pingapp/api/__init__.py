@@ -4,7 +4,7 @@
 OpenAPI scheme; `dpop` the DPoP policy and proof check; `metadata` the RFC 9728
 document; `verifier` the claim checks and the verified-token cache; `jws`
 reading the token itself; `errors` the RFC 6750 answers. The issuer's keys are
-held by `pingapp.keys.KeyStore`.
+held by `pingapp.core.keys.KeyStore`.
 
 The names below are the API's public interface for code outside `pingapp/` (tests,
 a second API built the same way). pingapp's own modules import each name from the

@@ -151,7 +151,7 @@ def build_dpop_policy(
     API's public URL, and the replay cache on Redis at `redis_url` when given."""
     replay: ReplayCache = MemoryReplayCache()
     if redis_url:
-        from pingapp.auth.store import RedisStore
+        from pingapp.oidc.store import RedisStore
 
         replay = StoreReplayCache(RedisStore(redis_url), prefix="api:dpop:jti:")
     nonces = None

@@ -4,7 +4,7 @@
 base64url segments without padding, each in its one canonical spelling; a JSON
 object as header) and gives the header, unverified. `verified_claims` checks the
 signature with a key from the issuer's key set and gives the payload, a JSON
-object. Segments and signatures go through `pingapp.jose` (PyJWT's algorithms,
+object. Segments and signatures go through `pingapp.core.jose` (PyJWT's algorithms,
 without its parser's per-character loop); a header extension is refused. Every
 refusal is a `TokenRefused` whose fixed text never contains the token.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 from jwt import PyJWK
 
-from pingapp.jose import decode_segment, signature_valid
+from pingapp.core.jose import decode_segment, signature_valid
 
 #: Tokens longer than this are refused before any parsing (a generous bound:
 #: Auth0 tokens with many permissions stay well under 8 KiB).

@@ -42,9 +42,9 @@ from pingapp.api import errors
 from pingapp.api.dpop import DPoPPolicy, bound_jkt, check_dpop, dpop_policy_of, fresh_nonce
 from pingapp.api.jws import TokenRefused
 from pingapp.api.verifier import AccessToken, TokenVerifier
-from pingapp.discovery import Discovery
+from pingapp.core.keys import ClientSource, KeyStore
 from pingapp.dpop import DPoPError
-from pingapp.keys import ClientSource, KeyStore
+from pingapp.oidc.discovery import Discovery
 from pingapp.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 """Access-token verification: `TokenVerifier` checks a token's claims (docs/security.md
 items 1-8) and keeps verified tokens in a bounded cache.
 
-The issuer's metadata comes from its discovery document (`pingapp.discovery`:
-`issuer` exactly ours, https endpoints only), its keys from a `pingapp.keys.KeyStore`
+The issuer's metadata comes from its discovery document (`pingapp.oidc.discovery`:
+`issuer` exactly ours, https endpoints only), its keys from a `pingapp.core.keys.KeyStore`
 on its `jwks_uri`; in the app both are the ones the sign-in uses.
 Outbound calls go through the HTTP client the verifier is given (in the app, the
 process's shared client). A verifier built without one, as a reusable module
@@ -28,12 +28,12 @@ import httpx2
 from jwt import PyJWK
 
 from pingapp.api.jws import AT_TYP, GENERIC_TYP, TokenRefused, read_header, typ_of, verified_claims
-from pingapp.discovery import Discovery
-from pingapp.errors import LoginError
+from pingapp.core.jwks import asymmetric_only
+from pingapp.core.keys import AmbiguousKey, ClientSource, KeyStore, KeysUnavailable, UnknownKey
+from pingapp.core.singleflight import FAILURE_COOLDOWN
 from pingapp.http import make_client
-from pingapp.jwks import asymmetric_only
-from pingapp.keys import AmbiguousKey, ClientSource, KeyStore, KeysUnavailable, UnknownKey
-from pingapp.singleflight import FAILURE_COOLDOWN
+from pingapp.oidc.discovery import Discovery
+from pingapp.oidc.errors import LoginError
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +192,7 @@ class TokenVerifier:
         """The issuer's metadata (`ValueError` if it cannot be used).
 
         Its `issuer` must match exactly and its endpoints must be https
-        (`pingapp.discovery.check_metadata`). One fetch at a time; a failure is
+        (`pingapp.oidc.discovery.check_metadata`). One fetch at a time; a failure is
         given again without a fetch for the discovery's failure cooldown.
         """
         try:

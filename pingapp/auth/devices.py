@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import ua_parser
 
 from pingapp import telemetry
-from pingapp.auth.session import ServerSession, Vault
+from pingapp.oidc.session import ServerSession, Vault
 
 logger = logging.getLogger(__name__)
 

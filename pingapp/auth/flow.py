@@ -12,10 +12,10 @@ import hmac
 import time
 from typing import Any
 
-from pingapp.auth.dpop import bound_jkt
-from pingapp.auth.session import LOGIN_TTL, LoginRecord, ServerSession
 from pingapp.context import AppContext
-from pingapp.errors import LoginError, describe_provider_error
+from pingapp.oidc.dpop import bound_jkt
+from pingapp.oidc.errors import LoginError, describe_provider_error
+from pingapp.oidc.session import LOGIN_TTL, LoginRecord, ServerSession
 
 
 async def finish_login(

@@ -1,7 +1,7 @@
 """AuthState: sign-in, the callback, the session as the page sees it, sign-out.
 
 Everything secret stays on the server: the pending login (state, nonce, PKCE
-verifier, DPoP key) and the tokens in the vault (`pingapp.auth.session`). The page
+verifier, DPoP key) and the tokens in the vault (`pingapp.oidc.session`). The page
 gets the user's name, email, picture, claims, scopes, expiry and DPoP binding —
 never a token or key. Shared objects come from `pingapp.context`.
 """
@@ -19,14 +19,14 @@ from urllib.parse import urlencode
 import reflex as rx
 
 from pingapp import telemetry
-from pingapp.auth.cookies import HandshakeRefs
 from pingapp.auth.flow import end_at_provider, finish_login
-from pingapp.auth.id_token import peek
-from pingapp.auth.refresh import Outcome, TokenOutcome, current_token, expired
-from pingapp.auth.session import ServerSession
 from pingapp.context import context
-from pingapp.errors import LoginError
 from pingapp.http import Credential
+from pingapp.oidc.cookies import HandshakeRefs
+from pingapp.oidc.errors import LoginError
+from pingapp.oidc.id_token import peek
+from pingapp.oidc.refresh import Outcome, TokenOutcome, current_token, expired
+from pingapp.oidc.session import ServerSession
 from pingapp.routes import CALLBACK, HOME, LOGIN, SESSION_HOP
 from pingapp.settings import get_settings
 
@@ -124,7 +124,7 @@ class AuthState(rx.State):
             self.error_title, self.error_detail = title, detail
 
     def _render(self, outcome: TokenOutcome) -> None:
-        """What the page shows of a token outcome (`pingapp.auth.refresh`)."""
+        """What the page shows of a token outcome (`pingapp.oidc.refresh`)."""
         if outcome.kind is Outcome.EXPIRED:
             self._signed_out("Your session has expired", "Log in again to continue.")
         elif outcome.kind is Outcome.REVOKED:
@@ -152,7 +152,7 @@ class AuthState(rx.State):
 
     def _refs(self) -> HandshakeRefs:
         """What the server computed from this connection's cookies at the websocket
-        handshake (`pingapp.auth.cookies.handshake_scope`): never a client's value."""
+        handshake (`pingapp.oidc.cookies.handshake_scope`): never a client's value."""
         return HandshakeRefs.from_header(self.router.headers.cookie)
 
     def _connection_session_hash(self) -> str:

@@ -24,7 +24,7 @@ import httpx2
 from joserfc import jwt
 
 from pingapp.devidp.keys import ALGORITHM, SigningKeys
-from pingapp.logout_token import BACKCHANNEL_LOGOUT_EVENT, LOGOUT_JWT_TYPE
+from pingapp.oidc.logout_token import BACKCHANNEL_LOGOUT_EVENT, LOGOUT_JWT_TYPE
 
 log = logging.getLogger("pingapp.devidp")
 

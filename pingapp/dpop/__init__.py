@@ -7,12 +7,21 @@ API all use.
   for every backend on a shared store.
 - `NonceSource`: stateless rotating server nonces (`DPoP-Nonce`).
 - `DPoPError`: every refusal, with the RFC's error code.
+- `NonceMemory`, `Prover`, `send_with_proof`, `asks_for_nonce`: a client's requests
+  with proofs and the servers' nonces (`pingapp.dpop.client`).
 
 This package's public API is what it imports here: code outside `pingapp/dpop/`
 (pingapp's own modules included) imports these names from `pingapp.dpop`, never from
 the submodule that defines them; only the submodules import one another.
 """
 
+from pingapp.dpop.client import (
+    NONCE_HEADER,
+    NonceMemory,
+    Prover,
+    asks_for_nonce,
+    send_with_proof,
+)
 from pingapp.dpop.htu import normalize_htu
 from pingapp.dpop.keys import DPoPKey, jwk_thumbprint
 from pingapp.dpop.nonce import NonceSource
@@ -37,19 +46,24 @@ __all__ = [
     "DEFAULT_IAT_SKEW",
     "DEFAULT_IAT_WINDOW",
     "INVALID_PROOF",
+    "NONCE_HEADER",
     "PROOF_TYPE",
     "USE_NONCE",
     "DPoPError",
     "DPoPKey",
     "MemoryReplayCache",
+    "NonceMemory",
     "NonceSource",
+    "Prover",
     "ReplayCache",
     "StoreReplayCache",
     "VerifiedProof",
+    "asks_for_nonce",
     "check_proof",
     "jwk_thumbprint",
     "make_proof",
     "normalize_htu",
+    "send_with_proof",
     "token_hash",
     "verify_proof",
 ]

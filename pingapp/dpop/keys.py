@@ -24,7 +24,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey, thumbprint
 from jwt.algorithms import get_default_algorithms
 from jwt.exceptions import PyJWTError
 
-from pingapp.jwks import ASYMMETRIC_ALGORITHMS
+from pingapp.core.jwks import ASYMMETRIC_ALGORITHMS
 
 #: JWK members that only a private or symmetric key has (RFC 7518 §6, RFC 8037 §2).
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})

@@ -25,6 +25,8 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 from jwt.utils import base64url_encode
 
+from pingapp.core.jose import decode_segment, signature_valid
+from pingapp.core.jwks import ASYMMETRIC_ALGORITHMS
 from pingapp.dpop.htu import normalize_htu
 from pingapp.dpop.keys import (
     PRIVATE_MEMBERS,
@@ -33,8 +35,6 @@ from pingapp.dpop.keys import (
     thumbprint_members,
 )
 from pingapp.dpop.replay import ReplayCache
-from pingapp.jose import decode_segment, signature_valid
-from pingapp.jwks import ASYMMETRIC_ALGORITHMS
 
 INVALID_PROOF = "invalid_dpop_proof"
 USE_NONCE = "use_dpop_nonce"

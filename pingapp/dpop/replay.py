@@ -12,7 +12,7 @@ forgotten: a replay is never let through, at worst a valid proof is refused.
   entry that expires first, whoever owns it, and refuses every proof that would expire
   no later (an old but valid proof is refused while a flood by several keys lasts).
 - `StoreReplayCache`: any store with an atomic set-if-absent with a time to live
-  (`put_new`, as `pingapp.auth.store.RedisStore` and `DiskStore` have), so several
+  (`put_new`, as `pingapp.oidc.store.RedisStore` and `DiskStore` have), so several
   backends on one Redis share what they have seen. It cannot forget one owner's
   entries (another backend would then take their replays), so an owner over its share
   is refused instead: each process records at most `max_per_owner` keys of one owner

@@ -18,10 +18,10 @@ from cryptography.fernet import Fernet
 
 from pingapp.api import create_api
 from pingapp.api.verifier import TokenVerifier
-from pingapp.auth.session import Vault
-from pingapp.auth.store import DiskStore
 from pingapp.context import build_context
-from pingapp.errors import LoginError
+from pingapp.oidc.errors import LoginError
+from pingapp.oidc.session import Vault
+from pingapp.oidc.store import DiskStore
 from pingapp.settings import Settings
 from tests.support.api import AUDIENCE, CLIENT_ID, bearer, challenge, make_api, serve
 from tests.support.clock import FakeClock

@@ -13,8 +13,8 @@ from starlette.routing import Mount
 from pingapp.api import create_api, well_known_route
 from pingapp.api.dpop import build_dpop_policy, nonce_secret
 from pingapp.api.verifier import TokenVerifier
-from pingapp.auth.store import DiskStore
 from pingapp.dpop import DPoPKey, NonceSource, StoreReplayCache, make_proof
+from pingapp.oidc.store import DiskStore
 from pingapp.settings import Settings, get_settings
 from tests.support.api import bearer, challenge, challenges, serve
 from tests.support.clock import FakeClock

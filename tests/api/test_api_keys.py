@@ -15,7 +15,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from pingapp.api.jws import TokenRefused
 from pingapp.api.verifier import TokenVerifier
-from pingapp.keys import KeyStore
+from pingapp.core.keys import KeyStore
 from tests.support.api import bearer, make_api, make_verifier
 from tests.support.clock import FakeClock
 from tests.support.issuers import AUDIENCE, Issuer, Key, Minter, Server
@@ -110,11 +110,13 @@ async def test_when_the_jwks_server_is_down_cached_keys_keep_working(
     assert (await verifier.verify(mint.token(jti="after-the-outage"))).scopes
     # An unknown key: one failed fetch, a quick 401 and the keys we had are kept.
     fetches = verifier.keys.fetches
-    with caplog.at_level(logging.WARNING, logger="pingapp.keys"), pytest.raises(TokenRefused):
+    with caplog.at_level(logging.WARNING, logger="pingapp.core.keys"), pytest.raises(TokenRefused):
         await verifier.verify(mint.token(key=keys[1]))
     assert verifier.keys.fetches == fetches + 1  # one fetch...
     # ...refused at once, not waited out to fetch_timeout (which would log a TimeoutError).
-    failures = [record.getMessage() for record in caplog.records if record.name == "pingapp.keys"]
+    failures = [
+        record.getMessage() for record in caplog.records if record.name == "pingapp.core.keys"
+    ]
     assert len(failures) == 1
     assert "ConnectError" in failures[0]
     assert (await verifier.verify(mint.token(jti="still-fine"))).scopes

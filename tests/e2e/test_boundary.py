@@ -21,8 +21,8 @@ from playwright.sync_api import Browser, Page, expect
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE
-from pingapp.auth.session import KEY_FILE
+from pingapp.oidc.cookies import LOGIN_COOKIE, SESSION_COOKIE
+from pingapp.oidc.session import KEY_FILE
 from tests.support.app import RunningApp, start_app, stored_sessions
 from tests.support.browser import consent_without_following, log_out, sign_in_at_provider
 from tests.support.processes import ROOT

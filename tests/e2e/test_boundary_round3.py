@@ -20,9 +20,9 @@ import pytest
 import redis
 from playwright.sync_api import Browser, Page, expect
 
-from pingapp.auth.cookies import LOGIN_COOKIE, SESSION_COOKIE
-from pingapp.auth.session import KEY_FILE, Vault
-from pingapp.auth.store import DiskStore, RedisStore
+from pingapp.oidc.cookies import LOGIN_COOKIE, SESSION_COOKIE
+from pingapp.oidc.session import KEY_FILE, Vault
+from pingapp.oidc.store import DiskStore, RedisStore
 from tests.support.app import PRIVATE_MESSAGE, PUBLIC_MESSAGE, RunningApp, start_app
 from tests.support.browser import sign_in_at_provider
 from tests.support.net import wait_until

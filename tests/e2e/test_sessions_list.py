@@ -31,10 +31,10 @@ import redis
 from cryptography.fernet import Fernet, InvalidToken
 from playwright.sync_api import Browser, Page, expect
 
-from pingapp.auth.cookies import SESSION_COOKIE
-from pingapp.auth.session import KEY_FILE, ServerSession, Vault
-from pingapp.auth.store import DiskStore, RedisStore
 from pingapp.dpop import DPoPKey, make_proof
+from pingapp.oidc.cookies import SESSION_COOKIE
+from pingapp.oidc.session import KEY_FILE, ServerSession, Vault
+from pingapp.oidc.store import DiskStore, RedisStore
 from tests.support.app import RunningApp, start_app, stored_sessions
 from tests.support.browser import sign_in_at_provider
 from tests.support.net import free_port, wait_until

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from pingapp.auth.cookies import SESSION_COOKIE
+from pingapp.oidc.cookies import SESSION_COOKIE
 from tests.support.app import (
     PRIVATE_MESSAGE,
     PUBLIC_MESSAGE,

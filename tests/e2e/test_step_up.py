@@ -15,7 +15,7 @@ import pytest
 import redis
 from playwright.sync_api import Browser, Page, expect
 
-from pingapp.auth.cookies import SESSION_COOKIE
+from pingapp.oidc.cookies import SESSION_COOKIE
 from tests.support.app import RunningApp, start_app
 from tests.support.browser import consent_without_following, sign_in_at_provider
 from tests.support.redis import start_redis

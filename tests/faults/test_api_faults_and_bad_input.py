@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from playwright.sync_api import Browser, Page, expect
 
-from pingapp.auth.cookies import SESSION_COOKIE
+from pingapp.oidc.cookies import SESSION_COOKIE
 from tests.support.app import (
     PRIVATE_MESSAGE,
     PUBLIC_MESSAGE,

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2
 from cryptography.fernet import Fernet, InvalidToken
 
-from pingapp.auth.session import KEY_FILE, ServerSession
+from pingapp.oidc.session import KEY_FILE, ServerSession
 from tests.support.net import NotUp, free_port, wait_until
 from tests.support.processes import ROOT, stop_process_group
 

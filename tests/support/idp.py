@@ -13,7 +13,7 @@ import httpx2
 import jwt
 
 from pingapp.devidp.keys import load_signing_keys
-from pingapp.logout_token import BACKCHANNEL_LOGOUT_EVENT
+from pingapp.oidc.logout_token import BACKCHANNEL_LOGOUT_EVENT
 from tests.support.net import NotUp, answers, free_port, wait_until
 from tests.support.processes import ROOT, granian_command, stop_process_group
 

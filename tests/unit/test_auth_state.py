@@ -36,20 +36,20 @@ from limits.strategies import MovingWindowRateLimiter
 from reflex.istate.data import HeaderData, ReflexURL, RouterData, SessionData
 from starlette.requests import cookie_parser
 
-from pingapp.auth import login as request
 from pingapp.auth import routes
-from pingapp.auth.cookies import (
+from pingapp.auth.routes import create_auth_routes
+from pingapp.auth.state import LEAVING_GRACE, AuthState, login_url
+from pingapp.context import build_context, context, use_context
+from pingapp.oidc import login as request
+from pingapp.oidc.cookies import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
     HandshakeRefs,
     handshake_scope,
     new_secret,
 )
-from pingapp.auth.routes import create_auth_routes
-from pingapp.auth.session import LOGIN_TTL, LoginRecord, ServerSession, Vault
-from pingapp.auth.state import LEAVING_GRACE, AuthState, login_url
-from pingapp.auth.store import DiskStore
-from pingapp.context import build_context, context, use_context
+from pingapp.oidc.session import LOGIN_TTL, LoginRecord, ServerSession, Vault
+from pingapp.oidc.store import DiskStore
 from pingapp.routes import AUTH, SESSION_HOP
 from pingapp.settings import Settings
 

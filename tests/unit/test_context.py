@@ -12,9 +12,9 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pingapp.auth.session import Vault
-from pingapp.auth.store import DiskStore
 from pingapp.context import context, serve_context
+from pingapp.oidc.session import Vault
+from pingapp.oidc.store import DiskStore
 from pingapp.settings import Settings
 
 

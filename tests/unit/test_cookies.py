@@ -17,7 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 from starlette.types import Scope
 
-from pingapp.auth.cookies import (
+from pingapp.oidc.cookies import (
     LOGIN_COOKIE,
     SESSION_COOKIE,
     HandshakeRefs,
@@ -26,8 +26,8 @@ from pingapp.auth.cookies import (
     new_secret,
     read_cookie,
 )
-from pingapp.auth.session import Vault
-from pingapp.auth.store import DiskStore
+from pingapp.oidc.session import Vault
+from pingapp.oidc.store import DiskStore
 
 #: Two values of the form `new_secret` makes (43 URL-safe characters).
 S = "A" * 21 + "-" + "b" * 20 + "_"

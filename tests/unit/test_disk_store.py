@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pingapp.auth.store import MAX_RECORDS, PURGE_INTERVAL, DiskStore, StoreFull
+from pingapp.oidc.store import MAX_RECORDS, PURGE_INTERVAL, DiskStore, StoreFull
 from tests.support.clock import FakeClock
 
 INTERVAL = 60.0

@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import get_default_algorithms
 
-from pingapp.auth.store import DiskStore, RedisStore
+from pingapp.core.jwks import ASYMMETRIC_ALGORITHMS
 from pingapp.dpop import (
     DEFAULT_IAT_SKEW,
     DEFAULT_IAT_WINDOW,
@@ -37,7 +37,7 @@ from pingapp.dpop import (
     token_hash,
     verify_proof,
 )
-from pingapp.jwks import ASYMMETRIC_ALGORITHMS
+from pingapp.oidc.store import DiskStore, RedisStore
 
 NOW = 1_800_000_000.0
 URL = "https://api.example.org/api/private"

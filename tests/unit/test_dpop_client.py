@@ -20,16 +20,16 @@ import jwt
 import pytest
 from cryptography.fernet import Fernet
 
-from pingapp.auth.dpop import NonceMemory, bound_jkt, login_key
-from pingapp.auth.login import new_pending_login
-from pingapp.auth.oidc import OIDCClient
-from pingapp.auth.refresh import Outcome, current_token
-from pingapp.auth.session import LoginRecord, ServerSession, Vault
-from pingapp.auth.store import DiskStore
 from pingapp.challenges import challenge_params
-from pingapp.dpop import DPoPError, DPoPKey, verify_proof
-from pingapp.errors import LoginError
+from pingapp.dpop import DPoPError, DPoPKey, NonceMemory, verify_proof
 from pingapp.http import Credential, TokenAuth, make_client
+from pingapp.oidc.client import OIDCClient
+from pingapp.oidc.dpop import bound_jkt, login_key
+from pingapp.oidc.errors import LoginError
+from pingapp.oidc.login import new_pending_login
+from pingapp.oidc.refresh import Outcome, current_token
+from pingapp.oidc.session import LoginRecord, ServerSession, Vault
+from pingapp.oidc.store import DiskStore
 from pingapp.settings import Settings
 
 ISSUER = "https://idp.example.test"

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jwt.algorithms import get_default_algorithms
 
+from pingapp.core.jwks import ASYMMETRIC_ALGORITHMS
 from pingapp.dpop import (
     DPoPError,
     DPoPKey,
@@ -25,7 +26,6 @@ from pingapp.dpop import (
     normalize_htu,
     token_hash,
 )
-from pingapp.jwks import ASYMMETRIC_ALGORITHMS
 
 NOW = 1_800_000_000
 URL = "https://api.example.org/api/private"

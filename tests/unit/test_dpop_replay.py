@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from pingapp.auth.store import DiskStore
 from pingapp.dpop import (
     DPoPError,
     DPoPKey,
@@ -21,6 +20,7 @@ from pingapp.dpop import (
     check_proof,
     make_proof,
 )
+from pingapp.oidc.store import DiskStore
 from tests.support.clock import FakeClock
 
 NOW = 1_800_000_000.0

@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
-from pingapp.auth.session import Vault
-from pingapp.auth.store import DiskStore
 from pingapp.context import serve_context
 from pingapp.http import NoCookieJar, TokenAuth, make_client
+from pingapp.oidc.session import Vault
+from pingapp.oidc.store import DiskStore
 from pingapp.settings import Settings
 
 OWN_ORIGIN = "http://localhost:8000"

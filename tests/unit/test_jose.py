@@ -1,4 +1,4 @@
-"""pingapp.jose: one spelling per segment, and signatures checked by the key's own
+"""pingapp.core.jose: one spelling per segment, and signatures checked by the key's own
 algorithm. The API's and DPoP's tests check the same rules through their boundaries."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt import PyJWK
 from jwt.algorithms import ECAlgorithm
 
-from pingapp.jose import decode_segment, signature_valid
+from pingapp.core.jose import decode_segment, signature_valid
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from pingapp.keys import AmbiguousKey, KeyStore, KeysUnavailable, UnknownKey
+from pingapp.core.keys import AmbiguousKey, KeyStore, KeysUnavailable, UnknownKey
 from tests.support.clock import FakeClock
 from tests.support.issuers import Key, new_key
 

@@ -14,12 +14,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 
-from pingapp.auth import oidc
-from pingapp.auth.login import end_session_url
-from pingapp.discovery import Discovery, check_metadata
-from pingapp.errors import LoginError, ProviderUnavailable
+from pingapp.core.singleflight import FAILURE_COOLDOWN, SingleFlight
+from pingapp.oidc import client as oidc
+from pingapp.oidc.discovery import Discovery, check_metadata
+from pingapp.oidc.errors import LoginError, ProviderUnavailable
+from pingapp.oidc.login import end_session_url
 from pingapp.settings import Settings
-from pingapp.singleflight import FAILURE_COOLDOWN, SingleFlight
 from tests.support.clock import FakeClock
 from tests.support.issuers import Issuer, Server, new_key, start_server
 

@@ -20,12 +20,12 @@ import reflex as rx
 from cryptography.fernet import Fernet
 from reflex.istate.data import HeaderData, ReflexURL, RouterData, SessionData
 
-from pingapp.auth.cookies import SESSION_COOKIE, handshake_scope
-from pingapp.auth.session import ServerSession, Vault
 from pingapp.auth.state import AuthState
-from pingapp.auth.store import DiskStore
 from pingapp.context import AppContext, build_context, context, use_context
-from pingapp.errors import ProviderUnavailable
+from pingapp.oidc.cookies import SESSION_COOKIE, handshake_scope
+from pingapp.oidc.errors import ProviderUnavailable
+from pingapp.oidc.session import ServerSession, Vault
+from pingapp.oidc.store import DiskStore
 from pingapp.ping.state import PingState
 from pingapp.settings import Settings
 

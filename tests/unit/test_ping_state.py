@@ -11,9 +11,9 @@ import httpx2
 import pytest
 from cryptography.fernet import Fernet
 
-from pingapp.auth.session import Vault
-from pingapp.auth.store import DiskStore
 from pingapp.context import build_context, use_context
+from pingapp.oidc.session import Vault
+from pingapp.oidc.store import DiskStore
 from pingapp.ping.state import PingState
 from pingapp.settings import Settings
 

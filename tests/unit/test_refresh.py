@@ -1,4 +1,4 @@
-"""Token refresh as an outcome (`pingapp.auth.refresh`): every case decided by
+"""Token refresh as an outcome (`pingapp.oidc.refresh`): every case decided by
 plain code, on a vault on disk, a fake provider and a clock the test moves."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from pingapp.auth.refresh import REFRESH_MARGIN, Outcome, current_token
-from pingapp.auth.session import ServerSession, Vault
-from pingapp.auth.store import DiskStore
-from pingapp.errors import GrantRejected, ProviderUnavailable
+from pingapp.oidc.errors import GrantRejected, ProviderUnavailable
+from pingapp.oidc.refresh import REFRESH_MARGIN, Outcome, current_token
+from pingapp.oidc.session import ServerSession, Vault
+from pingapp.oidc.store import DiskStore
 
 NOW = 1_800_000_000.0
 

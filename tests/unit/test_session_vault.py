@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from pingapp.auth import session
-from pingapp.auth.cookies import new_secret
-from pingapp.auth.login import PendingLogin
-from pingapp.auth.session import LOGIN_TTL, TICKET_TTL, LoginRecord, ServerSession, Vault
-from pingapp.auth.store import DiskStore
+from pingapp.oidc import session
+from pingapp.oidc.cookies import new_secret
+from pingapp.oidc.login import PendingLogin
+from pingapp.oidc.session import LOGIN_TTL, TICKET_TTL, LoginRecord, ServerSession, Vault
+from pingapp.oidc.store import DiskStore
 
 MAX_AGE = 86_400.0
 

@@ -19,8 +19,8 @@ from pingapp.auth.devices import (
     same_owner,
     sessions_of_owner,
 )
-from pingapp.auth.session import LAST_USED_INTERVAL, ServerSession, Vault
-from pingapp.auth.store import DiskStore
+from pingapp.oidc.session import LAST_USED_INTERVAL, ServerSession, Vault
+from pingapp.oidc.store import DiskStore
 
 ISSUER = "https://idp.example.test/"
 CHROME_LINUX = (

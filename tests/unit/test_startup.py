@@ -12,8 +12,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from pingapp import startup
-from pingapp.auth import session as session_module
-from pingapp.errors import LoginError, ProviderUnavailable
+from pingapp.oidc import session as session_module
+from pingapp.oidc.errors import LoginError, ProviderUnavailable
 from pingapp.settings import ConfigurationError, Settings
 
 FRONTEND = "http://localhost:3000"

@@ -18,10 +18,10 @@ from starlette.routing import Route
 
 from pingapp import telemetry, telemetry_instrument, telemetry_setup
 from pingapp.api import create_api
-from pingapp.auth.refresh import Outcome, current_token
-from pingapp.auth.session import ServerSession, Vault
-from pingapp.auth.store import DiskStore
-from pingapp.errors import GrantRejected
+from pingapp.oidc.errors import GrantRejected
+from pingapp.oidc.refresh import Outcome, current_token
+from pingapp.oidc.session import ServerSession, Vault
+from pingapp.oidc.store import DiskStore
 from tests.support.otlp import OtlpReceiver
 
 SECRET = "s3cr3t-code-value"

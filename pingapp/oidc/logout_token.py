@@ -1,5 +1,5 @@
 """What makes a JWT a Logout Token (OpenID Connect Back-Channel Logout 1.0, section
-2.4), for both sides: the app checks them (`pingapp.auth.id_token`) and the embedded
+2.4), for both sides: the app checks them (`pingapp.oidc.id_token`) and the embedded
 provider issues them (`pingapp.devidp.backchannel`).
 
 A primitive: it imports nothing of the app.

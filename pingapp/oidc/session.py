@@ -38,9 +38,9 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from pingapp.auth.cookies import new_secret
-from pingapp.auth.login import PendingLogin
-from pingapp.auth.store import DiskStore, RedisStore, Store
+from pingapp.oidc.cookies import new_secret
+from pingapp.oidc.login import PendingLogin
+from pingapp.oidc.store import DiskStore, RedisStore, Store
 from pingapp.settings import ConfigurationError, Settings
 
 logger = logging.getLogger(__name__)

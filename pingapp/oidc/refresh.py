@@ -20,11 +20,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from pingapp import telemetry
-from pingapp.auth.dpop import bound_jkt
-from pingapp.auth.session import ServerSession, Vault
 from pingapp.dpop import DPoPKey
-from pingapp.errors import GrantRejected, LoginError
 from pingapp.http import Credential
+from pingapp.oidc.dpop import bound_jkt
+from pingapp.oidc.errors import GrantRejected, LoginError
+from pingapp.oidc.session import ServerSession, Vault
 
 #: Refresh the access token when it has less than this many seconds left.
 REFRESH_MARGIN = 30

@@ -14,8 +14,8 @@ from typing import Any
 
 import jwt
 
-from pingapp.errors import LoginError, LogoutTokenRefused, ProviderUnavailable
-from pingapp.logout_token import BACKCHANNEL_LOGOUT_EVENT, LOGOUT_JWT_TYPE
+from pingapp.oidc.errors import LoginError, LogoutTokenRefused, ProviderUnavailable
+from pingapp.oidc.logout_token import BACKCHANNEL_LOGOUT_EVENT, LOGOUT_JWT_TYPE
 from pingapp.settings import Settings
 
 #: The issuer's signing key for (kid, alg); `LoginError` when it publishes none.

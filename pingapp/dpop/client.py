@@ -1,15 +1,11 @@
-"""The app's side of DPoP (RFC 9449): which key a sign-in gets, the servers' nonces,
-and requests that carry a proof.
+"""The client's side of DPoP (RFC 9449) over HTTP: the servers' nonces, and requests
+that carry a proof.
 
-- `login_key`: AUTH_DPOP and the provider's `dpop_signing_alg_values_supported`
-  decide whether a sign-in gets a key (ES256 when listed), in its storage form.
 - `NonceMemory`: the latest `DPoP-Nonce` each origin sent (provider and API).
+- `asks_for_nonce`: whether an answer asks for a proof with the server's nonce.
 - `Prover`: a key and the nonces; makes each request's proof.
 - `send_with_proof`: one request with a proof (and `Authorization: DPoP` when a
   token goes along), sent once more with the server's nonce on `use_dpop_nonce`.
-
-The key is a secret: it lives in the pending login and then the server session,
-which the vault encrypts at rest, and never reaches the browser.
 """
 
 from __future__ import annotations
@@ -22,59 +18,13 @@ from typing import Any
 import httpx2
 
 from pingapp.challenges import challenge_error
-from pingapp.dpop import USE_NONCE, DPoPKey, make_proof
-from pingapp.errors import LoginError
-from pingapp.jwks import ASYMMETRIC_ALGORITHMS
+from pingapp.dpop.keys import DPoPKey
+from pingapp.dpop.proof import USE_NONCE, make_proof
 from pingapp.urls import origin_of
 
-#: The algorithm a key is made for when the provider lists it.
-PREFERRED_ALG = "ES256"
-#: The algorithms this client can make a key for, in order of preference.
-CLIENT_ALGS = ("ES256", "ES384", "ES512", "EdDSA", "PS256", "RS256")
 NONCE_HEADER = "DPoP-Nonce"
 #: A nonce longer than this is not remembered (a server's nonce is short).
 MAX_NONCE_LENGTH = 512
-
-
-def login_key(mode: str, metadata: Mapping[str, Any]) -> str:
-    """A new key for a sign-in, as `DPoPKey.to_json` text, or '' when the sign-in
-    uses bearer tokens. `mode` is AUTH_DPOP; with `required`, a provider without a
-    usable DPoP algorithm is a `LoginError`."""
-    if mode == "off":
-        return ""
-    listed = metadata.get("dpop_signing_alg_values_supported")
-    offered = [alg for alg in listed if isinstance(alg, str)] if isinstance(listed, list) else []
-    usable = [alg for alg in CLIENT_ALGS if alg in offered and alg in ASYMMETRIC_ALGORITHMS]
-    if usable:
-        alg = PREFERRED_ALG if PREFERRED_ALG in usable else usable[0]
-        return DPoPKey.generate(alg).to_json()
-    if mode == "required":
-        raise LoginError(
-            "The sign-in provider does not support DPoP",
-            "AUTH_DPOP=required, but its discovery document lists no DPoP algorithm "
-            f"this app can use (dpop_signing_alg_values_supported: {offered or 'none'}). "
-            "Set AUTH_DPOP=auto to sign in with bearer tokens.",
-            code="no_dpop",
-        )
-    return ""
-
-
-def not_bound_error() -> LoginError:
-    """AUTH_DPOP=required, and the provider answered a proof with a bearer token."""
-    return LoginError(
-        "The sign-in provider did not bind the token",
-        "AUTH_DPOP=required, but the provider answered with a bearer token "
-        "(token_type is not DPoP). Set AUTH_DPOP=auto to accept bearer tokens.",
-        code="dpop_not_bound",
-    )
-
-
-def bound_jkt(tokens: Mapping[str, Any], dpop_key: str) -> str:
-    """The thumbprint of the key a token response is bound to: `dpop_key`'s when the
-    provider answered `token_type: DPoP` (RFC 9449 section 5), else '' (bearer)."""
-    if not dpop_key or str(tokens.get("token_type", "")).lower() != "dpop":
-        return ""
-    return DPoPKey.from_json(dpop_key).jkt
 
 
 class NonceMemory:

@@ -7,8 +7,8 @@ HTTP client, holding the settings, the provider's metadata and its keys.
     claims = await oidc.validate_id_token(tokens["id_token"], nonce=pending.nonce)
 
 No Reflex here. authlib builds the request parameters (PKCE, the grant URI);
-PyJWT checks signatures (`pingapp.auth.id_token`); metadata and keys are fetched
-single-flight with a failure cooldown (`pingapp.discovery`).
+PyJWT checks signatures (`pingapp.oidc.id_token`); metadata and keys are fetched
+single-flight with a failure cooldown (`pingapp.oidc.discovery`).
 """
 
 from __future__ import annotations
@@ -22,21 +22,14 @@ import httpx2
 import jwt
 from authlib.common.urls import add_params_to_uri
 
-from pingapp.auth.dpop import (
-    NonceMemory,
-    Prover,
-    bound_jkt,
-    login_key,
-    not_bound_error,
-    send_with_proof,
-)
-from pingapp.auth.forms import client_authentication, error_of, post_form, token_request
-from pingapp.auth.id_token import check_id_token, check_logout_token
-from pingapp.auth.login import PendingLogin, authorization_params, end_session_url
-from pingapp.discovery import Discovery
-from pingapp.dpop import DPoPKey
-from pingapp.errors import LoginError, ProviderUnavailable
-from pingapp.keys import KeyStore, KeysUnavailable, UnknownKey
+from pingapp.core.keys import KeyStore, KeysUnavailable, UnknownKey
+from pingapp.dpop import DPoPKey, NonceMemory, Prover, send_with_proof
+from pingapp.oidc.discovery import Discovery
+from pingapp.oidc.dpop import bound_jkt, login_key, not_bound_error
+from pingapp.oidc.errors import LoginError, ProviderUnavailable
+from pingapp.oidc.forms import client_authentication, error_of, post_form, token_request
+from pingapp.oidc.id_token import check_id_token, check_logout_token
+from pingapp.oidc.login import PendingLogin, authorization_params, end_session_url
 from pingapp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -65,7 +58,7 @@ class OIDCClient:
         self.discovery = discovery or Discovery(
             client, issuer, failure_cooldown=settings.auth_failure_cooldown, monotonic=monotonic
         )
-        #: The issuer's signing keys, for ID and logout tokens (`pingapp.keys`).
+        #: The issuer's signing keys, for ID and logout tokens (`pingapp.core.keys`).
         self.keys = keys or self.discovery.key_store(
             algorithms=settings.auth_algorithms,
             fetch_timeout=settings.key_fetch_timeout,

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx2
 
-from pingapp.auth.dpop import Prover, send_with_proof
-from pingapp.errors import GrantRejected, LoginError, ProviderUnavailable
+from pingapp.dpop import Prover, send_with_proof
+from pingapp.oidc.errors import GrantRejected, LoginError, ProviderUnavailable
 from pingapp.settings import Settings
 
 

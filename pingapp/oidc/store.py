@@ -13,7 +13,7 @@ Rules every caller can rely on (docs/security.md 34, 38):
 - Every record has a time to live and disappears with it: Redis expires it; the
   disk store also sweeps its folder by itself (at most once per `PURGE_INTERVAL`)
   and holds at most `MAX_RECORDS` records (docs/security.md 47).
-- Values are opaque bytes: `pingapp.auth.session` encrypts them before they get here,
+- Values are opaque bytes: `pingapp.oidc.session` encrypts them before they get here,
   so neither a Redis dump nor a file holds a usable token.
 - Keys are hashes of the secrets they stand for; a file name reveals nothing.
 """

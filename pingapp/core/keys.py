@@ -5,7 +5,7 @@ tokens and the sign-in's ID and logout tokens alike, on the caller's HTTP client
 (in the app, the shared one). A request never becomes a flood of outbound calls
 (docs/security.md items 3 and 39), and a key the issuer withdrew stops working once
 the keys held are older than `max_age`. Only asymmetric signing keys are kept;
-`pingapp.jwks` says which.
+`pingapp.core.jwks` says which.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable, Iterable
 import httpx2
 from jwt import PyJWK
 
-from pingapp.jwks import ASYMMETRIC_ALGORITHMS, KeyId, asymmetric_only, signing_keys
-from pingapp.singleflight import FAILURE_COOLDOWN
+from pingapp.core.jwks import ASYMMETRIC_ALGORITHMS, KeyId, asymmetric_only, signing_keys
+from pingapp.core.singleflight import FAILURE_COOLDOWN
 
 log = logging.getLogger(__name__)
 

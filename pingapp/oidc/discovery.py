@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from pingapp.errors import LoginError, ProviderUnavailable
-from pingapp.keys import ClientSource, KeyStore
-from pingapp.singleflight import FAILURE_COOLDOWN, SingleFlight
+from pingapp.core.keys import ClientSource, KeyStore
+from pingapp.core.singleflight import FAILURE_COOLDOWN, SingleFlight
+from pingapp.oidc.errors import LoginError, ProviderUnavailable
 from pingapp.urls import is_loopback_host, is_secure_url
 
 #: How long a discovery document is reused before being fetched again.
