@@ -1,4 +1,5 @@
-"""The app: pages, theme, the mounted API and the lifespan tasks."""
+"""The app, wired: its pages, the backend in front of Reflex (`pingapp.front`), and
+the lifespan tasks that build the application context."""
 
 from __future__ import annotations
 
@@ -8,24 +9,22 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.routing import Mount
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from pingapp import routes, telemetry_instrument, telemetry_setup
 from pingapp.api.app import create_api
-from pingapp.api.metadata import WELL_KNOWN, well_known_route
+from pingapp.api.metadata import well_known_route
 from pingapp.auth.devices import describe_agent
 from pingapp.auth.routes import create_auth_routes
 from pingapp.auth.state import AuthState
 from pingapp.context import context, serve_context
 from pingapp.devidp import embedded_provider_mounts
-from pingapp.headers import with_security_headers
-from pingapp.loopback import loopback_to_origin
-from pingapp.oidc.cookies import handshake_scope
+from pingapp.front import in_front_of
 from pingapp.pages.callback import callback
 from pingapp.pages.home import home
 from pingapp.pages.profile import profile
 from pingapp.ping.page import ping
-from pingapp.reflex_internals import PacedStatesApp, event_path, is_prod, reflex_paths, states_dir
+from pingapp.reflex_internals import PacedStatesApp, is_prod, states_dir
 from pingapp.settings import get_settings
 from pingapp.startup import announce, check_provider_soon, refuse_bad_configuration, summary
 from pingapp.tabs import tab_notifier
@@ -63,52 +62,14 @@ backend = Starlette(
 #: The same, traced once telemetry is on (`pingapp.telemetry_instrument`: a server span per
 #: request, continuing the caller's trace; the in-process API calls come here too).
 traced_backend = telemetry_instrument.instrument_asgi(backend)
-OWN_PREFIXES = (routes.API, routes.AUTH, routes.IDP, WELL_KNOWN)
-#: Reflex's own routes (under rxconfig.py's backend_path) and its event websocket.
-REFLEX_ROUTES = reflex_paths()
-EVENTS = event_path()
-
-
-def own_routes_first(reflex_app: ASGIApp) -> ASGIApp:
-    """Requests under /api, /auth, /idp and the API's metadata go to `backend`
-    directly, everything else to Reflex. Reflex wraps whatever it mounts in its
-    credentialed CORS layer; these routes need their own policy instead: the API
-    grants CORS_ORIGINS without credentials, /auth and /idp grant nobody
-    (docs/security.md 30)."""
-
-    async def route(scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope["type"] in {"http", "websocket"} else ""
-        if any(path == prefix or path.startswith(prefix + "/") for prefix in OWN_PREFIXES):
-            await traced_backend(scope, receive, send)
-        elif path.startswith(EVENTS):
-            # Handlers see only what the server computed from our cookies, and a
-            # tab's state belongs to the session its cookie names (cookies.py).
-            ctx = context()
-            scope, _ = handshake_scope(scope, secure=ctx.secure, reference=ctx.vault.reference)
-            await reflex_app(scope, receive, send)
-        else:
-            await reflex_app(scope, receive, send)
-
-    return route
 
 
 class PingApp(PacedStatesApp):
-    """Reflex's app, with `backend` mounted in front of Reflex's CORS layer, and
-    its disk state manager paced (`pingapp.reflex_internals`)."""
+    """Reflex's app, with pingapp's own backend and layers in front of it
+    (`pingapp.front`), and its disk state manager paced (`pingapp.reflex_internals`)."""
 
     def __call__(self) -> ASGIApp:
-        # Every HTML answer carries the pages' CSP and headers (`pingapp.headers`),
-        # unless it sends its own (/idp, /api/docs).
-        # A page asked for under another loopback name (127.0.0.1 for localhost)
-        # goes to the app's origin, where its websocket and cookies work.
-        # Telemetry (when on): our own routes traced, open websockets counted.
-        return loopback_to_origin(
-            with_security_headers(
-                own_routes_first(telemetry_instrument.count_websockets(super().__call__()))
-            ),
-            frontend_url(),
-            passthrough=(*OWN_PREFIXES, *REFLEX_ROUTES),
-        )
+        return in_front_of(super().__call__(), traced_backend, frontend_url())
 
 
 # assets/a11y.css: focus ring, skip link, reduced motion, dark-mode hover contrast.

@@ -45,7 +45,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # The application context: builds the above once per process.
     ("pingapp.context",),
     # Features on the context.
-    ("pingapp.auth", "pingapp.sessions", "pingapp.tabs", "pingapp.startup"),
+    ("pingapp.auth", "pingapp.sessions", "pingapp.tabs", "pingapp.startup", "pingapp.front"),
     # The pages, and the ping feature with its page.
     ("pingapp.components", "pingapp.pages", "pingapp.ping"),
     # The wiring.
