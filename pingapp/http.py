@@ -236,6 +236,8 @@ class TokenAuth(httpx2.Auth):
 
             if sent is not None and sent.dpop_key is not None:
                 self.nonces.learn(request.url, response)
+                if response.status_code == httpx2.codes.BAD_REQUEST:
+                    await response.aread()  # its JSON may ask for the nonce (`asks_for_nonce`)
                 if not nonce_retried and asks_for_nonce(response):
                     nonce_retried = True
                     continue  # the same request once more, its proof with the nonce

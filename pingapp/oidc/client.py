@@ -23,7 +23,8 @@ import jwt
 from authlib.common.urls import add_params_to_uri
 
 from pingapp.core.keys import KeyStore, KeysUnavailable, UnknownKey
-from pingapp.dpop import DPoPKey, NonceMemory, Prover, send_with_proof
+from pingapp.dpop import DPoPKey, NonceMemory, Prover
+from pingapp.http import Credential, TokenAuth
 from pingapp.oidc.discovery import Discovery
 from pingapp.oidc.dpop import bound_jkt, login_key, not_bound_error
 from pingapp.oidc.errors import LoginError, ProviderUnavailable
@@ -230,21 +231,25 @@ class OIDCClient:
 
     async def userinfo(self, access_token: str, *, dpop_key: str = "") -> dict[str, Any]:
         """The provider's profile of the user (the tutorial's Profile page), or {}.
-        `dpop_key`: the key a bound token is bound to (`Authorization: DPoP` + proof)."""
+        `dpop_key`: the key a bound token is bound to (`Authorization: DPoP` + proof).
+        Sent like every call that carries an access token (`pingapp.http.TokenAuth`),
+        to the userinfo endpoint only; no refresh here (the token was just issued)."""
         url = (await self.metadata()).get("userinfo_endpoint")
         if not isinstance(url, str):
             return {}
+        key = DPoPKey.from_json(dpop_key) if dpop_key else None
+        credential = Credential(access_token, key)
+
+        async def provide(rejected: str | None) -> Credential:
+            del rejected  # never asked again: retry=False
+            return credential
+
+        # No redirect is followed: the profile comes from the userinfo endpoint or not at all.
+        auth = TokenAuth(provide, [url], retry=False, max_redirects=0, nonces=self.dpop_nonces)
         try:
-            if dpop_key:
-                prover = Prover(DPoPKey.from_json(dpop_key), self.dpop_nonces)
-                response = await send_with_proof(
-                    self.http, "GET", url, prover, access_token=access_token
-                )
-            else:
-                bearer = {"Authorization": f"Bearer {access_token}"}
-                response = await self.http.get(url, headers=bearer)
+            response = await self.http.get(url, auth=auth)
             body = response.json() if response.status_code == 200 else None
-        except (httpx2.TransportError, ValueError):
+        except (httpx2.TransportError, httpx2.TooManyRedirects, ValueError):
             return {}
         return body if isinstance(body, dict) else {}
 

@@ -464,6 +464,46 @@ async def test_use_dpop_nonce_twice_is_returned_as_is() -> None:
     assert len(upstream.sent) == 2
 
 
+async def test_a_nonce_asked_for_in_a_400_body_is_retried_once_with_it() -> None:
+    """A server that asks as an authorization server does (400, JSON `use_dpop_nonce`):
+    the body is read for it, and the request goes once more with the nonce."""
+    sent: list[httpx2.Request] = []
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        sent.append(httpx2.Request(request.method, request.url, headers=request.headers.copy()))
+        if len(sent) == 1:
+            # Streamed, as from the network: unread until someone reads it.
+            body = httpx2.ByteStream(b'{"error": "use_dpop_nonce"}')
+            return httpx2.Response(400, headers={"DPoP-Nonce": NONCE}, stream=body)
+        return httpx2.Response(200, json={})
+
+    provide, _ = provider_of(Credential("at-1", KEY))
+    async with make_client(transport=httpx2.MockTransport(server)) as client:
+        response = await client.get(f"{API}/private", auth=TokenAuth(provide, [API]))
+    assert response.status_code == 200
+    assert check(sent[1], "at-1", nonce=NONCE)["nonce"] == NONCE
+
+
+async def test_userinfo_goes_through_the_token_attaching_auth() -> None:
+    """A userinfo endpoint that redirects elsewhere: no profile from another place, and
+    the token and proof go to the userinfo endpoint only."""
+
+    class Redirecting(Provider):
+        def __call__(self, request: httpx2.Request) -> httpx2.Response:
+            if request.url.path == "/userinfo":
+                self.requests.append(request)
+                return httpx2.Response(302, headers={"Location": f"{ELSEWHERE}/me"})
+            if request.url.host == httpx2.URL(ELSEWHERE).host:
+                self.requests.append(request)
+                return httpx2.Response(200, json={"sub": "someone-else"})
+            return super().__call__(request)
+
+    provider = Redirecting()
+    assert await oidc_client(provider).userinfo("at-1", dpop_key=KEY.to_json()) == {}
+    [at_userinfo] = [r for r in provider.requests if r.url.path in {"/userinfo", "/me"}]
+    assert at_userinfo.headers["Authorization"] == "DPoP at-1" and "DPoP" in at_userinfo.headers
+
+
 async def test_a_nonce_challenge_without_a_nonce_is_not_retried() -> None:
     challenge = {"WWW-Authenticate": 'DPoP error="use_dpop_nonce"'}
     upstream = Upstream({f"{API}/private": [(401, challenge)]})
