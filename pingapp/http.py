@@ -37,7 +37,7 @@ from starlette.types import ASGIApp
 from pingapp import telemetry_instrument
 from pingapp.allowlist import Allowlist
 from pingapp.challenges import challenge_error
-from pingapp.dpop import DPoPKey, NonceMemory, Prover, asks_for_nonce
+from pingapp.dpop import DPoPKey, NonceMemory, Prover, retry_with_nonce
 from pingapp.settings import get_settings
 
 
@@ -235,10 +235,8 @@ class TokenAuth(httpx2.Auth):
             received += 1
 
             if sent is not None and sent.dpop_key is not None:
-                self.nonces.learn(request.url, response)
-                if response.status_code == httpx2.codes.BAD_REQUEST:
-                    await response.aread()  # its JSON may ask for the nonce (`asks_for_nonce`)
-                if not nonce_retried and asks_for_nonce(response):
+                asked = await retry_with_nonce(request.url, response, self.nonces)
+                if asked and not nonce_retried:
                     nonce_retried = True
                     continue  # the same request once more, its proof with the nonce
 

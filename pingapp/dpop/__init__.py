@@ -7,7 +7,7 @@ API all use.
   for every backend on a shared store.
 - `NonceSource`: stateless rotating server nonces (`DPoP-Nonce`).
 - `DPoPError`: every refusal, with the RFC's error code.
-- `NonceMemory`, `Prover`, `send_with_proof`, `asks_for_nonce`: a client's requests
+- `NonceMemory`, `Prover`, `send_with_proof`, `retry_with_nonce`: a client's requests
   with proofs and the servers' nonces (`pingapp.dpop.client`).
 
 This package's public API is what it imports here: code outside `pingapp/dpop/`
@@ -20,6 +20,7 @@ from pingapp.dpop.client import (
     NonceMemory,
     Prover,
     asks_for_nonce,
+    retry_with_nonce,
     send_with_proof,
 )
 from pingapp.dpop.htu import normalize_htu
@@ -63,6 +64,7 @@ __all__ = [
     "jwk_thumbprint",
     "make_proof",
     "normalize_htu",
+    "retry_with_nonce",
     "send_with_proof",
     "token_hash",
     "verify_proof",

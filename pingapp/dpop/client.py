@@ -2,7 +2,8 @@
 that carry a proof.
 
 - `NonceMemory`: the latest `DPoP-Nonce` each origin sent (provider and API).
-- `asks_for_nonce`: whether an answer asks for a proof with the server's nonce.
+- `asks_for_nonce`: whether an answer asks for a proof with the server's nonce;
+  `retry_with_nonce`: remember the nonce and decide the one retry with it.
 - `Prover`: a key and the nonces; makes each request's proof.
 - `send_with_proof`: one request with a proof (and `Authorization: DPoP` when a
   token goes along), sent once more with the server's nonce on `use_dpop_nonce`.
@@ -66,6 +67,19 @@ def asks_for_nonce(response: httpx2.Response) -> bool:
     return isinstance(body, dict) and body.get("error") == USE_NONCE
 
 
+async def retry_with_nonce(
+    url: str | httpx2.URL, response: httpx2.Response, nonces: NonceMemory
+) -> bool:
+    """After an answer to a request that carried a proof: remember the server's nonce
+    for `url`'s origin, and whether to send that request once more with it (it asked:
+    `asks_for_nonce`; a 400's JSON body is read for that). The one place that decides a
+    DPoP nonce retry: `send_with_proof` and `pingapp.http.TokenAuth` both ask here."""
+    nonces.learn(url, response)
+    if response.status_code == httpx2.codes.BAD_REQUEST:
+        await response.aread()
+    return asks_for_nonce(response)
+
+
 @dataclasses.dataclass(frozen=True)
 class Prover:
     """One session's key and the process's nonces: makes a request's proof."""
@@ -99,8 +113,7 @@ async def send_with_proof(
         if access_token is not None:
             sent["Authorization"] = f"DPoP {access_token}"
         response = await http.request(method, url, headers=sent, **kwargs)
-        prover.nonces.learn(url, response)
-        if not asks_for_nonce(response):
+        if not await retry_with_nonce(url, response, prover.nonces):
             break
     assert response is not None
     return response
