@@ -34,7 +34,7 @@ import reflex as rx
 from reflex_base.constants import ReactRouter
 from reflex_base.plugins.base import Plugin
 
-from pingapp.headers import add_to_vite_config, dev_policy, externalize_site
+from pingapp.web.headers import add_to_vite_config, dev_policy, externalize_site
 
 TOOLS = Path(__file__).resolve().parent / ".tools"
 # What the Makefile installs (its BUN and NODE), by paths that name neither the
@@ -70,7 +70,7 @@ def _use_npm_registry() -> None:
 
 
 class SecurityHeaders(Plugin):
-    """The pages' security headers (pingapp/headers.py, docs/security.md 52).
+    """The pages' security headers (pingapp/web/headers.py, docs/security.md 52).
 
     Dev (`reflex run`): Vite's dev server sends them, through a middleware this
     adds to `.web/vite.config.js` (Reflex writes that file at every compile, and
@@ -117,7 +117,7 @@ config = rx.Config(
         ),
         # Security headers from Vite's dev server (make run), and built pages whose
         # scripts all come from files, so no policy needs 'unsafe-inline' for
-        # scripts (pingapp/headers.py; docs/security.md 52).
+        # scripts (pingapp/web/headers.py; docs/security.md 52).
         SecurityHeaders(),
     ],
 )

@@ -22,15 +22,15 @@ from reflex.config import get_config
 from starlette.types import ASGIApp
 
 from pingapp import telemetry
-from pingapp.allowlist import Allowlist
 from pingapp.api.dpop import DPoPPolicy, build_dpop_policy
 from pingapp.api.security import NotConfigured, build_verifier
 from pingapp.api.verifier import TokenVerifier
 from pingapp.dpop import NonceMemory
-from pingapp.http import http_client_lifespan
 from pingapp.oidc.client import OIDCClient
 from pingapp.oidc.discovery import Discovery
 from pingapp.oidc.session import Vault, build_vault
+from pingapp.outbound.allowlist import Allowlist
+from pingapp.outbound.http import http_client_lifespan
 from pingapp.settings import Settings, get_settings
 from pingapp.urls import backend_url, frontend_url
 
@@ -48,7 +48,7 @@ class AppContext:
     """One backend process's shared objects (see the module docstring)."""
 
     settings: Settings
-    #: The one outbound HTTP client (`pingapp.http`).
+    #: The one outbound HTTP client (`pingapp.outbound.http`).
     client: httpx2.AsyncClient
     vault: Vault
     oidc: OIDCClient

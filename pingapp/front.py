@@ -8,9 +8,9 @@ every answer carries.
 - The event websocket's handshake reaches Reflex rewritten: handlers see only what the
   server computed from our cookies, and a tab's state belongs to the session its
   cookie names (`pingapp.oidc.cookies.handshake_scope`).
-- Every HTML answer carries the pages' CSP and headers (`pingapp.headers`), unless it
+- Every HTML answer carries the pages' CSP and headers (`pingapp.web.headers`), unless it
   sends its own (/idp, /api/docs); a page asked for under another loopback name goes
-  to the app's origin (`pingapp.loopback`); with telemetry on, open websockets are
+  to the app's origin (`pingapp.web.loopback`); with telemetry on, open websockets are
   counted.
 """
 
@@ -21,10 +21,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pingapp import routes, telemetry_instrument
 from pingapp.api.metadata import WELL_KNOWN
 from pingapp.context import context
-from pingapp.headers import with_security_headers
-from pingapp.loopback import loopback_to_origin
 from pingapp.oidc.cookies import handshake_scope
 from pingapp.reflex_internals import event_path, reflex_paths
+from pingapp.web.headers import with_security_headers
+from pingapp.web.loopback import loopback_to_origin
 
 #: The prefixes pingapp's own backend serves, in front of Reflex.
 OWN_PREFIXES = (routes.API, routes.AUTH, routes.IDP, WELL_KNOWN)

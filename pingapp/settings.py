@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     #: Accept non-loopback `http://` URLs (issuer, API, public URL) in prod.
     allow_insecure_http: bool = False
     #: Reverse proxies (addresses or CIDR networks) whose `X-Forwarded-For` names the
-    #: client a throttle counts (`pingapp.clientaddr`, docs/security.md 51). Empty: the
+    #: client a throttle counts (`pingapp.web.clientaddr`, docs/security.md 51). Empty: the
     #: socket's peer is the client and the header is never read.
     trusted_proxies: Networks = Field(default_factory=list)
     #: Sign-ins one client address may start per minute at `/auth/login`, counted by

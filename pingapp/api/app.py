@@ -36,10 +36,10 @@ from pingapp.api.security import (
     verifier_of,
 )
 from pingapp.api.verifier import AccessToken
-from pingapp.headers import docs_policy, inline_scripts
-from pingapp.http import http_client_lifespan
+from pingapp.outbound.http import http_client_lifespan
 from pingapp.settings import get_settings
 from pingapp.urls import backend_url, origin_of
+from pingapp.web.headers import docs_policy, inline_scripts
 
 #: The scope the tutorial's scoped endpoint needs.
 READ_MESSAGES = "read:messages"
@@ -117,7 +117,7 @@ def _own_origins() -> list[str]:
 def _with_own_policy(page: HTMLResponse, connect: list[str] | None = None) -> HTMLResponse:
     """A Swagger UI page with its own Content-Security-Policy: Swagger UI's files
     from this origin, the page's inline script (written here, from the settings)
-    by its hash, no 'unsafe-eval', no framing (`pingapp.headers.docs_policy`)."""
+    by its hash, no 'unsafe-eval', no framing (`pingapp.web.headers.docs_policy`)."""
     page.headers["Content-Security-Policy"] = docs_policy(
         inline_scripts(bytes(page.body).decode()), connect or []
     )

@@ -21,8 +21,8 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from pingapp import telemetry
-from pingapp.clientaddr import client_address
 from pingapp.settings import get_settings
+from pingapp.web.clientaddr import client_address
 
 #: Error codes of RFC 6750 section 3.1.
 INVALID_REQUEST = "invalid_request"

@@ -31,9 +31,9 @@ from pingapp.api.jws import AT_TYP, GENERIC_TYP, TokenRefused, read_header, typ_
 from pingapp.core.jwks import asymmetric_only
 from pingapp.core.keys import AmbiguousKey, ClientSource, KeyStore, KeysUnavailable, UnknownKey
 from pingapp.core.singleflight import FAILURE_COOLDOWN
-from pingapp.http import make_client
 from pingapp.oidc.discovery import Discovery
 from pingapp.oidc.errors import LoginError
+from pingapp.outbound.http import make_client
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,6 @@ from starlette.types import ASGIApp
 
 from pingapp import telemetry
 from pingapp.auth.devices import clean_agent, coarse_address
-from pingapp.bodylimit import BodySizeLimit
-from pingapp.clientaddr import client_address
 from pingapp.context import context
 from pingapp.oidc.cookies import LOGIN_COOKIE, SESSION_COOKIE, cookie_name, new_secret, read_cookie
 from pingapp.oidc.errors import LoginError, LogoutTokenRefused
@@ -51,6 +49,8 @@ from pingapp.oidc.id_token import LOGOUT_TOKEN_MAX_AGE
 from pingapp.oidc.login import new_pending_login, safe_return_path
 from pingapp.oidc.session import LOGIN_TTL, BindTicket, LoginRecord
 from pingapp.routes import AUTH, BACKCHANNEL_LOGOUT, CALLBACK, HOME, LOGIN, SESSION_HOP
+from pingapp.web.bodylimit import BodySizeLimit
+from pingapp.web.clientaddr import client_address
 
 logger = logging.getLogger(__name__)
 

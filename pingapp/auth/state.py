@@ -21,12 +21,12 @@ import reflex as rx
 from pingapp import telemetry
 from pingapp.auth.flow import end_at_provider, finish_login
 from pingapp.context import context
-from pingapp.http import Credential
 from pingapp.oidc.cookies import HandshakeRefs
 from pingapp.oidc.errors import LoginError
 from pingapp.oidc.id_token import peek
 from pingapp.oidc.refresh import Outcome, TokenOutcome, current_token, expired
 from pingapp.oidc.session import ServerSession
+from pingapp.outbound.http import Credential
 from pingapp.routes import CALLBACK, HOME, LOGIN, SESSION_HOP
 from pingapp.settings import get_settings
 

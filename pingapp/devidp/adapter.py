@@ -27,8 +27,8 @@ from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from pingapp.clientaddr import client_address
 from pingapp.devidp.models import Client, Subject
+from pingapp.web.clientaddr import client_address
 
 if TYPE_CHECKING:
     from pingapp.devidp.provider import Provider
@@ -44,7 +44,7 @@ class HttpIn:
     query: list[tuple[str, str]] = field(default_factory=list)
     form: list[tuple[str, str]] = field(default_factory=list)
     cookies: Mapping[str, str] = field(default_factory=dict)
-    #: The client as a throttle counts it (`pingapp.clientaddr.client_address`): the
+    #: The client as a throttle counts it (`pingapp.web.clientaddr.client_address`): the
     #: socket's peer; `X-Forwarded-For` only from a trusted proxy (TRUSTED_PROXIES).
     client: str = ""
     #: Every `DPoP` header sent (RFC 9449: more than one is an invalid request).

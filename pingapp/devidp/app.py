@@ -5,7 +5,7 @@ a worker thread: discovery and keys, `/authorize` and `/consent` (`interaction.p
 `/login` (`signin.py`), `/logout` (`logout.py`), `/par` (`par.py`), `/token` (with
 DPoP proofs, `proofs.py`), and authlib's `/revoke` and `/userinfo` (`provider.py`).
 A request body over `MAX_BODY_BYTES` gets 413 before anything reads it
-(`pingapp.bodylimit`). The default clients (the app's and the API docs') are
+(`pingapp.web.bodylimit`). The default clients (the app's and the API docs') are
 registered here.
 """
 
@@ -25,7 +25,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pingapp.bodylimit import MAX_BODY_BYTES, BodySizeLimit
 from pingapp.devidp import pages
 from pingapp.devidp.adapter import HttpIn, is_bad_input, read_request
 from pingapp.devidp.backchannel import LogoutDelivery
@@ -45,6 +44,7 @@ from pingapp.devidp.signin import sign_in
 from pingapp.devidp.storage import Store, store_for
 from pingapp.routes import BACKCHANNEL_LOGOUT, CALLBACK
 from pingapp.settings import EMBEDDED_DOCS_CLIENT_ID
+from pingapp.web.bodylimit import MAX_BODY_BYTES, BodySizeLimit
 
 log = logging.getLogger("pingapp.devidp")
 

@@ -12,7 +12,7 @@ Memory is bounded whatever a flood sends: names and addresses are counted in
 (at most 16,384 counters).
 Two names in one bucket share a throttle, which gives an attacker nothing they
 could not do by failing the name itself. The address is the client as
-`pingapp.clientaddr.client_address` counts it: the socket's peer, or what a trusted
+`pingapp.web.clientaddr.client_address` counts it: the socket's peer, or what a trusted
 proxy forwarded (TRUSTED_PROXIES, docs/security.md item 51); an IPv6 client by its /64.
 
 The clock is injectable, so tests move time instead of waiting.
@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from pingapp.clientaddr import counted_as
 from pingapp.devidp.records import counter_key
 from pingapp.devidp.storage import Store
+from pingapp.web.clientaddr import counted_as
 
 log = logging.getLogger("pingapp.devidp")
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx2
 
-from pingapp.challenges import challenge_error
 from pingapp.dpop.keys import DPoPKey
 from pingapp.dpop.proof import USE_NONCE, make_proof
 from pingapp.urls import origin_of
+from pingapp.web.challenges import challenge_error
 
 NONCE_HEADER = "DPoP-Nonce"
 #: A nonce longer than this is not remembered (a server's nonce is short).
@@ -73,7 +73,7 @@ async def retry_with_nonce(
     """After an answer to a request that carried a proof: remember the server's nonce
     for `url`'s origin, and whether to send that request once more with it (it asked:
     `asks_for_nonce`; a 400's JSON body is read for that). The one place that decides a
-    DPoP nonce retry: `send_with_proof` and `pingapp.http.TokenAuth` both ask here."""
+    DPoP nonce retry: `send_with_proof` and `pingapp.outbound.http.TokenAuth` both ask here."""
     nonces.learn(url, response)
     if response.status_code == httpx2.codes.BAD_REQUEST:
         await response.aread()

@@ -24,13 +24,13 @@ from authlib.common.urls import add_params_to_uri
 
 from pingapp.core.keys import KeyStore, KeysUnavailable, UnknownKey
 from pingapp.dpop import DPoPKey, NonceMemory, Prover
-from pingapp.http import Credential, TokenAuth
 from pingapp.oidc.discovery import Discovery
 from pingapp.oidc.dpop import bound_jkt, login_key, not_bound_error
 from pingapp.oidc.errors import LoginError, ProviderUnavailable
 from pingapp.oidc.forms import client_authentication, error_of, post_form, token_request
 from pingapp.oidc.id_token import check_id_token, check_logout_token
 from pingapp.oidc.login import PendingLogin, authorization_params, end_session_url
+from pingapp.outbound.http import Credential, TokenAuth
 from pingapp.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ class OIDCClient:
     async def userinfo(self, access_token: str, *, dpop_key: str = "") -> dict[str, Any]:
         """The provider's profile of the user (the tutorial's Profile page), or {}.
         `dpop_key`: the key a bound token is bound to (`Authorization: DPoP` + proof).
-        Sent like every call that carries an access token (`pingapp.http.TokenAuth`),
+        Sent like every call that carries an access token (`pingapp.outbound.http.TokenAuth`),
         to the userinfo endpoint only; no refresh here (the token was just issued)."""
         url = (await self.metadata()).get("userinfo_endpoint")
         if not isinstance(url, str):

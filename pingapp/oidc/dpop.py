@@ -7,7 +7,7 @@ provider bound the tokens to it.
 
 The key is a secret: it lives in the pending login and then the server session,
 which the vault encrypts at rest, and never reaches the browser. Requests with a
-proof: `pingapp.dpop.send_with_proof` and `pingapp.http.TokenAuth`.
+proof: `pingapp.dpop.send_with_proof` and `pingapp.outbound.http.TokenAuth`.
 """
 
 from __future__ import annotations

@@ -21,10 +21,10 @@ from typing import Any, Protocol
 
 from pingapp import telemetry
 from pingapp.dpop import DPoPKey
-from pingapp.http import Credential
 from pingapp.oidc.dpop import bound_jkt
 from pingapp.oidc.errors import GrantRejected, LoginError
 from pingapp.oidc.session import ServerSession, Vault
+from pingapp.outbound.http import Credential
 
 #: Refresh the access token when it has less than this many seconds left.
 REFRESH_MARGIN = 30

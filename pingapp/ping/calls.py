@@ -7,7 +7,7 @@ import time
 
 import httpx2
 
-from pingapp.challenges import challenge_error
+from pingapp.web.challenges import challenge_error
 
 
 @dataclasses.dataclass(frozen=True)

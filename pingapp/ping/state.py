@@ -12,7 +12,7 @@ import reflex as rx
 from pingapp import telemetry
 from pingapp.auth.state import AuthState
 from pingapp.context import context
-from pingapp.http import Credential, TokenAuth, TokenProvider
+from pingapp.outbound.http import Credential, TokenAuth, TokenProvider
 from pingapp.ping.calls import PingResult, call_api
 from pingapp.urls import origin_of
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from pingapp.headers import inline_scripts, script_hash
 from pingapp.urls import origin_of
+from pingapp.web.headers import inline_scripts, script_hash
 from tests.support.csp import directives
 from tests.support.issuers import Issuer, Server
 

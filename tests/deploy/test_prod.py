@@ -9,7 +9,7 @@ import httpx2
 import pytest
 from playwright.sync_api import Page, expect
 
-from pingapp.headers import PAGE_HEADERS, PAGE_POLICY, inline_scripts
+from pingapp.web.headers import PAGE_HEADERS, PAGE_POLICY, inline_scripts
 from tests.support.app import PUBLIC_MESSAGE, RunningApp, start_app
 from tests.support.browser import csp_watch, ping_private, sign_in, sign_out
 from tests.support.csp import assert_strict, use_api_docs, use_home_and_ping, watch
@@ -51,7 +51,7 @@ def test_the_printed_address_leads_to_a_working_app(app: RunningApp, page: Page)
     assert api.status_code == 200
 
 
-# --- Security headers (docs/security.md 52): Reflex's server sends pingapp.headers'
+# --- Security headers (docs/security.md 52): Reflex's server sends pingapp.web.headers'
 # values with every page; the backend's own answers keep theirs.
 
 PAGES = ["/", "/ping/", "/profile/", "/callback/", "/no/such/page"]

@@ -13,10 +13,10 @@ from typing import Any
 import httpx2
 import pytest
 
-from pingapp.challenges import challenge_params
 from pingapp.devidp.config import DOCS_REDIRECT_PATH
 from pingapp.dpop import DPoPKey, make_proof
 from pingapp.settings import EMBEDDED_DOCS_CLIENT_ID
+from pingapp.web.challenges import challenge_params
 from tests.idp.flow import Browser, callback_params, parse_page, rp, start
 from tests.support.app import PRIVATE_MESSAGE, RunningApp, start_app
 

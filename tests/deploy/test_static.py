@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from playwright.sync_api import Page
 
-from pingapp.headers import PAGE_HEADERS, PAGE_POLICY, inline_scripts
+from pingapp.web.headers import PAGE_HEADERS, PAGE_POLICY, inline_scripts
 from tests.support.browser import csp_watch, ping_private, sign_in, sign_out
 from tests.support.csp import assert_strict, use_api_docs, use_home_and_ping, watch
 from tests.support.deploy import StaticSite, backend, start_backends, start_nginx
@@ -84,7 +84,7 @@ def test_headers_pages_revalidate_assets_cache_callback_has_no_referrer(
     assert issuer == deployed.url + "/idp"
 
 
-# --- Security headers (docs/security.md 52): nginx sends pingapp.headers' values (the
+# --- Security headers (docs/security.md 52): nginx sends pingapp.web.headers' values (the
 # ones `make prod` sends) with the exported pages, whose scripts are all files.
 
 

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from playwright.sync_api import Page, expect
 
-from pingapp.headers import PAGE_HEADERS, dev_policy, inline_scripts, script_hash
+from pingapp.web.headers import PAGE_HEADERS, dev_policy, inline_scripts, script_hash
 from tests.support.app import RunningApp, start_app
 from tests.support.browser import ping_private, sign_in, sign_out
 from tests.support.csp import assert_strict, directives, use_api_docs, use_home_and_ping, watch

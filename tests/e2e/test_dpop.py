@@ -13,9 +13,9 @@ import httpx2
 import pytest
 from playwright.sync_api import Browser, expect
 
-from pingapp.challenges import challenge_params
 from pingapp.dpop import DPoPKey, make_proof
 from pingapp.oidc.session import ServerSession
+from pingapp.web.challenges import challenge_params
 from tests.support.app import PRIVATE_MESSAGE, RunningApp, start_app, wait_for_sessions
 from tests.support.browser import sign_in_at_provider
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from pingapp.bodylimit import MAX_BODY_BYTES
+from pingapp.web.bodylimit import MAX_BODY_BYTES
 from tests.idp.flow import Browser, callback_params, login, parse_page, rp, start
 from tests.idp.serve import APP_REDIRECT
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from pingapp.bodylimit import MAX_BODY_BYTES, BodySizeLimit
+from pingapp.web.bodylimit import MAX_BODY_BYTES, BodySizeLimit
 
 LIMIT = 1000
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pingapp.clientaddr import client_address, counted_as
+from pingapp.web.clientaddr import client_address, counted_as
 
 PROXIES: list[IPv4Network | IPv6Network] = [
     ip_network("10.0.0.2"),

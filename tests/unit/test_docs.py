@@ -46,7 +46,7 @@ HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
 MAKE = re.compile(r"(?<![\w$(-])make[ \t]+([a-z][a-z0-9_-]*)")
 RULE = re.compile(r"^([a-z][a-z0-9_-]*)[ \t]*:(?!=)", re.MULTILINE)
 ENV_LINE = re.compile(r"^#?[ \t]*([A-Z][A-Z0-9_]*)=", re.MULTILINE)
-#: A path of the repository as the pages write it: `pingapp/http.py`, `tests/e2e/`,
+#: A path of the repository as the pages write it: `pingapp/outbound/http.py`, `tests/e2e/`,
 #: `bench/load.py`, `tests/unit/test_oidc.py::test_name` (not inside a URL or a longer
 #: path).
 REPO_PATH = re.compile(r"(?<![\w./-])((?:bench|tests|pingapp)/[\w./-]*)")

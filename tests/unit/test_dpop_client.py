@@ -20,9 +20,7 @@ import jwt
 import pytest
 from cryptography.fernet import Fernet
 
-from pingapp.challenges import challenge_params
 from pingapp.dpop import DPoPError, DPoPKey, NonceMemory, verify_proof
-from pingapp.http import Credential, TokenAuth, make_client
 from pingapp.oidc.client import OIDCClient
 from pingapp.oidc.dpop import bound_jkt, login_key
 from pingapp.oidc.errors import LoginError
@@ -30,7 +28,9 @@ from pingapp.oidc.login import new_pending_login
 from pingapp.oidc.refresh import Outcome, current_token
 from pingapp.oidc.session import LoginRecord, ServerSession, Vault
 from pingapp.oidc.store import DiskStore
+from pingapp.outbound.http import Credential, TokenAuth, make_client
 from pingapp.settings import Settings
+from pingapp.web.challenges import challenge_params
 
 ISSUER = "https://idp.example.test"
 TOKEN_URL = ISSUER + "/token"

@@ -1,4 +1,4 @@
-"""pingapp.headers (docs/security.md 52): the policies, the built pages' scripts moved
+"""pingapp.web.headers (docs/security.md 52): the policies, the built pages' scripts moved
 to files, the ASGI wrapper `make prod` uses, and the dev server's middleware
 (run under the project's Node against a real http server)."""
 
@@ -19,8 +19,8 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 import rxconfig
-from pingapp import headers
-from pingapp.headers import (
+from pingapp.web import headers
+from pingapp.web.headers import (
     PAGE_HEADERS,
     PAGE_POLICY,
     add_to_vite_config,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import httpx2
 import pytest
 
-from pingapp.allowlist import AllowedTarget, Allowlist
-from pingapp.http import TokenAuth, make_client
+from pingapp.outbound.allowlist import AllowedTarget, Allowlist
+from pingapp.outbound.http import TokenAuth, make_client
 
 ALLOWED = [
     "https://api.example.test",

@@ -23,9 +23,9 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
 from pingapp.context import serve_context
-from pingapp.http import NoCookieJar, TokenAuth, make_client
 from pingapp.oidc.session import Vault
 from pingapp.oidc.store import DiskStore
+from pingapp.outbound.http import NoCookieJar, TokenAuth, make_client
 from pingapp.settings import Settings
 
 OWN_ORIGIN = "http://localhost:8000"

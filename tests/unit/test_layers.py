@@ -18,23 +18,18 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # Foundations: no app state, no sign-in.
     (
         "pingapp.core",
+        "pingapp.web",
         "pingapp.urls",
         "pingapp.routes",
-        "pingapp.challenges",
         "pingapp.telemetry",
         "pingapp.reflex_internals",
-        "pingapp.bodylimit",
-        "pingapp.clientaddr",
-        "pingapp.headers",
-        "pingapp.loopback",
     ),
     ("pingapp.settings",),
     # DPoP, for the client, the provider and the API.
     ("pingapp.dpop",),
     # The shared HTTP client and its token-attaching auth; telemetry's wiring.
     (
-        "pingapp.allowlist",
-        "pingapp.http",
+        "pingapp.outbound",
         "pingapp.telemetry_instrument",
         "pingapp.telemetry_setup",
     ),

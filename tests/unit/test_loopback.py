@@ -1,4 +1,4 @@
-"""`pingapp.loopback`: pages asked for under another loopback name go to the app's
+"""`pingapp.web.loopback`: pages asked for under another loopback name go to the app's
 origin; everything else, and every other host, is served as asked."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from pingapp.loopback import loopback_to_origin, redirect_target
+from pingapp.web.loopback import loopback_to_origin, redirect_target
 
 ORIGIN = "http://localhost:3000"
 

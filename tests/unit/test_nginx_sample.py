@@ -2,7 +2,7 @@
 
 The proxied locations (/api, /auth, /idp, /_reflex and the API's RFC 9728
 metadata) get the static site's security headers, each once; the pages get
-pingapp.headers' policy and headers, the very values `make prod` sends; HSTS goes
+pingapp.web.headers' policy and headers, the very values `make prod` sends; HSTS goes
 out over https only; access logs name paths without query strings, so `?code=`,
 `?state=` and `?ticket=` never reach a log file. The sample is rendered the way
 tests/deploy/conftest.py does (port, root, backends), plus its log path (and, for
@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from pingapp.headers import PAGE_HEADERS, PAGE_POLICY
+from pingapp.web.headers import PAGE_HEADERS, PAGE_POLICY
 from tests.support.net import free_port
 
 SAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
@@ -236,7 +236,7 @@ def test_other_well_known_paths_are_not_the_backends(site: Site) -> None:
 def test_the_pages_carry_the_apps_policy_and_headers(site: Site, path: str) -> None:
     response = httpx2.get(site.url + path)
     assert response.status_code == 200
-    # The very policy `make prod` sends (pingapp.headers): no 'unsafe-eval', no
+    # The very policy `make prod` sends (pingapp.web.headers): no 'unsafe-eval', no
     # 'unsafe-inline' for scripts, no framing.
     assert response.headers.get_list("content-security-policy") == [PAGE_POLICY]
     for name, value in STATIC_HEADERS.items():

@@ -10,7 +10,7 @@ dead. So page requests under another loopback name are redirected to the origin
 provider and Reflex's own routes answer at any name, as they did.
 
 `make run` serves pages from Vite's dev server, which does the same with the
-plugin in `pingapp.headers` (`pingappLoopbackRedirect`).
+plugin in `pingapp.web.headers` (`pingappLoopbackRedirect`).
 """
 
 from __future__ import annotations

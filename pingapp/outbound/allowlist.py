@@ -1,7 +1,7 @@
 """Where a bearer token may go: API_ALLOWED_ORIGINS, parsed once (`Allowlist`).
 
 Each entry is an exact origin (scheme, host and port), optionally narrowed to a
-path prefix; `TokenAuth` (`pingapp.http`) checks every request and every
+path prefix; `TokenAuth` (`pingapp.outbound.http`) checks every request and every
 redirect hop against it (docs/security.md item 21). The allowlist plays the role of
 angular-jwt's `whiteListedDomains`.
 """

@@ -35,10 +35,10 @@ import httpx2
 from starlette.types import ASGIApp
 
 from pingapp import telemetry_instrument
-from pingapp.allowlist import Allowlist
-from pingapp.challenges import challenge_error
 from pingapp.dpop import DPoPKey, NonceMemory, Prover, retry_with_nonce
+from pingapp.outbound.allowlist import Allowlist
 from pingapp.settings import get_settings
+from pingapp.web.challenges import challenge_error
 
 
 class NoCookieJar(CookieJar):

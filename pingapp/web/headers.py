@@ -310,7 +310,7 @@ function pingappSecurityHeaders(policy, headers) {
   };
 }
 """
-# The dev server's half of `pingapp.loopback`: a page asked for under another
+# The dev server's half of `pingapp.web.loopback`: a page asked for under another
 # loopback name of this port goes to the app's origin (308, same path and query).
 _VITE_LOOPBACK = r"""
 function pingappLoopbackRedirect(origin) {
@@ -358,7 +358,7 @@ def add_to_vite_config(source: str, dev_csp: str, origin: str | None = None) -> 
         return source
     if _DEFINE_ANCHOR not in source or _PLUGINS_ANCHOR not in source:
         msg = (
-            "pingapp.headers cannot add the dev server's security headers to "
+            "pingapp.web.headers cannot add the dev server's security headers to "
             f"vite.config.js: {_DEFINE_ANCHOR!r} or {_PLUGINS_ANCHOR!r} is gone "
             "(Reflex's template changed)."
         )
